@@ -309,6 +309,7 @@ def parse_server_frame(data: str | bytes) -> ServerEvent:
         raise ProtocolViolation(f"{kind} frame lacks field {exc}") from None
     if not isinstance(event.id, str) or not isinstance(event.request_id, str):
         raise ProtocolViolation(f"{kind} frame Id and RequestId must be strings")
-    if event.attributes is not None and not _string_map(event.attributes):
+    attributes = getattr(event, "attributes", None)
+    if attributes is not None and not _string_map(attributes):
         raise ProtocolViolation(f"{kind} frame Attributes must be a map of strings")
     return event

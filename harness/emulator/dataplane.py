@@ -1,0 +1,528 @@
+"""The messaging WebSocket of the emulator: handshakes, requests, fan-out and injected faults.
+
+Fan-out is the hot path. A MESSAGE is serialised once, framed once (server frames are unmasked and
+we negotiate no compression, so every member gets the same bytes) and written straight to each
+member's transport — what `websockets.broadcast` does, minus re-framing per connection. Close
+frames, pings and pongs still go through websockets' protocol object, so the connection state
+machine stays websockets' own.
+
+Delivery goes through one ordered queue per room, so injected delay, jitter and pauses never
+reorder a room's frames (emulator choice: the service's ordering is unpublished but observed FIFO).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from ..protocols import ivschat
+from .ids import FrameIdGenerator
+from .limits import make_limiter
+from .metrics import Metrics, RoomCounters
+from .review import ReviewHandlers
+from .state import ChatState, Room, TokenGrant, TokenRejected
+
+log = logging.getLogger(__name__)
+
+OPEN = State.OPEN
+FRAME_LIMIT = 10 * 1024  # bytes; larger frames get ERROR 413 (emulator choice)
+HARD_FRAME_LIMIT = 1024 * 1024  # websockets closes with 1009 above this: protects the emulator itself
+ATTRIBUTES_LIMIT = 1024  # bytes of keys and values in a SEND_MESSAGE's Attributes (emulator choice)
+SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a member is aborted
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2) around `payload`."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def _map_size(attributes: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
+
+
+class Member:
+    """One open connection in a room."""
+
+    __slots__ = ("id", "connection", "transport", "grant", "runtime", "connected_ns", "expiry", "remote")
+
+    def __init__(self, member_id: int, connection: ServerConnection, grant: TokenGrant) -> None:
+        self.id = member_id
+        self.connection = connection
+        self.transport = connection.transport
+        self.grant = grant
+        self.runtime: RoomRuntime | None = None
+        self.connected_ns = time.time_ns()
+        self.expiry: asyncio.TimerHandle | None = None
+        self.remote = connection.remote_address[0] if connection.remote_address else ""
+
+    def describe(self) -> dict:
+        return {
+            "connection_id": self.id,
+            "room_id": self.grant.room_id,
+            "user_id": self.grant.user_id,
+            "connected_at_ns": self.connected_ns,
+            "capabilities": sorted(self.grant.capabilities),
+        }
+
+
+class RoomRuntime:
+    """The live side of a room: members, its limiter, counters and fault settings."""
+
+    def __init__(self, room: Room, algorithm: str) -> None:
+        self.room = room
+        self.members: dict[int, Member] = {}
+        self.limiter = make_limiter(algorithm, room.maximum_message_rate_per_second)
+        self.counters = RoomCounters()
+        self.delay_s = 0.0
+        self.jitter_s = 0.0
+        self.paused: str | None = None  # None, "drop" (accepted but never delivered) or "hold"
+        self.held: list[tuple[bytes, Callable[[], None] | None]] = []
+        self.pending: deque[tuple[float, bytes, Callable[[], None] | None]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def members_of(self, user_id: str) -> list[Member]:
+        return [m for m in self.members.values() if m.grant.user_id == user_id]
+
+
+class ChatConnection(ServerConnection):
+    """A websockets server connection that knows its chat member and reports its own end.
+
+    The quota count must drop exactly once per counted handshake, including handshakes that fail
+    after we accepted the token, so it is released in `connection_lost`, which always runs.
+    """
+
+    chat_member: Member | None = None
+    on_lost: Callable[[ChatConnection], None] | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost(self)
+
+
+class DataPlane:
+    def __init__(
+        self,
+        state: ChatState,
+        metrics: Metrics,
+        review: ReviewHandlers,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_algorithm: str = "fixed-window",
+        max_connections: int = 50_000,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        make_limiter(rate_algorithm, 1)  # fail now, not at the first message, on a bad name
+        self.state = state
+        self.metrics = metrics
+        self.review = review
+        self.host = host
+        self.port = port
+        self.rate_algorithm = rate_algorithm
+        self.max_connections = max_connections
+        self.ping_interval = ping_interval
+        self.rooms: dict[str, RoomRuntime] = {}
+        self.frame_ids = FrameIdGenerator()
+        self._server: Server | None = None
+        self._member_ids = iter(range(1, 1 << 62))
+        self._tasks: set[asyncio.Task] = set()
+        self._connection_count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.default_delay = (0.0, 0.0)  # (delay_s, jitter_s) for rooms not set one by one
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self.port,
+            select_subprotocol=self._select_subprotocol,
+            process_response=self._process_response,
+            compression=None,  # one framing for all members; see the module docstring
+            max_size=HARD_FRAME_LIMIT,
+            ping_interval=self.ping_interval,
+            server_header="chatload-ivschat-emulator",
+            create_connection=ChatConnection,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        for runtime in self.rooms.values():
+            if runtime.timer is not None:
+                runtime.timer.cancel()
+
+    @property
+    def endpoint(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def runtime(self, room: Room) -> RoomRuntime:
+        runtime = self.rooms.get(room.id)
+        if runtime is None or runtime.room is not room:
+            runtime = self.rooms[room.id] = RoomRuntime(room, self.rate_algorithm)
+            runtime.delay_s, runtime.jitter_s = self.default_delay
+        return runtime
+
+    # -- handshake --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _select_subprotocol(connection: ServerConnection, offered) -> str | None:
+        # The token is the only subprotocol and must be echoed, or browsers, ws and undici fail.
+        return offered[0] if offered else None
+
+    def _process_response(self, connection: ChatConnection, request, response):
+        if response.status_code != 101:
+            return None
+        token = response.headers.get("Sec-WebSocket-Protocol")
+        try:
+            if self._connection_count >= self.max_connections:
+                raise TokenRejected(429, "concurrent connection quota exceeded")
+            grant = self.state.redeem_token(token)
+        except TokenRejected as rejected:
+            self.metrics.handshakes_rejected[rejected.status] += 1
+            return connection.respond(rejected.status, rejected.reason + "\n")
+        connection.chat_member = Member(next(self._member_ids), connection, grant)
+        # Counted at the handshake, not in the handler, so a burst of handshakes cannot overshoot.
+        self._connection_count += 1
+        connection.on_lost = self._connection_lost
+        return None
+
+    def _connection_lost(self, connection: ChatConnection) -> None:
+        self._connection_count -= 1
+        member = connection.chat_member
+        if member.expiry is not None:
+            member.expiry.cancel()
+        if member.runtime is not None:
+            member.runtime.members.pop(member.id, None)
+
+    async def _handler(self, connection: ChatConnection) -> None:
+        member: Member = connection.chat_member
+        try:
+            room = self.state.rooms.get(member.grant.room_id)
+            if room is None:  # deleted between the handshake and now
+                self._send_one(member, self._error_frame("", 404, "Room not found"))
+                await connection.close(1000, "Room deleted")
+                return
+            runtime = member.runtime = self.runtime(room)
+            runtime.members[member.id] = member
+            runtime.counters.connections_opened += 1
+            remaining_s = (member.grant.session_expiration_ns - time.time_ns()) / 1e9
+            member.expiry = self._loop.call_later(max(0.0, remaining_s), self._expire, member)
+            async for data in connection:
+                if isinstance(data, bytes):
+                    self.metrics.protocol_errors += 1
+                    self._reject(member, "", 400, "Binary frames are not supported")
+                elif len(data) > FRAME_LIMIT // 4 and len(data.encode()) > FRAME_LIMIT:
+                    self.metrics.protocol_errors += 1
+                    self._reject(member, "", 413, f"Frame exceeds {FRAME_LIMIT} bytes")
+                else:
+                    pending = self._on_request(member, ivschat.parse_client_frame(data))
+                    if pending is not None:  # only the review handler makes us wait
+                        await pending
+        except ConnectionClosed:
+            pass
+        # Leaving the room happens in _connection_lost: a member stays a recipient until its TCP
+        # connection is gone, exactly as long as frames could still reach it.
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _on_request(self, member: Member, request):
+        if isinstance(request, ivschat.SendMessageRequest):
+            return self._send_message(member, request)
+        if isinstance(request, ivschat.RequestError):
+            self.metrics.protocol_errors += 1
+            self._reject(member, request.request_id, request.code, request.message)
+        elif isinstance(request, ivschat.DeleteMessageRequest):
+            self._delete_message(member, request)
+        elif isinstance(request, ivschat.DisconnectUserRequest):
+            self._disconnect_user(member, request)
+        return None
+
+    def _send_message(self, member: Member, request: ivschat.SendMessageRequest):
+        runtime = member.runtime
+        room = runtime.room
+        if ivschat.SEND_MESSAGE not in member.grant.capabilities:
+            return self._reject(member, request.request_id, 403, "Token lacks the SEND_MESSAGE capability")
+        if not request.content:
+            return self._reject(member, request.request_id, 400, "Content must not be empty")
+        if len(request.content) > room.maximum_message_length:
+            return self._reject(member, request.request_id, 400,
+                                f"Content exceeds maximumMessageLength ({room.maximum_message_length})")
+        if request.attributes and _map_size(request.attributes) > ATTRIBUTES_LIMIT:
+            return self._reject(member, request.request_id, 413, f"Attributes exceed {ATTRIBUTES_LIMIT} bytes")
+        if not runtime.limiter.allow(time.time()):
+            return self._reject(member, request.request_id, 429, "Message rate limit exceeded")
+        if room.message_review_handler and room.message_review_handler.get("uri"):
+            return self._review_then_accept(member, request)
+        self._accept(member, request.request_id, request.content, request.attributes)
+        return None
+
+    async def _review_then_accept(self, member: Member, request: ivschat.SendMessageRequest) -> None:
+        runtime = member.runtime
+        message_id = self.frame_ids()
+        verdict = await self.review.review(
+            runtime.room.message_review_handler,
+            {
+                "Content": request.content,
+                "MessageId": message_id,
+                "RoomArn": runtime.room.arn,
+                "Attributes": request.attributes or {},
+                "Sender": {"UserId": member.grant.user_id, "Attributes": member.grant.attributes or {},
+                           "Ip": member.remote},
+            },
+        )
+        if not verdict.allow:
+            self._reject(member, request.request_id, 406, verdict.reason or "Message denied by the review handler")
+            return
+        self._accept(member, request.request_id, verdict.content, verdict.attributes, message_id)
+
+    def _accept(self, member: Member, request_id: str, content: str, attributes, message_id: str | None = None):
+        runtime = member.runtime
+        runtime.counters.messages_accepted += 1
+        payload = ivschat.encode_message(
+            message_id or self.frame_ids(), request_id, content, attributes, time.time_ns(),
+            member.grant.user_id, member.grant.attributes,
+        )
+        self._deliver(runtime, text_frame(payload))
+
+    def _delete_message(self, member: Member, request: ivschat.DeleteMessageRequest) -> None:
+        if ivschat.DELETE_MESSAGE not in member.grant.capabilities:
+            self._reject(member, request.request_id, 403, "Token lacks the DELETE_MESSAGE capability")
+        elif len(request.message_id) != 12 or not request.message_id.isalnum():
+            self._reject(member, request.request_id, 400, "Id must be a 12-character message Id")
+        else:
+            self.delete_message(member.runtime.room, request.message_id, request.reason, request.request_id)
+
+    def _disconnect_user(self, member: Member, request: ivschat.DisconnectUserRequest) -> None:
+        if ivschat.DISCONNECT_USER not in member.grant.capabilities:
+            self._reject(member, request.request_id, 403, "Token lacks the DISCONNECT_USER capability")
+        else:
+            self.disconnect_user(member.runtime.room, request.user_id, request.reason, request.request_id)
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def _error_frame(self, request_id: str, code: int, message: str) -> bytes:
+        return text_frame(ivschat.encode_error(self.frame_ids(), request_id, code, message))
+
+    def _reject(self, member: Member, request_id: str, code: int, message: str) -> None:
+        if member.runtime is not None:
+            member.runtime.counters.rejected[code] += 1
+        self._send_one(member, self._error_frame(request_id, code, message))
+
+    @staticmethod
+    def _send_one(member: Member, frame: bytes) -> None:
+        if member.connection.protocol.state is OPEN and not member.transport.is_closing():
+            member.transport.write(frame)
+
+    def _deliver(self, runtime: RoomRuntime, frame: bytes, after: Callable[[], None] | None = None) -> None:
+        """Fan a frame out to the room now, or through the room's queue when faults are set."""
+        if runtime.paused == "drop":
+            runtime.counters.messages_dropped_paused += 1
+        elif runtime.paused == "hold":
+            runtime.held.append((frame, None))
+        elif runtime.delay_s or runtime.jitter_s or runtime.pending:
+            due = self._loop.time() + runtime.delay_s + random.uniform(0.0, runtime.jitter_s)
+            if runtime.pending:
+                due = max(due, runtime.pending[-1][0])  # jitter never reorders a room's frames
+            runtime.pending.append((due, frame, after))
+            if runtime.timer is None:
+                runtime.timer = self._loop.call_at(due, self._flush_due, runtime)
+            return
+        else:
+            self._fanout(runtime, frame)
+        if after is not None:
+            after()
+
+    def _flush_due(self, runtime: RoomRuntime) -> None:
+        runtime.timer = None
+        now = self._loop.time()
+        while runtime.pending and runtime.pending[0][0] <= now:
+            _, frame, after = runtime.pending.popleft()
+            self._fanout(runtime, frame)
+            if after is not None:
+                after()
+        if runtime.pending:
+            runtime.timer = self._loop.call_at(runtime.pending[0][0], self._flush_due, runtime)
+
+    def _fanout(self, runtime: RoomRuntime, frame: bytes) -> None:
+        delivered = 0
+        slow = None
+        for member in runtime.members.values():
+            transport = member.transport
+            if member.connection.protocol.state is not OPEN or transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
+                slow = slow or []
+                slow.append(member)
+                continue
+            transport.write(frame)
+            delivered += 1
+        runtime.counters.frames_delivered += delivered
+        for member in slow or ():
+            runtime.counters.slow_consumers_dropped += 1
+            log.warning("aborting slow consumer %s in room %s", member.id, runtime.room.id)
+            member.transport.abort()
+
+    def _close(self, member: Member, code: int, reason: str) -> None:
+        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _expire(self, member: Member) -> None:
+        """Session expiry: ERROR 401, then a clean close (emulator choice, see the spec)."""
+        self._send_one(member, self._error_frame("", 401, "Session expired"))
+        self._close(member, 1000, "Session expired")
+
+    # -- operations shared with the control plane -------------------------------------------------
+
+    def send_event(self, room: Room, event_name: str, attributes: dict | None, request_id: str = "") -> str:
+        event_id = self.frame_ids()
+        runtime = self.runtime(room)
+        runtime.counters.events += 1
+        payload = ivschat.encode_event(event_id, request_id, event_name, attributes, time.time_ns())
+        self._deliver(runtime, text_frame(payload))
+        return event_id
+
+    def delete_message(self, room: Room, message_id: str, reason: str, request_id: str = "") -> None:
+        # Both spellings: SDK 1.1.1 reads only the deprecated MessageID.
+        attributes = {"MessageID": message_id, "MessageId": message_id}
+        if reason:
+            attributes["Reason"] = reason
+        self.send_event(room, ivschat.EVENT_DELETE_MESSAGE, attributes, request_id)
+
+    def disconnect_user(self, room: Room, user_id: str, reason: str, request_id: str = "") -> None:
+        runtime = self.runtime(room)
+        runtime.counters.events += 1
+        payload = ivschat.encode_event(
+            self.frame_ids(), request_id, ivschat.EVENT_DISCONNECT_USER,
+            {"UserId": user_id, "Reason": reason}, time.time_ns(),
+        )
+
+        def close_targets() -> None:
+            # After the event has gone out, so the kicked user sees why before the close frame.
+            for member in runtime.members_of(user_id):
+                self._close(member, 1000, reason or "Disconnected by moderator")
+
+        self._deliver(runtime, text_frame(payload), after=close_targets)
+
+    def room_updated(self, room: Room) -> None:
+        runtime = self.rooms.get(room.id)
+        if runtime is not None and runtime.limiter.rate != room.maximum_message_rate_per_second:
+            runtime.limiter = make_limiter(self.rate_algorithm, room.maximum_message_rate_per_second)
+
+    def room_deleted(self, room: Room) -> None:
+        runtime = self.rooms.pop(room.id, None)
+        if runtime is None:
+            return
+        if runtime.timer is not None:
+            runtime.timer.cancel()
+        for member in list(runtime.members.values()):
+            self._send_one(member, self._error_frame("", 404, "Room deleted"))
+            self._close(member, 1000, "Room deleted")
+
+    # -- faults (loopback admin endpoints and tests) ----------------------------------------------
+
+    def all_members(self) -> Iterable[Member]:
+        for runtime in self.rooms.values():
+            yield from runtime.members.values()
+
+    def select(
+        self,
+        *,
+        room_id: str | None = None,
+        user_ids: Iterable[str] | None = None,
+        connection_ids: Iterable[int] | None = None,
+        fraction: float | None = None,
+        seed: int | None = None,
+    ) -> list[Member]:
+        """Members matching every filter given; `fraction` then samples that many (rounded)."""
+        members = [m for m in self.all_members() if room_id is None or m.grant.room_id == room_id]
+        if user_ids is not None:
+            wanted = set(user_ids)
+            members = [m for m in members if m.grant.user_id in wanted]
+        if connection_ids is not None:
+            wanted_ids = set(connection_ids)
+            members = [m for m in members if m.id in wanted_ids]
+        if fraction is not None:
+            if not 0.0 <= fraction <= 1.0:
+                raise ValueError("fraction must be between 0 and 1")
+            members = random.Random(seed).sample(members, round(len(members) * fraction))
+        return members
+
+    def drop(self, members: list[Member], *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
+        """Abrupt: the TCP connection is aborted with no close frame (clients see 1006). Clean: a close frame."""
+        if mode not in ("abrupt", "clean"):
+            raise ValueError("mode must be 'abrupt' or 'clean'")
+        for member in members:
+            if mode == "abrupt":
+                member.transport.abort()
+            else:
+                self._close(member, code, reason or "Dropped by fault injection")
+        return [m.describe() for m in members]
+
+    def expire_sessions(self, members: list[Member]) -> list[dict]:
+        for member in members:
+            if member.expiry is not None:
+                member.expiry.cancel()
+            self._expire(member)
+        return [m.describe() for m in members]
+
+    def set_delay(self, room: Room | None, delay_s: float, jitter_s: float = 0.0) -> None:
+        if delay_s < 0 or jitter_s < 0:
+            raise ValueError("delay and jitter must not be negative")
+        for runtime in [self.runtime(room)] if room else list(self.rooms.values()):
+            runtime.delay_s, runtime.jitter_s = delay_s, jitter_s
+        if room is None:
+            self.default_delay = (delay_s, jitter_s)
+
+    def pause(self, room: Room, mode: str = "drop") -> None:
+        if mode not in ("drop", "hold"):
+            raise ValueError("mode must be 'drop' or 'hold'")
+        self.runtime(room).paused = mode
+
+    def resume(self, room: Room) -> int:
+        runtime = self.runtime(room)
+        runtime.paused = None
+        held, runtime.held = runtime.held, []
+        for frame, after in held:
+            self._deliver(runtime, frame, after)
+        return len(held)
+
+    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
+        """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port."""
+        members = list(self.all_members())
+        if mode == "abrupt":
+            for member in members:
+                member.transport.abort()
+        elif mode != "clean":
+            raise ValueError("mode must be 'abrupt' or 'clean'")
+        await self.stop()
+        if downtime_s > 0:
+            await asyncio.sleep(downtime_s)
+        await self.start()
+        return len(members)
+
+    def connection_count(self) -> int:
+        return self._connection_count
+
+    def room_metrics(self) -> dict[str, tuple[int, RoomCounters]]:
+        return {rid: (len(rt.members), rt.counters) for rid, rt in self.rooms.items()}

@@ -1,0 +1,99 @@
+"""The emulator as one object: state, data plane, control plane, admin and metrics on one loop.
+
+`Emulator` runs inside any asyncio loop (tests may embed it); `chatload emulator` and
+`EmulatorProcess` run it as its own process on uvloop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .admin import add_admin_routes
+from .dataplane import DataPlane
+from .metrics import Metrics
+from .review import ReviewHandlers
+from .state import DEFAULT_TOKEN_MINUTES, ChatState, Room
+
+log = logging.getLogger(__name__)
+
+
+class Emulator:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control_port: int = 0,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        rate_algorithm: str = "fixed-window",
+        throttle: bool = False,
+        max_connections: int = 50_000,
+        token_minutes: float = DEFAULT_TOKEN_MINUTES,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        self.host = host
+        self.control_port = control_port
+        self.state = ChatState(region, account_id, token_minutes)
+        self.metrics = Metrics()
+        self.review = ReviewHandlers()
+        self.dataplane = DataPlane(
+            self.state, self.metrics, self.review, host=host, port=port, rate_algorithm=rate_algorithm,
+            max_connections=max_connections, ping_interval=ping_interval,
+        )
+        if throttle:
+            from .throttle import OperationThrottle
+
+            self.throttle = OperationThrottle()
+        else:
+            self.throttle = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        from .controlplane import add_control_plane_routes
+
+        await self.dataplane.start()
+        app = web.Application(client_max_size=1024 * 1024)
+        add_admin_routes(app, self)
+        add_control_plane_routes(app, self)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.control_port)
+        await site.start()
+        self.control_port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self.dataplane.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.review.close()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    @property
+    def messaging_endpoint(self) -> str:
+        return self.dataplane.endpoint
+
+    @property
+    def control_endpoint(self) -> str:
+        return f"http://{self.host}:{self.control_port}"
+
+    def describe(self) -> dict:
+        return {
+            "messaging_endpoint": self.messaging_endpoint,
+            "control_endpoint": self.control_endpoint,
+            "region": self.state.region,
+            "rooms": [{"arn": r.arn, "name": r.name} for r in self.state.rooms.values()],
+        }
+
+    def create_room(self, **settings) -> Room:
+        """Convenience for embedding code and tests; the control plane is the validating path."""
+        return self.state.create_room(**settings)
