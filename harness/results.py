@@ -1,0 +1,175 @@
+"""The results of one run: merged on the gevent side of the process that owns the run (the Locust
+master, or the only process), and written as one schema-versioned JSON document.
+
+Interval snapshots (one a second from every process) are merged exactly: the cumulative recorder
+takes every encoded histogram once, and the per-second timeline merges the histograms of the same
+second across processes before taking percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .metrics.histograms import LatencyHistogram, Recorder
+from .metrics.ledger import merge_exports
+
+SCHEMA = "chatload.results/1"
+TIMELINE_HISTOGRAMS = ("delivery", "ack")
+SATURATION = {"loop_lag_max_us": 50_000, "hub_stall_max_us": 100_000, "cpu_percent": 90.0}
+
+
+class ChatStats:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.recorder = Recorder()
+        self.started_ns = time.time_ns()
+        self._seconds: dict[int, dict] = defaultdict(lambda: {"counters": defaultdict(int), "histograms": {},
+                                                                "gauges": defaultdict(int), "sources": set()})
+        self.health: dict[str, dict] = {}  # by source: worst values seen
+        self.finals: dict[str, dict] = {}  # by source: ledger export, totals, samples
+        self.last_interval: dict[str, dict] = {}
+
+    # -- feeding ----------------------------------------------------------------------------------
+
+    def add_interval(self, snapshot: dict, source: str = "local") -> None:
+        self.recorder.merge_snapshot(snapshot)
+        self.last_interval[source] = snapshot
+        second = self._seconds[int(snapshot["t_ns"] // 1_000_000_000)]
+        second["sources"].add(source)
+        for name, value in snapshot.get("counters", {}).items():
+            second["counters"][name] += value
+        for name, value in snapshot.get("gauges", {}).items():
+            second["gauges"][name] += value
+        for name in TIMELINE_HISTOGRAMS:
+            encoded = snapshot.get("histograms", {}).get(name)
+            if encoded:
+                second["histograms"].setdefault(name, []).append(encoded)
+        worst = self.health.setdefault(source, {})
+        for key, value in snapshot.get("health", {}).items():
+            worst[key] = max(worst.get(key, 0), value)
+
+    def add_final(self, source: str, final: dict) -> None:
+        self.finals[source] = final
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def live_rows(self) -> list[dict]:
+        """Rows for the web UI's Chat tab: cumulative percentiles and the last second's rates."""
+        summary = self.recorder.summary()["histograms"]
+        rows = []
+        for label, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("p99.99", 99.99), ("max", 100)):
+            rows.append({"metric": f"latency {label} (ms)",
+                         "delivery": _ms(summary, "delivery", p), "ack": _ms(summary, "ack", p)})
+        counters = self.recorder.totals()["counters"]
+        delivered = summary.get("delivery", {}).get("count", 0)
+        last = [s.get("histograms", {}) for s in self.last_interval.values()]
+        rate = sum(LatencyHistogram.decode(h["delivery"]).count for h in last if h.get("delivery"))
+        rows.append({"metric": "deliveries (total / last second)", "delivery": delivered, "ack": rate})
+        rows.append({"metric": "sent / accepted", "delivery": counters.get("sent", 0),
+                     "ack": counters.get("accepted", 0)})
+        rejected = sum(v for k, v in counters.items() if k.startswith("rejected."))
+        rows.append({"metric": "rejected / protocol errors", "delivery": rejected,
+                     "ack": counters.get("protocol_errors", 0)})
+        return rows
+
+    def timeline(self) -> list[dict]:
+        rows = []
+        for second in sorted(self._seconds):
+            data = self._seconds[second]
+            row = {"t": second, "sources": len(data["sources"]), **dict(data["gauges"]),
+                   "counters": dict(data["counters"])}
+            for name in TIMELINE_HISTOGRAMS:
+                merged = LatencyHistogram()
+                for encoded in data["histograms"].get(name, ()):
+                    merged.merge_encoded(encoded)
+                if merged.count:
+                    row[name] = {"count": merged.count, "p50_us": merged.percentile(50),
+                                 "p99_us": merged.percentile(99), "max_us": merged.max}
+            rows.append(row)
+        return rows
+
+    def saturation(self) -> list[str]:
+        reasons = []
+        for source, worst in sorted(self.health.items()):
+            for key, limit in SATURATION.items():
+                if worst.get(key, 0) > limit:
+                    reasons.append(f"{source}: {key} reached {worst[key]} (limit {limit})")
+        return reasons
+
+    def merge_check(self) -> dict:
+        """Merged histogram counts against the sum of what each process says it recorded in total."""
+        merged = {name: h["count"] for name, h in self.recorder.summary()["histograms"].items()}
+        per_source = {source: {name: LatencyHistogram.decode(enc).count
+                               for name, enc in final.get("totals", {}).get("histograms", {}).items()}
+                      for source, final in self.finals.items()}
+        summed: dict[str, int] = defaultdict(int)
+        for counts in per_source.values():
+            for name, count in counts.items():
+                summed[name] += count
+        return {"merged": merged, "per_process": per_source,
+                "equal": all(merged.get(k, 0) == v for k, v in summed.items()) and bool(per_source)}
+
+
+def _ms(summary: dict, name: str, p: float):
+    data = summary.get(name)
+    if not data or not data.get("count"):
+        return ""
+    value = data["max"] if p == 100 else data["percentiles"].get(_pkey(p))
+    return "" if value is None else round(value / 1000, 3)
+
+
+def _pkey(p: float) -> str:
+    return f"{p:g}"  # the recorder's percentile keys: "50", "99.9"
+
+
+def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
+    exports = [final["ledger"] for final in stats.finals.values() if final.get("ledger")]
+    accounting = merge_exports(exports).to_dict() if exports else None
+    samples = [s for final in stats.finals.values() for s in final.get("protocol_error_samples", [])]
+    totals = stats.recorder.totals()
+    reasons = stats.saturation()
+    return {
+        "schema": SCHEMA,
+        "complete": complete,
+        "metadata": {
+            **metadata,
+            "host": socket.gethostname(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "started_at_ns": stats.started_ns,
+            "ended_at_ns": time.time_ns(),
+            "processes": sorted(stats.finals),
+        },
+        "latency_us": stats.recorder.summary()["histograms"],
+        "histograms": totals["histograms"],
+        "counters": totals["counters"],
+        "accounting": accounting,
+        "timeline": stats.timeline(),
+        "health": {"per_process": stats.health, "saturated": bool(reasons), "reasons": reasons},
+        "merge_check": stats.merge_check(),
+        "protocol_error_samples": samples[:20],
+    }
+
+
+def write_json_atomic(path: Path, document: dict) -> Path:
+    """Write via a temporary file and rename, so no half-written report survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=1, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,297 @@
+"""Per process: the loop thread, the loop-owned recorder and ledger, and the way back to Locust.
+
+Ownership is the whole design here:
+- loop thread: sessions, `recorder`, `ledger` (written on every delivery; nobody else touches them);
+- gevent side: Locust events, token fetches (greenlets), the outbox of interval snapshots.
+Each second the loop takes an interval snapshot of the recorder and posts it across; Locust code
+only ever sees those snapshots, never the live recorder.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+
+import gevent
+import psutil
+
+from .metrics.histograms import Recorder
+from .metrics.ledger import DeliveryLedger
+from .net.boundary import LoopThread
+from .net.reconnect import make_policy
+from .net.session import ChatSession, RequestFailed
+from .tokens import TokenFetchFailed, TokenProvider, TokenRequest
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1  # loop-lag probe period
+INTERVAL_S = 1.0  # snapshot period: the timeline's resolution
+
+
+@dataclass
+class Target:
+    """Where the users connect and how they get tokens. Never printed whole: the provider may hold secrets."""
+
+    endpoint: str
+    rooms: list[str]
+    token_provider: TokenProvider
+    kind: str = "emulator"  # "emulator" or "ivschat"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "endpoint": self.endpoint, "rooms": list(self.rooms),
+                "token_provider": self.token_provider.name}
+
+
+class HubStallProbe:
+    """A greenlet that sleeps 10 ms and measures how late it wakes: the longest gevent hub stall."""
+
+    PERIOD_S = 0.01
+
+    def __init__(self) -> None:
+        self.max_stall_s = 0.0
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            gevent.sleep(self.PERIOD_S)
+            self.max_stall_s = max(self.max_stall_s, time.perf_counter() - started - self.PERIOD_S)
+
+    def take_max(self) -> float:
+        value, self.max_stall_s = self.max_stall_s, 0.0
+        return value
+
+    def stop(self) -> None:
+        self._greenlet.kill(block=False)
+
+
+class ChatRuntime:
+    def __init__(self, environment, target: Target, *, connect_timeout: float = 10.0, ack_timeout: float = 15.0,
+                 clock_offset_ns: int = 0, process_tag: str | None = None) -> None:
+        self.environment = environment
+        self.target = target
+        self.endpoint = target.endpoint
+        self.connect_timeout = connect_timeout
+        self.ack_timeout_ns = int(ack_timeout * 1e9)
+        self.clock_offset_ns = clock_offset_ns
+        # Sender ids are unique across every process of a run without coordination.
+        self.process_tag = process_tag or secrets.token_hex(3)
+        self.recorder = Recorder()
+        self.ledger = DeliveryLedger()
+        self.sessions: dict[str, ChatSession] = {}
+        self.sink = None  # gevent-side callable taking each interval snapshot
+        self.protocol_error_samples: collections.deque[str] = collections.deque(maxlen=20)
+        self._senders = itertools.count(1)
+        self._connection_ids = itertools.count(1)
+        self._rooms = itertools.cycle(target.rooms)
+        self._process = psutil.Process(os.getpid())
+        self._cpu_mark = (time.monotonic(), sum(self._process.cpu_times()[:2]))
+        self._loop_lag_max_us = 0
+        self._loop_lag_sum_us = 0
+        self._loop_lag_n = 0
+        self.hub = HubStallProbe()
+        self.loop_thread = LoopThread().start()
+        self.inbox = self.loop_thread.inbox
+        self.loop_thread.call(self._start_ticker)
+        self.finished = False
+        self.finished_on_loop = False
+
+    # -- gevent side: users --------------------------------------------------------------------------
+
+    def new_session(self, user_id_prefix: str, capabilities, reconnect, session_minutes, attributes) -> ChatSession:
+        sender_id = f"{self.process_tag}{next(self._senders):x}"
+        session = ChatSession(
+            self, sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room_arn=next(self._rooms),
+            capabilities=tuple(capabilities), policy=make_policy(reconnect), attributes=attributes,
+            session_minutes=session_minutes,
+        )
+        self.sessions[sender_id] = session
+        self.loop_thread.call(session.start)
+        return session
+
+    def finish(self, drain_s: float) -> dict:
+        """Stop sending, keep receiving for `drain_s`, then close everything and export (gevent side).
+
+        The drain ends early once no send awaits its echo: nothing else can still be in flight.
+        """
+        self.loop_thread.ask(self._stop_sending)
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline and self.loop_thread.ask(self._awaiting_echo):
+            gevent.sleep(0.05)
+        # In-flight deliveries to other receivers trail the sender's echo by the fan-out time; one
+        # more short wait covers them without stretching every run by the full drain period.
+        gevent.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        final = self.loop_thread.ask(self._final_on_loop)
+        self._on_interval(final.pop("interval"))  # the last interval goes the way of all others
+        self.finished = True
+        return final
+
+    def close(self) -> None:
+        self.hub.stop()
+        self.loop_thread.stop()
+
+    # -- loop side: called by sessions -----------------------------------------------------------
+
+    def next_connection_id(self) -> int:
+        return next(self._connection_ids)
+
+    async def fetch_token(self, session: ChatSession) -> str | None:
+        loop = self.loop_thread.loop
+        future = loop.create_future()
+        request = TokenRequest(session.user_id, session.room, session.capabilities, session.session_minutes,
+                               session.attributes)
+        provider = self.target.token_provider
+
+        def settle(result) -> None:
+            if not future.done():
+                future.set_result(result)
+
+        def fetch_in_greenlet() -> None:
+            started = time.perf_counter()
+            try:
+                outcome: object = provider.fetch(request)
+            except TokenFetchFailed as exc:
+                outcome = exc
+            except Exception as exc:  # a provider bug must not kill the user silently
+                outcome = TokenFetchFailed(type(exc).__name__, str(exc))
+            elapsed_us = int((time.perf_counter() - started) * 1e6)
+            loop.call_soon_threadsafe(settle, (outcome, elapsed_us))
+
+        self.inbox.post(gevent.spawn, fetch_in_greenlet)
+        outcome, elapsed_us = await future
+        self.recorder.record("token_fetch", elapsed_us)
+        if isinstance(outcome, TokenFetchFailed):
+            self.recorder.count(f"token_fetch_failures.{outcome.cause}")
+            self._fire("token", elapsed_us, RuntimeError(f"{outcome.cause}: {outcome}"))
+            return None
+        self.recorder.count("token_fetches")
+        return outcome
+
+    def report_connect(self, session, started_ns: int, cause: str | None, message: str | None, *, reconnect: bool,
+                       open_ns: int | None = None, dropped_at_ns: int | None = None) -> None:
+        name = "reconnect" if reconnect else "connect"
+        if cause is not None:
+            self.recorder.count(f"connect_failures.{cause}")
+            self._fire(name, (time.time_ns() - started_ns) // 1000, ConnectionError(f"{cause}: {message}"))
+            return
+        connect_us = (open_ns - started_ns) // 1000
+        self.recorder.record("connect", connect_us)
+        self.recorder.count("connects")
+        if dropped_at_ns is not None:
+            # Reconnect time: from noticing the drop to usable again (token fetch and backoff included).
+            self.recorder.record("reconnect", (open_ns + self.clock_offset_ns - dropped_at_ns) // 1000)
+            self.recorder.count("reconnects")
+        self._fire(name, connect_us, None)
+
+    def report_closed(self, session, code: int, reason: str, clean: bool) -> None:
+        self.recorder.count(f"closes.{code}")
+
+    def report_gave_up(self, session, cause: str) -> None:
+        self.recorder.count(f"gave_up.{cause}")
+
+    def report_ack(self, session, pending, latency_us: int | None, error: Exception | None) -> None:
+        if pending.waiter is not None:
+            self.resolve(pending.waiter, error if error is not None else latency_us)
+        self._fire(pending.kind, latency_us or 0, error)
+
+    def report_not_sent(self, session, kind: str, waiter) -> None:
+        error = RequestFailed("disconnected", "not connected")
+        if waiter is not None:
+            self.resolve(waiter, error)
+        self._fire(kind, 0, error)
+
+    def resolve(self, waiter, value) -> None:
+        """Hand an answer to a greenlet waiting on a gevent AsyncResult (loop side)."""
+        if isinstance(value, BaseException):
+            self.inbox.post(waiter.set_exception, value)
+        else:
+            self.inbox.post(waiter.set, value)
+
+    def note_protocol_error(self, message: str) -> None:
+        self.protocol_error_samples.append(message[:200])
+
+    def _fire(self, name: str, response_time_us: int, exception: Exception | None) -> None:
+        self.inbox.post(self._fire_request, name, response_time_us / 1000, exception)
+
+    def _fire_request(self, name: str, response_time_ms: float, exception: Exception | None) -> None:
+        # gevent side: the only place that touches Locust's stats.
+        self.environment.events.request.fire(request_type="WS", name=name, response_time=response_time_ms,
+                                             response_length=0, exception=exception, context={})
+
+    # -- loop side: the ticker -------------------------------------------------------------------
+
+    def _start_ticker(self) -> None:
+        loop = self.loop_thread.loop
+        self._tick_due = loop.time() + TICK_S
+        self._interval_due = loop.time() + INTERVAL_S
+        loop.call_at(self._tick_due, self._tick)
+
+    def _tick(self) -> None:
+        if self.finished_on_loop:
+            return
+        loop = self.loop_thread.loop
+        now = loop.time()
+        lag_us = int((now - self._tick_due) * 1e6)  # how late this callback ran: the loop's own queueing
+        self._loop_lag_max_us = max(self._loop_lag_max_us, lag_us)
+        self._loop_lag_sum_us += lag_us
+        self._loop_lag_n += 1
+        if now >= self._interval_due:
+            self._interval_due += INTERVAL_S
+            self._expire_pending()
+            snapshot = self._interval_on_loop()
+            self.inbox.post(self._on_interval, snapshot)
+        self._tick_due = now + TICK_S
+        loop.call_at(self._tick_due, self._tick)
+
+    def _expire_pending(self) -> None:
+        older_than = time.time_ns() - self.ack_timeout_ns
+        for session in self.sessions.values():
+            if session.pending:
+                session.expire_pending(older_than)
+
+    def _interval_on_loop(self) -> dict:
+        snapshot = self.recorder.interval_snapshot()
+        snapshot["t_ns"] = time.time_ns() + self.clock_offset_ns
+        snapshot["gauges"] = {"connections_open": sum(1 for s in self.sessions.values() if s.state == "open"),
+                              "users": len(self.sessions)}
+        snapshot["health"] = {
+            "loop_lag_max_us": self._loop_lag_max_us,
+            "loop_lag_mean_us": self._loop_lag_sum_us // max(1, self._loop_lag_n),
+        }
+        self._loop_lag_max_us = self._loop_lag_sum_us = self._loop_lag_n = 0
+        return snapshot
+
+    # -- gevent side: interval snapshots -----------------------------------------------------------
+
+    def _on_interval(self, snapshot: dict) -> None:
+        now, cpu = time.monotonic(), sum(self._process.cpu_times()[:2])
+        then, cpu_then = self._cpu_mark
+        self._cpu_mark = (now, cpu)
+        snapshot["health"]["cpu_percent"] = round(100 * (cpu - cpu_then) / max(1e-6, now - then), 1)
+        snapshot["health"]["hub_stall_max_us"] = int(self.hub.take_max() * 1e6)
+        if self.sink is not None:
+            self.sink(snapshot)
+
+    # -- loop side: stopping ---------------------------------------------------------------------
+
+    def _stop_sending(self) -> None:
+        for session in self.sessions.values():
+            session.stop(close=False)
+
+    def _awaiting_echo(self) -> bool:
+        return any(p.kind == "send" for s in self.sessions.values() for p in s.pending.values())
+
+    def _final_on_loop(self) -> dict:
+        self.finished_on_loop = True  # no interval after the final one
+        end_ns = time.time_ns() + self.clock_offset_ns
+        export = self.ledger.export(end_ns)  # before closing: still-open connections count as open to the end
+        for session in self.sessions.values():
+            session.stop(close=True)
+        snapshot = self._interval_on_loop()
+        return {"interval": snapshot, "ledger": export, "totals": self.recorder.totals(),
+                "protocol_error_samples": list(self.protocol_error_samples), "end_ns": end_ns}
