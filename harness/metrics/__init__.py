@@ -1,0 +1,38 @@
+"""Measurements: HDR latency histograms and counters (`Recorder`), exact delivery accounting
+(`DeliveryLedger`), and their merge across processes and workers. Pure code: no sockets, threads or clocks."""
+
+from harness.metrics.histograms import (
+    ACK,
+    CONNECT,
+    DELIVERY,
+    HISTOGRAM_NAMES,
+    RECONNECT,
+    TOKEN_FETCH,
+    LatencyHistogram,
+    Recorder,
+)
+from harness.metrics.ledger import (
+    AccountingResult,
+    AccountingTotals,
+    DeliveryLedger,
+    LostPair,
+    ReceiverCounts,
+    merge_exports,
+)
+
+__all__ = [
+    "ACK",
+    "CONNECT",
+    "DELIVERY",
+    "HISTOGRAM_NAMES",
+    "RECONNECT",
+    "TOKEN_FETCH",
+    "AccountingResult",
+    "AccountingTotals",
+    "DeliveryLedger",
+    "LatencyHistogram",
+    "LostPair",
+    "ReceiverCounts",
+    "Recorder",
+    "merge_exports",
+]
