@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gevent
@@ -256,7 +256,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
     if not state.stats.finals:
         return  # nothing ran (e.g. stopped before any user started)
     options = environment.parsed_options
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(_option(environment, "chat_report_dir", "reports")) / _option(environment, "chat_run_name",
                                                                                 "locust") / stamp
     metadata = {"locustfile": getattr(options, "locustfile", None), "target": _public_target(options),

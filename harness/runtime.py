@@ -126,7 +126,7 @@ class ChatRuntime:
         # In-flight deliveries to other receivers trail the sender's echo by the fan-out time; one
         # more short wait covers them without stretching every run by the full drain period.
         gevent.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-        final = self.loop_thread.ask(self._final_on_loop)
+        final = self.loop_thread.ask(self._final_on_loop, int(drain_s * 1e9))
         self._on_interval(final.pop("interval"))  # the last interval goes the way of all others
         self.finished = True
         return final
@@ -286,8 +286,13 @@ class ChatRuntime:
     def _awaiting_echo(self) -> bool:
         return any(p.kind == "send" for s in self.sessions.values() for p in s.pending.values())
 
-    def _final_on_loop(self) -> dict:
+    def _final_on_loop(self, answer_window_ns: int) -> dict:
         self.finished_on_loop = True  # no interval after the final one
+        # Sends unanswered for the whole drain on a connection still open were met with silence.
+        answered_by = time.time_ns() - answer_window_ns
+        for session in self.sessions.values():
+            if session.state == "open":
+                session.expire_pending(answered_by)
         end_ns = time.time_ns() + self.clock_offset_ns
         export = self.ledger.export(end_ns)  # before closing: still-open connections count as open to the end
         for session in self.sessions.values():

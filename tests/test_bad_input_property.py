@@ -8,6 +8,7 @@ observer in the same room must see nothing but the sentinel that follows.
 from __future__ import annotations
 
 import json
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

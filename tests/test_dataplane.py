@@ -14,7 +14,17 @@ from websockets.exceptions import InvalidStatus
 from harness.emulator import EmulatorProcess
 from harness.protocols import ivschat as codec
 
-from .chat import ALL_CAPABILITIES, assert_next_is_sentinel, join, next_event, next_raw, run, send, token_for, wait_closed
+from .chat import (
+    ALL_CAPABILITIES,
+    assert_next_is_sentinel,
+    join,
+    next_event,
+    next_raw,
+    run,
+    send,
+    token_for,
+    wait_closed,
+)
 
 SEND_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 FRAME_ID = re.compile(r"^[A-Za-z0-9]{12}$")

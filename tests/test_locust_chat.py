@@ -61,6 +61,10 @@ def _wait_for(predicate, what: str, timeout: float = 30.0):
         time.sleep(0.05)
 
 
+def _room_metric(emulator, name: str, room: dict) -> int:
+    return metric(emulator.admin.metrics_text(), name, room["id"])
+
+
 def test_paused_room_shows_exact_lost_counts(tmp_path):
     with EmulatorProcess() as emulator:
         client = emulator.boto3_client()
@@ -69,22 +73,24 @@ def test_paused_room_shows_exact_lost_counts(tmp_path):
                           emulator.control_endpoint, "--chat-room-arn", room["arn"], "-u", "8", "-r", "8", "-t", "6s",
                           "--chat-message-rate", "5", "--chat-drain", "3", background=True)
         try:
-            accepted = lambda: metric(emulator.admin.metrics_text(), "ivschat_messages_accepted_total", room["id"])
-            _wait_for(lambda: accepted() >= 5, "chat traffic")
+            _wait_for(lambda: _room_metric(emulator, "ivschat_messages_accepted_total", room) >= 5, "chat traffic")
             emulator.admin.pause(room["id"], mode="drop")
-            dropped = lambda: metric(emulator.admin.metrics_text(), "ivschat_messages_dropped_paused_total", room["id"])
-            _wait_for(lambda: dropped() >= 5, "messages dropped while paused")
+            _wait_for(lambda: _room_metric(emulator, "ivschat_messages_dropped_paused_total", room) >= 5,
+                      "messages dropped while paused")
             emulator.admin.resume(room["id"])
             output, _ = proc.communicate(timeout=60)
-            assert proc.returncode == 0, output
+            assert proc.returncode == 1, output  # the paused sends never got an answer: failures, rightly
             text = emulator.admin.metrics_text()
         finally:
             if proc.poll() is None:
                 proc.kill()
-    totals = assert_accounting_adds_up(results_of(tmp_path))
+    results = results_of(tmp_path)
+    totals = assert_accounting_adds_up(results)
     receivers = totals["receivers"]
     assert receivers == 8
-    assert totals["lost"] == metric(text, "ivschat_messages_dropped_paused_total", room["id"]) * receivers
+    paused = metric(text, "ivschat_messages_dropped_paused_total", room["id"])
+    assert totals["presumed_accepted"] == paused == results["counters"]["timeouts.send"]
+    assert totals["lost"] == paused * receivers
     # Independent check of delivered: the emulator's own count of frames written.
     assert totals["delivered"] == metric(text, "ivschat_frames_delivered_total", room["id"])
 
@@ -97,13 +103,13 @@ def test_dropped_connections_reconnect_and_are_accounted_exactly(tmp_path):
                           emulator.control_endpoint, "--chat-room-arn", room["arn"], "-u", "8", "-r", "8", "-t", "6s",
                           "--chat-message-rate", "5", "--chat-drain", "3", background=True)
         try:
-            accepted = lambda: metric(emulator.admin.metrics_text(), "ivschat_messages_accepted_total", room["id"])
-            _wait_for(lambda: accepted() >= 5 and len(emulator.admin.connections(room=room["id"])) == 8,
+            _wait_for(lambda: _room_metric(emulator, "ivschat_messages_accepted_total", room) >= 5
+                      and len(emulator.admin.connections(room=room["id"])) == 8,
                       "all users connected and chatting")
             dropped = emulator.admin.drop(room=room["id"], fraction=0.5, seed=1, mode="abrupt")
             assert len(dropped) == 4
-            opened = lambda: metric(emulator.admin.metrics_text(), "ivschat_connections_opened_total", room["id"])
-            _wait_for(lambda: opened() >= 12, "the dropped users to reconnect")
+            _wait_for(lambda: _room_metric(emulator, "ivschat_connections_opened_total", room) >= 12,
+                      "the dropped users to reconnect")
             output, _ = proc.communicate(timeout=60)
             assert proc.returncode == 0, output
             text = emulator.admin.metrics_text()

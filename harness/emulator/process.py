@@ -44,7 +44,8 @@ class EmulatorProcess:
             self.info = orjson.loads(line)
         except orjson.JSONDecodeError:
             self.stop()
-            raise EmulatorStartError(f"emulator printed {line[:200]!r} instead of its endpoints; log:\n{self.log_text()}")
+            raise EmulatorStartError(
+                f"emulator printed {line[:200]!r} instead of its endpoints; log:\n{self.log_text()}") from None
         return self
 
     def _read_ready_line(self) -> bytes:

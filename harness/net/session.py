@@ -288,11 +288,17 @@ class ChatSession:
         self.ws.send_text(frame)
 
     def expire_pending(self, older_than_ns: int) -> None:
-        """Requests never answered (the SDK would wait forever; a load client must not)."""
+        """Requests never answered (the SDK would wait forever; a load client must not).
+
+        The connection is still open, so the server chose silence: a send was accepted and
+        delivered to no one, not even its sender (see the ledger's "presumed accepted")."""
         for request_id, pending in list(self.pending.items()):
             if pending.sent_ns < older_than_ns:
                 del self.pending[request_id]
                 self.recorder.count(f"timeouts.{pending.kind}")
+                if pending.kind == "send":
+                    self.ledger.presumed_accepted(self.sender_id, pending.seq, self.room,
+                                                  pending.sent_ns + self.offset_ns)
                 self.runtime.report_ack(self, pending, None, RequestFailed("timeout", "no answer from the server"))
 
     def _fail_pending(self, why: str) -> None:
