@@ -27,6 +27,7 @@ import gevent.lock
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from . import clock
 from .results import ChatStats, build_results, write_json_atomic
 
 log = logging.getLogger("chatload")
@@ -50,6 +51,8 @@ def _add_options(parser) -> None:
     group.add_argument("--chat-rooms", type=int, default=1, help="rooms to create on the emulator")
     group.add_argument("--chat-room-rate", type=int, default=100,
                        help="maximumMessageRatePerSecond of emulator rooms (1-100)")
+    group.add_argument("--chat-mix", default="",
+                       help="user mix as weights, e.g. Viewer=50,Chatter=5,Moderator=1 (overrides the locustfile)")
     group.add_argument("--chat-message-rate", type=float, default=1.0, help="messages per second per chatter")
     group.add_argument("--chat-message-size", type=int, default=32, help="characters per message")
     group.add_argument("--chat-tokens", default="", include_in_web_ui=False,
@@ -86,6 +89,8 @@ class _ChatState:
         self.expected_finals: set[str] = set()
         self.complete = True
         self.creating = gevent.lock.BoundedSemaphore()
+        self.worker_clock = None
+        self.clock = clock.LOCAL
 
 
 def _state(environment) -> _ChatState:
@@ -110,9 +115,11 @@ def runtime_for(environment):
             if state.runtime is None:
                 from .runtime import ChatRuntime
 
-                runtime = ChatRuntime(environment, _target_for_users(environment),
-                                      connect_timeout=_option(environment, "chat_connect_timeout", 10.0))
                 is_worker = isinstance(environment.runner, WorkerRunner)
+                state.clock = state.worker_clock.measure() if is_worker else clock.LOCAL
+                runtime = ChatRuntime(environment, _target_for_users(environment),
+                                      connect_timeout=_option(environment, "chat_connect_timeout", 10.0),
+                                      clock_offset_ns=state.clock.offset_ns)
                 runtime.sink = state.outbox.append if is_worker else state.stats.add_interval
                 state.runtime = runtime
     return state.runtime
@@ -145,6 +152,7 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
     state = _state(environment)
     if isinstance(runner, WorkerRunner):
         runner.register_message("chat_drain", _worker_drain, concurrent=True)
+        state.worker_clock = clock.WorkerClock(runner)
 
         def ship_intervals(client_id, data, **_kw) -> None:
             if state.outbox:  # each snapshot leaves exactly once: here or in chat_final
@@ -154,8 +162,10 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
         return
     if environment.parsed_options is not None:
         _prepare_target(environment, state)
+    _apply_mix(environment)
     if isinstance(runner, MasterRunner):
         runner.register_message("chat_final", _master_final)
+        clock.register_master(runner)
 
         def merge_worker_report(client_id, data, **_kw) -> None:
             for snapshot in data.get("chat_intervals", ()):
@@ -164,6 +174,23 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
         environment.events.worker_report.add_listener(merge_worker_report)
     if web_ui is not None:
         _add_chat_tab(environment, web_ui)
+
+
+def _apply_mix(environment) -> None:
+    """`--chat-mix Viewer=50,Chatter=5`: weights by user class name, checked against the locustfile."""
+    mix = _option(environment, "chat_mix")
+    if not mix:
+        return
+    classes = {cls.__name__: cls for cls in environment.user_classes}
+    for item in mix.split(","):
+        name, _, weight = item.partition("=")
+        name = name.strip()
+        if name not in classes:
+            raise SystemExit(f"chatload: --chat-mix names {name!r}; user classes here: {', '.join(sorted(classes))}")
+        if not weight.strip().isdigit():
+            raise SystemExit(f"chatload: --chat-mix weight for {name} must be a whole number, not {weight!r}")
+        classes[name].weight = int(weight)
+        classes[name].fixed_count = 0
 
 
 def _prepare_target(environment, state: _ChatState) -> None:
@@ -230,6 +257,7 @@ def _on_test_stopping(environment, **_kwargs) -> None:
         return
     if state.runtime is not None:
         final = state.runtime.finish(drain)
+        final["clock"] = state.clock.to_dict()
         state.stats.add_final("local", final)
 
 
@@ -237,6 +265,7 @@ def _worker_drain(environment, msg, **_kwargs) -> None:
     state = _state(environment)
     state.stopping = True
     final = state.runtime.finish(msg.data["drain"]) if state.runtime is not None else {}
+    final["clock"] = state.clock.to_dict()
     intervals, state.outbox[:] = list(state.outbox), []
     environment.runner.send_message("chat_final", {"intervals": intervals, "final": final})
 

@@ -37,6 +37,7 @@ class ChatStats:
         self.health: dict[str, dict] = {}  # by source: worst values seen
         self.finals: dict[str, dict] = {}  # by source: ledger export, totals, samples
         self.last_interval: dict[str, dict] = {}
+        self.accounting: dict | None = None  # set when the results are built
 
     # -- feeding ----------------------------------------------------------------------------------
 
@@ -79,6 +80,9 @@ class ChatStats:
         rejected = sum(v for k, v in counters.items() if k.startswith("rejected."))
         rows.append({"metric": "rejected / protocol errors", "delivery": rejected,
                      "ack": counters.get("protocol_errors", 0)})
+        # Loss needs every process's ledger, so it is exact only once the test has stopped.
+        lost = self.accounting["totals"]["lost"] if self.accounting else "counted when the test stops"
+        rows.append({"metric": "lost (exact)", "delivery": lost, "ack": ""})
         return rows
 
     def timeline(self) -> list[dict]:
@@ -134,6 +138,7 @@ def _pkey(p: float) -> str:
 def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
     exports = [final["ledger"] for final in stats.finals.values() if final.get("ledger")]
     accounting = merge_exports(exports).to_dict() if exports else None
+    stats.accounting = accounting
     samples = [s for final in stats.finals.values() for s in final.get("protocol_error_samples", [])]
     totals = stats.recorder.totals()
     reasons = stats.saturation()
@@ -148,6 +153,8 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
             "started_at_ns": stats.started_ns,
             "ended_at_ns": time.time_ns(),
             "processes": sorted(stats.finals),
+            # Per process: offset applied to its stamps against the master's clock, and how sure it is.
+            "clocks": {source: final.get("clock") for source, final in stats.finals.items()},
         },
         "latency_us": stats.recorder.summary()["histograms"],
         "histograms": totals["histograms"],
