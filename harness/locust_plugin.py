@@ -160,9 +160,9 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
 
         environment.events.report_to_master.add_listener(ship_intervals)
         return
+    _apply_mix(environment)  # a bad option must stop us before anything is started
     if environment.parsed_options is not None:
         _prepare_target(environment, state)
-    _apply_mix(environment)
     if isinstance(runner, MasterRunner):
         runner.register_message("chat_final", _master_final)
         clock.register_master(runner)

@@ -61,3 +61,21 @@ def test_port_in_use_is_a_clear_error():
         proc = subprocess.run([sys.executable, "-m", "harness.emulator", "--port", port],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2 and "cannot listen" in proc.stderr, proc.stderr
+
+
+def test_emulator_child_never_outlives_its_parent(tmp_path):
+    import os
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text("import os\nfrom harness.emulator import EmulatorProcess\n"
+                      "print(EmulatorProcess().start().pid, flush=True)\nos._exit(0)  # no clean-up at all\n")
+    child = int(subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30).stdout)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, f"emulator {child} outlived its parent"
+        time.sleep(0.05)

@@ -24,6 +24,17 @@ class EmulatorStartError(RuntimeError):
     pass
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends the child SIGINT when its parent dies, however the parent ends
+    (an error during start-up, SIGKILL, …), so no emulator outlives the run that started it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class EmulatorProcess:
     def __init__(self, *extra_args: str, host: str = "127.0.0.1", startup_timeout: float = 20.0) -> None:
         self.args = ["--host", host, "--port", "0", "--control-port", "0", *extra_args]
@@ -38,6 +49,7 @@ class EmulatorProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         line = self._read_ready_line()
         try:

@@ -1,0 +1,166 @@
+"""What every benchmark shares: options, repeat statistics, progress on stderr, the JSON report file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+SCHEMA_VERSION = 1
+UNRELIABLE_SPREAD = 0.20  # (max - min) / median above which a verdict is flagged unreliable
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not produce figures (a child failed to start, connections failed …)."""
+
+
+@dataclass
+class BenchOptions:
+    """Options common to all benchmarks; None means "the benchmark's own default"."""
+
+    sizes: list[int] | None = None
+    seconds: float | None = None
+    warmup: float | None = None
+    repeat: int = 3
+    rate: float | None = None
+    connect_concurrency: int = 200
+    drain_timeout: float = 60.0
+    pin: bool = False  # server on a core of its own, load clients on the others (when there are ≥ 2)
+    json_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    name: str
+    document: dict  # the JSON report
+    table: str  # the human-readable summary
+    passed: bool | None  # None: the benchmark has no verdict
+
+
+# -- statistics over repeats ---------------------------------------------------------------------------
+
+
+def summarize(values: list[float | None]) -> dict:
+    """Median, min, max and relative spread of the repeats that produced a value."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"median": None, "min": None, "max": None, "spread": None, "n": 0, "values": values}
+    median = statistics.median(present)
+    low, high = min(present), max(present)
+    spread = (high - low) / abs(median) if median else None
+    return {"median": median, "min": low, "max": high, "spread": spread, "n": len(present), "values": values}
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+# -- progress --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """One status line on stderr: rewritten in place on a terminal, throttled plain lines otherwise."""
+
+    def __init__(self, stream=None, min_interval: float = 2.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.min_interval = min_interval
+        self._last_plain = 0.0
+        self._last_text = ""
+        self._width = 0
+
+    def update(self, text: str, *, force: bool = False) -> None:
+        if self.tty:
+            padded = text.ljust(self._width)
+            self._width = len(text)
+            self.stream.write("\r" + padded)
+            self.stream.flush()
+            return
+        now = time.monotonic()
+        if force or (text != self._last_text and now - self._last_plain >= self.min_interval):
+            self._last_plain, self._last_text = now, text
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def step(self, text: str) -> None:
+        """A new step: always shown."""
+        self.update(text, force=True)
+
+    def done(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0
+
+    def note(self, text: str) -> None:
+        """A line that stays (warnings, per-run results)."""
+        self.done()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+# -- reports ---------------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    import psutil
+    import uvloop
+    import websockets
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "websockets": websockets.__version__,
+        "uvloop": uvloop.__version__,
+        "psutil": psutil.__version__,
+    }
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def report_path(json_path: str | None, name: str, stamp: str, several: bool) -> Path:
+    """Where a benchmark's JSON goes.
+
+    No `--json`: reports/bench/<stamp>-<name>.json. A directory (existing, or ending in "/"): the same
+    name inside it. A file name: exactly that file when one benchmark runs, else `<stem>-<name><suffix>`.
+    """
+    if json_path is None:
+        return Path("reports") / "bench" / f"{stamp}-{name}.json"
+    path = Path(json_path)
+    if json_path.endswith(("/", os.sep)) or path.is_dir():
+        return path / f"{stamp}-{name}.json"
+    if several:
+        return path.with_name(f"{path.stem}-{name}{path.suffix or '.json'}")
+    return path
+
+
+def write_json_atomically(path: Path, document: dict) -> None:
+    """Write to a temporary file in the same directory, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+            f.write(b"\n")
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,252 @@
+"""The receiving side of a fan-out benchmark, run as its own process so it never shares a core's
+time slice with the parent's sender or with the server under test's bookkeeping.
+
+Protocol with the parent (one JSON document per line):
+
+    parent → stdin   {"host", "port", "count", "tokens": [...] | null, "concurrency", "connect_timeout",
+                      "pids": {"server": pid, "sender": pid}, "cpus": [cpu, …] | null}
+    stdout → parent  {"event": "progress", "connected", "of"}            (while connecting)
+                     {"event": "connected", "connected", "failed", "errors", "seconds"}
+    parent → stdin   {"cmd": "window", "start": wall_s, "end": wall_s}    (snapshots at those instants)
+    parent → stdin   {"cmd": "drain", "expected": frames, "timeout": s, "stall": s}
+    stdout → parent  {"event": "result", "window": {...}, "totals": {...}}
+    parent → stdin   {"cmd": "close"} or EOF: reset every connection and exit
+
+A window snapshot reads the frame counter and, at the same instant, the CPU times of the server,
+this process and the sender (and how long each waited for a CPU), so deliveries and CPU cover the
+same interval even when this loop runs late. The loop's own lag is sampled too: a late loop means the receivers, not the server,
+were the bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+import orjson
+import psutil
+
+from .wsclient import CountingClient, Tally, connect
+
+LAG_TICK_S = 0.02
+
+
+def emit(event: dict) -> None:
+    sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
+    sys.stdout.flush()
+
+
+def runqueue_wait_seconds(pid: int) -> float | None:
+    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat), or None.
+
+    High values mean the machine, not the process, set the pace: other processes held the cores.
+    """
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    except OSError:
+        return None
+    return total / 1e9
+
+
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of `pid` (Linux applies sched_setaffinity per thread)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+
+
+def cpu_seconds(process: psutil.Process | None, system_only: bool = False) -> float | None:
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return times.system if system_only else times.user + times.system
+
+
+class Receivers:
+    def __init__(self, config: dict) -> None:
+        self.host = config["host"]
+        self.port = int(config["port"])
+        self.count = int(config["count"])
+        self.tokens = config.get("tokens")
+        self.concurrency = int(config.get("concurrency", 200))
+        self.connect_timeout = float(config.get("connect_timeout", 15.0))
+        self.tally = Tally()
+        self.clients: list[CountingClient] = []
+        self.errors: list[str] = []
+        self.failed = 0
+        pids = config.get("pids", {})
+        self.watched = {name: self._process(pid) for name, pid in pids.items()}
+        self.watched["client"] = psutil.Process()
+        self.snapshots: dict[str, dict] = {}
+        self.max_lag_s = 0.0
+        self._lag_on = False
+
+    @staticmethod
+    def _process(pid: int | None) -> psutil.Process | None:
+        try:
+            return psutil.Process(pid) if pid else None
+        except psutil.Error:
+            return None
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    async def open_all(self) -> None:
+        started = time.monotonic()
+        indexes = iter(range(self.count))
+
+        async def worker() -> None:
+            for i in indexes:
+                token = self.tokens[i] if self.tokens else None
+                try:
+                    client = await connect(self.host, self.port, self.tally, subprotocol=token,
+                                           timeout=self.connect_timeout)
+                except (TimeoutError, OSError) as exc:
+                    self.failed += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                self.clients.append(client)
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                emit({"event": "progress", "connected": len(self.clients), "failed": self.failed, "of": self.count})
+
+        reporter = asyncio.ensure_future(progress())
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, self.count) or 1)))
+        finally:
+            reporter.cancel()
+        emit({"event": "connected", "connected": len(self.clients), "failed": self.failed,
+              "errors": self.errors, "seconds": round(time.monotonic() - started, 3)})
+
+    # -- measuring ----------------------------------------------------------------------------------
+
+    def snapshot(self, name: str) -> None:
+        machine = psutil.cpu_times()
+        self.snapshots[name] = {
+            "wall": time.time(),
+            "frames": self.tally.frames,
+            "bytes": self.tally.bytes,
+            "cpu": {who: cpu_seconds(process) for who, process in self.watched.items()},
+            "cpu_system": {who: cpu_seconds(process, system_only=True) for who, process in self.watched.items()},
+            "wait": {who: runqueue_wait_seconds(process.pid) if process else None
+                     for who, process in self.watched.items()},
+            "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
+            "machine_steal": getattr(machine, "steal", 0.0),
+            "machine_total": sum(machine),
+        }
+        if name == "start":
+            self._lag_on = True
+            self.max_lag_s = 0.0
+        elif name == "end":
+            self._lag_on = False
+
+    def schedule_window(self, start: float, end: float) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, start - time.time()), self.snapshot, "start")
+        loop.call_later(max(0.0, end - time.time()), self.snapshot, "end")
+
+    async def watch_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_TICK_S
+            await asyncio.sleep(LAG_TICK_S)
+            if self._lag_on:
+                self.max_lag_s = max(self.max_lag_s, loop.time() - due)
+
+    async def drain(self, expected: int, timeout: float, stall: float) -> dict:
+        """Wait until `expected` frames arrived, nothing arrived for `stall` s, or `timeout` passed."""
+        started = last_change = time.monotonic()
+        last = self.tally.frames
+        reason = "complete"
+        while self.tally.frames < expected:
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            if self.tally.frames != last:
+                last, last_change = self.tally.frames, now
+            elif now - last_change >= stall:
+                reason = "stalled"
+                break
+            if now - started >= timeout:
+                reason = "timeout"
+                break
+        per_client = [c.frames for c in self.clients]
+        return {
+            "frames": self.tally.frames,
+            "bytes": self.tally.bytes,
+            "expected": expected,
+            "drain": reason,
+            "drain_seconds": round(time.monotonic() - started, 3),
+            "per_receiver_min": min(per_client, default=0),
+            "per_receiver_max": max(per_client, default=0),
+            "connections_lost": self.tally.lost,
+            "closed_by_server": self.tally.closed_by_server,
+            "open": sum(1 for c in self.clients if c.is_open),
+        }
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.abort()
+
+
+async def main_async() -> int:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    line = await reader.readline()
+    if not line:
+        return 2
+    config = orjson.loads(line)
+    if config.get("cpus"):
+        set_affinity(os.getpid(), set(config["cpus"]))
+    receivers = Receivers(config)
+    lag_task = asyncio.ensure_future(receivers.watch_lag())
+    try:
+        await receivers.open_all()
+        while line := await reader.readline():
+            command = orjson.loads(line)
+            if command["cmd"] == "window":
+                receivers.schedule_window(command["start"], command["end"])
+            elif command["cmd"] == "drain":
+                totals = await receivers.drain(int(command["expected"]), float(command["timeout"]),
+                                               float(command.get("stall", 3.0)))
+                emit({"event": "result", "window": receivers.snapshots, "max_loop_lag_s": receivers.max_lag_s,
+                      "totals": totals})
+            elif command["cmd"] == "close":
+                break
+    finally:
+        lag_task.cancel()
+        receivers.close()
+        await asyncio.sleep(0)  # let the resets go out before the process ends
+    return 0
+
+
+def main() -> int:
+    import uvloop
+
+    try:
+        return uvloop.run(main_async())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""`chatload bench`: the counting client's framing, and a tiny end-to-end run through the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+
+import orjson
+import pytest
+
+from harness.bench import emulator_fanout
+from harness.bench.common import report_path, summarize
+from harness.bench.wsclient import CountingClient, Tally, masked_frame
+from harness.cli import main
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    n = len(payload)
+    head = bytes(((0x80 if fin else 0) | opcode,))
+    if n < 126:
+        head += bytes((n,))
+    elif n < 65536:
+        head += b"\x7e" + n.to_bytes(2, "big")
+    else:
+        head += b"\x7f" + n.to_bytes(8, "big")
+    return head + payload
+
+
+def handshake_response(client: CountingClient, subprotocol: str | None = None) -> bytes:
+    accept = base64.b64encode(hashlib.sha1(client.key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    lines = [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket", b"Connection: Upgrade",
+             b"Sec-WebSocket-Accept: " + accept]
+    if subprotocol:
+        lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def unmask(frame: bytes) -> tuple[int, bytes]:
+    assert frame[1] & 0x80, "client frames must be masked"
+    n = frame[1] & 0x7F
+    key, payload = frame[2:6], frame[6:6 + n]
+    return frame[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def test_counting_client_counts_frames_split_anywhere_and_answers_pings():
+    async def scenario():
+        texts = [b"a" * 10, b"b" * 300, b"c" * 70_000, b"d"]
+        stream = b"".join(server_frame(1, t) for t in texts[:2]) + server_frame(9, b"hi") \
+            + b"".join(server_frame(1, t) for t in texts[2:])
+        for split in (1, 2, 3, 7, 127, len(stream)):
+            tally = Tally()
+            seen: list[bytes] = []
+            client = CountingClient("127.0.0.1", 1, tally, subprotocol="tok", on_text=seen.append)
+            transport = FakeTransport()
+            client.connection_made(transport)
+            assert b"Sec-WebSocket-Protocol: tok" in transport.written[0]
+            data = handshake_response(client, "tok") + stream
+            for i in range(0, len(data), split):
+                client.data_received(data[i:i + split])
+            assert client.handshake.done() and client.handshake.exception() is None
+            assert tally.frames == client.frames == len(texts)
+            assert seen == texts
+            assert unmask(transport.written[-1]) == (0xA, b"hi")  # the pong echoes the ping's payload
+
+    asyncio.run(scenario())
+
+
+def test_counting_client_rejects_a_bad_handshake():
+    async def scenario():
+        client = CountingClient("127.0.0.1", 1, Tally())
+        transport = FakeTransport()
+        client.connection_made(transport)
+        client.data_received(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope")
+        assert transport.aborted
+        with pytest.raises(ConnectionError, match="403"):
+            client.handshake.result()
+
+    asyncio.run(scenario())
+
+
+def test_masked_frame_round_trips():
+    assert unmask(masked_frame(1, b"hello")) == (1, b"hello")
+
+
+def test_summarize_and_report_paths(tmp_path):
+    stats = summarize([1.0, 2.0, None, 4.0])
+    assert (stats["median"], stats["min"], stats["max"], stats["n"]) == (2.0, 1.0, 4.0, 3)
+    assert stats["spread"] == pytest.approx(1.5)
+    assert str(report_path(None, "emulator", "T", False)) == "reports/bench/T-emulator.json"
+    assert report_path(str(tmp_path), "emulator", "T", False) == tmp_path / "T-emulator.json"
+    assert report_path(str(tmp_path / "x.json"), "emulator", "T", True) == tmp_path / "x-emulator.json"
+
+
+def test_unknown_benchmark_is_a_usage_error(capsys):
+    assert main(["bench", "nonsense"]) == 2
+    assert "unknown benchmark" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(180)
+def test_bench_emulator_smoke(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    code = main(["bench", "emulator", "--rooms-sizes", "50", "--seconds", "1", "--warmup", "0.5",
+                 "--repeat", "1", "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code in (0, 1), out  # PASS or SHORT; never "could not run"
+    assert "emulator/bare deliveries per CPU-second" in out
+
+    document = orjson.loads(report.read_bytes())
+    assert document["benchmark"] == "emulator"
+    assert document["verdict"] in ("PASS", "SHORT")
+    assert {r["server"] for r in document["runs"]} == set(emulator_fanout.SERVERS)
+    for run in document["runs"]:
+        for field in ("deliveries_per_s", "cpu_us_per_delivery", "deliveries_per_cpu_second",
+                      "rss_per_idle_connection_bytes", "server_cpu_share", "limited_by"):
+            assert field in run
+        assert run["n"] == 50
+        assert run["deliveries"] > 0
+        messages, frames = run["messages"], run["frames"]
+        assert messages["sent"] > 0
+        assert messages["accepted"] + sum(messages["rejected"].values()) + messages["unanswered"] == messages["sent"]
+        assert frames["expected"] == messages["accepted"] * run["n"]
+        assert frames["received"] == frames["expected"]
+        assert frames["per_receiver_min"] == frames["per_receiver_max"] == messages["accepted"]
+    (entry,) = document["summary"]
+    assert entry["n"] == 50
+    assert entry["ratio"]["median"] > 0
+    assert entry["verdict"] in ("PASS", "SHORT")
