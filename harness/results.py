@@ -33,7 +33,7 @@ class ChatStats:
         self.recorder = Recorder()
         self.started_ns = time.time_ns()
         self._seconds: dict[int, dict] = defaultdict(lambda: {"counters": defaultdict(int), "histograms": {},
-                                                                "gauges": defaultdict(int), "sources": set()})
+                                                                "gauges": {}, "sources": set()})
         self.health: dict[str, dict] = {}  # by source: worst values seen
         self.finals: dict[str, dict] = {}  # by source: ledger export, totals, samples
         self.last_interval: dict[str, dict] = {}
@@ -48,8 +48,9 @@ class ChatStats:
         second["sources"].add(source)
         for name, value in snapshot.get("counters", {}).items():
             second["counters"][name] += value
-        for name, value in snapshot.get("gauges", {}).items():
-            second["gauges"][name] += value
+        # Gauges are levels: a process's latest value in a second counts, once (a process can report
+        # twice in one second at the end); counters are deltas and add up.
+        second["gauges"][source] = dict(snapshot.get("gauges", {}))
         for name in TIMELINE_HISTOGRAMS:
             encoded = snapshot.get("histograms", {}).get(name)
             if encoded:
@@ -89,8 +90,12 @@ class ChatStats:
         rows = []
         for second in sorted(self._seconds):
             data = self._seconds[second]
-            row = {"t": second, "sources": len(data["sources"]), **dict(data["gauges"]),
-                   "counters": dict(data["counters"])}
+            gauges: dict[str, int] = defaultdict(int)
+            for per_source in data["gauges"].values():
+                for name, value in per_source.items():
+                    gauges[name] += value
+            row = {"t": second, "sources": len(data["sources"]), **gauges, "counters": dict(data["counters"]),
+                   "deliveries": data["counters"].get("deliveries", 0)}
             for name in TIMELINE_HISTOGRAMS:
                 merged = LatencyHistogram()
                 for encoded in data["histograms"].get(name, ()):

@@ -207,10 +207,13 @@ class ChatSession:
             self.runtime.note_protocol_error("chatload message with unreadable cl.* attributes or SendTime")
             return
         latency_us = arrival_ns // 1000 - intended_us
+        # The server's SendTime splits each delivery in two: intended → accepted, accepted → here.
+        self.recorder.from_server.record((arrival_ns - send_time_ns) // 1000)
         self.ledger.received(self.sender_id, self.connection_id, self.room, sender, seq, send_time_ns)
         pending = self.pending.pop(message.request_id, None) if sender == self.sender_id else None
         if pending is not None:
             self.recorder.ack.record(latency_us)
+            self.recorder.to_server.record(send_time_ns // 1000 - intended_us)
             self.ledger.acked(sender, seq, self.room, send_time_ns)
             self.recorder.count("accepted")
             self.runtime.report_ack(self, pending, latency_us, None)
