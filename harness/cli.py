@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+# name, module, (add_arguments, run) in that module, one-line help, description attribute
+SUBCOMMANDS = [
+    ("run", "harness.runner", ("add_arguments", "run"), "run a scenario headless and write its report",
+     "DESCRIPTION"),
+    ("report", "harness.report.cli", ("add_report_arguments", "run_report"), "re-render a report's HTML",
+     "REPORT_DESCRIPTION"),
+    ("compare", "harness.report.cli", ("add_compare_arguments", "run_compare"),
+     "render two reports side by side with deltas", "COMPARE_DESCRIPTION"),
+    ("gate", "harness.gate.cli", ("add_arguments", "run"), "CI gate: thresholds and baseline regressions",
+     "DESCRIPTION"),
+    ("emulator", "harness.emulator.cli", ("add_arguments", "run"), "run the IVS Chat emulator until Ctrl-C",
+     "DESCRIPTION"),
+    ("bench", "harness.bench.cli", ("add_arguments", "run"),
+     "measure chatload's and the emulator's speed against baselines", "DESCRIPTION"),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,20 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load testing and benchmarking for WebSocket chat services (Amazon IVS Chat first).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    from .emulator import cli as emulator_cli
-
-    emulator = commands.add_parser("emulator", help="run the IVS Chat emulator until Ctrl-C",
-                                   description=emulator_cli.DESCRIPTION)
-    emulator_cli.add_arguments(emulator)
-    emulator.set_defaults(func=emulator_cli.run)
-
-    from .bench import cli as bench_cli
-
-    bench = commands.add_parser("bench", help="measure chatload's and the emulator's speed against baselines",
-                                description=bench_cli.DESCRIPTION)
-    bench_cli.add_arguments(bench)
-    bench.set_defaults(func=bench_cli.run)
+    for name, module_name, (add_name, run_name), help_text, description in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=getattr(module, description, help_text),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        getattr(module, add_name)(sub)
+        sub.set_defaults(func=getattr(module, run_name))
     return parser
 
 

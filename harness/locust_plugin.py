@@ -17,6 +17,7 @@ End of a test, the part that must be right:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -66,6 +67,8 @@ def _add_options(parser) -> None:
                        help="where results.json goes (reports/locust/<timestamp>/ by default)")
     group.add_argument("--chat-run-name", default="locust", include_in_web_ui=False,
                        help="name of the run's folder under the report dir")
+    group.add_argument("--chat-progress-file", default="", include_in_web_ui=False,
+                       help="append one JSON line of progress a second here (used by `chatload run`)")
 
 
 def _option(environment, name: str, default=None):
@@ -90,6 +93,8 @@ class _ChatState:
         self.complete = True
         self.creating = gevent.lock.BoundedSemaphore()
         self.worker_clock = None
+        self.progress = None
+        self.final_sent = False
         self.clock = clock.LOCAL
 
 
@@ -228,9 +233,38 @@ def _prepare_target(environment, state: _ChatState) -> None:
 def _on_test_start(environment, **_kwargs) -> None:
     state = _state(environment)
     state.stopping = False
+    state.final_sent = False
     state.complete = True
     if not isinstance(environment.runner, WorkerRunner):
         state.stats.reset()
+        if _option(environment, "chat_progress_file"):
+            state.progress = gevent.spawn(_write_progress, environment, state)
+
+
+def _progress_line(environment, record: dict) -> None:
+    with open(_option(environment, "chat_progress_file"), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _write_progress(environment, state: _ChatState) -> None:
+    """Once a second, what a person watching a long run wants: users, rate, p99, errors."""
+    started = time.monotonic()
+    _progress_line(environment, {"event": "start", "t_ns": time.time_ns()})
+    while not state.stopping:
+        gevent.sleep(1.0)
+        summary = state.stats.recorder.summary()["histograms"].get("delivery", {})
+        last = state.stats.last_interval.values()
+        counters = state.stats.recorder.totals()["counters"]
+        _progress_line(environment, {
+            "event": "progress",
+            "elapsed_s": round(time.monotonic() - started, 1),
+            "users": environment.runner.user_count,
+            "connections": sum(s.get("gauges", {}).get("connections_open", 0) for s in last),
+            "deliveries_per_s": sum(s.get("counters", {}).get("deliveries", 0) for s in last),
+            "delivery_p99_ms": round(summary.get("percentiles", {}).get("99", 0) / 1000, 2),
+            "errors": environment.runner.stats.total.num_failures,
+            "rejected": sum(v for k, v in counters.items() if k.startswith("rejected.")),
+        })
 
 
 @events.test_stopping.add_listener
@@ -262,9 +296,17 @@ def _on_test_stopping(environment, **_kwargs) -> None:
 
 
 def _worker_drain(environment, msg, **_kwargs) -> None:
+    _send_final(environment, msg.data["drain"])
+
+
+def _send_final(environment, drain: float) -> None:
+    """Drain this worker and send its ledger and last intervals to the master (once)."""
     state = _state(environment)
     state.stopping = True
-    final = state.runtime.finish(msg.data["drain"]) if state.runtime is not None else {}
+    if state.final_sent:
+        return
+    state.final_sent = True
+    final = state.runtime.finish(drain) if state.runtime is not None else {}
     final["clock"] = state.clock.to_dict()
     intervals, state.outbox[:] = list(state.outbox), []
     environment.runner.send_message("chat_final", {"intervals": intervals, "final": final})
@@ -293,6 +335,8 @@ def _on_test_stop(environment, **_kwargs) -> None:
     document = build_results(state.stats, metadata=metadata, complete=state.complete)
     state.results_path = write_json_atomic(folder / "results.json", document)
     _log_summary(document, state.results_path)
+    if _option(environment, "chat_progress_file"):
+        _progress_line(environment, {"event": "results", "path": str(state.results_path)})
 
 
 def _public_target(options) -> dict:
@@ -320,7 +364,14 @@ def _log_summary(document: dict, path: Path) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment, **_kwargs) -> None:
+    # On Ctrl-C Locust fires `quitting` before it stops the runner: drain now, while the loop is alive,
+    # or the messages in flight and every ledger would be lost with it.
     state = _state(environment)
+    if isinstance(environment.runner, WorkerRunner):
+        if state.runtime is not None:
+            _send_final(environment, _option(environment, "chat_drain", 5.0))
+    elif not state.stopping and environment.runner is not None and environment.runner.state != "stopped":
+        _on_test_stopping(environment)
     if state.runtime is not None:
         state.runtime.close()
 

@@ -180,7 +180,11 @@ class ChatUser(User):
         if self.client is not None and not test_is_stopping(self.environment):
             self.client.leave()
 
+    message_size: tuple[int, int] | None = None  # (min, max) characters; None: --chat-message-size
+
     def message_text(self, size: int | None = None) -> str:
+        if size is None and self.message_size is not None:
+            size = random.randint(*self.message_size)
         size = size or getattr(self.environment.parsed_options, "chat_message_size", 32) or 32
         return "".join(random.choices(_ALPHABET, k=size))
 
@@ -204,8 +208,11 @@ class ChatterUser(ChatUser):
     capabilities = ("SEND_MESSAGE",)
     user_id_prefix = "chatter"
 
+    message_rate: float | None = None  # messages per second; None: --chat-message-rate
+
     def wait_time(self) -> float:
-        return _schedule(self, self.environment.parsed_options.chat_message_rate).wait_after_task()
+        rate = self.message_rate or self.environment.parsed_options.chat_message_rate
+        return _schedule(self, rate).wait_after_task()
 
     @task
     def chat(self) -> None:

@@ -50,6 +50,9 @@ class EmulatorProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # Its own process group: a Ctrl-C in the terminal goes to the parent, which stops the
+            # emulator last, after the load has drained (death of the parent still ends it).
+            start_new_session=True,
         )
         line = self._read_ready_line()
         try:

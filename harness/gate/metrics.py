@@ -1,0 +1,320 @@
+"""The metric catalog: readable names (`delivery.p99`, `lost`, `rejected.429.ratio`) for the figures of a
+results document, so rules and scenario expectations never spell JSON paths.
+
+Every metric has a kind, which fixes the units a rule may write for it and how values are shown:
+
+    duration  integer microseconds in the report; rules write µs (or us), ms or s
+    count     a plain number
+    ratio     a fraction; rules write 0.4 or 40%
+    rate      per second over the run's duration; rules write a plain number or N/s
+    flag      0 or 1 (rules may write false / true)
+
+`read(report, name)` raises `MetricMissing` saying what the report lacks; `lookup` returns None instead.
+Unknown names raise `UnknownMetric` with close matches. Nothing here reads files or clocks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+DURATION, COUNT, RATIO, RATE, FLAG = "duration", "count", "ratio", "rate", "flag"
+LOWER, HIGHER = "lower_is_better", "higher_is_better"
+
+# Histograms in `latency_us` (see ARCHITECTURE.md, "Latency definitions"); send_lag is the harness's own
+# lateness against the schedule, part of every latency above it.
+HISTOGRAMS = {
+    "delivery": "delivery latency (intended send time → arrival at each receiver)",
+    "ack": "ack latency (intended send time → the sender's own echo)",
+    "connect": "connect time (token in hand → usable socket)",
+    "reconnect": "reconnect time (drop noticed → usable again)",
+    "token_fetch": "token fetch time",
+    "send_lag": "send lag (how late the harness sent against its schedule)",
+}
+# statistic → (key in a latency summary, kind, words). Percentile keys are the recorder's ("99.9").
+STATISTICS = {
+    "p50": ("50", DURATION, "median"),
+    "p90": ("90", DURATION, "90th percentile"),
+    "p99": ("99", DURATION, "99th percentile"),
+    "p99.9": ("99.9", DURATION, "99.9th percentile"),
+    "p99.99": ("99.99", DURATION, "99.99th percentile"),
+    "max": ("max", DURATION, "maximum"),
+    "min": ("min", DURATION, "minimum"),
+    "mean": ("mean", DURATION, "mean"),
+    "count": ("count", COUNT, "number of samples"),
+}
+# accounting.totals fields: name → (direction, words)
+TOTALS = {
+    "expected": (HIGHER, "deliveries owed: messages accepted while each receiver was connected"),
+    "delivered": (HIGHER, "deliveries that arrived"),
+    "lost": (LOWER, "expected deliveries that never arrived"),
+    "unconfirmed_at_disconnect": (LOWER, "accepted after the last frame a dropped connection received (fate unknown)"),
+    "missed_while_away": (LOWER, "messages accepted while a receiver was disconnected"),
+    "duplicates": (LOWER, "deliveries received more than once"),
+    "out_of_order": (LOWER, "deliveries that arrived before an earlier message of the same sender"),
+    "unexpected": (LOWER, "deliveries of messages the ledger never saw accepted"),
+    "accepted": (HIGHER, "messages the server accepted"),
+    "sent": (HIGHER, "messages sent"),
+    "rejected": (LOWER, "messages the server rejected (any code)"),
+    "presumed_accepted": (LOWER, "sends never echoed but delivered to someone, so presumed accepted"),
+    "unconfirmed_sends": (LOWER, "sends neither accepted nor rejected"),
+    "receivers": (HIGHER, "receivers in the ledger"),
+    "connections": (HIGHER, "receiving connections in the ledger"),
+}
+RATIOS = {  # name → (numerator, denominator, direction, words)
+    "loss.ratio": ("lost", "expected", LOWER, "lost / expected"),
+    "delivery.ratio": ("delivered", "expected", HIGHER, "delivered / expected"),
+    "rejected.ratio": ("rejected", "sent", LOWER, "rejected (any code) / sent"),
+}
+RATES = {  # name → (accounting total, words)
+    "accepted.rate": ("accepted", "accepted messages per second over the run"),
+    "sent.rate": ("sent", "sent messages per second over the run"),
+    "deliveries.rate": ("delivered", "deliveries per second over the run"),
+}
+# The harness's own counters (harness/net/session.py, harness/runtime.py), readable without `counters.`:
+# a misspelt one is still an unknown metric, where `counters.<name>` reads 0 for any name.
+COUNTERS = {
+    "protocol_errors": (LOWER, "server frames the codec could not parse (and binary frames)"),
+    "foreign_messages": (LOWER, "messages without chatload's attributes (other clients' traffic)"),
+    "connects": (HIGHER, "connections opened (first connects and reconnects)"),
+    "reconnects": (LOWER, "reconnections after a drop"),
+    "token_fetches": (HIGHER, "chat tokens fetched"),
+}
+COUNTER_FAMILIES = {  # <family>.<key>
+    "errors": "ERROR frames by code, e.g. errors.429",
+    "events": "EVENT frames by name, e.g. events.aws:DELETE_MESSAGE",
+    "closes": "connection closes by close code, e.g. closes.1006",
+    "connect_failures": "failed connects by cause",
+    "token_fetch_failures": "failed token fetches by cause",
+    "timeouts": "requests the server never answered, by kind, e.g. timeouts.send",
+    "unanswered_at_close": "requests still unanswered when their connection closed, by kind",
+    "not_sent": "scheduled sends skipped, by reason, e.g. not_sent.stopping",
+    "gave_up": "users that stopped reconnecting, by cause",
+}
+COUNTER_FAMILY = re.compile(rf"(?:{'|'.join(COUNTER_FAMILIES)})\.[^.\s].*")
+REJECTED_CODE = re.compile(r"rejected\.(\d+)")
+REJECTED_CODE_RATIO = re.compile(r"rejected\.(\d+)\.ratio")
+COUNTER = re.compile(r"counters\.(.+)")
+
+
+class UnknownMetric(ValueError):
+    pass
+
+
+class MetricMissing(LookupError):
+    """The report has no value for a known metric; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str
+    direction: str
+    description: str
+    read: Callable[[Mapping], float]
+
+    @property
+    def is_latency(self) -> bool:
+        return self.kind == DURATION and self.name.split(".")[0] in HISTOGRAMS
+
+
+# -- readers: each raises MetricMissing with the reason ----------------------------------------------------
+
+def _section(report: Mapping, key: str, what: str, why: str = "") -> Mapping:
+    value = report.get(key)
+    if not isinstance(value, Mapping):
+        raise MetricMissing(f"the report has no {what} (`{key}`){why}")
+    return value
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MetricMissing(f"the report has no number for {what}")
+    return float(value)
+
+
+def _histogram_reader(histogram: str, statistic: str) -> Callable[[Mapping], float]:
+    key = STATISTICS[statistic][0]
+
+    def read(report: Mapping) -> float:
+        summary = _section(report, "latency_us", "latency summaries").get(histogram)
+        if not isinstance(summary, Mapping):
+            raise MetricMissing(f"the report has no {histogram} histogram (`latency_us.{histogram}`)")
+        if statistic == "count":
+            return _number(summary.get("count"), f"latency_us.{histogram}.count")
+        # An empty histogram's summary holds zeros; a percentile of nothing must not pass a threshold.
+        if not summary.get("count"):
+            raise MetricMissing(f"{histogram} recorded no samples (count 0), so it has no {statistic}")
+        if key in ("min", "mean", "max"):
+            return _number(summary.get(key), f"latency_us.{histogram}.{key}")
+        percentiles = summary.get("percentiles")
+        value = percentiles.get(key) if isinstance(percentiles, Mapping) else None
+        return _number(value, f"latency_us.{histogram}.percentiles.{key}")
+    return read
+
+
+def _total(report: Mapping, key: str) -> float:
+    totals = _section(report, "accounting", "accounting", ": no process exported a delivery ledger").get("totals")
+    if not isinstance(totals, Mapping):
+        raise MetricMissing("the report has no accounting totals (`accounting.totals`)")
+    return _number(totals.get(key), f"accounting.totals.{key}")
+
+
+def _rejected_code(report: Mapping, code: str) -> float:
+    _total(report, "rejected")  # the accounting is there; a code it never saw was rejected 0 times
+    by_code = report["accounting"]["totals"].get("rejected_by_code") or {}
+    value = by_code.get(code, 0) if isinstance(by_code, Mapping) else None
+    return _number(value, f"accounting.totals.rejected_by_code.{code}")
+
+
+def _ratio(numerator: Callable[[Mapping], float], denominator: str) -> Callable[[Mapping], float]:
+    def read(report: Mapping) -> float:
+        below = _total(report, denominator)
+        if below == 0:
+            raise MetricMissing(f"{denominator} is 0, so the ratio is undefined")
+        return numerator(report) / below
+    return read
+
+
+def _run_seconds(report: Mapping) -> float:
+    metadata = _section(report, "metadata", "metadata")
+    started, ended = metadata.get("started_at_ns"), metadata.get("ended_at_ns")
+    if not isinstance(started, int) or not isinstance(ended, int):
+        raise MetricMissing("the report has no run duration (`metadata.started_at_ns` / `ended_at_ns`)")
+    if ended <= started:
+        raise MetricMissing("the report's run duration is not positive")
+    return (ended - started) / 1e9
+
+
+def _counter(report: Mapping, name: str) -> float:
+    # Counters appear on their first increment, so one the report lacks was never incremented.
+    return _number(_section(report, "counters", "counters").get(name, 0), f"counters.{name}")
+
+
+def _flag(path: tuple[str, ...]) -> Callable[[Mapping], float]:
+    def read(report: Mapping) -> float:
+        value: object = report
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if not isinstance(value, bool):
+            raise MetricMissing(f"the report has no `{'.'.join(path)}`")
+        return float(value)
+    return read
+
+
+# -- the catalog --------------------------------------------------------------------------------------------
+
+def _fixed_catalog() -> dict[str, Metric]:
+    catalog: dict[str, Metric] = {}
+
+    def add(name, kind, direction, description, read):
+        catalog[name] = Metric(name, kind, direction, description, read)
+
+    for histogram, words in HISTOGRAMS.items():
+        for statistic, (_, kind, stat_words) in STATISTICS.items():
+            add(f"{histogram}.{statistic}", kind, HIGHER if kind == COUNT else LOWER,
+                f"{stat_words} of {words}", _histogram_reader(histogram, statistic))
+    for key, (direction, words) in TOTALS.items():
+        add(key, COUNT, direction, words, lambda report, key=key: _total(report, key))
+    for name, (numerator, denominator, direction, words) in RATIOS.items():
+        add(name, RATIO, direction, words,
+            _ratio(lambda report, key=numerator: _total(report, key), denominator))
+    for name, (key, words) in RATES.items():
+        add(name, RATE, HIGHER, words, lambda report, key=key: _total(report, key) / _run_seconds(report))
+    for name, (direction, words) in COUNTERS.items():
+        add(name, COUNT, direction, f"{words} (counters.{name})", lambda report, name=name: _counter(report, name))
+    add("duration", DURATION, HIGHER, "the run's length (metadata.started_at_ns → ended_at_ns)",
+        lambda report: _run_seconds(report) * 1e6)
+    add("health.saturated", FLAG, LOWER, "1 when the harness itself saturated (loop lag, hub stall, CPU)",
+        _flag(("health", "saturated")))
+    add("complete", FLAG, HIGHER, "1 when the run finished and drained as planned", _flag(("complete",)))
+    return catalog
+
+
+CATALOG = _fixed_catalog()
+PATTERNS = {  # for listings and suggestions: parameterised names and what they read
+    "rejected.<code>": "messages rejected with this error code (accounting.totals.rejected_by_code)",
+    "rejected.<code>.ratio": "messages rejected with this code / sent",
+    **{f"{family}.<key>": words for family, words in COUNTER_FAMILIES.items()},
+    "counters.<name>": "any counter by its name in the report, e.g. counters.not_sent.stopping",
+}
+
+
+def resolve(name: str) -> Metric:
+    """The catalog entry for `name`, or UnknownMetric naming close matches."""
+    metric = CATALOG.get(name)
+    if metric is not None:
+        return metric
+    if match := REJECTED_CODE.fullmatch(name):
+        code = match[1]
+        return Metric(name, COUNT, LOWER, f"messages rejected with code {code}",
+                      lambda report: _rejected_code(report, code))
+    if match := REJECTED_CODE_RATIO.fullmatch(name):
+        code = match[1]
+        return Metric(name, RATIO, LOWER, f"messages rejected with code {code} / sent",
+                      _ratio(lambda report: _rejected_code(report, code), "sent"))
+    if COUNTER_FAMILY.fullmatch(name):
+        return Metric(name, COUNT, LOWER, f"the counter `{name}`", lambda report: _counter(report, name))
+    if (match := COUNTER.fullmatch(name)) and not name.endswith("."):
+        counter = match[1]
+        return Metric(name, COUNT, LOWER, f"the counter `{counter}`", lambda report: _counter(report, counter))
+    raise UnknownMetric(_unknown_message(name))
+
+
+def _unknown_message(name: str) -> str:
+    candidates = [*CATALOG, "rejected.429", "rejected.429.ratio", "errors.429", "closes.1006", "timeouts.send",
+                  "counters.<name>"]
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    hint = ""
+    if close:
+        hint = f"; did you mean {' or '.join(', '.join(close).rsplit(', ', 1))}?"
+    head = name.split(".")[0]
+    if head in HISTOGRAMS:
+        hint += f" ({head} has {', '.join(STATISTICS)})"
+    return f"unknown metric {name!r}{hint} (`chatload gate --list-metrics` lists them all)"
+
+
+def read(report: Mapping, name: str) -> float:
+    """The metric's value (µs for durations); MetricMissing says what the report lacks."""
+    return resolve(name).read(report)
+
+
+def lookup(report: Mapping, name: str) -> float | None:
+    """The metric's value (µs for durations), or None when the report lacks it."""
+    try:
+        return read(report, name)
+    except MetricMissing:
+        return None
+
+
+UNIT_ADVICE = {  # how a rule writes a value of each kind
+    DURATION: "write µs (or us), ms or s, e.g. 250ms",
+    COUNT: "write a plain number",
+    RATIO: "write a fraction (0.4) or a percentage (40%)",
+    RATE: "write a plain number or N/s",
+    FLAG: "write 0, 1, false or true",
+}
+
+
+def describe(name: str) -> str:
+    metric = resolve(name)
+    better = "lower" if metric.direction == LOWER else "higher"
+    internal = " (µs in the report)" if metric.kind == DURATION else ""
+    return (f"{metric.name}: {metric.description} — a {metric.kind}{internal}: {UNIT_ADVICE[metric.kind]}; "
+            f"{better} is better")
+
+
+def listing() -> str:
+    """Every metric, one a line, grouped: the text behind `chatload gate --list-metrics`."""
+    lines = ["Latency histograms, each with " + ", ".join(STATISTICS) + " (e.g. delivery.p99):"]
+    lines += [f"  {name:<26} {words}" for name, words in HISTOGRAMS.items()]
+    lines.append("Other metrics:")
+    per_histogram = {f"{histogram}.{statistic}" for histogram in HISTOGRAMS for statistic in STATISTICS}
+    others = [metric for name, metric in CATALOG.items() if name not in per_histogram]
+    lines += [f"  {metric.name:<26} {metric.description} [{metric.kind}]" for metric in others]
+    lines += [f"  {name:<26} {words}" for name, words in PATTERNS.items()]
+    lines.append("Units in rules, by kind:")
+    lines += [f"  {kind:<26} {advice}" for kind, advice in UNIT_ADVICE.items()]
+    return "\n".join(lines)

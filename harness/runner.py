@@ -1,0 +1,319 @@
+"""`chatload run [SCENARIO]`: one scenario, end to end, ending in a report and an exit code.
+
+The runner is the orchestra's conductor and nothing more: it starts the emulator when the target is
+the embedded one, makes the rooms, runs Locust headless in a child process (its own process group,
+so a Ctrl-C in the terminal reaches only us and we stop things in the right order), plays the
+scenario's fault timeline against the emulator, shows progress, and turns Locust's results into
+the report. Exit codes: 0 expectations met, 1 not met, 2 the run itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .scenario import Scenario, ScenarioError, load_scenario
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DESCRIPTION = """\
+Run a scenario (scenarios/*.toml) headless: users, target, faults and expectations come from the
+file. Live progress goes to stderr; the report goes to reports/<scenario>/<timestamp>/report.json and
+report.html. Exit code 0: expectations met, 1: not met, 2: the run itself failed. Ctrl-C stops the
+load, drains, and still writes a report marked incomplete."""
+
+
+class RunError(Exception):
+    """The run itself failed (exit code 2)."""
+
+
+def default_scenario() -> Path:
+    here = Path("scenarios/default.toml")
+    return here if here.exists() else REPO_ROOT / "scenarios" / "default.toml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", nargs="?", help="scenario file (default: scenarios/default.toml, the "
+                        "default load against the embedded emulator)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="Locust worker processes (default: the scenario's, else one per core; 1: no workers)")
+    parser.add_argument("--report-dir", default="reports", help="where reports go (default %(default)s)")
+    parser.add_argument("--yes", action="store_true",
+                        help="against a real room, do not ask before sending (IVS bills messages sent and delivered)")
+    parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.scenario or default_scenario())
+    except ScenarioError as exc:
+        print(f"chatload run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return Run(scenario, args).execute()
+    except RunError as exc:
+        print(f"chatload run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+class Run:
+    def __init__(self, scenario: Scenario, args: argparse.Namespace) -> None:
+        self.scenario = scenario
+        self.args = args
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.folder = Path(args.report_dir) / scenario.name / stamp
+        self.raw = self.folder / "raw"
+        self.emulator = None
+        self.locust: subprocess.Popen | None = None
+        self.interrupted = False
+        self.faults_applied: list[dict] = []
+        self.room_ids: list[str] = []
+        self.show = (lambda line: None) if args.quiet else self._show
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    def execute(self) -> int:
+        self.raw.mkdir(parents=True, exist_ok=True)
+        previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        try:
+            endpoint, control, rooms = self._prepare_target()
+            self._run_locust(endpoint, control, rooms)
+            return self._report()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if self.locust is not None and self.locust.poll() is None:
+                self.locust.kill()
+            if self.emulator is not None:
+                self.emulator.stop()
+
+    def _on_interrupt(self, signum, frame) -> None:
+        if self.interrupted or self.locust is None or self.locust.poll() is not None:
+            raise KeyboardInterrupt  # second Ctrl-C, or nothing to stop gracefully: stop now
+        self.interrupted = True
+        print("\nchatload run: stopping — draining in-flight messages, then writing the report "
+              "(Ctrl-C again to abort)", file=sys.stderr)
+        self.locust.send_signal(signal.SIGINT)
+
+    def _prepare_target(self) -> tuple[str, str, list[str]]:
+        target = self.scenario.target
+        if target.kind == "ivschat":
+            self._confirm_billing()
+            return target.endpoint, "", list(target.room_arns)
+        if target.kind == "emulator":
+            from .emulator import EmulatorProcess
+
+            self.emulator = EmulatorProcess("--max-connections", str(max(50_000, self.scenario.users * 2)))
+            self.emulator.start()
+            endpoint, control = self.emulator.messaging_endpoint, self.emulator.control_endpoint
+        else:
+            endpoint, control = target.endpoint, target.control_endpoint
+            from .emulator.client import AdminError, EmulatorAdmin
+
+            try:
+                EmulatorAdmin(control, timeout=5).health()
+            except (OSError, AdminError) as exc:
+                raise RunError(f"{self.scenario.file}: target.control_endpoint {control} does not answer: "
+                               f"{exc}") from None
+        rooms = list(target.room_arns) or self._create_rooms(control, target.region)
+        self.room_ids = [arn.rsplit("/", 1)[-1] for arn in rooms]
+        return endpoint, control, rooms
+
+    def _create_rooms(self, control: str, region: str) -> list[str]:
+        import boto3
+
+        client = boto3.client("ivschat", endpoint_url=control, region_name=region,
+                              aws_access_key_id="emulator", aws_secret_access_key="emulator")
+        spec = self.scenario.rooms
+        return [client.create_room(name=f"{self.scenario.name}-{i}",
+                                   maximumMessageRatePerSecond=spec.maximum_message_rate_per_second,
+                                   maximumMessageLength=spec.maximum_message_length)["arn"]
+                for i in range(spec.count)]
+
+    def _confirm_billing(self) -> None:
+        sent, delivered = self.scenario.estimated_messages()
+        print(f"chatload run: {self.scenario.name} targets a REAL room ({', '.join(self.scenario.target.room_arns)}).\n"
+              f"  It will send about {sent:,} messages and cause about {delivered:,} deliveries; Amazon IVS bills "
+              "both.", file=sys.stderr)
+        if self.args.yes:
+            return
+        if not sys.stdin.isatty():
+            raise RunError("refusing to send to a real room without confirmation: pass --yes")
+        if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise RunError("cancelled; nothing was sent")
+
+    def _processes(self) -> int:
+        chosen = self.args.processes if self.args.processes is not None else self.scenario.processes
+        return chosen or os.cpu_count() or 1
+
+    def _run_locust(self, endpoint: str, control: str, rooms: list[str]) -> None:
+        scenario = self.scenario
+        progress = self.raw / "progress.jsonl"
+        users = scenario.users
+        spawn_rate = users / scenario.ramp_s if scenario.ramp_s > 0 else users
+        argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("scenario_locustfile.py")),
+                "--headless", "--only-summary", "-u", str(users), "-r", f"{spawn_rate:.3f}",
+                "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
+                "--chat-endpoint", endpoint, "--chat-room-arn", ",".join(rooms), "--chat-region", scenario.target.region,
+                "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
+                "--chat-progress-file", str(progress)]
+        if control:
+            argv += ["--chat-control-endpoint", control]
+        processes = self._processes()
+        if processes > 1:
+            argv += ["--processes", str(processes)]
+        env = dict(os.environ, CHATLOAD_SCENARIO=str(Path(scenario.file).resolve()))
+        log = open(self.raw / "locust.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        print(f"chatload run: {scenario.name}: {users} users ({self._mix()}), {scenario.duration_s:g} s, "
+              f"{processes} process(es), target {scenario.target.kind} {endpoint}", file=sys.stderr)
+        self.locust = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)  # our Ctrl-C handling decides what it gets
+        try:
+            self._follow(progress)
+        finally:
+            log.close()
+
+    def _mix(self) -> str:
+        return ", ".join(f"{p.users} {p.kind}{'s' if p.users > 1 else ''}" for p in self.scenario.populations)
+
+    def _follow(self, progress: Path) -> None:
+        """Tail Locust's progress lines, play the fault timeline, until Locust exits."""
+        pending = list(self.scenario.faults)
+        started_at: float | None = None
+        offset = 0
+        deadline_after_end = self.scenario.duration_s + self.scenario.drain_s + 120
+        begun = time.monotonic()
+        while True:
+            running = self.locust.poll() is None
+            lines, offset = _read_new_lines(progress, offset)
+            for record in lines:
+                if record.get("event") == "start" and started_at is None:
+                    started_at = time.monotonic()
+                elif record.get("event") == "progress":
+                    self.show(self._progress_text(record))
+                elif record.get("event") == "results":
+                    self.results_path = Path(record["path"])
+            if started_at is not None and not self.interrupted:
+                while pending and time.monotonic() - started_at >= pending[0].at_s:
+                    self._apply_fault(pending.pop(0), time.monotonic() - started_at)
+            if not running:
+                break
+            if time.monotonic() - begun > deadline_after_end + (self.scenario.ramp_s or 0):
+                self.locust.kill()
+                raise RunError(f"Locust did not finish within {deadline_after_end:.0f} s of its run time; "
+                               f"log: {self.raw / 'locust.log'}")
+            time.sleep(0.2)
+        if not self.args.quiet and sys.stderr.isatty():
+            sys.stderr.write("\n")
+
+    def _progress_text(self, p: dict) -> str:
+        return (f"  {p['elapsed_s']:6.1f}s  users {p['users']:>6}  connections {p['connections']:>6}  "
+                f"deliveries/s {p['deliveries_per_s']:>8,}  p99 {p['delivery_p99_ms']:8.2f} ms  "
+                f"errors {p['errors']:>5}  rejected {p['rejected']:>5}")
+
+    def _show(self, line: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def _apply_fault(self, fault, elapsed_s: float) -> None:
+        from .emulator.client import AdminError, EmulatorAdmin
+
+        admin = EmulatorAdmin(self.emulator.control_endpoint if self.emulator else self.scenario.target.control_endpoint)
+        params = dict(fault.params)
+        if "room" in params:
+            params["room"] = self.room_ids[params["room"]]
+        record = {"at_s": fault.at_s, "applied_at_s": round(elapsed_s, 3), "action": fault.action, **fault.params}
+        try:
+            record["result"] = _FAULTS[fault.action](admin, params, self.room_ids)
+        except (OSError, AdminError) as exc:
+            record["error"] = str(exc)
+        self.faults_applied.append(record)
+        self.show(f"  fault at {elapsed_s:.1f}s: {fault.action} {fault.params} → {record.get('result', record.get('error'))}")
+
+    def _report(self) -> int:
+        from .gate.rules import evaluate, parse_rule
+        from .report.document import build_report, write_report
+
+        results_path = getattr(self, "results_path", None) or next(iter(sorted(self.raw.glob("*/*/results.json"))), None)
+        if results_path is None or not Path(results_path).exists():
+            tail = (self.raw / "locust.log").read_text(errors="replace")[-3000:]
+            raise RunError(f"Locust ended (exit code {self.locust.returncode}) without results; "
+                           f"last lines of {self.raw / 'locust.log'}:\n{tail}")
+        results = json.loads(Path(results_path).read_text())
+        complete = results.get("complete", False) and not self.interrupted
+        reason = "interrupted (Ctrl-C)" if self.interrupted else (None if complete else "a worker did not report")
+        thresholds = [parse_rule(rule) for rule in self.scenario.expectations]
+        checks = [check.to_dict() if hasattr(check, "to_dict") else dict(check)
+                  for check in evaluate(results, thresholds)]
+        report = build_report(results, scenario={"name": self.scenario.name, "file": self.scenario.file,
+                                                 "as_run": self.scenario.as_run()},
+                              checks=checks, complete=complete, incomplete_reason=reason, faults=self.faults_applied)
+        json_path, html_path = write_report(self.folder, report)
+        self._summary(report, html_path)
+        if report["verdict"] == "error":
+            return EXIT_ERROR
+        if report["verdict"] == "fail" or not complete:
+            return EXIT_FAIL
+        return EXIT_PASS
+
+    def _summary(self, report: dict, html_path: Path) -> None:
+        latency = report.get("latency_us", {}).get("delivery", {})
+        p = latency.get("percentiles", {})
+        totals = (report.get("accounting") or {}).get("totals", {})
+        print(f"\n{self.scenario.name}: {report['verdict'].upper()}"
+              f"{'' if report['complete'] else ' (INCOMPLETE: ' + str(report.get('incomplete_reason')) + ')'}")
+        print(f"  delivered {totals.get('delivered', 0):,} of {totals.get('expected', 0):,} expected; "
+              f"lost {totals.get('lost', 0):,}, duplicates {totals.get('duplicates', 0):,}")
+        if latency.get("count"):
+            print(f"  delivery latency p50 {p.get('50', 0) / 1000:.2f} ms, p99 {p.get('99', 0) / 1000:.2f} ms, "
+                  f"max {latency.get('max', 0) / 1000:.2f} ms ({latency['count']:,} deliveries)")
+        for check in report.get("checks", []):
+            print(f"  [{check['verdict'].upper():5}] {check['rule']}  (observed {check.get('observed')})")
+        if report.get("health", {}).get("saturated"):
+            print("  WARNING: the harness itself saturated; latency includes harness queueing: "
+                  + "; ".join(report["health"]["reasons"]))
+        print(f"  report: {html_path}")
+
+
+def _read_new_lines(path: Path, offset: int) -> tuple[list[dict], int]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    complete, _, _partial = data.rpartition("\n")
+    if not complete:
+        return [], offset
+    records = []
+    for line in complete.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records, offset + len(complete.encode()) + 1
+
+
+def _selection(params: dict, room_ids: list[str]) -> dict:
+    return {k: params[k] for k in ("room", "users", "fraction", "seed") if k in params}
+
+
+_FAULTS = {
+    "drop": lambda a, p, rooms: len(a.drop(mode=p.get("mode", "abrupt"), code=p.get("code"), **_selection(p, rooms))),
+    "expire": lambda a, p, rooms: len(a.expire(**_selection(p, rooms))),
+    "delay": lambda a, p, rooms: a.delay(p["delay_ms"], p.get("jitter_ms", 0), room=p.get("room")),
+    "pause": lambda a, p, rooms: [a.pause(room, p.get("mode", "drop")) for room in ([p["room"]] if "room" in p else rooms)],
+    "resume": lambda a, p, rooms: sum(a.resume(room) for room in ([p["room"]] if "room" in p else rooms)),
+    "restart": lambda a, p, rooms: a.restart(p.get("downtime_ms", 0), p.get("mode", "abrupt")),
+    "limits": lambda a, p, rooms: a.set_rate_algorithm(p["algorithm"]),
+}

@@ -1,0 +1,304 @@
+"""Scenario files (`scenarios/*.toml`): what to run, against what, and what it must meet.
+
+A scenario is validated completely before anything starts; an error names the file, the key and
+what is wrong, and unknown keys are errors (a typo must never silently become a default). See
+`scenarios/smoke.toml` for a commented example of every section.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+KINDS = ("viewer", "chatter", "moderator")
+TARGETS = ("emulator", "running-emulator", "ivschat")
+FAULT_ACTIONS = {
+    # action: (allowed parameters, required parameters)
+    "drop": ({"fraction", "users", "mode", "code", "room", "seed"}, set()),
+    "expire": ({"fraction", "users", "room", "seed"}, set()),
+    "delay": ({"delay_ms", "jitter_ms", "room"}, {"delay_ms"}),
+    "pause": ({"mode", "room"}, set()),
+    "resume": ({"room"}, set()),
+    "restart": ({"downtime_ms", "mode"}, set()),
+    "limits": ({"algorithm"}, {"algorithm"}),
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+@dataclass
+class Target:
+    kind: str = "emulator"
+    endpoint: str = ""
+    control_endpoint: str = ""
+    region: str = "us-east-1"
+    room_arns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rooms:
+    count: int = 1
+    maximum_message_rate_per_second: int = 100
+    maximum_message_length: int = 500
+
+
+@dataclass
+class Population:
+    kind: str
+    users: int
+    reconnect: str = "sdk"
+    session_minutes: int | None = None
+    message_rate: float | None = None  # chatters: messages per second each (default: [messages].rate_per_chatter)
+
+
+@dataclass
+class Messages:
+    rate_per_chatter: float = 1.0
+    size_min: int = 32
+    size_max: int = 32
+
+
+@dataclass
+class Fault:
+    at_s: float
+    action: str
+    params: dict
+
+
+@dataclass
+class Scenario:
+    name: str
+    file: str
+    description: str = ""
+    duration_s: float = 30.0
+    ramp_s: float = 5.0
+    drain_s: float = 5.0
+    processes: int = 0  # 0: one worker process per core
+    target: Target = field(default_factory=Target)
+    rooms: Rooms = field(default_factory=Rooms)
+    populations: list[Population] = field(default_factory=list)
+    messages: Messages = field(default_factory=Messages)
+    faults: list[Fault] = field(default_factory=list)
+    expectations: list[str] = field(default_factory=list)
+
+    @property
+    def users(self) -> int:
+        return sum(p.users for p in self.populations)
+
+    def as_run(self) -> dict:
+        """The validated scenario as a plain dict (for the report: nothing secret is in a scenario)."""
+        return asdict(self)
+
+    def estimated_messages(self, room_members: int | None = None) -> tuple[int, int]:
+        """(messages sent, messages delivered) if everything is accepted: what IVS would bill."""
+        sent = 0.0
+        for p in self.populations:
+            if p.kind == "chatter":
+                sent += p.users * (p.message_rate or self.messages.rate_per_chatter) * self.duration_s
+        members = room_members if room_members is not None else max(1, self.users // max(1, self.rooms.count))
+        return int(sent), int(sent * members)
+
+
+def parse_duration(value, where: str) -> float:
+    if isinstance(value, bool):
+        raise ScenarioError(f"{where}: must be a duration like \"30s\", \"2m\" or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ScenarioError(f"{where}: {value!r} is not a duration (write \"500ms\", \"30s\", \"2m\" or \"1h\")")
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    if seconds < 0:
+        raise ScenarioError(f"{where}: must not be negative")
+    return seconds
+
+
+class _Reader:
+    """Reads one table of the file, remembering which keys were used so the rest are errors."""
+
+    def __init__(self, path: str, where: str, table) -> None:
+        if not isinstance(table, dict):
+            raise ScenarioError(f"{path}: {where}: must be a table")
+        self.path, self.where, self.table = path, where, table
+
+    def _name(self, key: str) -> str:
+        return f"{self.path}: {self.where}.{key}" if self.where else f"{self.path}: {key}"
+
+    def check_keys(self, allowed: set[str]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(sorted(allowed))}"
+                raise ScenarioError(f"{self._name(key)}: unknown key{hint}")
+
+    def get(self, key: str, kind, default=None, *, minimum=None, maximum=None, choices=None, required=False):
+        if key not in self.table:
+            if required:
+                raise ScenarioError(f"{self._name(key)}: is required")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+            names = {str: "a string", int: "a whole number", float: "a number", list: "a list", bool: "true or false"}
+            raise ScenarioError(f"{self._name(key)}: must be {names.get(kind, kind.__name__)}, not {value!r}")
+        if choices is not None and value not in choices:
+            raise ScenarioError(f"{self._name(key)}: must be one of {', '.join(choices)}, not {value!r}")
+        if minimum is not None and value < minimum:
+            raise ScenarioError(f"{self._name(key)}: must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise ScenarioError(f"{self._name(key)}: must be at most {maximum}, not {value}")
+        return value
+
+    def duration(self, key: str, default: float) -> float:
+        return parse_duration(self.table[key], self._name(key)) if key in self.table else default
+
+
+def load_scenario(path: str | os.PathLike) -> Scenario:
+    path = Path(path)
+    shown = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{shown}: not valid TOML: {exc}") from None
+    top = _Reader(shown, "", data)
+    top.check_keys({"scenario", "target", "rooms", "population", "messages", "faults", "expectations"})
+
+    head = _Reader(shown, "scenario", data.get("scenario", {}))
+    head.check_keys({"name", "description", "duration", "ramp", "drain", "processes"})
+    scenario = Scenario(
+        name=head.get("name", str, path.stem),
+        file=shown,
+        description=head.get("description", str, ""),
+        duration_s=head.duration("duration", 30.0),
+        ramp_s=head.duration("ramp", 5.0),
+        drain_s=head.duration("drain", 5.0),
+        processes=head.get("processes", int, 0, minimum=0, maximum=64),
+    )
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", scenario.name):
+        raise ScenarioError(f"{shown}: scenario.name: use letters, digits, '.', '_' or '-' (it names a folder)")
+    if scenario.duration_s <= 0:
+        raise ScenarioError(f"{shown}: scenario.duration: must be longer than 0 s")
+
+    t = _Reader(shown, "target", data.get("target", {}))
+    t.check_keys({"kind", "endpoint", "control_endpoint", "region", "room_arns"})
+    scenario.target = Target(
+        kind=t.get("kind", str, "emulator", choices=TARGETS),
+        endpoint=t.get("endpoint", str, ""),
+        control_endpoint=t.get("control_endpoint", str, ""),
+        region=t.get("region", str, "us-east-1"),
+        room_arns=t.get("room_arns", list, []),
+    )
+    _check_target(shown, scenario.target)
+
+    r = _Reader(shown, "rooms", data.get("rooms", {}))
+    r.check_keys({"count", "maximum_message_rate_per_second", "maximum_message_length"})
+    scenario.rooms = Rooms(
+        count=r.get("count", int, 1, minimum=1, maximum=1000),
+        maximum_message_rate_per_second=r.get("maximum_message_rate_per_second", int, 100, minimum=1, maximum=100),
+        maximum_message_length=r.get("maximum_message_length", int, 500, minimum=1, maximum=500),
+    )
+
+    populations = data.get("population", [])
+    if not isinstance(populations, list) or not populations:
+        raise ScenarioError(f"{shown}: population: at least one [[population]] table is required")
+    for index, table in enumerate(populations):
+        p = _Reader(shown, f"population[{index}]", table)
+        p.check_keys({"kind", "users", "reconnect", "session_minutes", "message_rate"})
+        scenario.populations.append(Population(
+            kind=p.get("kind", str, required=True, choices=KINDS),
+            users=p.get("users", int, required=True, minimum=1, maximum=100_000),
+            reconnect=p.get("reconnect", str, "sdk", choices=("sdk", "backoff")),
+            session_minutes=p.get("session_minutes", int, None, minimum=1, maximum=180),
+            message_rate=p.get("message_rate", float, None, minimum=0.001, maximum=100.0),
+        ))
+
+    m = _Reader(shown, "messages", data.get("messages", {}))
+    m.check_keys({"rate_per_chatter", "size", "size_min", "size_max"})
+    size = m.get("size", int, None, minimum=1, maximum=500)
+    size_min = m.get("size_min", int, size or 32, minimum=1, maximum=500)
+    size_max = m.get("size_max", int, size or max(size_min, 32), minimum=1, maximum=500)
+    if size is not None and ("size_min" in m.table or "size_max" in m.table):
+        raise ScenarioError(f"{shown}: messages.size: give either size or size_min/size_max, not both")
+    if size_min > size_max:
+        raise ScenarioError(f"{shown}: messages.size_min: must not exceed size_max ({size_min} > {size_max})")
+    if size_max > scenario.rooms.maximum_message_length:
+        raise ScenarioError(f"{shown}: messages.size_max: {size_max} exceeds rooms.maximum_message_length "
+                            f"({scenario.rooms.maximum_message_length}); every message would be rejected")
+    scenario.messages = Messages(m.get("rate_per_chatter", float, 1.0, minimum=0.001, maximum=100.0),
+                                 size_min, size_max)
+
+    faults = data.get("faults", [])
+    if not isinstance(faults, list):
+        raise ScenarioError(f"{shown}: faults: must be a list of [[faults]] tables")
+    if faults and scenario.target.kind == "ivschat":
+        raise ScenarioError(f"{shown}: faults: fault injection needs the emulator; target.kind is ivschat")
+    for index, table in enumerate(faults):
+        f = _Reader(shown, f"faults[{index}]", table)
+        action = f.get("action", str, required=True, choices=tuple(FAULT_ACTIONS))
+        allowed, required = FAULT_ACTIONS[action]
+        f.check_keys({"at", "action"} | allowed)
+        for key in sorted(required):
+            f.get(key, object, required=True)
+        at_s = parse_duration(f.get("at", object, required=True), f"{shown}: faults[{index}].at")
+        if at_s > scenario.duration_s:
+            raise ScenarioError(f"{shown}: faults[{index}].at: {at_s:g} s is after the end of the run "
+                                f"({scenario.duration_s:g} s)")
+        params = {k: v for k, v in table.items() if k not in ("at", "action")}
+        if "room" in params and (not isinstance(params["room"], int) or not 0 <= params["room"] < scenario.rooms.count):
+            raise ScenarioError(f"{shown}: faults[{index}].room: must be a room index from 0 to "
+                                f"{scenario.rooms.count - 1}")
+        scenario.faults.append(Fault(at_s, action, params))
+    scenario.faults.sort(key=lambda fault: fault.at_s)
+
+    e = _Reader(shown, "expectations", data.get("expectations", {}))
+    e.check_keys({"rules"})
+    rules = e.get("rules", list, [])
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, str):
+            raise ScenarioError(f"{shown}: expectations.rules[{index}]: must be a string like \"lost == 0\"")
+    scenario.expectations = _checked_rules(shown, rules)
+    return scenario
+
+
+def _check_target(shown: str, target: Target) -> None:
+    if target.kind == "emulator" and (target.endpoint or target.control_endpoint or target.room_arns):
+        raise ScenarioError(f"{shown}: target: kind \"emulator\" starts its own emulator; for one that is "
+                            "already running use kind = \"running-emulator\" with endpoint and control_endpoint")
+    if target.kind == "running-emulator":
+        for key in ("endpoint", "control_endpoint"):
+            if not getattr(target, key):
+                raise ScenarioError(f"{shown}: target.{key}: is required for kind \"running-emulator\"")
+    if target.kind == "ivschat":
+        if not target.endpoint.startswith("wss://"):
+            raise ScenarioError(f"{shown}: target.endpoint: a real room needs wss://edge.ivschat.REGION.amazonaws.com")
+        if not target.room_arns:
+            raise ScenarioError(f"{shown}: target.room_arns: a real room's ARN is required (rooms are not created)")
+        if target.control_endpoint:
+            raise ScenarioError(f"{shown}: target.control_endpoint: not used against AWS (boto3 finds the service)")
+    for index, arn in enumerate(target.room_arns):
+        if not isinstance(arn, str) or not re.fullmatch(r"arn:aws:ivschat:[a-z0-9-]+:\d+:room/[A-Za-z0-9-]+", arn):
+            raise ScenarioError(f"{shown}: target.room_arns[{index}]: not a room ARN: {arn!r}")
+
+
+def _checked_rules(shown: str, rules: list[str]) -> list[str]:
+    """Expectations use the gate's rule grammar; parse them now so a typo fails before the run."""
+    from .gate.rules import RulesError, parse_rule
+
+    for index, rule in enumerate(rules):
+        try:
+            parse_rule(rule)
+        except RulesError as exc:
+            raise ScenarioError(f"{shown}: expectations.rules[{index}]: {rule!r}: {exc}") from None
+    return list(rules)

@@ -1,0 +1,81 @@
+"""Scenario files: every shipped one loads, and bad ones fail before anything starts, naming the
+file, the key and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.scenario import ScenarioError, load_scenario, parse_duration
+
+SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.toml"))
+MINIMAL = '[[population]]\nkind = "viewer"\nusers = 1\n'
+
+
+def test_the_shipped_scenarios_are_all_there_and_valid():
+    names = {path.stem for path in SCENARIOS}
+    assert {"default", "smoke", "fanout", "multi-room", "rate-limit", "reconnect-storm", "soak"} <= names
+    for path in SCENARIOS:
+        scenario = load_scenario(path)
+        assert scenario.users > 0 and scenario.expectations, path
+        assert path.read_text().startswith("# "), f"{path.name} needs a comment block saying what it tells you"
+
+
+def test_smoke_is_small_enough_for_ci():
+    smoke = load_scenario(next(p for p in SCENARIOS if p.stem == "smoke"))
+    assert smoke.duration_s + smoke.ramp_s + smoke.drain_s < 30
+
+
+@pytest.mark.parametrize("text, message", [
+    (MINIMAL + "[scenario]\nduraton = \"5s\"\n", "scenario.duraton: unknown key (did you mean 'duration'?)"),
+    (MINIMAL + "[scenario]\nduration = \"soon\"\n", "scenario.duration: 'soon' is not a duration"),
+    (MINIMAL + "[scenario]\nduration = 0\n", "scenario.duration: must be longer than 0 s"),
+    ('[[population]]\nkind = "lurker"\nusers = 1\n', "population[0].kind: must be one of viewer, chatter, moderator"),
+    ('[[population]]\nkind = "viewer"\n', "population[0].users: is required"),
+    ('[[population]]\nkind = "viewer"\nusers = "ten"\n', "population[0].users: must be a whole number"),
+    ("[scenario]\nname = \"x\"\n", "population: at least one [[population]] table is required"),
+    (MINIMAL + "[rooms]\nmaximum_message_rate_per_second = 101\n",
+     "rooms.maximum_message_rate_per_second: must be at most 100"),
+    (MINIMAL + "[messages]\nsize_min = 50\nsize_max = 10\n", "messages.size_min: must not exceed size_max"),
+    (MINIMAL + "[rooms]\nmaximum_message_length = 20\n[messages]\nsize = 40\n",
+     "messages.size_max: 40 exceeds rooms.maximum_message_length"),
+    (MINIMAL + '[target]\nkind = "ivschat"\nendpoint = "wss://edge.ivschat.us-east-1.amazonaws.com"\n',
+     "target.room_arns: a real room's ARN is required"),
+    (MINIMAL + '[target]\nkind = "running-emulator"\nendpoint = "ws://127.0.0.1:1"\n',
+     "target.control_endpoint: is required"),
+    (MINIMAL + '[target]\nkind = "emulator"\nendpoint = "ws://127.0.0.1:1"\n', "target: kind \"emulator\" starts"),
+    (MINIMAL + '[[faults]]\nat = "1s"\naction = "explode"\n', "faults[0].action: must be one of"),
+    (MINIMAL + '[[faults]]\nat = "1s"\naction = "delay"\n', "faults[0].delay_ms: is required"),
+    (MINIMAL + '[[faults]]\nat = "1s"\naction = "drop"\nfraktion = 0.5\n', "faults[0].fraktion: unknown key"),
+    (MINIMAL + '[scenario]\nduration = "5s"\n[[faults]]\nat = "9s"\naction = "resume"\n',
+     "faults[0].at: 9 s is after the end of the run"),
+    (MINIMAL + '[[faults]]\nat = "1s"\naction = "pause"\nroom = 3\n', "faults[0].room: must be a room index"),
+    (MINIMAL + '[expectations]\nrules = ["delivery.p99 < 250 parsecs"]\n', "expectations.rules[0]"),
+    (MINIMAL + '[expectations]\nrules = ["delivry.p99 < 250ms"]\n', "expectations.rules[0]"),
+    (MINIMAL + "bogus = 1\n", "bogus: unknown key"),
+    ("[[population]\n", "not valid TOML"),
+])
+def test_bad_scenarios_name_file_key_and_reason(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value) and message in str(info.value), str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ScenarioError, match="cannot read: No such file"):
+        load_scenario(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("value, seconds", [("500ms", 0.5), ("30s", 30), ("2m", 120), ("1h", 3600), (5, 5), ("7", 7)])
+def test_durations(value, seconds):
+    assert parse_duration(value, "x") == seconds
+
+
+def test_billing_estimate_counts_sends_and_deliveries(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[scenario]\nduration = "10s"\n[[population]]\nkind = "viewer"\nusers = 8\n'
+                    '[[population]]\nkind = "chatter"\nusers = 2\nmessage_rate = 0.5\n')
+    assert load_scenario(path).estimated_messages() == (10, 100)  # 2 × 0.5/s × 10 s; × 10 members
