@@ -180,3 +180,25 @@ def test_metrics_count_per_room(emulator, ivschat):
         await viewer.close()
 
     run(scenario())
+
+
+def test_artificial_delivery_cost_slows_fan_out_predictably(emulator, ivschat):
+    room = ivschat.create_room(maximumMessageRatePerSecond=100)
+
+    async def fan_out_ms(members: int) -> float:
+        sockets = [await join(emulator, ivschat, room, capabilities=["SEND_MESSAGE"]) for _ in range(members)]
+        started = time.perf_counter()
+        await send(sockets[0], "costly")
+        for ws in sockets:
+            await next_event(ws)
+        elapsed = (time.perf_counter() - started) * 1000
+        for ws in sockets:
+            await ws.close()
+        return elapsed
+
+    emulator.admin.delivery_cost(2000)  # 2 ms per frame written
+    try:
+        assert run(fan_out_ms(10)) >= 10 * 2  # ten members cost at least 20 ms of fan-out
+    finally:
+        emulator.admin.delivery_cost(0)
+    assert run(fan_out_ms(10)) < 20

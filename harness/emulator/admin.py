@@ -15,6 +15,7 @@ call those directly and tests in another process (or the load harness) use these
 | POST /_emulator/faults/resume | room | deliver again (held frames go out in order) |
 | POST /_emulator/faults/restart | downtime_ms?, mode=abrupt\\|clean | restart the data plane on the same port |
 | POST /_emulator/limits | algorithm=fixed-window\\|token-bucket\\|off | rate-limit algorithm for every room |
+| POST /_emulator/faults/cost | per_delivery_us | artificial CPU cost per frame fanned out (capacity tests) |
 """
 
 from __future__ import annotations
@@ -162,6 +163,12 @@ def add_admin_routes(app: web.Application, emulator) -> None:
         mode = _choice(body, "mode", ("abrupt", "clean"))
         return _json({"dropped": await dataplane.restart(downtime_ms / 1000, mode)})
 
+    async def cost(request):
+        body = await _body(request, {"per_delivery_us"})
+        per_delivery_us = _number(body, "per_delivery_us", 0.0)
+        dataplane.delivery_cost_s = per_delivery_us / 1e6
+        return _json({"per_delivery_us": per_delivery_us})
+
     async def limits(request):
         body = await _body(request, {"algorithm"})
         algorithm = _choice(body, "algorithm", tuple(ALGORITHMS))
@@ -185,4 +192,5 @@ def add_admin_routes(app: web.Application, emulator) -> None:
     app.router.add_post("/_emulator/faults/resume", resume)
     app.router.add_post("/_emulator/faults/restart", restart)
     app.router.add_post("/_emulator/limits", limits)
+    app.router.add_post("/_emulator/faults/cost", cost)
     app.router.add_get("/metrics", metrics)

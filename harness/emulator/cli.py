@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="concurrent connection quota; handshakes beyond it get HTTP 429 (default %(default)s)")
     parser.add_argument("--token-minutes", type=float, default=60.0,
                         help="chat token lifetime in minutes (default %(default)s)")
+    parser.add_argument("--delivery-cost-us", type=float, default=0.0,
+                        help="artificial CPU cost per frame fanned out, in µs (capacity tests; default 0)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON line with the endpoints instead of the human banner (for programs)")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level for stderr (default %(default)s)")
@@ -48,6 +50,7 @@ async def serve(args: argparse.Namespace) -> int:
         rate_algorithm=args.rate_limit, throttle=args.throttle, max_connections=args.max_connections,
         token_minutes=args.token_minutes,
     )
+    emulator.dataplane.delivery_cost_s = args.delivery_cost_us / 1e6
     if args.rooms_file:
         from .rooms_file import RoomsFileError, load_rooms_file
 

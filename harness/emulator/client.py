@@ -70,6 +70,9 @@ class EmulatorAdmin:
     def restart(self, downtime_ms: float = 0.0, mode: str = "abrupt") -> int:
         return self._call("POST", "/_emulator/faults/restart", dict(downtime_ms=downtime_ms, mode=mode))["dropped"]
 
+    def delivery_cost(self, per_delivery_us: float) -> dict:
+        return self._call("POST", "/_emulator/faults/cost", dict(per_delivery_us=per_delivery_us))
+
     def set_rate_algorithm(self, algorithm: str) -> dict:
         return self._call("POST", "/_emulator/limits", dict(algorithm=algorithm))
 

@@ -143,6 +143,9 @@ class DataPlane:
         self._connection_count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.default_delay = (0.0, 0.0)  # (delay_s, jitter_s) for rooms not set one by one
+        # Artificial CPU cost per frame written (capacity tests): the emulator runs on one thread,
+        # so a cost of C µs caps fan-out near 1e6 / C deliveries per second, a knee you can predict.
+        self.delivery_cost_s = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -364,6 +367,8 @@ class DataPlane:
             runtime.timer = self._loop.call_at(runtime.pending[0][0], self._flush_due, runtime)
 
     def _fanout(self, runtime: RoomRuntime, frame: bytes) -> None:
+        if self.delivery_cost_s:
+            return self._fanout_with_cost(runtime, frame)
         delivered = 0
         slow = None
         for member in runtime.members.values():
@@ -381,6 +386,18 @@ class DataPlane:
             runtime.counters.slow_consumers_dropped += 1
             log.warning("aborting slow consumer %s in room %s", member.id, runtime.room.id)
             member.transport.abort()
+
+    def _fanout_with_cost(self, runtime: RoomRuntime, frame: bytes) -> None:
+        cost, clock = self.delivery_cost_s, time.perf_counter
+        delivered = 0
+        for member in runtime.members.values():
+            if member.connection.protocol.state is OPEN and not member.transport.is_closing():
+                until = clock() + cost
+                while clock() < until:  # burn CPU, as a slower server would
+                    pass
+                member.transport.write(frame)
+                delivered += 1
+        runtime.counters.frames_delivered += delivered
 
     def _close(self, member: Member, code: int, reason: str) -> None:
         task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
