@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .metrics.histograms import LatencyHistogram, Recorder
-from .metrics.ledger import merge_exports
+from .metrics.ledger import merge_exports, rate_series
 
 SCHEMA = "chatload.results/1"
 TIMELINE_HISTOGRAMS = ("delivery", "ack")
@@ -165,6 +165,9 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
         "histograms": totals["histograms"],
         "counters": totals["counters"],
         "accounting": accounting,
+        # Per room and second: offered, accepted (by server SendTime), rejected by code.
+        "rooms": {room: {str(second): row for second, row in seconds.items()}
+                  for room, seconds in rate_series(exports).items()},
         "timeline": stats.timeline(),
         "health": {"per_process": stats.health, "saturated": bool(reasons), "reasons": reasons},
         "merge_check": stats.merge_check(),

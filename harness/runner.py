@@ -19,7 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
+from .verdicts import derive
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true",
                         help="against a real room, do not ask before sending (IVS bills messages sent and delivered)")
     parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    parser.add_argument("--reconnect", choices=("sdk", "backoff"),
+                        help="reconnect policy for every population (overrides the scenario)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"chatload run: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if getattr(args, "reconnect", None):
+        for population in scenario.populations:
+            population.reconnect = args.reconnect
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -124,6 +130,8 @@ class Run:
                                f"{exc}") from None
         rooms = list(target.room_arns) or self._create_rooms(control, target.region)
         self.room_ids = [arn.rsplit("/", 1)[-1] for arn in rooms]
+        self.room_arns = rooms
+        self.control = control
         return endpoint, control, rooms
 
     def _create_rooms(self, control: str, region: str) -> list[str]:
@@ -142,12 +150,33 @@ class Run:
         print(f"chatload run: {self.scenario.name} targets a REAL room ({', '.join(self.scenario.target.room_arns)}).\n"
               f"  It will send about {sent:,} messages and cause about {delivered:,} deliveries; Amazon IVS bills "
               "both.", file=sys.stderr)
+        self.room_arns, self.control = list(self.scenario.target.room_arns), ""
         if self.args.yes:
             return
         if not sys.stdin.isatty():
             raise RunError("refusing to send to a real room without confirmation: pass --yes")
         if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
             raise RunError("cancelled; nothing was sent")
+
+    def _room_limits(self) -> dict[str, int]:
+        """Each room's maximumMessageRatePerSecond, as the service says (GetRoom), so the rate-limit
+        verdicts judge a real room by its own settings."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs = {"region_name": self.scenario.target.region}
+        if getattr(self, "control", ""):
+            kwargs |= {"endpoint_url": self.control, "aws_access_key_id": "emulator",
+                       "aws_secret_access_key": "emulator"}
+        limits = {}
+        try:
+            client = boto3.client("ivschat", **kwargs)
+            for arn in getattr(self, "room_arns", []):
+                limits[arn] = client.get_room(identifier=arn)["maximumMessageRatePerSecond"]
+        except (BotoCoreError, ClientError) as exc:
+            print(f"chatload run: cannot read room limits (GetRoom): {exc}; rate-limit verdicts are skipped",
+                  file=sys.stderr)
+        return limits
 
     def _processes(self) -> int:
         chosen = self.args.processes if self.args.processes is not None else self.scenario.processes
@@ -169,7 +198,11 @@ class Run:
         processes = self._processes()
         if processes > 1:
             argv += ["--processes", str(processes)]
-        env = dict(os.environ, CHATLOAD_SCENARIO=str(Path(scenario.file).resolve()))
+        # Locust builds its users from the scenario *as run* (with command-line overrides applied),
+        # never from the file again: what the report says ran is what ran.
+        as_run = self.raw / "scenario-as-run.json"
+        as_run.write_text(json.dumps(scenario.as_run(), indent=1))
+        env = dict(os.environ, CHATLOAD_SCENARIO=str(as_run.resolve()))
         log = open(self.raw / "locust.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
         print(f"chatload run: {scenario.name}: {users} users ({self._mix()}), {scenario.duration_s:g} s, "
               f"{processes} process(es), target {scenario.target.kind} {endpoint}", file=sys.stderr)
@@ -228,17 +261,41 @@ class Run:
     def _apply_fault(self, fault, elapsed_s: float) -> None:
         from .emulator.client import AdminError, EmulatorAdmin
 
-        admin = EmulatorAdmin(self.emulator.control_endpoint if self.emulator else self.scenario.target.control_endpoint)
+        admin = EmulatorAdmin(self.control)
         params = dict(fault.params)
         if "room" in params:
             params["room"] = self.room_ids[params["room"]]
-        record = {"at_s": fault.at_s, "applied_at_s": round(elapsed_s, 3), "action": fault.action, **fault.params}
+        record = {"at_s": fault.at_s, "applied_at_s": round(elapsed_s, 3), "applied_at_ns": time.time_ns(),
+                  "action": fault.action, **fault.params}
         try:
-            record["result"] = _FAULTS[fault.action](admin, params, self.room_ids)
+            if fault.action == "kick":
+                record["result"] = self._kick(admin, params)
+            else:
+                record["result"] = _FAULTS[fault.action](admin, params, self.room_ids)
         except (OSError, AdminError) as exc:
             record["error"] = str(exc)
         self.faults_applied.append(record)
         self.show(f"  fault at {elapsed_s:.1f}s: {fault.action} {fault.params} → {record.get('result', record.get('error'))}")
+
+    def _kick(self, admin, params: dict) -> int:
+        """A moderator's kick through the real control-plane API (DisconnectUser), not an emulator fault."""
+        import random
+
+        import boto3
+
+        client = boto3.client("ivschat", endpoint_url=self.control, region_name=self.scenario.target.region,
+                              aws_access_key_id="emulator", aws_secret_access_key="emulator")
+        rooms = [params["room"]] if "room" in params else self.room_ids
+        kicked = 0
+        for room_id in rooms:
+            users = sorted({c["user_id"] for c in admin.connections(room=room_id)
+                            if c["user_id"].startswith(params.get("prefix", "viewer"))})
+            chosen = random.Random(params.get("seed")).sample(users, round(len(users) * params.get("fraction", 1.0)))
+            arn = next(a for a in self.room_arns if a.endswith("/" + room_id))
+            for user_id in chosen:
+                client.disconnect_user(roomIdentifier=arn, userId=user_id, reason="kicked by chatload scenario")
+            kicked += len(chosen)
+        return kicked
 
     def _report(self) -> int:
         from .gate.rules import evaluate, parse_rule
@@ -250,9 +307,10 @@ class Run:
             raise RunError(f"Locust ended (exit code {self.locust.returncode}) without results; "
                            f"last lines of {self.raw / 'locust.log'}:\n{tail}")
         results = json.loads(Path(results_path).read_text())
+        results["verdicts"] = derive(results, self._room_limits(), self.faults_applied)
         complete = results.get("complete", False) and not self.interrupted
         reason = "interrupted (Ctrl-C)" if self.interrupted else (None if complete else "a worker did not report")
-        thresholds = [parse_rule(rule) for rule in self.scenario.expectations]
+        thresholds = [parse_rule(rule) for rule in expectations_for(self.scenario)]
         checks = [check.to_dict() if hasattr(check, "to_dict") else dict(check)
                   for check in evaluate(results, thresholds)]
         report = build_report(results, scenario={"name": self.scenario.name, "file": self.scenario.file,

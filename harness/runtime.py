@@ -117,6 +117,7 @@ class ChatRuntime:
         self.recorder.to_server = self.recorder.histogram("to_server")
         self.recorder.from_server = self.recorder.histogram("from_server")
         self.recorder.histogram("send_lag")
+        self.recorder.histogram("reconnect_attempts")  # a count per outage, not µs
         self.ledger = DeliveryLedger()
         self.sessions: dict[str, ChatSession] = {}
         self.sink = None  # gevent-side callable taking each interval snapshot
@@ -340,6 +341,8 @@ class ChatRuntime:
         end_ns = time.time_ns() + self.clock_offset_ns
         export = self.ledger.export(end_ns)  # before closing: still-open connections count as open to the end
         for session in self.sessions.values():
+            if session.state != "open":  # not connected at the end, and why (kicked, gave up, …)
+                self.recorder.count(f"not_connected_at_end.{session.end_reason or session.state}")
             session.stop(close=True)
         snapshot = self._interval_on_loop()
         return {"interval": snapshot, "ledger": export, "totals": self.recorder.totals(),

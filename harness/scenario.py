@@ -25,6 +25,7 @@ FAULT_ACTIONS = {
     "resume": ({"room"}, set()),
     "restart": ({"downtime_ms", "mode"}, set()),
     "limits": ({"algorithm"}, {"algorithm"}),
+    "kick": ({"fraction", "room", "seed", "prefix"}, set()),
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -56,6 +57,8 @@ class Population:
     reconnect: str = "sdk"
     session_minutes: int | None = None
     message_rate: float | None = None  # chatters: messages per second each (default: [messages].rate_per_chatter)
+    burst: int = 0  # chatters: send this many at every whole second instead (rate-limit edges)
+    burst_offset_ms: float = 0.0
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Scenario:
     messages: Messages = field(default_factory=Messages)
     faults: list[Fault] = field(default_factory=list)
     expectations: list[str] = field(default_factory=list)
+    policy_expectations: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def users(self) -> int:
@@ -101,7 +105,8 @@ class Scenario:
         sent = 0.0
         for p in self.populations:
             if p.kind == "chatter":
-                sent += p.users * (p.message_rate or self.messages.rate_per_chatter) * self.duration_s
+                rate = p.burst or p.message_rate or self.messages.rate_per_chatter
+                sent += p.users * rate * self.duration_s
         members = room_members if room_members is not None else max(1, self.users // max(1, self.rooms.count))
         return int(sent), int(sent * members)
 
@@ -215,14 +220,18 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"{shown}: population: at least one [[population]] table is required")
     for index, table in enumerate(populations):
         p = _Reader(shown, f"population[{index}]", table)
-        p.check_keys({"kind", "users", "reconnect", "session_minutes", "message_rate"})
+        p.check_keys({"kind", "users", "reconnect", "session_minutes", "message_rate", "burst", "burst_offset_ms"})
         scenario.populations.append(Population(
             kind=p.get("kind", str, required=True, choices=KINDS),
             users=p.get("users", int, required=True, minimum=1, maximum=100_000),
             reconnect=p.get("reconnect", str, "sdk", choices=("sdk", "backoff")),
             session_minutes=p.get("session_minutes", int, None, minimum=1, maximum=180),
             message_rate=p.get("message_rate", float, None, minimum=0.001, maximum=100.0),
+            burst=p.get("burst", int, 0, minimum=0, maximum=1000),
+            burst_offset_ms=p.get("burst_offset_ms", float, 0.0, minimum=-500.0, maximum=500.0),
         ))
+        if scenario.populations[-1].burst and scenario.populations[-1].kind != "chatter":
+            raise ScenarioError(f"{shown}: population[{index}].burst: only chatters send")
 
     m = _Reader(shown, "messages", data.get("messages", {}))
     m.check_keys({"rate_per_chatter", "size", "size_min", "size_max"})
@@ -263,13 +272,25 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     scenario.faults.sort(key=lambda fault: fault.at_s)
 
     e = _Reader(shown, "expectations", data.get("expectations", {}))
-    e.check_keys({"rules"})
-    rules = e.get("rules", list, [])
-    for index, rule in enumerate(rules):
-        if not isinstance(rule, str):
-            raise ScenarioError(f"{shown}: expectations.rules[{index}]: must be a string like \"lost == 0\"")
-    scenario.expectations = _checked_rules(shown, rules)
+    e.check_keys({"rules", "sdk_rules", "backoff_rules"})
+    for key in ("rules", "sdk_rules", "backoff_rules"):
+        rules = e.get(key, list, [])
+        for index, rule in enumerate(rules):
+            if not isinstance(rule, str):
+                raise ScenarioError(f"{shown}: expectations.{key}[{index}]: must be a string like \"lost == 0\"")
+        _checked_rules(shown, rules, key)
+    scenario.expectations = list(e.get("rules", list, []))
+    scenario.policy_expectations = {"sdk": list(e.get("sdk_rules", list, [])),
+                                    "backoff": list(e.get("backoff_rules", list, []))}
     return scenario
+
+
+def expectations_for(scenario: Scenario) -> list[str]:
+    """The rules that apply: the common ones, plus a policy's own when every population uses it
+    (a 1 s outage is survived with backoff, while SDK-like immediate retries give up)."""
+    policies = {p.reconnect for p in scenario.populations}
+    extra = scenario.policy_expectations.get(policies.pop(), []) if len(policies) == 1 else []
+    return scenario.expectations + extra
 
 
 def _check_target(shown: str, target: Target) -> None:
@@ -292,7 +313,7 @@ def _check_target(shown: str, target: Target) -> None:
             raise ScenarioError(f"{shown}: target.room_arns[{index}]: not a room ARN: {arn!r}")
 
 
-def _checked_rules(shown: str, rules: list[str]) -> list[str]:
+def _checked_rules(shown: str, rules: list[str], key: str = "rules") -> list[str]:
     """Expectations use the gate's rule grammar; parse them now so a typo fails before the run."""
     from .gate.rules import RulesError, parse_rule
 
@@ -300,5 +321,5 @@ def _checked_rules(shown: str, rules: list[str]) -> list[str]:
         try:
             parse_rule(rule)
         except RulesError as exc:
-            raise ScenarioError(f"{shown}: expectations.rules[{index}]: {rule!r}: {exc}") from None
+            raise ScenarioError(f"{shown}: expectations.{key}[{index}]: {rule!r}: {exc}") from None
     return list(rules)

@@ -19,6 +19,7 @@ to block this user — only this greenlet — until the server answers.
 
 from __future__ import annotations
 
+import math
 import random
 import string
 import time
@@ -116,11 +117,14 @@ class ChatClient:
             self.session.connected_waiters.append(waiter)
 
     def send_message(self, content: str, attributes: dict[str, str] | None = None, *, wait: bool = False,
-                     timeout: float = 10.0):
-        """Send a chat message stamped with its intended send time; with `wait`, return the ack
-        latency in µs or raise `RequestFailed` (e.g. code 429)."""
-        schedule = self._user.__dict__.get("_open_loop")
-        intended_ns = (schedule.current_ns() if schedule else time.time_ns()) + self._runtime.clock_offset_ns
+                     timeout: float = 10.0, intended_ns: int | None = None):
+        """Send a chat message stamped with its intended send time (the user's open-loop slot, or
+        `intended_ns`, or now); with `wait`, return the ack latency in µs or raise `RequestFailed`
+        (e.g. code 429)."""
+        if intended_ns is None:
+            schedule = self._user.__dict__.get("_open_loop")
+            intended_ns = schedule.current_ns() if schedule else time.time_ns()
+        intended_ns += self._runtime.clock_offset_ns
         waiter = gevent.event.AsyncResult() if wait else None
         self._call(self.session.send_message, content, intended_ns, attributes, waiter)
         return self._wait(waiter, timeout)
@@ -209,13 +213,25 @@ class ChatterUser(ChatUser):
     user_id_prefix = "chatter"
 
     message_rate: float | None = None  # messages per second; None: --chat-message-rate
+    burst: int = 0  # > 0: instead, send this many at once at every whole second (+ burst_offset_ms)
+    burst_offset_ms: float = 0.0  # negative: just before the boundary, so bursts straddle rate windows
 
     def wait_time(self) -> float:
+        if self.burst:
+            now = time.time()
+            due = math.floor(now - self.burst_offset_ms / 1000) + 1 + self.burst_offset_ms / 1000
+            self._burst_due_ns = int(due * 1e9)
+            return due - now
         rate = self.message_rate or self.environment.parsed_options.chat_message_rate
         return _schedule(self, rate).wait_after_task()
 
     @task
     def chat(self) -> None:
+        if self.burst:
+            due = getattr(self, "_burst_due_ns", None)
+            for _ in range(self.burst):
+                self.client.send_message(self.message_text(), intended_ns=due)
+            return
         self.client.send_message(self.message_text())
 
 

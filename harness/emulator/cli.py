@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-room message rate algorithm (default %(default)s; 'off' lets everything through)")
     parser.add_argument("--throttle", action="store_true",
                         help="enforce the service's control-plane TPS quotas (ThrottlingException 429)")
+    parser.add_argument("--throttle-limit", action="append", default=[], metavar="OPERATION=TPS",
+                        help="throttle with this quota for one operation, e.g. CreateChatToken=20 (repeatable; "
+                             "implies --throttle)")
     parser.add_argument("--max-connections", type=int, default=50_000,
                         help="concurrent connection quota; handshakes beyond it get HTTP 429 (default %(default)s)")
     parser.add_argument("--token-minutes", type=float, default=60.0,
@@ -45,9 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    limits = {}
+    for item in args.throttle_limit:
+        operation, _, tps = item.partition("=")
+        try:
+            limits[operation] = float(tps)
+        except ValueError:
+            print(f"chatload emulator: --throttle-limit {item!r}: write OPERATION=TPS, e.g. CreateChatToken=20",
+                  file=sys.stderr)
+            return 2
     emulator = Emulator(
         host=args.host, port=args.port, control_port=args.control_port, region=args.region,
-        rate_algorithm=args.rate_limit, throttle=args.throttle, max_connections=args.max_connections,
+        rate_algorithm=args.rate_limit, throttle=limits or args.throttle, max_connections=args.max_connections,
         token_minutes=args.token_minutes,
     )
     emulator.dataplane.delivery_cost_s = args.delivery_cost_us / 1e6

@@ -29,7 +29,7 @@ class Emulator:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         rate_algorithm: str = "fixed-window",
-        throttle: bool = False,
+        throttle: bool | dict[str, float] = False,
         max_connections: int = 50_000,
         token_minutes: float = DEFAULT_TOKEN_MINUTES,
         ping_interval: float | None = 20.0,
@@ -44,9 +44,10 @@ class Emulator:
             max_connections=max_connections, ping_interval=ping_interval,
         )
         if throttle:
-            from .throttle import OperationThrottle
+            from .throttle import DEFAULT_TPS, OperationThrottle
 
-            self.throttle = OperationThrottle()
+            # True: the service's quotas; a dict: those quotas with some operations' TPS replaced.
+            self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else None)
         else:
             self.throttle = None
         self._runner: web.AppRunner | None = None

@@ -81,6 +81,27 @@ COUNTERS = {
     "connects": (HIGHER, "connections opened (first connects and reconnects)"),
     "reconnects": (LOWER, "reconnections after a drop"),
     "token_fetches": (HIGHER, "chat tokens fetched"),
+    "kicked": (LOWER, "connections closed by a moderator's DISCONNECT_USER"),
+    "kicked_rejoined": (LOWER, "kicked users that connected again (must stay 0)"),
+}
+# Derived facts in the report's `verdicts` section (harness/verdicts.py): name → (path, kind, direction, words)
+VERDICTS = {
+    "rate_limit.peak_ratio": (("rate_limit", "peak_ratio"), RATIO, LOWER,
+                              "busiest second's accepted messages / the room's limit (max over rooms)"),
+    "rate_limit.steady_ratio": (("rate_limit", "steady_ratio"), RATIO, HIGHER,
+                                "mean accepted per overloaded second / the limit (min over rooms)"),
+    "rate_limit.overloaded_seconds": (("rate_limit", "overloaded_seconds"), COUNT, HIGHER,
+                                      "seconds a room was offered ≥ 1.2 × its limit"),
+    "rate_limit.untied_rejections": (("rate_limit", "untied_rejections"), COUNT, LOWER,
+                                     "ERROR 429 frames that matched no request"),
+    "rate_limit.non_429_rejections": (("rate_limit", "non_429_rejections"), COUNT, LOWER,
+                                      "sends rejected with a code other than 429"),
+    "token_fetch.peak_per_s": (("reconnect", "token_fetch_peak_per_s"), COUNT, LOWER,
+                               "most token fetches (CreateChatToken calls) in any one second"),
+    "token_fetch.storm_peak_per_s": (("reconnect", "storm_token_fetch_peak_per_s"), COUNT, LOWER,
+                                     "most token fetches in any one second from the first fault on"),
+    "reconnect_attempts.max": (("reconnect", "attempts_max"), COUNT, LOWER,
+                               "most tries any client needed to come back after one drop"),
 }
 COUNTER_FAMILIES = {  # <family>.<key>
     "errors": "ERROR frames by code, e.g. errors.429",
@@ -92,6 +113,7 @@ COUNTER_FAMILIES = {  # <family>.<key>
     "unanswered_at_close": "requests still unanswered when their connection closed, by kind",
     "not_sent": "scheduled sends skipped, by reason, e.g. not_sent.stopping",
     "gave_up": "users that stopped reconnecting, by cause",
+    "not_connected_at_end": "users not connected when the run ended, by reason (kicked, gave_up, closed_by_server)",
 }
 COUNTER_FAMILY = re.compile(rf"(?:{'|'.join(COUNTER_FAMILIES)})\.[^.\s].*")
 REJECTED_CODE = re.compile(r"rejected\.(\d+)")
@@ -193,6 +215,17 @@ def _counter(report: Mapping, name: str) -> float:
     return _number(_section(report, "counters", "counters").get(name, 0), f"counters.{name}")
 
 
+def _verdict(report: Mapping, path: tuple[str, ...]) -> float:
+    value: object = _section(report, "verdicts", "derived verdict facts", " (a run by `chatload run` has them)")
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if value is None:
+        raise MetricMissing(f"the report has no `verdicts.{'.'.join(path)}` (no room with a known limit, "
+                            "or no overloaded second)" if path[0] == "rate_limit" else
+                            f"the report has no `verdicts.{'.'.join(path)}`")
+    return _number(value, f"verdicts.{'.'.join(path)}")
+
+
 def _flag(path: tuple[str, ...]) -> Callable[[Mapping], float]:
     def read(report: Mapping) -> float:
         value: object = report
@@ -225,6 +258,8 @@ def _fixed_catalog() -> dict[str, Metric]:
         add(name, RATE, HIGHER, words, lambda report, key=key: _total(report, key) / _run_seconds(report))
     for name, (direction, words) in COUNTERS.items():
         add(name, COUNT, direction, f"{words} (counters.{name})", lambda report, name=name: _counter(report, name))
+    for name, (path, kind, direction, words) in VERDICTS.items():
+        add(name, kind, direction, words, lambda report, path=path: _verdict(report, path))
     add("duration", DURATION, HIGHER, "the run's length (metadata.started_at_ns → ended_at_ns)",
         lambda report: _run_seconds(report) * 1e6)
     add("health.saturated", FLAG, LOWER, "1 when the harness itself saturated (loop lag, hub stall, CPU)",

@@ -199,11 +199,15 @@ class DeliveryLedger:
         self._receivers: dict[str, _Receiver] = {}
         self._connections: dict[tuple[str, int], _Connection] = {}
         self._presumed: dict[tuple[str, int], tuple[str, int]] = {}  # (sender, seq) -> (room, sent_ns)
+        self._offered: dict[str, Counter[int]] = defaultdict(Counter)  # room -> {second: sends}
+        self._rejected_per_second: dict[str, Counter[tuple[int, int]]] = defaultdict(Counter)
 
     # --- senders ----------------------------------------------------------------------------------------
-    def sent(self, sender_id: str, seq: int, room: str) -> None:
+    def sent(self, sender_id: str, seq: int, room: str, at_ns: int | None = None) -> None:
         self._sent += 1
         self._pending[(sender_id, seq)] = room
+        if at_ns is not None:  # offered load per room and second (rate-limit verdicts)
+            self._offered[room][at_ns // 1_000_000_000] += 1
 
     def acked(self, sender_id: str, seq: int, room: str, send_time_ns: int) -> None:
         self._pending.pop((sender_id, seq), None)
@@ -214,9 +218,11 @@ class DeliveryLedger:
         if self._pending.pop((sender_id, seq), None) is not None:
             self._presumed[(sender_id, seq)] = (room, sent_ns)
 
-    def rejected(self, sender_id: str, seq: int, code: int) -> None:
-        self._pending.pop((sender_id, seq), None)
+    def rejected(self, sender_id: str, seq: int, code: int, at_ns: int | None = None) -> None:
+        room = self._pending.pop((sender_id, seq), None)
         self._rejected[code] += 1
+        if room is not None and at_ns is not None:
+            self._rejected_per_second[room][(at_ns // 1_000_000_000, code)] += 1
 
     # --- receivers --------------------------------------------------------------------------------------
     def connected(self, receiver_id: str, connection_id: int, room: str, at_ns: int) -> None:
@@ -314,6 +320,9 @@ class DeliveryLedger:
             "rejected": {str(code): n for code, n in self._rejected.items()},
             "pending": {sender: sorted(seqs) for sender, seqs in pending.items()},
             "presumed": [[room, sender, seq, sent_ns] for (sender, seq), (room, sent_ns) in self._presumed.items()],
+            "offered": {room: {str(second): n for second, n in seconds.items()} for room, seconds in self._offered.items()},
+            "rejected_per_second": {room: [[second, code, n] for (second, code), n in seconds.items()]
+                                    for room, seconds in self._rejected_per_second.items()},
             "rooms": rooms,
             "receivers": receivers,
         }
@@ -538,6 +547,33 @@ def merge_exports(exports: Iterable[Mapping], worst_n: int = 20) -> AccountingRe
     worst = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))
     worst_pairs = [LostPair(r, s, n) for (r, s), n in worst if n > 0][:worst_n]
     return AccountingResult(totals=totals, per_receiver=per_receiver, worst_pairs=worst_pairs)
+
+
+def rate_series(exports: Iterable[Mapping]) -> dict[str, dict[int, dict]]:
+    """Per room and wall-clock second: offered (client send time), accepted (server SendTime, so the
+    seconds are the server's own rate window on one machine) and rejected by code (client time of the
+    ERROR). Accepted messages are the union over exports, each counted once."""
+    exports = list(exports)
+    accepted: dict[str, dict[tuple[str, int], int]] = defaultdict(dict)
+    for export in exports:
+        for room, columns in export["rooms"].items():
+            senders = columns["senders"]
+            for t, s, q in zip(columns["t"], columns["s"], columns["q"], strict=True):
+                accepted[room].setdefault((senders[s], q), t)
+    series: dict[str, dict[int, dict]] = defaultdict(lambda: defaultdict(
+        lambda: {"offered": 0, "accepted": 0, "rejected": Counter()}))
+    for room, messages in accepted.items():
+        for t in messages.values():
+            series[room][t // 1_000_000_000]["accepted"] += 1
+    for export in exports:
+        for room, seconds in export.get("offered", {}).items():
+            for second, n in seconds.items():
+                series[room][int(second)]["offered"] += n
+        for room, rows in export.get("rejected_per_second", {}).items():
+            for second, code, n in rows:
+                series[room][int(second)]["rejected"][str(code)] += n
+    return {room: {second: {**row, "rejected": dict(row["rejected"])} for second, row in sorted(seconds.items())}
+            for room, seconds in series.items()}
 
 
 def _judge_connection(rid: str, conn: Mapping, times: list[int], sender_times: Mapping[str, list[int]],

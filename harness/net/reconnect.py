@@ -5,7 +5,9 @@
   reconnects at once with the counter reset (so without limit: the reconnect-storm risk); a clean
   server close (kick, or any close frame) does not reconnect.
 - `ExponentialBackoff`: full-jitter exponential backoff (AWS architecture blog's "full jitter"):
-  delay = uniform(0, min(cap, base * 2**attempt)), also after a drop, up to `max_attempts`.
+  delay = uniform(0, min(cap, base * 2**attempt)) between failed tries, up to `max_attempts`; the
+  first reconnect after a drop waits uniform(0, drop_spread) so a mass drop does not become one
+  second's worth of token fetches (with a 0.5 s spread the whole storm still fell in one second).
 ERROR 401 (session expired) and moderator kicks are handled by the session, not here.
 """
 
@@ -48,6 +50,7 @@ class ExponentialBackoff(ReconnectPolicy):
     base_s: float = 0.5
     cap_s: float = 30.0
     max_attempts: int = 10
+    drop_spread_s: float = 3.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
     name = "backoff"
 
@@ -57,7 +60,7 @@ class ExponentialBackoff(ReconnectPolicy):
         return self.rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** attempt))
 
     def after_drop(self) -> float:
-        return self.rng.uniform(0.0, self.base_s)
+        return self.rng.uniform(0.0, self.drop_spread_s)
 
 
 POLICIES = {"sdk": SdkLike, "backoff": ExponentialBackoff}

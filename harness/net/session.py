@@ -65,6 +65,8 @@ class ChatSession:
         self.seq = 0
         self.pending: dict[str, PendingRequest] = {}
         self.kicked = False
+        self.was_kicked = False
+        self.end_reason = ""
         self.expired = False
         self.stopping = False
         self.connects = 0
@@ -81,16 +83,26 @@ class ChatSession:
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        attempt = 0
+        attempt = 0  # failed tries in the current outage (or before the first connect)
         dropped_at_ns: int | None = None
+        self.end_reason = "stopped"
         try:
             while not self.stopping:
                 self.state = "connecting"
                 self.attempts_total += 1
                 outcome = await self._connect_once(dropped_at_ns)
                 if outcome is None:  # connected and later closed
+                    if dropped_at_ns is not None:
+                        # Tries this outage took, the successful one included (1: back at once).
+                        self.recorder.record("reconnect_attempts", attempt + 1)
                     attempt = 0
-                    if self.stopping or not self._should_reconnect():
+                    if self.stopping:
+                        break
+                    if self.kicked:
+                        self.was_kicked = True
+                        self.recorder.count("kicked")
+                    if not self._should_reconnect():
+                        self.end_reason = "kicked" if self.kicked else "closed_by_server"
                         break
                     dropped_at_ns = self._dropped_at_ns
                     delay = self.policy.after_drop()
@@ -99,6 +111,7 @@ class ChatSession:
                     delay = self.policy.after_failure(attempt)
                     if delay is None:
                         self.runtime.report_gave_up(self, outcome)
+                        self.end_reason = "gave_up"
                         break
                 if delay:
                     await asyncio.sleep(delay)
@@ -128,6 +141,8 @@ class ChatSession:
         self.ws = ws
         self.connects += 1
         self.connection_id = self.runtime.next_connection_id()
+        if self.was_kicked:
+            self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
         self.kicked = self.expired = False
         self.state = "open"
         open_ns = ws.open_ns
@@ -229,7 +244,7 @@ class ChatSession:
         if pending is None:
             return
         if pending.kind == "send":
-            self.ledger.rejected(self.sender_id, pending.seq, code)
+            self.ledger.rejected(self.sender_id, pending.seq, code, arrival_ns)
             self.recorder.count(f"rejected.{code}")
         self.runtime.report_ack(self, pending, (arrival_ns - pending.intended_ns) // 1000,
                                 RequestFailed(code, error.message))
@@ -257,7 +272,7 @@ class ChatSession:
         self._send("send", request_id, seq, intended_ns, waiter, codec.encode_send_message(request_id, content, attributes))
         # How late the harness itself sent against the schedule: part of every latency it reports.
         self.recorder.record("send_lag", (time.time_ns() + self.offset_ns - intended_ns) // 1000)
-        self.ledger.sent(self.sender_id, seq, self.room)
+        self.ledger.sent(self.sender_id, seq, self.room, intended_ns)
         self.recorder.count("sent")
 
     def delete_message(self, message_id: str, reason: str | None, waiter) -> None:

@@ -248,3 +248,52 @@ def _timed_layout(report: dict, y_title: str) -> dict:
     if shapes:
         layout["shapes"], layout["annotations"] = shapes, annotations
     return layout
+
+
+def rate_limit_figure(report: dict) -> dict | None:
+    """Per second, for up to four rooms: offered, accepted (by the server's SendTime) and rejected,
+    with the room's limit as a line — the rate-limit verdicts' evidence."""
+    rooms = (report.get("verdicts") or {}).get("rate_limit", {}).get("rooms", {})
+    series_by_room = report.get("rooms") or {}
+    start = run_start_s(report) or 0
+    data, palette = [], ("#2563eb", "#ea580c", "#16a34a", "#9333ea")
+    for index, (room, facts) in enumerate(list(rooms.items())[:4]):
+        seconds = series_by_room.get(room, {})
+        keys = sorted(seconds, key=int)
+        x = [int(k) - start for k in keys]
+        label = room.rsplit("/", 1)[-1]
+        color = palette[index]
+        data.append({"type": "scatter", "mode": "lines", "name": f"{label} offered", "x": x,
+                     "y": [seconds[k]["offered"] for k in keys], "line": {"color": color, "dash": "dot"}})
+        data.append({"type": "bar", "name": f"{label} accepted", "x": x,
+                     "y": [seconds[k]["accepted"] for k in keys], "marker": {"color": color}, "opacity": 0.55})
+        data.append({"type": "scatter", "mode": "lines", "name": f"{label} rejected", "x": x,
+                     "y": [sum(seconds[k]["rejected"].values()) for k in keys],
+                     "line": {"color": "#dc2626", "width": 1.5}})
+        if facts.get("limit") and x:
+            data.append({"type": "scatter", "mode": "lines", "name": f"{label} limit", "x": [min(x), max(x)],
+                         "y": [facts["limit"]] * 2, "line": {"color": "#111827", "dash": "dash", "width": 1}})
+    if not data:
+        return None
+    return {"data": data, "layout": _timed_layout(report, "messages per second")}
+
+
+def reconnect_figure(report: dict) -> dict | None:
+    rows = (report.get("verdicts") or {}).get("reconnect", {}).get("timeline") or []
+    if not rows or not any(row["reconnects"] or row["token_fetches"] for row in rows):
+        return None
+    start = run_start_s(report) or 0
+    x = [row["t"] - start for row in rows]
+    data = [
+        {"type": "scatter", "mode": "lines", "name": "connections open", "x": x,
+         "y": [row["connections_open"] for row in rows], "line": {"color": "#2563eb", "width": 2.4}},
+        {"type": "bar", "name": "reconnects /s (right axis)", "x": x, "y": [row["reconnects"] for row in rows],
+         "yaxis": "y2", "marker": {"color": "#16a34a"}, "opacity": 0.6},
+        {"type": "scatter", "mode": "lines", "name": "token fetches /s (right axis)", "x": x,
+         "y": [row["token_fetches"] for row in rows], "yaxis": "y2", "line": {"color": "#ea580c", "dash": "dot"}},
+    ]
+    layout = _timed_layout(report, "connections")
+    layout["yaxis2"] = {"title": {"text": "per second"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
+                        "showgrid": False, "zeroline": False}
+    layout["margin"] = {**layout["margin"], "r": 72}
+    return {"data": data, "layout": layout}

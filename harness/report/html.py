@@ -159,6 +159,8 @@ def render_html(report: dict) -> str:
             _note("Per second: messages sent, accepted and rejected (left axis), deliveries (right axis).")])),
         ("connections", "Connections", tag("div", [
             chart("connections", figures.connections_figure(report), charts)])),
+        ("rate-limits", "Rate limits", rate_limit_section(report, charts)),
+        ("reconnects", "Reconnects", reconnect_section(report, charts)),
         ("errors", "Errors", errors_section(report, charts)),
         ("health", "Harness health", health_section(report)),
         ("accounting", "Accounting", accounting_section(report)),
@@ -454,13 +456,60 @@ def worst_tables(accounting: dict) -> list[Html]:
     return [tag("div", left), tag("div", parts)]
 
 
+def rate_limit_section(report: dict, charts: dict) -> Html:
+    rate = (report.get("verdicts") or {}).get("rate_limit") or {}
+    rooms = rate.get("rooms") or {}
+    if not rooms:
+        return no_data("No per-room rate data (a run by `chatload run` has it).")
+
+    def ratio(value) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
+    rows = [[room.rsplit("/", 1)[-1], facts.get("limit") or "unknown", f"{facts['offered']:,}", f"{facts['accepted']:,}",
+             ", ".join(f"{code}: {n:,}" for code, n in sorted(facts["rejected"].items())) or "0",
+             facts["peak_accepted_per_s"], ratio(facts["peak_ratio"]), facts["overloaded_seconds"],
+             ratio(facts["steady_ratio"])] for room, facts in rooms.items()]
+    return join([
+        table(["room", "limit /s", "offered", "accepted", "rejected", "busiest second", "peak / limit",
+               "overloaded seconds", "steady / limit"], rows, numeric={1, 2, 3, 5, 6, 7, 8}),
+        _note(f"Accepted seconds are the server's (its SendTime); a second is overloaded when offered ≥ "
+              f"{rate.get('overload_threshold', 1.2)} × the limit. Rejections not tied to a request: "
+              f"{rate.get('untied_rejections', 0)}; rejected with another code than 429: "
+              f"{rate.get('non_429_rejections', 0)}."),
+        chart("rate-limit", figures.rate_limit_figure(report), charts),
+    ])
+
+
+def reconnect_section(report: dict, charts: dict) -> Html:
+    facts = (report.get("verdicts") or {}).get("reconnect") or {}
+    if not facts:
+        return no_data("No reconnect data (a run by `chatload run` has it).")
+    latency = (report.get("latency_us") or {}).get("reconnect") or {}
+    percentiles = latency.get("percentiles") or {}
+    away = sum(r.get("missed_while_away", 0) for r in ((report.get("accounting") or {}).get("per_receiver") or {}).values())
+    storm = facts.get("storm_token_fetch_peak_per_s")
+    rows = [["reconnects", f"{facts.get('reconnects', 0):,}"],
+            ["reconnect time p50 / p99 / max (ms)", " / ".join(ms(percentiles.get(k)) for k in ("50", "99"))
+             + f" / {ms(latency.get('max'))}" if latency.get("count") else "—"],
+            ["most tries for one comeback", facts.get("attempts_max", 0)],
+            ["token fetches, peak second (whole run / from the first fault)",
+             f"{facts.get('token_fetch_peak_per_s', 0)} / {'—' if storm is None else storm}"],
+            ["kicked / kicked users who came back", f"{facts.get('kicked', 0)} / {facts.get('kicked_rejoined', 0)}"],
+            ["not connected at the end", ", ".join(f"{k}: {v}" for k, v in sorted(
+                facts.get("not_connected_at_end", {}).items())) or "0"],
+            ["messages missed while away (all clients)", f"{away:,}"]]
+    return join([table(["", "value"], rows, numeric={1}),
+                 chart("reconnects", figures.reconnect_figure(report), charts, empty="No reconnects in this run.")])
+
+
 def faults_section(report: dict) -> Html:
     faults = report.get("faults") or []
     if not faults:
         return no_data("No faults were injected.")
     rows = []
     for fault in faults:
-        params = {k: v for k, v in fault.items() if k not in ("at_s", "applied_at_s", "action", "result", "error")}
+        params = {k: v for k, v in fault.items()
+                  if k not in ("at_s", "applied_at_s", "applied_at_ns", "action", "result", "error")}
         outcome = fault.get("error") or fault.get("result")
         rows.append([format_value(fault.get("at_s")) if fault.get("at_s") is not None else "—",
                      "—" if fault.get("applied_at_s") is None else f"{fault['applied_at_s']:.2f}",

@@ -1,0 +1,142 @@
+"""Rate-limit and reconnect verdicts, end to end through `chatload run` against the emulator.
+
+Each verdict must be able to fail: the rate-limit check is also run against an emulator
+misconfigured to let excess through, and the reconnect expectations are exact counts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.emulator import EmulatorProcess
+from harness.verdicts import derive
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+
+
+def chatload_run(scenario: Path, report_dir: Path, *extra: str) -> tuple[int, dict, str]:
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(scenario), "--quiet", "--report-dir",
+                           str(report_dir), *extra], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                          stdin=subprocess.DEVNULL)
+    reports = sorted(report_dir.glob("*/*/report.json"))
+    assert reports, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(reports[-1].read_text()), proc.stdout + proc.stderr
+
+
+def checks_of(report: dict) -> dict[str, str]:
+    return {check["rule"]: check["verdict"] for check in report["checks"]}
+
+
+# -- the derivation itself, on hand-made results ---------------------------------------------------------
+
+def test_derive_judges_each_room_by_its_own_limit():
+    rooms = {"A": {str(s): {"offered": 20, "accepted": 10, "rejected": {"429": 10}} for s in range(100, 110)},
+             "B": {str(s): {"offered": 4, "accepted": 4, "rejected": {}} for s in range(100, 110)}}
+    rooms["A"]["105"]["accepted"] = 12  # one second let 12 through
+    results = {"rooms": rooms, "counters": {"errors.429": 101},
+               "accounting": {"totals": {"rejected_by_code": {"429": 100, "403": 2}}}, "timeline": []}
+    rate = derive(results, {"A": 10, "B": 100})["rate_limit"]
+    assert rate["peak_ratio"] == 1.2 and rate["rooms"]["B"]["peak_ratio"] == 0.04
+    assert rate["rooms"]["A"]["overloaded_seconds"] == 8  # first and last second of traffic left out
+    assert rate["steady_ratio"] == pytest.approx(1.025)  # (7 × 10 + 12) / 8 / 10; room B never overloaded
+    assert rate["untied_rejections"] == 1 and rate["non_429_rejections"] == 2
+
+
+# -- rate limits --------------------------------------------------------------------------------------------
+
+def rate_limit_scenario(tmp_path: Path, limit: int, chatters: int, rate: float, extra: str = "") -> Path:
+    text = (SCENARIOS / "rate-limit.toml").read_text()
+    text = text.replace("maximum_message_rate_per_second = 10", f"maximum_message_rate_per_second = {limit}")
+    text = text.replace('duration = "20s"', 'duration = "10s"').replace('users = 20\nmessage_rate = 1.0',
+                                                                     f"users = {chatters}\nmessage_rate = {rate}")
+    path = tmp_path / f"rate-limit-{limit}.toml"
+    path.write_text(text + extra)
+    return path
+
+
+@pytest.mark.parametrize("limit, chatters, rate", [(1, 2, 1.0), (10, 20, 1.0), (100, 20, 10.0)])
+def test_rate_limit_verdicts_pass_at_limits_1_10_100(tmp_path, limit, chatters, rate):
+    code, report, output = chatload_run(rate_limit_scenario(tmp_path, limit, chatters, rate), tmp_path / "r")
+    assert code == 0, output
+    assert set(checks_of(report).values()) == {"pass"}
+    room = next(iter(report["verdicts"]["rate_limit"]["rooms"].values()))
+    assert room["limit"] == limit and room["peak_accepted_per_s"] == limit
+    assert room["offered"] > room["accepted"] and room["rejected"] == {"429": room["offered"] - room["accepted"]}
+
+
+def test_rate_limit_bursts_at_second_boundaries(tmp_path):
+    code, report, output = chatload_run(SCENARIOS / "rate-limit-burst.toml", tmp_path)
+    assert code == 0, output
+    rate = report["verdicts"]["rate_limit"]
+    assert rate["peak_ratio"] == 1.0 and rate["overloaded_seconds"] >= 5
+
+
+def test_rate_limit_check_fails_when_the_emulator_lets_excess_through(tmp_path):
+    broken = '\n[[faults]]\nat = "0s"\naction = "limits"\nalgorithm = "off"\n'
+    code, report, output = chatload_run(rate_limit_scenario(tmp_path, 10, 20, 1.0, broken), tmp_path / "r")
+    assert code == 1, output
+    verdicts = checks_of(report)
+    assert verdicts["rate_limit.peak_ratio <= 1"] == "fail"
+    assert report["verdicts"]["rate_limit"]["peak_ratio"] >= 1.5
+
+
+def test_throttled_token_fetches_are_reported_by_cause(tmp_path):
+    with EmulatorProcess("--throttle-limit", "CreateChatToken=10") as emulator:
+        scenario = tmp_path / "storm.toml"
+        scenario.write_text(f'[scenario]\nname = "token-storm"\nduration = "5s"\nramp = "0.2s"\nprocesses = 1\n'
+                            f'[target]\nkind = "running-emulator"\nendpoint = "{emulator.messaging_endpoint}"\n'
+                            f'control_endpoint = "{emulator.control_endpoint}"\n'
+                            '[[population]]\nkind = "viewer"\nusers = 40\nreconnect = "backoff"\n'
+                            '[expectations]\nrules = ["lost == 0"]\n')
+        code, report, output = chatload_run(scenario, tmp_path / "r")
+    throttled = report["counters"].get("token_fetch_failures.ThrottlingException", 0)
+    assert throttled > 0, output
+    assert report["counters"]["token_fetches"] + throttled >= 40
+
+
+# -- reconnects ---------------------------------------------------------------------------------------------
+
+RECONNECT = ["reconnect-drop", "reconnect-clean", "reconnect-expiry", "reconnect-kick", "reconnect-restart"]
+
+
+@functools.cache
+def reconnect_run(name: str, policy: str, base: str) -> tuple[int, dict, str]:
+    return chatload_run(SCENARIOS / f"{name}.toml", Path(base) / f"{name}-{policy}", "--reconnect", policy)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("reconnects"))
+
+
+@pytest.mark.parametrize("policy", ["sdk", "backoff"])
+@pytest.mark.parametrize("name", RECONNECT)
+def test_reconnect_scenario_verdicts_pass(base, name, policy):
+    code, report, output = reconnect_run(name, policy, base)
+    assert code == 0, output
+    assert report["checks"] and set(checks_of(report).values()) == {"pass"}
+    assert {p["reconnect"] for p in report["scenario"]["as_run"]["populations"]} == {policy}
+    (fault,) = report["faults"]
+    assert "error" not in fault and fault["result"]
+
+
+def test_missed_while_away_is_counted_per_client(base):
+    _, report, _ = reconnect_run("reconnect-drop", "backoff", base)
+    away = [r for r in report["accounting"]["per_receiver"].values() if r["missed_while_away"]]
+    assert away, "clients away for up to 3 s must have missed messages"
+    assert all(r["connections"] == 2 for r in away)
+
+
+def test_storm_peak_is_higher_with_immediate_retries_than_with_backoff(base):
+    _, sdk, _ = reconnect_run("reconnect-drop", "sdk", base)
+    _, backoff, _ = reconnect_run("reconnect-drop", "backoff", base)
+    sdk_peak = sdk["verdicts"]["reconnect"]["storm_token_fetch_peak_per_s"]
+    backoff_peak = backoff["verdicts"]["reconnect"]["storm_token_fetch_peak_per_s"]
+    assert sdk_peak >= 1.5 * backoff_peak, (sdk_peak, backoff_peak)
