@@ -30,33 +30,9 @@ from locust import User, between, constant, task
 from . import locust_plugin  # noqa: F401 - registers the options and event listeners with Locust
 from .locust_plugin import runtime_for, test_is_stopping
 from .net.session import RequestFailed
+from .schedule import OpenLoopSchedule
 
 _ALPHABET = string.ascii_letters + string.digits + " "
-
-
-class OpenLoopSchedule:
-    """Fixed-rate send slots for one user: slot k is at start + k / rate, whatever happened before.
-
-    A late greenlet sends at once but the message keeps its slot's *intended* time, so latency is
-    measured from when it should have been sent (no coordinated omission) and no slot is skipped.
-    """
-
-    def __init__(self, per_second: float) -> None:
-        if per_second <= 0:
-            raise ValueError("open_loop rate must be positive")
-        self.interval_ns = int(1e9 / per_second)
-        self.start_ns: int | None = None
-        self.slot = 0
-
-    def current_ns(self) -> int:
-        if self.start_ns is None:
-            self.start_ns = time.time_ns()
-        return self.start_ns + self.slot * self.interval_ns
-
-    def wait_after_task(self) -> float:
-        self.current_ns()
-        self.slot += 1
-        return max(0.0, (self.start_ns + self.slot * self.interval_ns - time.time_ns()) / 1e9)
 
 
 def _schedule(user, per_second: float) -> OpenLoopSchedule:

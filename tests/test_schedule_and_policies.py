@@ -9,7 +9,7 @@ import pytest
 
 from harness.clock import ClockOffset, estimate
 from harness.net.reconnect import ExponentialBackoff, SdkLike, make_policy
-from harness.users import OpenLoopSchedule
+from harness.schedule import OpenLoopSchedule
 
 
 def test_open_loop_never_skips_a_slot_when_late():
