@@ -16,6 +16,8 @@ SUBCOMMANDS = [
      "render two reports side by side with deltas", "COMPARE_DESCRIPTION"),
     ("gate", "harness.gate.cli", ("add_arguments", "run"), "CI gate: thresholds and baseline regressions",
      "DESCRIPTION"),
+    ("capacity", "harness.capacity.cli", ("add_arguments", "run"),
+     "step the load to the knee; USL fit, load-generator sizing and cost", "DESCRIPTION"),
     ("emulator", "harness.emulator.cli", ("add_arguments", "run"), "run the IVS Chat emulator until Ctrl-C",
      "DESCRIPTION"),
     ("bench", "harness.bench.cli", ("add_arguments", "run"),

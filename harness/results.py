@@ -33,7 +33,7 @@ class ChatStats:
         self.recorder = Recorder()
         self.started_ns = time.time_ns()
         self._seconds: dict[int, dict] = defaultdict(lambda: {"counters": defaultdict(int), "histograms": {},
-                                                                "gauges": {}, "sources": set()})
+                                                                "gauges": {}, "sources": set(), "health": {}})
         self.health: dict[str, dict] = {}  # by source: worst values seen
         self.finals: dict[str, dict] = {}  # by source: ledger export, totals, samples
         self.last_interval: dict[str, dict] = {}
@@ -58,6 +58,9 @@ class ChatStats:
         worst = self.health.setdefault(source, {})
         for key, value in snapshot.get("health", {}).items():
             worst[key] = max(worst.get(key, 0), value)
+            # And per second (worst across processes), so a spike while users connect is not
+            # mistaken for the steady state of a whole run or capacity step.
+            second["health"][key] = max(second["health"].get(key, 0), value)
 
     def add_final(self, source: str, final: dict) -> None:
         self.finals[source] = final
@@ -95,7 +98,7 @@ class ChatStats:
                 for name, value in per_source.items():
                     gauges[name] += value
             row = {"t": second, "sources": len(data["sources"]), **gauges, "counters": dict(data["counters"]),
-                   "deliveries": data["counters"].get("deliveries", 0)}
+                   "deliveries": data["counters"].get("deliveries", 0), "health": dict(data["health"])}
             for name in TIMELINE_HISTOGRAMS:
                 merged = LatencyHistogram()
                 for encoded in data["histograms"].get(name, ()):

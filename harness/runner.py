@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,7 +141,9 @@ class Run:
         client = boto3.client("ivschat", endpoint_url=control, region_name=region,
                               aws_access_key_id="emulator", aws_secret_access_key="emulator")
         spec = self.scenario.rooms
-        return [client.create_room(name=f"{self.scenario.name}-{i}",
+        # Room names allow [a-zA-Z0-9-_]; scenario names may also hold dots.
+        prefix = re.sub(r"[^A-Za-z0-9_-]", "-", self.scenario.name)
+        return [client.create_room(name=f"{prefix}-{i}",
                                    maximumMessageRatePerSecond=spec.maximum_message_rate_per_second,
                                    maximumMessageLength=spec.maximum_message_length)["arn"]
                 for i in range(spec.count)]
