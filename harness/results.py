@@ -110,12 +110,22 @@ class ChatStats:
         return rows
 
     def saturation(self) -> list[str]:
+        """Why the harness itself saturated, judged over the steady part of the run: every user
+        spawned, the final second (drain and export) left out. Start-up — a hundred handshakes
+        and token fetches at once — stalls the hub for a moment without saying anything about
+        the measurements that follow; the whole-run worst values stay in `health.per_process`."""
+        rows = self.timeline()
+        users = max((row.get("users", 0) for row in rows), default=0)
+        # The first interval at full strength still covers the end of the ramp: start one later.
+        steady = [row for previous, row in zip(rows, rows[1:-1], strict=False)
+                  if users and previous.get("users", 0) == users and row.get("users", 0) == users]
         reasons = []
-        for source, worst in sorted(self.health.items()):
+        for row in steady:
             for key, limit in SATURATION.items():
-                if worst.get(key, 0) > limit:
-                    reasons.append(f"{source}: {key} reached {worst[key]} (limit {limit})")
-        return reasons
+                value = row.get("health", {}).get(key, 0)
+                if value > limit:
+                    reasons.append(f"second {row['t'] - rows[0]['t']}: {key} reached {value} (limit {limit})")
+        return reasons[:10] + ([f"… and {len(reasons) - 10} more"] if len(reasons) > 10 else [])
 
     def merge_check(self) -> dict:
         """Merged histogram counts against the sum of what each process says it recorded in total."""

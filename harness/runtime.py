@@ -139,6 +139,11 @@ class ChatRuntime:
         self.loop_thread = LoopThread().start()
         self.inbox = self.loop_thread.inbox
         self.loop_thread.call(self._start_ticker)
+        # Everything allocated so far (Locust, boto3, botocore's models, plotly) lives for the whole
+        # run; freezing it keeps gen-2 collections from rescanning it. Measured: a 323 ms collector
+        # pause during the default scenario's ramp, stopping the loop and the hub alike.
+        gc.collect()
+        gc.freeze()
         self.finished = False
         self.finished_on_loop = False
 
