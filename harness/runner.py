@@ -150,16 +150,11 @@ class Run:
 
     def _confirm_billing(self) -> None:
         sent, delivered = self.scenario.estimated_messages()
-        print(f"chatload run: {self.scenario.name} targets a REAL room ({', '.join(self.scenario.target.room_arns)}).\n"
-              f"  It will send about {sent:,} messages and cause about {delivered:,} deliveries; Amazon IVS bills "
-              "both.", file=sys.stderr)
         self.room_arns, self.control = list(self.scenario.target.room_arns), ""
-        if self.args.yes:
-            return
-        if not sys.stdin.isatty():
-            raise RunError("refusing to send to a real room without confirmation: pass --yes")
-        if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
-            raise RunError("cancelled; nothing was sent")
+        refusal = ask_before_billing(f"chatload run: {self.scenario.name} targets a REAL room "
+                                     f"({', '.join(self.scenario.target.room_arns)}).", sent, delivered, self.args.yes)
+        if refusal:
+            raise RunError(refusal)
 
     def _room_limits(self) -> dict[str, int]:
         """Each room's maximumMessageRatePerSecond, as the service says (GetRoom), so the rate-limit
@@ -344,6 +339,20 @@ class Run:
             print("  WARNING: the harness itself saturated; latency includes harness queueing: "
                   + "; ".join(report["health"]["reasons"]))
         print(f"  report: {html_path}")
+
+
+def ask_before_billing(subject: str, sent: int, delivered: int, yes: bool) -> str | None:
+    """Say what a real room will be sent (IVS bills messages sent and delivered) and ask, unless
+    `yes`. Returns why not to go ahead, or None to go ahead."""
+    print(f"{subject}\n  It will send about {sent:,} messages and cause about {delivered:,} deliveries; "
+          "Amazon IVS bills both.", file=sys.stderr)
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        return "refusing to send to a real room without confirmation: pass --yes"
+    if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
+        return "cancelled; nothing was sent"
+    return None
 
 
 def _read_new_lines(path: Path, offset: int) -> tuple[list[dict], int]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import socket
 from pathlib import Path
 
-from ..report.document import default_versions, iso8601, refuse_secrets, write_atomic
+from ..report.document import _finite, default_versions, iso8601, refuse_secrets, write_atomic
 from .plan import VARIES, CapacityPlan
 
 SCHEMA = "chatload.capacity/1"
@@ -89,14 +88,3 @@ def load_capacity(path: Path | str) -> dict:
     if document.get("schema") != SCHEMA:
         raise ValueError(f"{path}: not a capacity document (schema {document.get('schema')!r}, expected {SCHEMA})")
     return document
-
-
-def _finite(value):
-    """NaN and infinity become null (JSON has neither); tuples become lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value

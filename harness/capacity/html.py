@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ..report import figures
-from ..report.html import Html, badge, chart, join, no_data, page, pretty_json, table, tag, when
+from ..report.html import Html, badge, chart, join, no_data, pretty_json, sectioned_page, table, tag, when
 from ..report.numbers import format_value
 from ..results import SATURATION
 
@@ -46,11 +46,8 @@ def render_capacity_html(doc: dict) -> str:
         ("cost", "Cost projection", cost_section(doc)),
         ("plan", "Capacity file as run", plan_section(doc)),
     ]
-    title = f"{doc['scenario']['name']} — chatload capacity"
-    body = [header(doc), nav(sections), tag("main", [banners(doc), *(
-        tag("section", [tag("h2", heading), content], id=section_id, class_="card")
-        for section_id, heading, content in sections)], class_="wrap"), footer(doc)]
-    return page(title, join(body), charts)
+    return sectioned_page(f"{doc['scenario']['name']} — chatload capacity", header(doc), banners(doc), sections,
+                          footer(doc), charts)
 
 
 def header(doc: dict) -> Html:
@@ -81,11 +78,6 @@ def header(doc: dict) -> Html:
         ], class_="headline"),
         tag("dl", [tag("div", [tag("dt", k), tag("dd", v)]) for k, v in facts], class_="facts"),
     ], class_="wrap")], class_="top")
-
-
-def nav(sections) -> Html:
-    return tag("nav", [tag("div", [tag("a", heading, href=f"#{section_id}") for section_id, heading, _ in sections],
-                           class_="wrap")])
 
 
 def banners(doc: dict) -> Html:

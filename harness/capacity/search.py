@@ -168,19 +168,16 @@ class CapacitySearch:
     def _confirm_billing(self) -> None:
         if self.plan.target_kind != "ivschat":
             return
+        from ..runner import ask_before_billing
+
         sent = delivered = 0
         for step in self.plan.steps:
             s, d = step.scenario.estimated_messages()
             sent, delivered = sent + s, delivered + d
-        print(f"chatload capacity: {self.plan.name} targets a REAL room. All {len(self.plan.steps)} steps would send "
-              f"about {sent:,} messages and cause about {delivered:,} deliveries; Amazon IVS bills both.",
-              file=sys.stderr)
-        if self.args.yes:
-            return
-        if not sys.stdin.isatty():
-            raise _Refused("refusing to send to a real room without confirmation: pass --yes")
-        if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
-            raise _Refused("cancelled; nothing was sent")
+        refusal = ask_before_billing(f"chatload capacity: {self.plan.name} targets a REAL room "
+                                     f"({len(self.plan.steps)} steps in all).", sent, delivered, self.args.yes)
+        if refusal:
+            raise _Refused(refusal)
 
     # -- output ---------------------------------------------------------------------------------------
 

@@ -168,10 +168,15 @@ def render_html(report: dict) -> str:
         ("scenario", "Scenario as run", scenario_section(report)),
         ("clocks", "Clocks and merge", clocks_section(report)),
     ]
-    title = f"{scenario_name(report)} — chatload report"
-    body = [header(report), nav(sections), tag("main", [banners(report), *(
+    return sectioned_page(f"{scenario_name(report)} — chatload report", header(report), banners(report), sections,
+                          footer(report), charts)
+
+
+def sectioned_page(title: str, head: Html, top: Html, sections, foot: Html, charts: dict) -> str:
+    """The page every chatload report uses: header, a sticky section nav, the sections as cards."""
+    body = [head, nav(sections), tag("main", [top, *(
         tag("section", [tag("h2", heading), content], id=section_id, class_="card")
-        for section_id, heading, content in sections)], class_="wrap"), footer(report)]
+        for section_id, heading, content in sections)], class_="wrap"), foot]
     return page(title, join(body), charts)
 
 
