@@ -144,3 +144,122 @@ def test_bench_emulator_smoke(tmp_path, capsys):
     assert entry["n"] == 50
     assert entry["ratio"]["median"] > 0
     assert entry["verdict"] in ("PASS", "SHORT")
+
+
+# -- the client-side benchmarks: --quick smoke runs through the real CLI -------------------------------
+
+
+def _quick(tmp_path, capsys, name: str) -> tuple[int, str, dict]:
+    report = tmp_path / f"{name}.json"
+    code = main(["bench", name, "--quick", "--json", str(report)])
+    out = capsys.readouterr().out
+    document = orjson.loads(report.read_bytes())
+    assert document["benchmark"] == name
+    assert document["schema_version"] == 1
+    assert document["options"]["quick"] is True
+    assert document["machine"]["cpus"] >= 1
+    return code, out, document
+
+
+def test_ratio_verdict_conventions():
+    from harness.bench.rig import ratio_verdict
+
+    below = ratio_verdict([0.9, 1.0, 0.95], 1.3, higher_is_better=False, repeats=3)
+    assert below["verdict"] == "PASS" and below["reliable"] and below["ratio"]["median"] == 0.95
+    straddling = ratio_verdict([1.2, 1.4, 1.25], 1.3, higher_is_better=False, repeats=3)
+    assert straddling["verdict"] == "PASS" and not straddling["reliable"]
+    above = ratio_verdict([1.7, 1.8], 1.6, higher_is_better=True, repeats=2)
+    assert above["verdict"] == "PASS" and any("indicative" in w for w in above["warnings"])
+
+
+@pytest.mark.timeout(240)
+def test_bench_receive_quick(tmp_path, capsys):
+    code, out, document = _quick(tmp_path, capsys, "receive")
+    assert code in (0, 1), out
+    assert "harness/bare CPU per frame" in out and "bare (baseline)" in out
+    assert {r["client"] for r in document["runs"]} == {"harness", "bare"}
+    for run in document["runs"]:
+        for field in ("frames_per_s", "cpu_us_per_frame", "cpu_share", "server_cpu_share", "limited_by"):
+            assert field in run
+        messages, frames = run["messages"], run["frames_accounting"]
+        assert messages["accepted"] > 0 and messages["unanswered"] == 0
+        assert frames["expected"] == messages["accepted"] * run["n"]
+        assert frames["received"] == frames["expected"]
+        assert run["frames"] > 0 and run["cpu_us_per_frame"] > 0
+    (entry,) = document["summary"]
+    assert entry["ratio"]["median"] > 0
+    assert entry["verdict"] in ("PASS", "SHORT")
+
+
+@pytest.mark.timeout(240)
+def test_bench_memory_quick(tmp_path, capsys):
+    code, out, document = _quick(tmp_path, capsys, "memory")
+    assert code in (0, 1), out
+    assert "RSS per connection" in out
+    for run in document["runs"]:
+        assert run["connections_open"] == run["n"]
+        assert run["rss_after_bytes"] > run["rss_before_bytes"]
+        assert run["rss_per_connection_bytes"] > 0
+    (entry,) = document["summary"]
+    assert entry["ratio"]["median"] > 0
+    assert entry["verdict"] in ("PASS", "SHORT")
+
+
+@pytest.mark.timeout(240)
+def test_bench_fidelity_quick(tmp_path, capsys):
+    code, out, document = _quick(tmp_path, capsys, "fidelity")
+    assert code in (0, 1), out
+    assert "added (harness − bare)" in out
+    assert document["capacity"]["frames_per_s"] > 0
+    assert {r["phase"] for r in document["runs"]} == {"low", "high"}
+    for run in document["runs"]:
+        samples = run["samples"]
+        assert samples["expected_harness"] > 0 and samples["expected_bare"] > 0
+        # every accepted message reached every receiver of each client, and was timed exactly once
+        assert samples["harness"] == samples["expected_harness"]
+        assert samples["bare"] == samples["expected_bare"]
+        for client in ("harness", "bare"):
+            assert run["frames_accounting"][client]["missing"] == 0
+            assert 0 < run["latency_us"][client]["p50"] <= run["latency_us"][client]["p99"]
+        assert run["added_p50_us"] == run["latency_us"]["harness"]["p50"] - run["latency_us"]["bare"]["p50"]
+    assert document["summary"]["low"]["verdict"] in ("PASS", "SHORT")
+
+
+@pytest.mark.timeout(240)
+def test_bench_hubstall_quick(tmp_path, capsys):
+    code, out, document = _quick(tmp_path, capsys, "hubstall")
+    assert code in (0, 1), out
+    assert "longest hub stall under load" in out
+    assert {r["condition"] for r in document["runs"]} == {"idle", "loaded"}
+    for run in document["runs"]:
+        assert run["wakes"] > 0 and run["max_stall_ms"] is not None and run["max_stall_ms"] >= 0
+        if run["condition"] == "loaded":
+            frames = run["frames_accounting"]
+            assert frames["expected"] == run["messages"]["accepted"] * run["n"] > 0
+            assert frames["received"] == frames["expected"]
+    (entry,) = document["summary"]
+    assert entry["ratio"]["median"] is None or entry["ratio"]["median"] > 0
+    assert entry["verdict"] in ("PASS", "SHORT")
+
+
+@pytest.mark.timeout(240)
+def test_bench_scaleout_quick(tmp_path, capsys):
+    from harness.bench import scaleout
+
+    code, out, document = _quick(tmp_path, capsys, "scaleout")
+    assert code in (0, 1), out
+    assert "2 processes ÷ 1" in out
+    assert sorted(r["processes"] for r in document["runs"]) == [1, 2]
+    for run in document["runs"]:
+        assert len(run["connections_per_process"]) == run["processes"]
+        assert sum(run["connections_per_process"]) == run["n"]
+        frames = run["frames_accounting"]
+        assert frames["expected"] == run["messages"]["accepted"] * run["n"] > 0
+        assert frames["received"] == frames["expected"]
+        assert run["frames_per_s"] > 0
+    (entry,) = document["summary"]
+    assert entry["ratio"]["median"] > 0
+    has_cores, _ = scaleout.machine_verdict(2)
+    if not has_cores:
+        assert entry["verdict"] == "no verdict" and "no verdict" in out
+    assert document["verdict"] in ("PASS", "SHORT", "no verdict")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
-from . import emulator_fanout
+from . import emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 from .common import BenchError, BenchOptions, Progress, report_path, utc_stamp, write_json_atomically
 
-# name → module with NAME, SUMMARY and run(options, progress). Later benchmarks (receive path,
-# memory, fidelity, hub stall, scale-out) register here and get the shared options for free.
-BENCHMARKS = {module.NAME: module for module in (emulator_fanout,)}
+# name → module with NAME, SUMMARY and run(options, progress); each gets the shared options.
+BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout)}
+
+# `--quick` for benchmarks that do not read options.extra["quick"] themselves: their small settings.
+QUICK_DEFAULTS = {emulator_fanout.NAME: {"sizes": [50], "seconds": 1.0, "warmup": 0.5}}
 
 DESCRIPTION = """\
 Measure speed against a baseline measured in the same run, on this machine, so the figures
@@ -22,9 +25,11 @@ Benchmarks:
 
 EPILOG = """\
 examples:
-  chatload bench                                   run every benchmark with its defaults
+  chatload bench                                   run every benchmark with its defaults (~15 min on 2 cores)
+  chatload bench --quick                           every benchmark at small sizes, one repeat (~1 min): CI smoke
+  chatload bench receive memory fidelity hubstall scaleout   chatload's own costs only
   chatload bench emulator --rooms-sizes 1000 --repeat 5
-  chatload bench emulator --seconds 2 --repeat 1 --json /tmp/bench.json
+  chatload bench receive --rooms-sizes 2000 --seconds 2 --repeat 1 --json /tmp/bench.json
 
 exit status: 0 every verdict PASS, 1 some verdict SHORT, 2 bad arguments, 3 a benchmark could not
 run, 130 interrupted (Ctrl-C stops every child process cleanly)."""
@@ -55,23 +60,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("benchmarks", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--rooms-sizes", "--room-sizes", dest="sizes", type=_sizes, metavar="N,N…",
-                        help="connections per room to measure, comma-separated "
-                             f"(emulator default: {','.join(map(str, emulator_fanout.DEFAULT_SIZES))})")
+                        help="connections to measure, comma-separated; per benchmark: emulator and receive: "
+                             "receivers in the room (1000,5000); memory: idle connections per client (10000); "
+                             "fidelity: low-load receivers per client (100, first size only); hubstall: receivers "
+                             "(200); scaleout: receivers split over the processes (2000)")
     parser.add_argument("--seconds", type=_positive(float), metavar="S",
-                        help=f"measured window per run (default {emulator_fanout.DEFAULT_SECONDS:g})")
+                        help="measured window per run (default per benchmark: emulator "
+                             f"{emulator_fanout.DEFAULT_SECONDS:g}, receive 4, fidelity 15 at low load and 4 at high "
+                             "load, hubstall 8, scaleout 3)")
     parser.add_argument("--warmup", type=float, metavar="S",
-                        help=f"load before the window starts (default {emulator_fanout.DEFAULT_WARMUP:g})")
-    parser.add_argument("--repeat", type=_positive(int), default=3, metavar="K",
-                        help="runs per figure; the table shows median [min–max] (default %(default)s)")
+                        help="load before the window starts (default per benchmark: emulator "
+                             f"{emulator_fanout.DEFAULT_WARMUP:g}, receive, hubstall and scaleout 1)")
+    parser.add_argument("--repeat", type=_positive(int), metavar="K",
+                        help="runs per figure; the table shows median [min–max] (default 3, 1 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every benchmark at small sizes, short windows, one repeat (~1 min in all): a smoke "
+                             "test for CI; figures are indicative only")
     parser.add_argument("--rate", type=_positive(float), metavar="MSG/S",
                         help=f"messages per second sent into the room (default and maximum "
-                             f"{emulator_fanout.MAX_ROOM_RATE}, the emulator's room limit)")
+                             f"{emulator_fanout.MAX_ROOM_RATE}, the emulator's room limit; fidelity uses its own "
+                             "1 msg/s and 100 msg/s)")
     parser.add_argument("--connect-concurrency", type=_positive(int), default=200, metavar="C",
                         help="handshakes in flight while opening receivers (default %(default)s)")
     parser.add_argument("--drain-timeout", type=_positive(float), default=60.0, metavar="S",
                         help="longest wait after sending for the server to deliver what it owes (default %(default)s)")
     parser.add_argument("--pin", action="store_true",
-                        help="pin the server to a core of its own and the load clients to the others; off by "
+                        help="emulator benchmark: pin the server to a core of its own and the load clients to the others; off by "
                              "default: on 2 cores it pushed loopback softirq work to ksoftirqd and starved the clients")
     parser.add_argument("--json", dest="json_path", metavar="PATH",
                         help="report file, or directory for <timestamp>-<name>.json "
@@ -85,15 +99,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"chatload bench: unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}",
               file=sys.stderr)
         return 2
-    options = BenchOptions(sizes=args.sizes, seconds=args.seconds, warmup=args.warmup, repeat=args.repeat,
+    quick = bool(getattr(args, "quick", False))
+    repeat = args.repeat or (1 if quick else 3)
+    options = BenchOptions(sizes=args.sizes, seconds=args.seconds, warmup=args.warmup, repeat=repeat,
                            rate=args.rate, connect_concurrency=args.connect_concurrency,
-                           drain_timeout=args.drain_timeout, json_path=args.json_path, pin=args.pin)
+                           drain_timeout=args.drain_timeout, json_path=args.json_path, pin=args.pin,
+                           extra={"quick": quick})
     progress = Progress()
     stamp = utc_stamp()
     status = 0
     for name in names:
+        own = options
+        if quick and name in QUICK_DEFAULTS:  # explicit options still win
+            own = dataclasses.replace(options, **{key: value for key, value in QUICK_DEFAULTS[name].items()
+                                                  if getattr(options, key) is None})
         try:
-            result = BENCHMARKS[name].run(options, progress)
+            result = BENCHMARKS[name].run(own, progress)
         except KeyboardInterrupt:
             progress.note(f"chatload bench {name}: interrupted; child processes stopped")
             return 130

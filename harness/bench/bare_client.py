@@ -1,0 +1,299 @@
+"""The baseline receiver: what a typical Python chat client does, nothing more.
+
+One `websockets.asyncio.client.connect` per connection and one task per connection running
+
+    async for message in ws:
+        orjson.loads(message)
+
+(websockets' defaults: its reader task and queue, UTF-8 decoding to `str`, keepalive pings; no
+proxy lookup, it is loopback). It runs on uvloop like chatload's own loop thread, so the comparison
+is about the receive path, not the event loop. With `stamp` it also times each message the way a
+careful bare client would: `time.time_ns()` as soon as `recv` hands the message over, minus the
+intended send time the sender put in `Attributes["cl.t"]`.
+
+Same stdin/stdout protocol as `harness_client` (see `rig.ClientChild`): a config line, then
+`connect`, `rss`, `window`, `reset`, `drain`, `close` commands, one JSON event line per answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import struct
+import sys
+import time
+
+import orjson
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .loadclient import cpu_seconds, emit, runqueue_wait_seconds, set_affinity
+
+LAG_TICK_S = 0.02
+
+
+class BareReceivers:
+    def __init__(self, config: dict) -> None:
+        self.endpoint = config["endpoint"]
+        self.tokens = list(config.get("tokens") or [])
+        self.concurrency = int(config.get("concurrency", 200))
+        self.connect_timeout = float(config.get("connect_timeout", 15.0))
+        self.stamp = bool(config.get("stamp"))
+        self.connections: list[ClientConnection] = []
+        self.tasks: list[asyncio.Task] = []
+        self.frames = 0
+        self.lost = 0
+        self.closing = False
+        self.latencies_us: list[int] = []
+        self.unreadable = 0
+        self.failed = 0
+        self.errors: list[str] = []
+        self.watched = {name: _process(pid) for name, pid in (config.get("pids") or {}).items()}
+        self.watched["client"] = psutil.Process()
+        self.sampler = WindowSampler(lambda: self.frames, self.watched)
+        self.max_lag_s = 0.0
+        self._lag_on = False
+
+    # -- receiving ----------------------------------------------------------------------------------
+
+    async def receive(self, ws: ClientConnection) -> None:
+        try:
+            if self.stamp:
+                latencies = self.latencies_us
+                async for message in ws:
+                    arrival_us = time.time_ns() // 1000
+                    frame = orjson.loads(message)
+                    self.frames += 1
+                    try:
+                        latencies.append(arrival_us - int(frame["Attributes"]["cl.t"]))
+                    except (KeyError, TypeError, ValueError):
+                        self.unreadable += 1
+            else:
+                async for message in ws:
+                    orjson.loads(message)
+                    self.frames += 1
+        except ConnectionClosed:
+            pass
+        if not self.closing:
+            self.lost += 1
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    async def connect_more(self, count: int) -> None:
+        started = time.monotonic()
+        first = len(self.connections) + self.failed  # tokens are single-use: never reuse one
+        indexes = iter(range(first, min(first + count, len(self.tokens))))
+
+        async def worker() -> None:
+            for i in indexes:
+                try:
+                    ws = await connect(self.endpoint, subprotocols=[self.tokens[i]],
+                                       open_timeout=self.connect_timeout, proxy=None)
+                except Exception as exc:  # OSError, TimeoutError, InvalidStatus, InvalidHandshake …
+                    self.failed += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                self.connections.append(ws)
+                self.tasks.append(asyncio.ensure_future(self.receive(ws)))
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                emit({"event": "progress", "connected": len(self.connections), "failed": self.failed,
+                      "of": first + count})
+
+        reporter = asyncio.ensure_future(progress())
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, count)))))
+        finally:
+            reporter.cancel()
+        emit({"event": "connected", "connected": len(self.connections), "failed": self.failed,
+              "errors": self.errors, "seconds": round(time.monotonic() - started, 3)})
+
+    # -- measuring ----------------------------------------------------------------------------------
+
+    def schedule_window(self, start: float, end: float) -> None:
+        self.sampler.schedule(start, end)
+        self.max_lag_s = 0.0
+        self._lag_on = True
+
+    @property
+    def snapshots(self) -> dict:
+        snapshots = self.sampler.snapshots
+        if "end" in snapshots:
+            snapshots["end"]["max_loop_lag_s"] = self.max_lag_s
+        return snapshots
+
+    async def watch_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_TICK_S
+            await asyncio.sleep(LAG_TICK_S)
+            if self._lag_on:
+                self.max_lag_s = max(self.max_lag_s, loop.time() - due)
+                if not self.sampler.pending:
+                    self._lag_on = False
+
+    async def drain(self, expected: int, timeout: float, stall: float, window: bool = True) -> dict:
+        deadline = time.monotonic() + timeout
+        while window and self.sampler.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        reason = await wait_for_frames(lambda: self.frames, expected, max(0.0, deadline - time.monotonic()),
+                                       stall, asyncio.sleep)
+        return {"frames": self.frames, "expected": expected, "drain": reason, "open": len(self.connections) - self.lost,
+                "connections_lost": self.lost, "unreadable": self.unreadable}
+
+    def rss(self) -> dict:
+        gc.collect()
+        info = psutil.Process().memory_full_info()
+        return {"rss": info.rss, "uss": info.uss, "connections": len(self.connections) - self.lost}
+
+    def close(self) -> None:
+        self.closing = True
+        for ws in self.connections:
+            abort_transport(ws.transport)
+
+
+def _process(pid: int | None) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid) if pid else None
+    except psutil.Error:
+        return None
+
+
+def take_snapshot(frames: int, watched: dict[str, psutil.Process | None]) -> dict:
+    """Frames received and, at the same instant, the CPU time of this process and the watched ones."""
+    machine = psutil.cpu_times()
+    return {
+        "wall": time.time(),
+        "frames": frames,
+        "cpu": {who: cpu_seconds(p) for who, p in watched.items()},
+        "cpu_system": {who: cpu_seconds(p, system_only=True) for who, p in watched.items()},
+        "wait": {who: runqueue_wait_seconds(p.pid) if p else None for who, p in watched.items()},
+        # the whole machine, so the benchmark can tell how much other processes took meanwhile
+        "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
+        "machine_total": sum(machine),
+    }
+
+
+class WindowSampler:
+    """Takes a window's two snapshots from a thread of its own, at the exact wall-clock instants.
+
+    Not from the event loop: under a backlog one loop iteration reads every ready socket, which can
+    take seconds, so a loop timer can fire seconds late (both of a window's timers in one iteration,
+    in the worst case). `count` must be safe to call from another thread (a monotonic int read).
+    """
+
+    def __init__(self, count, watched: dict, *, start_thread=None, sleep=None) -> None:
+        import _thread
+
+        self.count = count
+        self.watched = watched
+        self.start_thread = start_thread or _thread.start_new_thread
+        self.sleep = sleep or time.sleep
+        self.snapshots: dict[str, dict] = {}
+        self.window: tuple[float, float] | None = None
+
+    def schedule(self, start: float, end: float) -> None:
+        snapshots: dict[str, dict] = {}
+        self.snapshots, self.window = snapshots, (start, end)
+
+        def run() -> None:
+            for name, at in (("start", start), ("end", end)):
+                delay = at - time.time()
+                if delay > 0:
+                    self.sleep(delay)
+                snapshots[name] = take_snapshot(self.count(), self.watched)
+
+        self.start_thread(run, ())
+
+    @property
+    def pending(self) -> bool:
+        return self.window is not None and "end" not in self.snapshots
+
+
+async def wait_for_frames(count, expected: int, timeout: float, stall: float, sleep) -> str:
+    """Wait until `count()` reaches `expected`, stops moving for `stall` s, or `timeout` passes."""
+    started = last_change = time.monotonic()
+    last = count()
+    while count() < expected:
+        await sleep(0.05)
+        now, current = time.monotonic(), count()
+        if current != last:
+            last, last_change = current, now
+        elif now - last_change >= stall:
+            return "stalled"
+        if now - started >= timeout:
+            return "timeout"
+    return "complete"
+
+
+def abort_transport(transport) -> None:
+    """End at once with a TCP reset, so no TIME_WAIT sockets pile up between benchmark runs."""
+    if transport is None or transport.is_closing():
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+async def main_async() -> int:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    line = await reader.readline()
+    if not line:
+        return 2
+    config = orjson.loads(line)
+    if config.get("cpus"):
+        set_affinity(os.getpid(), set(config["cpus"]))
+    receivers = BareReceivers(config)
+    lag_task = asyncio.ensure_future(receivers.watch_lag())
+    emit({"event": "ready", "pid": os.getpid(), **receivers.rss()})
+    try:
+        while line := await reader.readline():
+            command = orjson.loads(line)
+            cmd = command["cmd"]
+            if cmd == "connect":
+                await receivers.connect_more(int(command["count"]))
+            elif cmd == "rss":
+                emit({"event": "rss", **receivers.rss()})
+            elif cmd == "window":
+                receivers.schedule_window(command["start"], command["end"])
+            elif cmd == "reset":
+                receivers.latencies_us.clear()  # in place: the reader loops hold this list
+                receivers.unreadable = 0
+                emit({"event": "reset", "frames": receivers.frames})
+            elif cmd == "drain":
+                totals = await receivers.drain(int(command["expected"]), float(command["timeout"]),
+                                               float(command.get("stall", 3.0)), bool(command.get("window", True)))
+                emit({"event": "result", "window": receivers.snapshots, "totals": totals,
+                      "latency_us": receivers.latencies_us if receivers.stamp else None})
+            elif cmd == "close":
+                break
+    finally:
+        lag_task.cancel()
+        receivers.close()
+        await asyncio.sleep(0)  # let the resets go out before the process ends
+    return 0
+
+
+def main() -> int:
+    import uvloop
+
+    try:
+        return uvloop.run(main_async())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""`chatload bench memory`: resident memory per idle connection, chatload against bare websockets.
+
+For each repeat, one emulator (`--max-connections 20000`) and one room; then, one after the other in
+alternating order, each client as a fresh child process:
+
+- harness: a `ChatRuntime` in a gevent-patched process (loop thread, recorder, ledger) opening N
+  sessions with `runtime.new_session` (what each Locust user does);
+- bare: N `websockets.asyncio.client.connect` connections, each with its `async for` reader task.
+
+The child reports its RSS (after `gc.collect()`) once it is ready and before connecting, and again
+once all N connections are open and idle for a moment. (RSS after − RSS before) / N is the memory one
+idle connection costs in that process; socket buffers are kernel memory and not in it. Tokens come
+from CreateChatToken, made in bulk before the clients start (see `chattokens`).
+
+Target: ≤ 20 KiB per harness connection; the bare client's figure is the baseline and the ratio is
+shown, but the verdict is on the absolute target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .common import SCHEMA_VERSION, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .emulator_fanout import EMULATOR_ARGS
+from .rig import CLIENTS, _cell, emulator_room, quick_or, spread_warning, start_child, table
+
+NAME = "memory"
+SUMMARY = "RSS per idle connection: 10,000 chatload sessions in one process against 10,000 bare websockets clients"
+
+DEFAULT_SIZES = (10_000,)
+QUICK_SIZES = (200,)
+TARGET_BYTES = 20 * 1024
+IDLE_S = 2.0  # after the last connection opens: let token greenlets, handshake buffers and timers settle
+METRICS = ("rss_per_connection_bytes", "uss_per_connection_bytes", "rss_before_bytes", "rss_after_bytes",
+           "connect_seconds")
+
+
+def kib(value: float | None) -> str:
+    return "–" if value is None else f"{value / 1024:.1f} KiB"
+
+
+def mib(value: float | None) -> str:
+    return "–" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+async def measure(room, kind: str, tokens: list[str], n: int, options: BenchOptions, progress: Progress,
+                  label: str) -> dict:
+    await room.wait_until_empty()
+    progress.update(f"{label}: starting the {kind} client")
+    child = await start_child(kind, room, tokens, options)
+    try:
+        before = await child.rss()
+        connected = await child.connect(n, progress, label)
+        progress.update(f"{label}: {kind}: {n:,} connections open; idle {IDLE_S:g} s")
+        await asyncio.sleep(IDLE_S)
+        after = await child.rss()
+    finally:
+        await child.stop()
+    return {
+        "client": kind,
+        "n": n,
+        "connections_open": after["connections"],
+        "connect_seconds": connected["seconds"],
+        "rss_before_bytes": before["rss"],
+        "rss_after_bytes": after["rss"],
+        "uss_before_bytes": before["uss"],
+        "uss_after_bytes": after["uss"],
+        "rss_per_connection_bytes": (after["rss"] - before["rss"]) / n,
+        "uss_per_connection_bytes": (after["uss"] - before["uss"]) / n,
+    }
+
+
+def run(options: BenchOptions, progress: Progress) -> BenchResult:
+    import uvloop
+
+    sizes = list(options.sizes or quick_or(options, QUICK_SIZES, DEFAULT_SIZES))
+    started = time.time()
+    runs: list[dict] = []
+    for n in sizes:
+        for repeat in range(options.repeat):
+            order = CLIENTS if repeat % 2 == 0 else tuple(reversed(CLIENTS))
+            label = f"[memory N={n:,} repeat {repeat + 1}/{options.repeat}]"
+            progress.step(f"{label} starting the emulator")
+            with emulator_room(max(20_000, n + 100), name=f"memory-{n}") as room:
+                tokens = room.tokens(2 * n, "idle", progress, label)
+                for i, kind in enumerate(order):
+                    figures = uvloop.run(measure(room, kind, tokens[i * n:(i + 1) * n], n, options, progress, label))
+                    figures["repeat"] = repeat + 1
+                    runs.append(figures)
+                    progress.note(f"{label} {kind}: {kib(figures['rss_per_connection_bytes'])} RSS per connection "
+                                  f"({mib(figures['rss_before_bytes'])} → {mib(figures['rss_after_bytes'])}), "
+                                  f"{figures['connections_open']:,} open")
+    summary = summarise(runs, sizes, options.repeat)
+    passed = all(entry["verdict"] == "PASS" for entry in summary)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": NAME,
+        "description": SUMMARY,
+        "started_at": started,
+        "finished_at": time.time(),
+        "machine": machine_info(),
+        "options": {"sizes": sizes, "repeat": options.repeat, "idle_seconds": IDLE_S,
+                    "quick": bool(options.extra.get("quick")), "emulator_args": list(EMULATOR_ARGS),
+                    "connect_concurrency": options.connect_concurrency},
+        "target_bytes_per_connection": TARGET_BYTES,
+        "verdict": "PASS" if passed else "SHORT",
+        "summary": summary,
+        "runs": runs,
+    }
+    return BenchResult(NAME, document, render(document), passed)
+
+
+def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
+    entries = []
+    for n in sizes:
+        by_client = {kind: sorted((r for r in runs if r["n"] == n and r["client"] == kind), key=lambda r: r["repeat"])
+                     for kind in CLIENTS}
+        clients = {kind: {metric: summarize([r[metric] for r in kind_runs]) for metric in METRICS}
+                   for kind, kind_runs in by_client.items()}
+        ratio = summarize([h["rss_per_connection_bytes"] / b["rss_per_connection_bytes"]
+                           if h["rss_per_connection_bytes"] and b["rss_per_connection_bytes"] > 0 else None
+                           for h, b in zip(by_client["harness"], by_client["bare"], strict=False)])
+        per_conn = clients["harness"]["rss_per_connection_bytes"]
+        values = [v for v in per_conn["values"] if v is not None]
+        verdict = "PASS" if per_conn["median"] is not None and per_conn["median"] <= TARGET_BYTES else "SHORT"
+        warnings = [w for w in (spread_warning(f"{kind} RSS per connection", clients[kind]["rss_per_connection_bytes"])
+                                for kind in CLIENTS) if w]
+        straddles = bool(values) and min(values) <= TARGET_BYTES < max(values)
+        reliable = per_conn["median"] is not None and not straddles
+        if straddles:
+            warnings.append(f"repeats fall on both sides of the {kib(TARGET_BYTES)} target")
+            warnings.append("the verdict is unreliable: rerun on a quieter machine or with more --repeat")
+        if repeats < 3:
+            warnings.append(f"only {repeats} repeat(s): spread and verdict are indicative")
+        opened = {kind: min((r["connections_open"] for r in by_client[kind]), default=0) for kind in CLIENTS}
+        for kind in CLIENTS:
+            if opened[kind] < n:
+                warnings.append(f"{kind}: only {opened[kind]:,} of {n:,} connections were open at the second reading")
+        entries.append({"n": n, "clients": clients, "ratio": ratio, "verdict": verdict, "reliable": reliable,
+                        "warnings": warnings})
+    return entries
+
+
+def render(document: dict) -> str:
+    o = document["options"]
+    lines = [
+        f"chatload bench memory — idle connections in one process, RSS after − before connecting (after "
+        f"gc.collect, {o['idle_seconds']:g} s idle); median [min–max] of {o['repeat']} repeat(s)",
+        "",
+    ]
+    rows = [("N", "client", "RSS/connection", "USS/connection", "RSS before", "RSS after", "connect time")]
+    for entry in document["summary"]:
+        for kind in CLIENTS:
+            c = entry["clients"][kind]
+            rows.append((f"{entry['n']:,}", kind + (" (baseline)" if kind == "bare" else ""),
+                         _cell(c["rss_per_connection_bytes"], kib), _cell(c["uss_per_connection_bytes"], kib),
+                         _cell(c["rss_before_bytes"], mib), _cell(c["rss_after_bytes"], mib),
+                         _cell(c["connect_seconds"], lambda v: f"{v:.1f} s")))
+    lines += table(rows)
+    lines.append("")
+    for entry in document["summary"]:
+        per_conn = entry["clients"]["harness"]["rss_per_connection_bytes"]
+        lines.append(f"N={entry['n']:,}: harness RSS per connection = {_cell(per_conn, kib)}  "
+                     f"(target ≤ {kib(TARGET_BYTES)}; harness/bare = {_cell(entry['ratio'], lambda v: f'{v:.2f}')})  "
+                     f"{entry['verdict']}" + ("" if entry["reliable"] else "  (UNRELIABLE, see warnings)"))
+        for warning in entry["warnings"]:
+            lines.append(f"    warning: {warning}")
+    lines.append("")
+    lines.append(f"verdict: {document['verdict']}")
+    return "\n".join(lines)

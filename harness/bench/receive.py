@@ -1,0 +1,253 @@
+"""`chatload bench receive`: CPU per delivered frame of chatload's receive path against a bare
+websockets client, on the same emulator stream.
+
+For each size N and each repeat, one emulator and one room (100 msg/s, token bucket); then, one
+after the other in alternating order, each client as a child process of its own:
+
+- harness: a `ChatRuntime` (gevent-patched process, uvloop thread) with N sessions, every frame
+  going through the full receive path (stamp, websockets' sans-I/O parser, codec, ledger, HDR);
+- bare: N `websockets.asyncio.client.connect` connections, one `async for message in ws:
+  orjson.loads(message)` task each (on uvloop too).
+
+This process sends open-loop at the room's rate through a warm-up and the measured window; when the
+emulator falls behind (5,000 receivers × 100 msg/s is more than one emulator core fans out), it
+stops sending once the emulator's backlog covers the window, so the receivers still get a full
+stream through the window without minutes of drain afterwards. At the window's two instants a
+sampler thread in the receiving child reads its frame count and its own CPU time (user + system,
+psutil, the whole process: every thread). CPU µs per frame = CPU / frames over the window.
+Afterwards every client must have received exactly accepted messages × N frames.
+
+Ratio harness/bare per repeat (both measured within minutes on the same emulator); target ≤ 1.3,
+aim ≤ 1.0. A client that saturates its core reads more frames per wake-up and so pays less per
+frame: the table shows each client's CPU share and delivered fraction so that is visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .common import SCHEMA_VERSION, BenchError, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
+from .rig import (
+    CLIENTS,
+    SATURATED,
+    SETTLE_S,
+    StreamSender,
+    _cell,
+    _si,
+    accounting,
+    cores,
+    emulator_room,
+    measured_stream,
+    other_cores,
+    others_warning,
+    pct,
+    quick_or,
+    ratio_verdict,
+    spread_warning,
+    start_child,
+    table,
+    us,
+    window_figures,
+)
+
+NAME = "receive"
+SUMMARY = "chatload's receive-path CPU per frame against a bare websockets client (same emulator stream)"
+
+DEFAULT_SIZES = (1000, 5000)
+QUICK_SIZES = (50,)
+DEFAULT_SECONDS = 4.0
+DEFAULT_WARMUP = 1.0
+TARGET_RATIO = 1.3
+AIM_RATIO = 1.0
+METRICS = ("frames_per_s", "cpu_us_per_frame", "system_us_per_frame", "cpu_share", "server_cpu_share",
+           "delivered_fraction", "cpu_wait_share", "other_cores")
+
+
+def settings(options: BenchOptions) -> dict:
+    return {
+        "sizes": list(options.sizes or quick_or(options, QUICK_SIZES, DEFAULT_SIZES)),
+        "seconds": options.seconds or quick_or(options, 1.0, DEFAULT_SECONDS),
+        "warmup": options.warmup if options.warmup is not None else quick_or(options, 0.5, DEFAULT_WARMUP),
+        "rate": options.rate or MAX_ROOM_RATE,
+        "repeat": options.repeat,
+    }
+
+
+async def measure(room, kind: str, tokens: list[str], n: int, s: dict, options: BenchOptions,
+                  progress: Progress, label: str) -> dict:
+    await room.wait_until_empty()
+    progress.update(f"{label}: starting the {kind} client")
+    child = await start_child(kind, room, tokens, options)
+    sender = StreamSender(s["rate"])
+    try:
+        connected = await child.connect(n, progress, label)
+        await asyncio.sleep(SETTLE_S)
+        await sender.open(room)
+        stream = await measured_stream(room, [child], sender, warmup=s["warmup"], seconds=s["seconds"],
+                                       options=options, progress=progress, label=f"{label} {kind}", truncate=True)
+    finally:
+        sender.close()
+        await child.stop()
+    (result,) = stream.results
+    figures = window_figures(result)
+    offered = s["rate"] * n  # what the room carries when the emulator keeps up
+    figures.update({
+        "client": kind,
+        "n": n,
+        "connect_seconds": connected["seconds"],
+        "offered_frames_per_s": offered,
+        "delivered_fraction": figures["frames_per_s"] / offered if offered and figures["frames_per_s"] else None,
+        "frames_accounting": accounting(result),
+        "messages": sender.messages(),
+        "sender_lateness_ms": sender.lateness_ms(),
+        "sending_truncated_s": round(sender.truncated_at - stream.window_start, 3) if sender.truncated_at else None,
+        "client_max_loop_lag_ms": figures.pop("max_loop_lag_ms"),
+        "other_cores": other_cores(figures["machine_busy_cores"], figures["cpu_share"], figures["server_cpu_share"],
+                                   figures["sender_cpu_share"]),
+    })
+    figures["limit"], figures["limited_by"] = diagnose(figures)
+    return figures
+
+
+def diagnose(run: dict) -> tuple[str, str]:
+    """What set the pace: a short name for the table, and a sentence for the JSON."""
+    client, server = run["cpu_share"] or 0.0, run["server_cpu_share"] or 0.0
+    fraction = run["delivered_fraction"] or 0.0
+    others = run["other_cores"] or 0.0
+    if fraction >= 0.97:
+        limit = "nothing"
+        note = f"nothing: the stream arrived in full (client at {client:.0%}, emulator at {server:.0%} of a core)"
+    elif client >= SATURATED:
+        limit = "client CPU"
+        note = f"client CPU ({client:.0%} of a core; {fraction:.0%} of the offered frames/s)"
+    elif server >= SATURATED:
+        limit = "emulator CPU"
+        note = (f"the emulator's CPU ({server:.0%} of a core; {fraction:.0%} of the offered frames/s); "
+                f"client at {client:.0%}")
+    else:
+        limit = "shared cores"
+        note = (f"shared cores: client {client:.0%}, emulator {server:.0%}, other processes {others:.2f} cores, "
+                f"{fraction:.0%} of the offered frames/s on {cores()} cores")
+    notes = [note]
+    missing = run["frames_accounting"]["missing"]
+    if missing:
+        notes.append(f"{missing:,} frames missing (drain: {run['frames_accounting']['drain']})")
+    if run["messages"]["rejected"]:
+        notes.append(f"emulator rejected messages: {run['messages']['rejected']}")
+    return limit, "; ".join(notes)
+
+
+def run(options: BenchOptions, progress: Progress) -> BenchResult:
+    import uvloop
+
+    s = settings(options)
+    if not 0 < s["rate"] <= MAX_ROOM_RATE:
+        raise BenchError(f"--rate must be between 0 and {MAX_ROOM_RATE} msg/s (the emulator's room maximum)")
+    started = time.time()
+    runs: list[dict] = []
+    for n in s["sizes"]:
+        for repeat in range(s["repeat"]):
+            order = CLIENTS if repeat % 2 == 0 else tuple(reversed(CLIENTS))
+            label = f"[receive N={n} repeat {repeat + 1}/{s['repeat']}]"
+            progress.step(f"{label} starting the emulator")
+            with emulator_room(max(20_000, 2 * n + 100), name=f"receive-{n}") as room:
+                tokens = room.tokens(2 * n, "receiver", progress, label)
+                for i, kind in enumerate(order):
+                    figures = uvloop.run(measure(room, kind, tokens[i * n:(i + 1) * n], n, s, options,
+                                                 progress, label))
+                    figures["repeat"] = repeat + 1
+                    runs.append(figures)
+                    acc = figures["frames_accounting"]
+                    progress.note(f"{label} {kind}: {figures['frames_per_s']:,.0f} frames/s, "
+                                  f"{us(figures['cpu_us_per_frame'])} µs CPU/frame at {pct(figures['cpu_share'])} "
+                                  f"of a core; frames {acc['received']:,}/{acc['expected']:,}; "
+                                  f"limited by {figures['limited_by']}")
+    summary = summarise(runs, s["sizes"], s["repeat"])
+    passed = all(entry["verdict"] == "PASS" for entry in summary)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": NAME,
+        "description": SUMMARY,
+        "started_at": started,
+        "finished_at": time.time(),
+        "machine": machine_info(),
+        "options": {**s, "quick": bool(options.extra.get("quick")), "emulator_args": list(EMULATOR_ARGS),
+                    "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
+                    "cpu_measured": "the receiving process only: psutil user + system, all its threads"},
+        "target_ratio": TARGET_RATIO,
+        "aim_ratio": AIM_RATIO,
+        "verdict": "PASS" if passed else "SHORT",
+        "summary": summary,
+        "runs": runs,
+    }
+    return BenchResult(NAME, document, render(document), passed)
+
+
+def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
+    entries = []
+    for n in sizes:
+        by_client = {kind: sorted((r for r in runs if r["n"] == n and r["client"] == kind), key=lambda r: r["repeat"])
+                     for kind in CLIENTS}
+        clients = {}
+        noisy = []
+        for kind, kind_runs in by_client.items():
+            clients[kind] = {metric: summarize([r[metric] for r in kind_runs]) for metric in METRICS}
+            clients[kind]["frames_expected"] = sum(r["frames_accounting"]["expected"] for r in kind_runs)
+            clients[kind]["frames_received"] = sum(r["frames_accounting"]["received"] for r in kind_runs)
+            clients[kind]["limited_by"] = [r["limited_by"] for r in kind_runs]
+            clients[kind]["limits"] = [r["limit"] for r in kind_runs]
+            warning = spread_warning(f"{kind} CPU µs/frame", clients[kind]["cpu_us_per_frame"])
+            if warning:
+                noisy.append(warning)
+        others = summarize([r["other_cores"] for r in runs if r["n"] == n])
+        ratios = [h["cpu_us_per_frame"] / b["cpu_us_per_frame"] if h["cpu_us_per_frame"] and b["cpu_us_per_frame"]
+                  else None for h, b in zip(by_client["harness"], by_client["bare"], strict=False)]
+        judged = ratio_verdict(ratios, TARGET_RATIO, higher_is_better=False, repeats=repeats, noisy_inputs=noisy)
+        if others_warning(others):
+            judged["warnings"].append(others_warning(others))
+        for kind in CLIENTS:
+            missing = clients[kind]["frames_expected"] - clients[kind]["frames_received"]
+            if missing:
+                judged["warnings"].append(f"{kind}: {missing:,} of {clients[kind]['frames_expected']:,} expected "
+                                          "frames never arrived")
+        entries.append({"n": n, "clients": clients, **judged,
+                        "aim_met": judged["ratio"]["median"] is not None and judged["ratio"]["median"] <= AIM_RATIO})
+    return entries
+
+
+def render(document: dict) -> str:
+    o = document["options"]
+    lines = [
+        f"chatload bench receive — one room at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
+        f"{o['warmup']:g} s warm-up; CPU of the receiving process only; median [min–max] of {o['repeat']} repeat(s)",
+        "CPU shares are of one core; 'other load' is cores used by processes outside this benchmark",
+        "",
+    ]
+    rows = [("N", "client", "frames/s", "CPU µs/frame", "kernel µs/frame", "client CPU", "emulator CPU",
+             "other load", "delivered/offered")]
+    for entry in document["summary"]:
+        for kind in CLIENTS:
+            c = entry["clients"][kind]
+            rows.append((str(entry["n"]), kind + (" (baseline)" if kind == "bare" else ""),
+                         _cell(c["frames_per_s"], _si), _cell(c["cpu_us_per_frame"], us),
+                         _cell(c["system_us_per_frame"], us), _cell(c["cpu_share"], pct),
+                         _cell(c["server_cpu_share"], pct), _cell(c["other_cores"], lambda v: f"{v:.2f}"),
+                         _cell(c["delivered_fraction"], pct)))
+    lines += table(rows)
+    lines.append("")
+    for entry in document["summary"]:
+        lines.append(f"N={entry['n']}: harness/bare CPU per frame = {_cell(entry['ratio'], lambda v: f'{v:.2f}')}"
+                     f"  (target ≤ {TARGET_RATIO}, aim ≤ {AIM_RATIO}{': met' if entry['aim_met'] else ''})  "
+                     f"{entry['verdict']}" + ("" if entry["reliable"] else "  (UNRELIABLE, see warnings)"))
+        for kind in CLIENTS:
+            c = entry["clients"][kind]
+            limits = ", ".join(f"{name} ×{c['limits'].count(name)}" for name in dict.fromkeys(c["limits"]))
+            lines.append(f"    {kind:<8} frames received/expected {c['frames_received']:,}/{c['frames_expected']:,}; "
+                         f"limited by: {limits} (details in the JSON)")
+        for warning in entry["warnings"]:
+            lines.append(f"    warning: {warning}")
+    lines.append("")
+    lines.append(f"verdict: {document['verdict']}")
+    return "\n".join(lines)
