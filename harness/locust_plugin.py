@@ -69,6 +69,8 @@ def _add_options(parser) -> None:
                        help="name of the run's folder under the report dir")
     group.add_argument("--chat-progress-file", default="", include_in_web_ui=False,
                        help="append one JSON line of progress a second here (used by `chatload run`)")
+    group.add_argument("--chat-command-file", default="", include_in_web_ui=False,
+                       help="read commands (JSON lines, e.g. a moderator kick) from here during the run")
 
 
 def _option(environment, name: str, default=None):
@@ -157,6 +159,7 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
     state = _state(environment)
     if isinstance(runner, WorkerRunner):
         runner.register_message("chat_drain", _worker_drain, concurrent=True)
+        runner.register_message("chat_kick", lambda environment, msg, **_kw: _kick(environment, msg.data))
         state.worker_clock = clock.WorkerClock(runner)
 
         def ship_intervals(client_id, data, **_kw) -> None:
@@ -250,8 +253,10 @@ def _write_progress(environment, state: _ChatState) -> None:
     """Once a second, what a person watching a long run wants: users, rate, p99, errors."""
     started = time.monotonic()
     _progress_line(environment, {"event": "start", "t_ns": time.time_ns()})
+    commands_read = 0
     while not state.stopping:
         gevent.sleep(1.0)
+        commands_read = _follow_commands(environment, commands_read)
         summary = state.stats.recorder.summary()["histograms"].get("delivery", {})
         last = state.stats.last_interval.values()
         counters = state.stats.recorder.totals()["counters"]
@@ -265,6 +270,58 @@ def _write_progress(environment, state: _ChatState) -> None:
             "errors": environment.runner.stats.total.num_failures,
             "rejected": sum(v for k, v in counters.items() if k.startswith("rejected.")),
         })
+
+
+def _follow_commands(environment, offset: int) -> int:
+    """Commands from `chatload run` (its fault timeline), one JSON object a line."""
+    path = _option(environment, "chat_command_file")
+    if not path:
+        return offset
+    try:
+        with open(path, encoding="utf-8") as f:
+            f.seek(offset)
+            text = f.read()
+    except FileNotFoundError:
+        return offset
+    complete = text[:text.rfind("\n") + 1]
+    for line in complete.splitlines():
+        command = json.loads(line)
+        if command.get("action") == "kick":
+            if isinstance(environment.runner, MasterRunner):
+                for worker_id in [client.id for client in environment.runner.clients.all]:
+                    environment.runner.send_message("chat_kick", command, client_id=worker_id)
+            else:
+                _kick(environment, command)
+    return offset + len(complete.encode())
+
+
+def _kick(environment, command: dict) -> None:
+    """A moderator's kick through the control plane (DisconnectUser with this process's boto3 client,
+    so the same path works against AWS and the emulator), for a sample of this process's own users."""
+    import random
+
+    state = _state(environment)
+    runtime = state.runtime
+    client = getattr(runtime.target.token_provider, "client", None) if runtime else None
+    if client is None:
+        log.error("chatload: a kick needs CreateChatToken/DisconnectUser through boto3 (not a token file or command)")
+        return
+    prefix = command.get("prefix", "viewer")
+    candidates = sorted((s for s in runtime.sessions.values() if s.state == "open" and s.user_id.startswith(prefix)),
+                        key=lambda s: s.user_id)
+    chosen = random.Random(command.get("seed")).sample(candidates, round(len(candidates) * command.get("fraction", 1.0)))
+    runtime.loop_thread.call(runtime.recorder.count, "kicks_requested", len(chosen))
+
+    def kick(session) -> None:
+        try:
+            client.disconnect_user(roomIdentifier=session.room, userId=session.user_id,
+                                   reason="kicked by chatload scenario")
+        except Exception as exc:  # counted and logged; a failed kick must not end the user
+            log.warning("chatload: DisconnectUser failed: %s", type(exc).__name__)
+            runtime.loop_thread.call(runtime.recorder.count, f"kick_failures.{type(exc).__name__}")
+
+    for session in chosen:
+        gevent.spawn(kick, session)
 
 
 @events.test_stopping.add_listener

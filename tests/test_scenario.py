@@ -81,3 +81,16 @@ def test_billing_estimate_counts_sends_and_deliveries(tmp_path):
     path.write_text('[scenario]\nduration = "10s"\n[[population]]\nkind = "viewer"\nusers = 8\n'
                     '[[population]]\nkind = "chatter"\nusers = 2\nmessage_rate = 0.5\n')
     assert load_scenario(path).estimated_messages() == (10, 100)  # 2 × 0.5/s × 10 s; × 10 members
+
+
+REAL = ('[target]\nkind = "ivschat"\nendpoint = "wss://edge.ivschat.us-east-1.amazonaws.com"\n'
+        'room_arns = ["arn:aws:ivschat:us-east-1:123456789012:room/AbCdEfGhIjKl"]\n' + MINIMAL)
+
+
+def test_a_real_room_takes_kicks_but_no_emulator_faults(tmp_path):
+    path = tmp_path / "real.toml"
+    path.write_text(REAL + '[[faults]]\nat = "1s"\naction = "kick"\nfraction = 0.5\n')
+    assert load_scenario(path).faults[0].action == "kick"
+    path.write_text(REAL + '[[faults]]\nat = "1s"\naction = "drop"\n')
+    with pytest.raises(ScenarioError, match="only `kick`"):
+        load_scenario(path)
