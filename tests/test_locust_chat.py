@@ -241,3 +241,31 @@ def test_default_locustfile_from_pyproject_and_user_mix(tmp_path):
 def test_bad_user_mix_is_a_clear_error(tmp_path):
     proc = run_locust(tmp_path, "--chat-mix", "Lurker=3", "-u", "1", "-t", "1s", timeout=60)
     assert proc.returncode != 0 and "--chat-mix names 'Lurker'" in proc.stderr and "Viewer" in proc.stderr
+
+
+TOKEN_COMMAND = """
+import os, sys, boto3
+client = boto3.client("ivschat", endpoint_url=sys.argv[1], region_name="us-east-1",
+                      aws_access_key_id="x", aws_secret_access_key="y")
+caps = [c for c in os.environ["CHATLOAD_CAPABILITIES"].split(",") if c]
+print(client.create_chat_token(roomIdentifier=os.environ["CHATLOAD_ROOM_ARN"],
+                               userId=os.environ["CHATLOAD_USER_ID"], capabilities=caps)["token"])
+"""
+
+
+def test_tokens_from_an_external_command(tmp_path):
+    import sys
+
+    script = tmp_path / "make_token.py"  # not token.py: that would shadow the standard library
+    script.write_text(TOKEN_COMMAND)
+    with EmulatorProcess() as emulator:
+        command = f"{sys.executable} {script} {emulator.control_endpoint}"
+        proc = run_locust(tmp_path / "out", "--chat-endpoint", emulator.messaging_endpoint, "--chat-control-endpoint",
+                          emulator.control_endpoint, "--chat-token-command", command, "-u", "4", "-r", "4", "-t", "3s",
+                          "--chat-message-rate", "2", "--chat-drain", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = results_of(tmp_path / "out")
+    assert results["counters"]["token_fetches"] == 4 and results["counters"]["connects"] == 4
+    assert results["metadata"]["options"]["chat_token_command"] is True, "named, never shown"
+    assert str(script) not in (tmp_path / "out").joinpath(next((tmp_path / "out").glob("*/*/results.json"))).read_text()
+    assert_accounting_adds_up(results)
