@@ -30,7 +30,8 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .loadclient import cpu_seconds, emit, runqueue_wait_seconds, set_affinity
+from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
+from .loadclient import cpu_seconds, runqueue_wait_seconds
 
 LAG_TICK_S = 0.02
 
@@ -51,8 +52,7 @@ class BareReceivers:
         self.unreadable = 0
         self.failed = 0
         self.errors: list[str] = []
-        self.watched = {name: _process(pid) for name, pid in (config.get("pids") or {}).items()}
-        self.watched["client"] = psutil.Process()
+        self.watched = watched_processes(config.get("pids") or {})
         self.sampler = WindowSampler(lambda: self.frames, self.watched)
         self.max_lag_s = 0.0
         self._lag_on = False
@@ -158,13 +158,6 @@ class BareReceivers:
             abort_transport(ws.transport)
 
 
-def _process(pid: int | None) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid) if pid else None
-    except psutil.Error:
-        return None
-
-
 def take_snapshot(frames: int, watched: dict[str, psutil.Process | None]) -> dict:
     """Frames received and, at the same instant, the CPU time of this process and the watched ones."""
     machine = psutil.cpu_times()
@@ -216,22 +209,6 @@ class WindowSampler:
         return self.window is not None and "end" not in self.snapshots
 
 
-async def wait_for_frames(count, expected: int, timeout: float, stall: float, sleep) -> str:
-    """Wait until `count()` reaches `expected`, stops moving for `stall` s, or `timeout` passes."""
-    started = last_change = time.monotonic()
-    last = count()
-    while count() < expected:
-        await sleep(0.05)
-        now, current = time.monotonic(), count()
-        if current != last:
-            last, last_change = current, now
-        elif now - last_change >= stall:
-            return "stalled"
-        if now - started >= timeout:
-            return "timeout"
-    return "complete"
-
-
 def abort_transport(transport) -> None:
     """End at once with a TCP reset, so no TIME_WAIT sockets pile up between benchmark runs."""
     if transport is None or transport.is_closing():
@@ -246,16 +223,11 @@ def abort_transport(transport) -> None:
 
 
 async def main_async() -> int:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reader = await open_stdin()
     line = await reader.readline()
     if not line:
         return 2
-    config = orjson.loads(line)
-    if config.get("cpus"):
-        set_affinity(os.getpid(), set(config["cpus"]))
-    receivers = BareReceivers(config)
+    receivers = BareReceivers(apply_config(line))
     lag_task = asyncio.ensure_future(receivers.watch_lag())
     emit({"event": "ready", "pid": os.getpid(), **receivers.rss()})
     try:
@@ -287,12 +259,7 @@ async def main_async() -> int:
 
 
 def main() -> int:
-    import uvloop
-
-    try:
-        return uvloop.run(main_async())
-    except KeyboardInterrupt:
-        return 130
+    return run_on_uvloop(main_async)
 
 
 if __name__ == "__main__":

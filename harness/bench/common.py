@@ -60,6 +60,26 @@ def summarize(values: list[float | None]) -> dict:
     return {"median": median, "min": low, "max": high, "spread": spread, "n": len(present), "values": values}
 
 
+def alternating(kinds: tuple, repeat: int) -> tuple:
+    """The order in which `kinds` run in a repeat: reversed every other one, so slow drift of the
+    machine hits each alike."""
+    return kinds if repeat % 2 == 0 else tuple(reversed(kinds))
+
+
+def runs_by(runs: list[dict], n: int, field: str, kinds) -> dict:
+    """Size `n`'s runs, split by `run[field]` (one list per kind, in repeat order)."""
+    return {kind: sorted((r for r in runs if r["n"] == n and r[field] == kind), key=lambda r: r["repeat"])
+            for kind in kinds}
+
+
+def summarize_metrics(runs: list[dict], metrics) -> dict:
+    return {metric: summarize([r[metric] for r in runs]) for metric in metrics}
+
+
+def few_repeats_warnings(repeats: int) -> list[str]:
+    return [f"only {repeats} repeat(s): spread and verdict are indicative"] if repeats < 3 else []
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float | None:
     if not sorted_values:
         return None
@@ -112,6 +132,24 @@ class Progress:
 
 
 # -- reports ---------------------------------------------------------------------------------------------
+
+
+def bench_document(name: str, description: str, started: float, options: dict, *, verdict: str,
+                   summary, runs: list[dict], **targets) -> dict:
+    """A benchmark's JSON report; `targets` (what it is judged against) come between options and verdict."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": name,
+        "description": description,
+        "started_at": started,
+        "finished_at": time.time(),
+        "machine": machine_info(),
+        "options": options,
+        **targets,
+        "verdict": verdict,
+        "summary": summary,
+        "runs": runs,
+    }
 
 
 def machine_info() -> dict:

@@ -29,7 +29,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,20 +38,25 @@ import orjson
 import psutil
 
 from ..protocols import ivschat
+from .child_protocol import set_affinity
 from .children import JsonChildProcess
 from .common import (
-    SCHEMA_VERSION,
     UNRELIABLE_SPREAD,
     BenchError,
     BenchOptions,
     BenchResult,
     Progress,
-    machine_info,
+    alternating,
+    bench_document,
+    few_repeats_warnings,
     percentile,
+    runs_by,
     summarize,
+    summarize_metrics,
 )
-from .loadclient import set_affinity
-from .wsclient import CountingClient, Tally, connect
+from .sender import OpenLoopSender, request_id
+from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
+from .wsclient import Tally, connect
 
 NAME = "emulator"
 SUMMARY = "the emulator's fan-out speed against a bare websockets broadcast server (same run, same clients)"
@@ -74,18 +78,6 @@ KEPT_UP = 0.97  # delivered fraction of the offered load at which the server cou
 # server's processing instants, so a server that fell a little behind and then catches up processes
 # a burst that straddles a second boundary and gets 429s the sender never caused.
 EMULATOR_ARGS = ("--rate-limit", "token-bucket")
-
-
-def request_id(seq: int) -> str:
-    """A uuid4-shaped RequestId whose last group carries the sequence number."""
-    return f"00000000-0000-4000-8000-{seq:012x}"
-
-
-def seq_of(rid: str) -> int | None:
-    try:
-        return int(rid[-12:], 16) if rid.startswith("00000000-0000-4000-8000-") else None
-    except ValueError:
-        return None
 
 
 # -- servers under test ----------------------------------------------------------------------------
@@ -129,43 +121,12 @@ def server_under_test(kind: str, n: int, progress: Progress, label: str) -> Iter
 # -- the sender ------------------------------------------------------------------------------------
 
 
-class Sender:
-    """Open-loop sends at fixed intended times; reads its own echoes and ERRORs back."""
+class Sender(OpenLoopSender):
+    """Sends at fixed intended times, plain `asyncio.sleep` timing; notes the frames' sizes on the wire."""
 
     def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.intended: list[float] = []
-        self.lateness: list[float] = []
-        self.echo_latency: dict[int, float] = {}
-        self.duplicates = 0
-        self.rejected: Counter[int] = Counter()
-        self.other_frames = 0
+        super().__init__(rate)
         self.sent_frame_bytes = 0
-        self.echo_frame_bytes = 0
-        self.client: CountingClient | None = None
-
-    @property
-    def replies(self) -> int:
-        return len(self.echo_latency) + sum(self.rejected.values())
-
-    def on_frame(self, payload: bytes) -> None:
-        now = time.time()
-        try:
-            frame = orjson.loads(payload)
-            seq = seq_of(frame.get("RequestId") or "")
-        except (orjson.JSONDecodeError, AttributeError):
-            self.other_frames += 1
-            return
-        if frame.get("Type") == "ERROR":
-            self.rejected[int(frame.get("ErrorCode") or 0)] += 1
-        elif seq is None or seq >= len(self.intended):
-            self.other_frames += 1
-        elif seq in self.echo_latency:
-            self.duplicates += 1
-        else:  # the emulator's MESSAGE, or the bare server's verbatim copy of our SEND_MESSAGE
-            self.echo_latency[seq] = now - self.intended[seq]
-            if not self.echo_frame_bytes:
-                self.echo_frame_bytes = len(payload) + (2 if len(payload) < 126 else 4)
 
     async def run(self, start: float, stop: float, progress: Progress, label: str) -> None:
         i = 0
@@ -178,26 +139,13 @@ class Sender:
             if delay > 0:
                 await asyncio.sleep(delay)
             payload = ivschat.encode_send_message(request_id(i), CONTENT, {"seq": str(i)})
-            self.intended.append(intended)
-            self.client.send_text(payload)
-            now = time.time()
-            self.lateness.append(now - intended)
+            now = self.send(intended, payload)
             if not self.sent_frame_bytes:
                 self.sent_frame_bytes = len(payload) + 6 + (0 if len(payload) < 126 else 2)
             if now >= next_note:
-                progress.update(f"{label}: sending {now - start:4.1f}/{stop - start:.1f} s, "
-                                f"{self.replies}/{len(self.intended)} echoed")
+                self.show_sending(progress, label, start, stop, now)
                 next_note = now + 0.5
             i += 1
-
-    async def wait_for_replies(self, timeout: float, progress: Progress, label: str) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.replies < len(self.intended):
-            if time.monotonic() >= deadline:
-                return False
-            progress.update(f"{label}: server catching up, {self.replies}/{len(self.intended)} messages echoed")
-            await asyncio.sleep(0.05)
-        return True
 
 
 # -- the load-client child -------------------------------------------------------------------------
@@ -506,7 +454,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     runs: list[dict] = []
     for n in sizes:
         for repeat in range(options.repeat):
-            order = SERVERS if repeat % 2 == 0 else tuple(reversed(SERVERS))
+            order = alternating(SERVERS, repeat)
             for kind in order:
                 label = f"[{kind} N={n} repeat {repeat + 1}/{options.repeat}]"
                 progress.step(f"{label} starting the server")
@@ -521,34 +469,24 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
                               f"limited by {figures['limited_by']}")
     summary = summarise(runs, sizes, options.repeat)
     passed = all(entry["verdict"] == "PASS" for entry in summary)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": NAME,
-        "description": SUMMARY,
-        "started_at": started,
-        "finished_at": time.time(),
-        "machine": machine_info(),
-        "options": {"sizes": sizes, "seconds": options.seconds or DEFAULT_SECONDS,
-                    "warmup": DEFAULT_WARMUP if options.warmup is None else options.warmup,
-                    "repeat": options.repeat, "rate": rate, "content": CONTENT,
-                    "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
-                    "pin": options.pin, "emulator_args": list(EMULATOR_ARGS)},
-        "target_ratio": TARGET_RATIO,
-        "verdict": "PASS" if passed else "SHORT",
-        "summary": summary,
-        "runs": runs,
-    }
+    document = bench_document(
+        NAME, SUMMARY, started,
+        {"sizes": sizes, "seconds": options.seconds or DEFAULT_SECONDS,
+         "warmup": DEFAULT_WARMUP if options.warmup is None else options.warmup,
+         "repeat": options.repeat, "rate": rate, "content": CONTENT,
+         "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
+         "pin": options.pin, "emulator_args": list(EMULATOR_ARGS)},
+        target_ratio=TARGET_RATIO, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
 def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
     entries = []
     for n in sizes:
-        by_server = {kind: sorted((r for r in runs if r["n"] == n and r["server"] == kind), key=lambda r: r["repeat"])
-                     for kind in SERVERS}
+        by_server = runs_by(runs, n, "server", SERVERS)
         servers = {}
         for kind, kind_runs in by_server.items():
-            servers[kind] = {metric: summarize([r[metric] for r in kind_runs]) for metric in METRICS}
+            servers[kind] = summarize_metrics(kind_runs, METRICS)
             servers[kind]["limited_by"] = [r["limited_by"] for r in kind_runs]
             servers[kind]["client_bound_runs"] = sum(r["client_bound"] for r in kind_runs)
             servers[kind]["frames_expected"] = sum(r["frames"]["expected"] for r in kind_runs)
@@ -593,8 +531,7 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
         elif noisy:
             warnings.append(f"figures are noisy, but every repeat is on the same side of the {TARGET_RATIO} "
                             "target with room to spare, so the verdict stands")
-        if repeats < 3:
-            warnings.append(f"only {repeats} repeat(s): spread and verdict are indicative")
+        warnings += few_repeats_warnings(repeats)
         entries.append({"n": n, "servers": servers, "ratio": ratio, "verdict": verdict, "reliable": reliable,
                         "warnings": warnings})
     return entries
@@ -607,23 +544,6 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _si(value: float | None) -> str:
-    if value is None:
-        return "–"
-    for limit, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}" if abs(value) / limit < 100 else f"{value / limit:.0f}{suffix}"
-    return f"{value:.3g}"
-
-
-def _cell(stats: dict, fmt) -> str:
-    if stats["median"] is None:
-        return "–"
-    if stats["n"] == 1:
-        return fmt(stats["median"])
-    return f"{fmt(stats['median'])} [{fmt(stats['min'])}–{fmt(stats['max'])}]"
-
-
 def _kib(value: float | None) -> str:
     return "–" if value is None else f"{value / 1024:.1f}K"
 
@@ -634,42 +554,34 @@ def render(document: dict) -> str:
         f"chatload bench emulator — one room, SEND_MESSAGE at {options['rate']:g} msg/s, "
         f"{options['seconds']:g} s window after {options['warmup']:g} s warm-up; "
         f"median [min–max] of {options['repeat']} repeat(s)",
-        "CPU shares are of one core; 'other load' is cores used by processes outside this benchmark",
+        CPU_NOTE,
         "",
     ]
-    header = ("N", "server", "deliveries/s", "CPU µs/delivery", "deliveries/CPU-s", "RSS/idle conn",
-              "server CPU", "client CPU", "other load")
-    rows = [header]
+    rows = [("N", "server", "deliveries/s", "CPU µs/delivery", "deliveries/CPU-s", "RSS/idle conn",
+             "server CPU", "client CPU", "other load")]
     for entry in document["summary"]:
         for kind in SERVERS:
             s = entry["servers"][kind]
             rows.append((
                 str(entry["n"]), kind,
-                _cell(s["deliveries_per_s"], _si),
-                _cell(s["cpu_us_per_delivery"], lambda v: f"{v:.2f}"),
-                _cell(s["deliveries_per_cpu_second"], _si),
-                _cell(s["rss_per_idle_connection_bytes"], _kib),
-                _cell(s["server_cpu_share"], lambda v: f"{v:.0%}"),
-                _cell(s["client_cpu_share"], lambda v: f"{v:.0%}"),
-                _cell(s["other_processes_cores"], lambda v: f"{v:.2f}"),
+                cell(s["deliveries_per_s"], si),
+                cell(s["cpu_us_per_delivery"], two_places),
+                cell(s["deliveries_per_cpu_second"], si),
+                cell(s["rss_per_idle_connection_bytes"], _kib),
+                cell(s["server_cpu_share"], pct),
+                cell(s["client_cpu_share"], pct),
+                cell(s["other_processes_cores"], two_places),
             ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines += table(rows)
     lines.append("")
     for entry in document["summary"]:
         r = entry["ratio"]
-        lines.append(f"N={entry['n']}: emulator/bare deliveries per CPU-second = {_cell(r, lambda v: f'{v:.2f}')}"
+        lines.append(f"N={entry['n']}: emulator/bare deliveries per CPU-second = {cell(r, two_places)}"
                      f"  (target ≥ {TARGET_RATIO})  {entry['verdict']}"
                      + ("" if entry["reliable"] else "  (UNRELIABLE, see warnings)"))
         for kind in SERVERS:
             s = entry["servers"][kind]
-            lines.append(f"    {kind:<8} frames received/expected {s['frames_received']:,}/{s['frames_expected']:,}; "
+            lines.append(f"    {kind:<8} {frames_line(s['frames_received'], s['frames_expected'])}; "
                          f"limited by: {' | '.join(dict.fromkeys(s['limited_by']))}")
-        for warning in entry["warnings"]:
-            lines.append(f"    warning: {warning}")
-    lines.append("")
-    lines.append(f"verdict: {document['verdict']}")
-    return "\n".join(lines)
+        lines += warning_lines(entry["warnings"])
+    return with_verdict(lines, document["verdict"])

@@ -31,28 +31,33 @@ import asyncio
 import time
 
 from ..metrics.histograms import LatencyHistogram
-from .common import SCHEMA_VERSION, BenchError, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .common import (
+    BenchError,
+    BenchOptions,
+    BenchResult,
+    Progress,
+    bench_document,
+    few_repeats_warnings,
+    summarize,
+)
 from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
 from .rig import (
     CLIENTS,
     SETTLE_S,
     ClientChild,
     StreamSender,
-    _cell,
-    _si,
     accounting,
     emulator_room,
     measured_stream,
     other_cores,
     others_warning,
-    pct,
     quick_or,
     quiet_phase,
     spread_warning,
     start_child,
-    table,
     window_figures,
 )
+from .tables import cell, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "fidelity"
 SUMMARY = "delivery latency chatload reports against a bare client timing the same messages (low and 80 % load)"
@@ -229,24 +234,15 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
                           f"{figures['samples']['expected_bare']:,}")
     summary = summarise(runs, options.repeat)
     verdict = summary["low"]["verdict"]
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": NAME,
-        "description": SUMMARY,
-        "started_at": started,
-        "finished_at": time.time(),
-        "machine": machine_info(),
-        "options": {"low": low, "high": high, "probe": probe, "repeat": options.repeat, "quick": quick,
-                    "emulator_args": list(EMULATOR_ARGS), "connect_concurrency": options.connect_concurrency},
-        "capacity": capacity,
-        "high_load": {"receivers_harness": n_h_high, "receivers_bare": n_b_high,
-                      "offered_frames_per_s": (n_h_high + n_b_high) * high["rate"],
-                      "share_of_capacity": (n_h_high + n_b_high) * high["rate"] / capacity["frames_per_s"]},
-        "target_added_p50_us_low_load": TARGET_ADDED_P50_US,
-        "verdict": verdict,
-        "summary": summary,
-        "runs": runs,
-    }
+    document = bench_document(
+        NAME, SUMMARY, started,
+        {"low": low, "high": high, "probe": probe, "repeat": options.repeat, "quick": quick,
+         "emulator_args": list(EMULATOR_ARGS), "connect_concurrency": options.connect_concurrency},
+        capacity=capacity,
+        high_load={"receivers_harness": n_h_high, "receivers_bare": n_b_high,
+                   "offered_frames_per_s": (n_h_high + n_b_high) * high["rate"],
+                   "share_of_capacity": (n_h_high + n_b_high) * high["rate"] / capacity["frames_per_s"]},
+        target_added_p50_us_low_load=TARGET_ADDED_P50_US, verdict=verdict, summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), verdict == "PASS")
 
 
@@ -285,8 +281,7 @@ def summarise(runs: list[dict], repeats: int) -> dict:
                 warnings.append(w)
         if others_warning(entry["other_cores"]):
             warnings.append(others_warning(entry["other_cores"]))
-        if repeats < 3:
-            warnings.append(f"only {repeats} repeat(s): spread and verdict are indicative")
+        warnings += few_repeats_warnings(repeats)
         entry["warnings"] = warnings
         entry["receivers"] = phase_runs[0]["receivers"] if phase_runs else None
         entry["rate"] = phase_runs[0]["rate"] if phase_runs else None
@@ -296,10 +291,6 @@ def summarise(runs: list[dict], repeats: int) -> dict:
 
 def _us(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}"
-
-
-def _cores(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def _signed(value: float | None) -> str:
@@ -315,7 +306,7 @@ def render(document: dict) -> str:
         f"websockets client timing the same messages; median [min–max] of {o['repeat']} repeat(s), µs",
         f"capacity probe: chatload alone received {cap['frames_per_s']:,.0f} frames/s "
         f"({cap['n']:,} receivers × {MAX_ROOM_RATE} msg/s offered; chatload at {pct(cap['cpu_share'])} of a core, "
-        f"emulator at {pct(cap['server_cpu_share'])}, other processes {_cell(summarize([cap['other_cores']]), _cores)} "
+        f"emulator at {pct(cap['server_cpu_share'])}, other processes {cell(summarize([cap['other_cores']]), two_places)} "
         "cores; " + ("saturated" if cap["saturated"] else "not saturated: capacity is a lower bound") + ")",
         f"high load = {hl['share_of_capacity']:.0%} of it: {hl['receivers_harness']:,} chatload + "
         f"{hl['receivers_bare']:,} bare receivers × {o['high']['rate']:g} msg/s",
@@ -328,24 +319,24 @@ def render(document: dict) -> str:
         for kind in CLIENTS:
             rows.append((label, f"{e['receivers'][kind]:,}" if e["receivers"] else "–",
                          kind + (" (baseline)" if kind == "bare" else ""),
-                         _cell(e[f"{kind}_p50_us"], _us), _cell(e[f"{kind}_p99_us"], _us),
-                         _cell(e[f"{kind}_p99.9_us"], _us), _cell(e[f"{kind}_max_us"], _us),
-                         _cell(e[f"{kind}_cpu_share"], pct)))
-        rows.append((label, "", "added (harness − bare)", _cell(e["added_p50_us"], _signed),
-                     _cell(e["added_p99_us"], _signed), _cell(e["added_p99_9_us"], _signed), "", ""))
+                         cell(e[f"{kind}_p50_us"], _us), cell(e[f"{kind}_p99_us"], _us),
+                         cell(e[f"{kind}_p99.9_us"], _us), cell(e[f"{kind}_max_us"], _us),
+                         cell(e[f"{kind}_cpu_share"], pct)))
+        rows.append((label, "", "added (harness − bare)", cell(e["added_p50_us"], _signed),
+                     cell(e["added_p99_us"], _signed), cell(e["added_p99_9_us"], _signed), "", ""))
     lines += table(rows)
     lines.append("")
     low = document["summary"]["low"]
-    lines.append(f"low load: added latency at p50 = {_cell(low['added_p50_us'], _signed)} µs  (target ≤ "
+    lines.append(f"low load: added latency at p50 = {cell(low['added_p50_us'], _signed)} µs  (target ≤ "
                  f"{TARGET_ADDED_P50_US} µs)  {low['verdict']}" + ("" if low["reliable"] else "  (UNRELIABLE)"))
     high = document["summary"]["high"]
-    lines.append(f"high load: added latency at p50 = {_cell(high['added_p50_us'], _signed)} µs, at p99 = "
-                 f"{_cell(high['added_p99_us'], _signed)} µs  (no target; {_cell(high['frames_per_s'], _si)} "
-                 f"frames/s delivered, emulator at {_cell(high['emulator_cpu_share'], pct)} of a core, other "
-                 f"processes {_cell(high['other_cores'], _cores)} cores; chatload at "
-                 f"{_cell(high['harness_cpu_share'], pct)} of a core, "
-                 f"{_cell(high['harness_cpu_us_per_frame'], lambda v: f'{v:.1f}')} µs CPU/frame against "
-                 f"{_cell(summarize([cap['cpu_us_per_frame']]), lambda v: f'{v:.1f}')} in the probe)")
+    lines.append(f"high load: added latency at p50 = {cell(high['added_p50_us'], _signed)} µs, at p99 = "
+                 f"{cell(high['added_p99_us'], _signed)} µs  (no target; {cell(high['frames_per_s'], si)} "
+                 f"frames/s delivered, emulator at {cell(high['emulator_cpu_share'], pct)} of a core, other "
+                 f"processes {cell(high['other_cores'], two_places)} cores; chatload at "
+                 f"{cell(high['harness_cpu_share'], pct)} of a core, "
+                 f"{cell(high['harness_cpu_us_per_frame'], lambda v: f'{v:.1f}')} µs CPU/frame against "
+                 f"{cell(summarize([cap['cpu_us_per_frame']]), lambda v: f'{v:.1f}')} in the probe)")
     for phase in ("low", "high"):
         flagged = [r for r in document["runs"] if r["phase"] == phase and r["harness_health"]["saturated"]]
         if flagged:
@@ -353,8 +344,5 @@ def render(document: dict) -> str:
                          f"{sum(1 for r in document['runs'] if r['phase'] == phase)} run(s) as saturated "
                          f"({'; '.join(flagged[0]['harness_health']['reasons'])}): its report would say so")
     for phase in ("low", "high"):
-        for warning in document["summary"][phase]["warnings"]:
-            lines.append(f"    warning ({phase}): {warning}")
-    lines.append("")
-    lines.append(f"verdict: {document['verdict']}")
-    return "\n".join(lines)
+        lines += warning_lines(document["summary"][phase]["warnings"], f"warning ({phase})")
+    return with_verdict(lines, document["verdict"])

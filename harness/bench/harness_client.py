@@ -35,7 +35,7 @@ from ..metrics.histograms import DELIVERY  # noqa: E402
 from ..net.reconnect import SdkLike  # noqa: E402
 from ..tokens import TokenFetchFailed, TokenProvider, TokenRequest  # noqa: E402
 from .bare_client import WindowSampler, abort_transport  # noqa: E402
-from .loadclient import emit, set_affinity  # noqa: E402
+from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
 
 STALL_PERIOD_S = 0.01  # the runtime's HubStallProbe period
 
@@ -96,8 +96,7 @@ class HarnessReceivers:
         self.hub = HubStallRecorder() if config.get("hub_probe") else None
         self.opened = []
         self.failed = 0
-        self.watched = {name: _process(pid) for name, pid in (config.get("pids") or {}).items()}
-        self.watched["client"] = psutil.Process()
+        self.watched = watched_processes(config.get("pids") or {})
         self.sampler = WindowSampler(self.frames, self.watched,
                                      start_thread=monkey.get_original("_thread", "start_new_thread"),
                                      sleep=monkey.get_original("time", "sleep"))
@@ -236,22 +235,12 @@ class HarnessReceivers:
             self.runtime.close()
 
 
-def _process(pid: int | None) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid) if pid else None
-    except psutil.Error:
-        return None
-
-
 def main() -> int:
     stdin = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
     line = stdin.readline()
     if not line:
         return 2
-    config = orjson.loads(line)
-    if config.get("cpus"):
-        set_affinity(os.getpid(), set(config["cpus"]))
-    receivers = HarnessReceivers(config)
+    receivers = HarnessReceivers(apply_config(line))
     emit({"event": "ready", "pid": os.getpid(), "switch_interval_s": sys.getswitchinterval(), **receivers.rss()})
     try:
         while line := stdin.readline():

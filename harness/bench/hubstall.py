@@ -25,25 +25,31 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import SCHEMA_VERSION, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .common import (
+    BenchOptions,
+    BenchResult,
+    Progress,
+    bench_document,
+    few_repeats_warnings,
+    runs_by,
+    summarize,
+    summarize_metrics,
+)
 from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
 from .rig import (
     SETTLE_S,
     StreamSender,
-    _cell,
-    _si,
     accounting,
     emulator_room,
     measured_stream,
     other_cores,
     others_warning,
-    pct,
     quick_or,
     spread_warning,
     start_child,
-    table,
     window_figures,
 )
+from .tables import cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "hubstall"
 SUMMARY = "the gevent hub's longest stall while the loop thread receives 20,000 deliveries/s"
@@ -135,29 +141,19 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
                           f"{pct(loaded['cpu_share'])}), {_ms(idle['max_stall_ms'])} idle")
     summary = summarise(runs, sizes, options.repeat)
     passed = all(entry["verdict"] == "PASS" for entry in summary)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": NAME,
-        "description": SUMMARY,
-        "started_at": started,
-        "finished_at": time.time(),
-        "machine": machine_info(),
-        "options": {"sizes": sizes, **s, "repeat": options.repeat, "quick": bool(options.extra.get("quick")),
-                    "emulator_args": list(EMULATOR_ARGS)},
-        "target_max_stall_ms": TARGET_MAX_STALL_MS,
-        "verdict": "PASS" if passed else "SHORT",
-        "summary": summary,
-        "runs": runs,
-    }
+    document = bench_document(
+        NAME, SUMMARY, started,
+        {"sizes": sizes, **s, "repeat": options.repeat, "quick": bool(options.extra.get("quick")),
+         "emulator_args": list(EMULATOR_ARGS)},
+        target_max_stall_ms=TARGET_MAX_STALL_MS, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
 def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
     entries = []
     for n in sizes:
-        by = {c: sorted((r for r in runs if r["n"] == n and r["condition"] == c), key=lambda r: r["repeat"])
-              for c in ("idle", "loaded")}
-        conditions = {c: {m: summarize([r.get(m) for r in rs]) for m in METRICS} for c, rs in by.items()}
+        by = runs_by(runs, n, "condition", ("idle", "loaded"))
+        conditions = {c: summarize_metrics(rs, METRICS) for c, rs in by.items()}
         ratio = summarize([lo["max_stall_ms"] / i["max_stall_ms"] if lo["max_stall_ms"] and i["max_stall_ms"] else None
                            for i, lo in zip(by["idle"], by["loaded"], strict=False)])
         worst = conditions["loaded"]["max_stall_ms"]
@@ -172,8 +168,7 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
         missing = sum(r["frames_accounting"]["missing"] for r in by["loaded"])
         if missing:
             warnings.append(f"{missing:,} expected frames never arrived")
-        if repeats < 3:
-            warnings.append(f"only {repeats} repeat(s): spread and verdict are indicative")
+        warnings += few_repeats_warnings(repeats)
         entries.append({"n": n, "conditions": conditions, "ratio": ratio, "verdict": verdict, "reliable": reliable,
                         "worst_ms": max(values, default=None), "warnings": warnings,
                         "frames_received": sum(r["frames_accounting"]["received"] for r in by["loaded"]),
@@ -200,20 +195,17 @@ def render(document: dict) -> str:
         for condition in ("idle", "loaded"):
             c = entry["conditions"][condition]
             rows.append((str(entry["n"]), condition + (" (baseline)" if condition == "idle" else ""),
-                         _cell(c["frames_per_s"], _si), _cell(c["max_stall_ms"], _ms), _cell(c["p99_stall_ms"], _ms),
-                         _cell(c["wakes_over_5ms"], lambda v: f"{v:.0f}"), _cell(c["runtime_hub_stall_max_ms"], _ms),
-                         _cell(c["loop_lag_max_ms"], _ms), _cell(c["gc_pause_max_ms"], _ms), _cell(c["cpu_share"], pct),
-                         _cell(c["other_cores"], lambda v: f"{v:.2f}")))
+                         cell(c["frames_per_s"], si), cell(c["max_stall_ms"], _ms), cell(c["p99_stall_ms"], _ms),
+                         cell(c["wakes_over_5ms"], lambda v: f"{v:.0f}"), cell(c["runtime_hub_stall_max_ms"], _ms),
+                         cell(c["loop_lag_max_ms"], _ms), cell(c["gc_pause_max_ms"], _ms), cell(c["cpu_share"], pct),
+                         cell(c["other_cores"], two_places)))
     lines += table(rows)
     lines.append("")
     for entry in document["summary"]:
         worst = entry["conditions"]["loaded"]["max_stall_ms"]
-        lines.append(f"N={entry['n']}: longest hub stall under load = {_cell(worst, _ms)}  (target ≤ "
-                     f"{TARGET_MAX_STALL_MS:g} ms; loaded/idle = {_cell(entry['ratio'], lambda v: f'{v:.1f}')})  "
+        lines.append(f"N={entry['n']}: longest hub stall under load = {cell(worst, _ms)}  (target ≤ "
+                     f"{TARGET_MAX_STALL_MS:g} ms; loaded/idle = {cell(entry['ratio'], lambda v: f'{v:.1f}')})  "
                      f"{entry['verdict']}" + ("" if entry["reliable"] else "  (UNRELIABLE)"))
-        lines.append(f"    frames received/expected {entry['frames_received']:,}/{entry['frames_expected']:,}")
-        for warning in entry["warnings"]:
-            lines.append(f"    warning: {warning}")
-    lines.append("")
-    lines.append(f"verdict: {document['verdict']}")
-    return "\n".join(lines)
+        lines.append(f"    {frames_line(entry['frames_received'], entry['frames_expected'])}")
+        lines += warning_lines(entry["warnings"])
+    return with_verdict(lines, document["verdict"])

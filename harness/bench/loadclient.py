@@ -28,14 +28,10 @@ import time
 import orjson
 import psutil
 
+from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
 from .wsclient import CountingClient, Tally, connect
 
 LAG_TICK_S = 0.02
-
-
-def emit(event: dict) -> None:
-    sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
-    sys.stdout.flush()
 
 
 def runqueue_wait_seconds(pid: int) -> float | None:
@@ -54,19 +50,6 @@ def runqueue_wait_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return total / 1e9
-
-
-def set_affinity(pid: int, cpus: set[int]) -> None:
-    """Pin every thread of `pid` (Linux applies sched_setaffinity per thread)."""
-    try:
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        tids = [pid]
-    for tid in tids:
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except OSError:
-            pass
 
 
 def cpu_seconds(process: psutil.Process | None, system_only: bool = False) -> float | None:
@@ -91,19 +74,10 @@ class Receivers:
         self.clients: list[CountingClient] = []
         self.errors: list[str] = []
         self.failed = 0
-        pids = config.get("pids", {})
-        self.watched = {name: self._process(pid) for name, pid in pids.items()}
-        self.watched["client"] = psutil.Process()
+        self.watched = watched_processes(config.get("pids") or {})
         self.snapshots: dict[str, dict] = {}
         self.max_lag_s = 0.0
         self._lag_on = False
-
-    @staticmethod
-    def _process(pid: int | None) -> psutil.Process | None:
-        try:
-            return psutil.Process(pid) if pid else None
-        except psutil.Error:
-            return None
 
     # -- connecting ---------------------------------------------------------------------------------
 
@@ -174,20 +148,8 @@ class Receivers:
 
     async def drain(self, expected: int, timeout: float, stall: float) -> dict:
         """Wait until `expected` frames arrived, nothing arrived for `stall` s, or `timeout` passed."""
-        started = last_change = time.monotonic()
-        last = self.tally.frames
-        reason = "complete"
-        while self.tally.frames < expected:
-            await asyncio.sleep(0.05)
-            now = time.monotonic()
-            if self.tally.frames != last:
-                last, last_change = self.tally.frames, now
-            elif now - last_change >= stall:
-                reason = "stalled"
-                break
-            if now - started >= timeout:
-                reason = "timeout"
-                break
+        started = time.monotonic()
+        reason = await wait_for_frames(lambda: self.tally.frames, expected, timeout, stall, asyncio.sleep)
         per_client = [c.frames for c in self.clients]
         return {
             "frames": self.tally.frames,
@@ -208,16 +170,11 @@ class Receivers:
 
 
 async def main_async() -> int:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reader = await open_stdin()
     line = await reader.readline()
     if not line:
         return 2
-    config = orjson.loads(line)
-    if config.get("cpus"):
-        set_affinity(os.getpid(), set(config["cpus"]))
-    receivers = Receivers(config)
+    receivers = Receivers(apply_config(line))
     lag_task = asyncio.ensure_future(receivers.watch_lag())
     try:
         await receivers.open_all()
@@ -240,12 +197,7 @@ async def main_async() -> int:
 
 
 def main() -> int:
-    import uvloop
-
-    try:
-        return uvloop.run(main_async())
-    except KeyboardInterrupt:
-        return 130
+    return run_on_uvloop(main_async)
 
 
 if __name__ == "__main__":

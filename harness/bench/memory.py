@@ -21,9 +21,20 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import SCHEMA_VERSION, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .common import (
+    BenchOptions,
+    BenchResult,
+    Progress,
+    alternating,
+    bench_document,
+    few_repeats_warnings,
+    runs_by,
+    summarize,
+    summarize_metrics,
+)
 from .emulator_fanout import EMULATOR_ARGS
-from .rig import CLIENTS, _cell, emulator_room, quick_or, spread_warning, start_child, table
+from .rig import CLIENTS, emulator_room, quick_or, spread_warning, start_child
+from .tables import cell, table, two_places, warning_lines, with_verdict
 
 NAME = "memory"
 SUMMARY = "RSS per idle connection: 10,000 chatload sessions in one process against 10,000 bare websockets clients"
@@ -79,7 +90,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     runs: list[dict] = []
     for n in sizes:
         for repeat in range(options.repeat):
-            order = CLIENTS if repeat % 2 == 0 else tuple(reversed(CLIENTS))
+            order = alternating(CLIENTS, repeat)
             label = f"[memory N={n:,} repeat {repeat + 1}/{options.repeat}]"
             progress.step(f"{label} starting the emulator")
             with emulator_room(max(20_000, n + 100), name=f"memory-{n}") as room:
@@ -93,31 +104,19 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
                                   f"{figures['connections_open']:,} open")
     summary = summarise(runs, sizes, options.repeat)
     passed = all(entry["verdict"] == "PASS" for entry in summary)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": NAME,
-        "description": SUMMARY,
-        "started_at": started,
-        "finished_at": time.time(),
-        "machine": machine_info(),
-        "options": {"sizes": sizes, "repeat": options.repeat, "idle_seconds": IDLE_S,
-                    "quick": bool(options.extra.get("quick")), "emulator_args": list(EMULATOR_ARGS),
-                    "connect_concurrency": options.connect_concurrency},
-        "target_bytes_per_connection": TARGET_BYTES,
-        "verdict": "PASS" if passed else "SHORT",
-        "summary": summary,
-        "runs": runs,
-    }
+    document = bench_document(
+        NAME, SUMMARY, started,
+        {"sizes": sizes, "repeat": options.repeat, "idle_seconds": IDLE_S, "quick": bool(options.extra.get("quick")),
+         "emulator_args": list(EMULATOR_ARGS), "connect_concurrency": options.connect_concurrency},
+        target_bytes_per_connection=TARGET_BYTES, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
 def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
     entries = []
     for n in sizes:
-        by_client = {kind: sorted((r for r in runs if r["n"] == n and r["client"] == kind), key=lambda r: r["repeat"])
-                     for kind in CLIENTS}
-        clients = {kind: {metric: summarize([r[metric] for r in kind_runs]) for metric in METRICS}
-                   for kind, kind_runs in by_client.items()}
+        by_client = runs_by(runs, n, "client", CLIENTS)
+        clients = {kind: summarize_metrics(kind_runs, METRICS) for kind, kind_runs in by_client.items()}
         ratio = summarize([h["rss_per_connection_bytes"] / b["rss_per_connection_bytes"]
                            if h["rss_per_connection_bytes"] and b["rss_per_connection_bytes"] > 0 else None
                            for h, b in zip(by_client["harness"], by_client["bare"], strict=False)])
@@ -131,8 +130,7 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
         if straddles:
             warnings.append(f"repeats fall on both sides of the {kib(TARGET_BYTES)} target")
             warnings.append("the verdict is unreliable: rerun on a quieter machine or with more --repeat")
-        if repeats < 3:
-            warnings.append(f"only {repeats} repeat(s): spread and verdict are indicative")
+        warnings += few_repeats_warnings(repeats)
         opened = {kind: min((r["connections_open"] for r in by_client[kind]), default=0) for kind in CLIENTS}
         for kind in CLIENTS:
             if opened[kind] < n:
@@ -154,18 +152,15 @@ def render(document: dict) -> str:
         for kind in CLIENTS:
             c = entry["clients"][kind]
             rows.append((f"{entry['n']:,}", kind + (" (baseline)" if kind == "bare" else ""),
-                         _cell(c["rss_per_connection_bytes"], kib), _cell(c["uss_per_connection_bytes"], kib),
-                         _cell(c["rss_before_bytes"], mib), _cell(c["rss_after_bytes"], mib),
-                         _cell(c["connect_seconds"], lambda v: f"{v:.1f} s")))
+                         cell(c["rss_per_connection_bytes"], kib), cell(c["uss_per_connection_bytes"], kib),
+                         cell(c["rss_before_bytes"], mib), cell(c["rss_after_bytes"], mib),
+                         cell(c["connect_seconds"], lambda v: f"{v:.1f} s")))
     lines += table(rows)
     lines.append("")
     for entry in document["summary"]:
         per_conn = entry["clients"]["harness"]["rss_per_connection_bytes"]
-        lines.append(f"N={entry['n']:,}: harness RSS per connection = {_cell(per_conn, kib)}  "
-                     f"(target ≤ {kib(TARGET_BYTES)}; harness/bare = {_cell(entry['ratio'], lambda v: f'{v:.2f}')})  "
+        lines.append(f"N={entry['n']:,}: harness RSS per connection = {cell(per_conn, kib)}  "
+                     f"(target ≤ {kib(TARGET_BYTES)}; harness/bare = {cell(entry['ratio'], two_places)})  "
                      f"{entry['verdict']}" + ("" if entry["reliable"] else "  (UNRELIABLE, see warnings)"))
-        for warning in entry["warnings"]:
-            lines.append(f"    warning: {warning}")
-    lines.append("")
-    lines.append(f"verdict: {document['verdict']}")
-    return "\n".join(lines)
+        lines += warning_lines(entry["warnings"])
+    return with_verdict(lines, document["verdict"])

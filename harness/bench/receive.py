@@ -27,30 +27,36 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import SCHEMA_VERSION, BenchError, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .common import (
+    BenchError,
+    BenchOptions,
+    BenchResult,
+    Progress,
+    alternating,
+    bench_document,
+    runs_by,
+    summarize,
+    summarize_metrics,
+)
 from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
 from .rig import (
     CLIENTS,
     SATURATED,
     SETTLE_S,
     StreamSender,
-    _cell,
-    _si,
     accounting,
     cores,
     emulator_room,
     measured_stream,
     other_cores,
     others_warning,
-    pct,
     quick_or,
     ratio_verdict,
     spread_warning,
     start_child,
-    table,
-    us,
     window_figures,
 )
+from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "receive"
 SUMMARY = "chatload's receive-path CPU per frame against a bare websockets client (same emulator stream)"
@@ -149,7 +155,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     runs: list[dict] = []
     for n in s["sizes"]:
         for repeat in range(s["repeat"]):
-            order = CLIENTS if repeat % 2 == 0 else tuple(reversed(CLIENTS))
+            order = alternating(CLIENTS, repeat)
             label = f"[receive N={n} repeat {repeat + 1}/{s['repeat']}]"
             progress.step(f"{label} starting the emulator")
             with emulator_room(max(20_000, 2 * n + 100), name=f"receive-{n}") as room:
@@ -161,39 +167,29 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
                     runs.append(figures)
                     acc = figures["frames_accounting"]
                     progress.note(f"{label} {kind}: {figures['frames_per_s']:,.0f} frames/s, "
-                                  f"{us(figures['cpu_us_per_frame'])} µs CPU/frame at {pct(figures['cpu_share'])} "
+                                  f"{two_places(figures['cpu_us_per_frame'])} µs CPU/frame at {pct(figures['cpu_share'])} "
                                   f"of a core; frames {acc['received']:,}/{acc['expected']:,}; "
                                   f"limited by {figures['limited_by']}")
     summary = summarise(runs, s["sizes"], s["repeat"])
     passed = all(entry["verdict"] == "PASS" for entry in summary)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": NAME,
-        "description": SUMMARY,
-        "started_at": started,
-        "finished_at": time.time(),
-        "machine": machine_info(),
-        "options": {**s, "quick": bool(options.extra.get("quick")), "emulator_args": list(EMULATOR_ARGS),
-                    "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
-                    "cpu_measured": "the receiving process only: psutil user + system, all its threads"},
-        "target_ratio": TARGET_RATIO,
-        "aim_ratio": AIM_RATIO,
-        "verdict": "PASS" if passed else "SHORT",
-        "summary": summary,
-        "runs": runs,
-    }
+    document = bench_document(
+        NAME, SUMMARY, started,
+        {**s, "quick": bool(options.extra.get("quick")), "emulator_args": list(EMULATOR_ARGS),
+         "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
+         "cpu_measured": "the receiving process only: psutil user + system, all its threads"},
+        target_ratio=TARGET_RATIO, aim_ratio=AIM_RATIO, verdict="PASS" if passed else "SHORT",
+        summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
 def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
     entries = []
     for n in sizes:
-        by_client = {kind: sorted((r for r in runs if r["n"] == n and r["client"] == kind), key=lambda r: r["repeat"])
-                     for kind in CLIENTS}
+        by_client = runs_by(runs, n, "client", CLIENTS)
         clients = {}
         noisy = []
         for kind, kind_runs in by_client.items():
-            clients[kind] = {metric: summarize([r[metric] for r in kind_runs]) for metric in METRICS}
+            clients[kind] = summarize_metrics(kind_runs, METRICS)
             clients[kind]["frames_expected"] = sum(r["frames_accounting"]["expected"] for r in kind_runs)
             clients[kind]["frames_received"] = sum(r["frames_accounting"]["received"] for r in kind_runs)
             clients[kind]["limited_by"] = [r["limited_by"] for r in kind_runs]
@@ -222,7 +218,7 @@ def render(document: dict) -> str:
     lines = [
         f"chatload bench receive — one room at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
         f"{o['warmup']:g} s warm-up; CPU of the receiving process only; median [min–max] of {o['repeat']} repeat(s)",
-        "CPU shares are of one core; 'other load' is cores used by processes outside this benchmark",
+        CPU_NOTE,
         "",
     ]
     rows = [("N", "client", "frames/s", "CPU µs/frame", "kernel µs/frame", "client CPU", "emulator CPU",
@@ -231,23 +227,20 @@ def render(document: dict) -> str:
         for kind in CLIENTS:
             c = entry["clients"][kind]
             rows.append((str(entry["n"]), kind + (" (baseline)" if kind == "bare" else ""),
-                         _cell(c["frames_per_s"], _si), _cell(c["cpu_us_per_frame"], us),
-                         _cell(c["system_us_per_frame"], us), _cell(c["cpu_share"], pct),
-                         _cell(c["server_cpu_share"], pct), _cell(c["other_cores"], lambda v: f"{v:.2f}"),
-                         _cell(c["delivered_fraction"], pct)))
+                         cell(c["frames_per_s"], si), cell(c["cpu_us_per_frame"], two_places),
+                         cell(c["system_us_per_frame"], two_places), cell(c["cpu_share"], pct),
+                         cell(c["server_cpu_share"], pct), cell(c["other_cores"], two_places),
+                         cell(c["delivered_fraction"], pct)))
     lines += table(rows)
     lines.append("")
     for entry in document["summary"]:
-        lines.append(f"N={entry['n']}: harness/bare CPU per frame = {_cell(entry['ratio'], lambda v: f'{v:.2f}')}"
+        lines.append(f"N={entry['n']}: harness/bare CPU per frame = {cell(entry['ratio'], two_places)}"
                      f"  (target ≤ {TARGET_RATIO}, aim ≤ {AIM_RATIO}{': met' if entry['aim_met'] else ''})  "
                      f"{entry['verdict']}" + ("" if entry["reliable"] else "  (UNRELIABLE, see warnings)"))
         for kind in CLIENTS:
             c = entry["clients"][kind]
             limits = ", ".join(f"{name} ×{c['limits'].count(name)}" for name in dict.fromkeys(c["limits"]))
-            lines.append(f"    {kind:<8} frames received/expected {c['frames_received']:,}/{c['frames_expected']:,}; "
+            lines.append(f"    {kind:<8} {frames_line(c['frames_received'], c['frames_expected'])}; "
                          f"limited by: {limits} (details in the JSON)")
-        for warning in entry["warnings"]:
-            lines.append(f"    warning: {warning}")
-    lines.append("")
-    lines.append(f"verdict: {document['verdict']}")
-    return "\n".join(lines)
+        lines += warning_lines(entry["warnings"])
+    return with_verdict(lines, document["verdict"])

@@ -1,5 +1,5 @@
 """The test rig the client-side benchmarks share: an emulator room, receiving child processes
-(chatload's or the bare baseline), an open-loop sender, one measured stream, and the table helpers.
+(chatload's or the bare baseline), an open-loop sender, and one measured stream.
 
 Receiving children (`harness_client`, `bare_client`) speak JSON lines:
 
@@ -26,22 +26,27 @@ import bisect
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import orjson
 import psutil
 
 from ..protocols import ivschat
 from .chattokens import create_chat_tokens
-from .common import UNRELIABLE_SPREAD, BenchError, BenchOptions, Progress, percentile, summarize
-from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE, LoadClient, _cell, _si, request_id, seq_of
-from .wsclient import CountingClient, Tally, connect
-
-__all__ = ["_cell", "_si"]  # table helpers of emulator_fanout, re-exported for the benchmark modules
+from .common import (
+    UNRELIABLE_SPREAD,
+    BenchError,
+    BenchOptions,
+    Progress,
+    few_repeats_warnings,
+    percentile,
+    summarize,
+)
+from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE, LoadClient
+from .sender import OpenLoopSender, request_id
+from .wsclient import Tally, connect
 
 CLIENTS = ("harness", "bare")
 CHILD_MODULES = {"harness": "harness.bench.harness_client", "bare": "harness.bench.bare_client"}
@@ -180,21 +185,13 @@ async def start_child(kind: str, room: BenchRoom, tokens: list[str], options: Be
 # -- the sender -------------------------------------------------------------------------------------
 
 
-class StreamSender:
+class StreamSender(OpenLoopSender):
     """Open-loop SEND_MESSAGE at fixed intended times, stamped like chatload's own sends; reads its
     echoes and ERRORs back. `run` may be called again: sequence numbers carry on."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.interval = 1.0 / rate
-        self.intended: list[float] = []
-        self.lateness: list[float] = []
-        self.echo_latency: dict[int, float] = {}
-        self.rejected: Counter[int] = Counter()
-        self.duplicates = 0
-        self.echo_times: list[float] = []  # arrival of each reply: the server's progress through the stream
+        super().__init__(rate)
         self.truncated_at: float | None = None
-        self.client: CountingClient | None = None
 
     async def open(self, room: BenchRoom) -> None:
         host, port = room.host_port
@@ -203,26 +200,6 @@ class StreamSender:
     def close(self) -> None:
         if self.client is not None:
             self.client.abort()
-
-    @property
-    def replies(self) -> int:
-        return len(self.echo_latency) + sum(self.rejected.values())
-
-    def on_frame(self, payload: bytes) -> None:
-        now = time.time()
-        try:
-            frame = orjson.loads(payload)
-            seq = seq_of(frame.get("RequestId") or "")
-        except (orjson.JSONDecodeError, AttributeError):
-            return
-        self.echo_times.append(now)
-        if frame.get("Type") == "ERROR":
-            self.rejected[int(frame.get("ErrorCode") or 0)] += 1
-        elif seq is not None and seq < len(self.intended):
-            if seq in self.echo_latency:
-                self.duplicates += 1
-            else:
-                self.echo_latency[seq] = now - self.intended[seq]
 
     def server_rate(self, now: float, over: float = 1.0) -> float | None:
         """Messages the server fanned out per second lately (its echoes), or None if too early to say."""
@@ -266,24 +243,11 @@ class StreamSender:
                 time.sleep(delay)
             i = first + k
             attributes = {"cl.s": SENDER_ID, "cl.n": str(i + 1), "cl.t": str(int(intended * 1e6))}
-            self.intended.append(intended)
-            self.client.send_text(ivschat.encode_send_message(request_id(i), CONTENT, attributes))
-            now = time.time()
-            self.lateness.append(now - intended)
+            now = self.send(intended, ivschat.encode_send_message(request_id(i), CONTENT, attributes))
             if now >= next_note:
-                progress.update(f"{label}: sending {now - start:4.1f}/{stop - start:.1f} s, "
-                                f"{self.replies}/{len(self.intended)} echoed")
+                self.show_sending(progress, label, start, stop, now)
                 next_note = now + 0.5
             k += 1
-
-    async def wait_for_replies(self, timeout: float, progress: Progress, label: str) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.replies < len(self.intended):
-            if time.monotonic() >= deadline:
-                return False
-            progress.update(f"{label}: server catching up, {self.replies}/{len(self.intended)} messages echoed")
-            await asyncio.sleep(0.05)
-        return True
 
     def accepted(self, since: int = 0) -> int:
         return sum(1 for seq in self.echo_latency if seq >= since)
@@ -427,7 +391,7 @@ def accounting(result: dict) -> dict:
             "drain": totals["drain"], "connections_lost": totals.get("connections_lost", 0)}
 
 
-# -- verdicts and tables ----------------------------------------------------------------------------
+# -- verdicts ----------------------------------------------------------------------------------------
 
 
 def ratio_verdict(ratios: list[float | None], target: float, *, higher_is_better: bool, repeats: int,
@@ -454,8 +418,7 @@ def ratio_verdict(ratios: list[float | None], target: float, *, higher_is_better
     elif noisy:
         warnings.append(f"figures are noisy, but every repeat is on the same side of the {target:g} target "
                         "with room to spare, so the verdict stands")
-    if repeats < 3:
-        warnings.append(f"only {repeats} repeat(s): spread and verdict are indicative")
+    warnings += few_repeats_warnings(repeats)
     return {"ratio": ratio, "verdict": verdict, "reliable": reliable, "warnings": warnings}
 
 
@@ -464,24 +427,6 @@ def spread_warning(name: str, stats: dict) -> str | None:
     if spread is not None and spread > UNRELIABLE_SPREAD:
         return f"{name} spread {spread:.0%} across repeats (> {UNRELIABLE_SPREAD:.0%})"
     return None
-
-
-def table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
-
-
-def us(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
 
 
 def quick_or(options: BenchOptions, quick, full):

@@ -19,28 +19,34 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import SCHEMA_VERSION, BenchOptions, BenchResult, Progress, machine_info, summarize
+from .common import (
+    BenchOptions,
+    BenchResult,
+    Progress,
+    alternating,
+    bench_document,
+    runs_by,
+    summarize,
+    summarize_metrics,
+)
 from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
 from .rig import (
     SATURATED,
     SETTLE_S,
     StreamSender,
-    _cell,
-    _si,
     accounting,
     cores,
     emulator_room,
     measured_stream,
     other_cores,
     others_warning,
-    pct,
     quick_or,
     ratio_verdict,
     spread_warning,
     start_child,
-    table,
     window_figures,
 )
+from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "scaleout"
 SUMMARY = "deliveries/s with 1 and 2 chatload processes splitting the connections, at a load that saturates one"
@@ -123,7 +129,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     runs: list[dict] = []
     for n in sizes:
         for repeat in range(options.repeat):
-            order = PROCESS_COUNTS if repeat % 2 == 0 else tuple(reversed(PROCESS_COUNTS))
+            order = alternating(PROCESS_COUNTS, repeat)
             label = f"[scaleout N={n} repeat {repeat + 1}/{options.repeat}]"
             progress.step(f"{label} starting the emulator")
             with emulator_room(max(20_000, 2 * n + 100), name=f"scaleout-{n}") as room:
@@ -140,20 +146,12 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     summary = summarise(runs, sizes, options.repeat)
     decided = [entry["verdict"] for entry in summary if entry["verdict"] in ("PASS", "SHORT")]
     passed = None if not decided else all(v == "PASS" for v in decided)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": NAME,
-        "description": SUMMARY,
-        "started_at": started,
-        "finished_at": time.time(),
-        "machine": machine_info(),
-        "options": {"sizes": sizes, **s, "repeat": options.repeat, "quick": bool(options.extra.get("quick")),
-                    "process_counts": list(PROCESS_COUNTS), "emulator_args": list(EMULATOR_ARGS)},
-        "target_ratio": TARGET_RATIO,
-        "verdict": "PASS" if passed else "SHORT" if passed is False else "no verdict",
-        "summary": summary,
-        "runs": runs,
-    }
+    document = bench_document(
+        NAME, SUMMARY, started,
+        {"sizes": sizes, **s, "repeat": options.repeat, "quick": bool(options.extra.get("quick")),
+         "process_counts": list(PROCESS_COUNTS), "emulator_args": list(EMULATOR_ARGS)},
+        target_ratio=TARGET_RATIO, verdict="PASS" if passed else "SHORT" if passed is False else "no verdict",
+        summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
@@ -161,9 +159,8 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
     has_cores, cores_note = machine_verdict(max(PROCESS_COUNTS))
     entries = []
     for n in sizes:
-        by = {p: sorted((r for r in runs if r["n"] == n and r["processes"] == p), key=lambda r: r["repeat"])
-              for p in PROCESS_COUNTS}
-        configs = {p: {m: summarize([r[m] for r in rs]) for m in METRICS} for p, rs in by.items()}
+        by = runs_by(runs, n, "processes", PROCESS_COUNTS)
+        configs = {p: summarize_metrics(rs, METRICS) for p, rs in by.items()}
         ratios = [two["frames_per_s"] / one["frames_per_s"] if one["frames_per_s"] and two["frames_per_s"] else None
                   for one, two in zip(by[1], by[2], strict=False)]
         noisy = [w for w in (spread_warning(f"{p} process(es) deliveries/s", configs[p]["frames_per_s"])
@@ -200,7 +197,7 @@ def render(document: dict) -> str:
     lines = [
         f"chatload bench scaleout — one room at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
         f"{o['warmup']:g} s warm-up; harness CPU summed over its processes; median [min–max] of {o['repeat']} repeat(s)",
-        "CPU shares are of one core; 'other load' is cores used by processes outside this benchmark",
+        CPU_NOTE,
         "",
     ]
     rows = [("N", "processes", "deliveries/s", "delivered/offered", "harness CPU (sum)", "busiest process",
@@ -208,22 +205,18 @@ def render(document: dict) -> str:
     for entry in document["summary"]:
         for p in (str(p) for p in o["process_counts"]):
             c = entry["configs"][p]
-            rows.append((f"{entry['n']:,}", p + (" (baseline)" if p == "1" else ""), _cell(c["frames_per_s"], _si),
-                         _cell(c["delivered_fraction"], pct), _cell(c["harness_cpu_share_total"], pct),
-                         _cell(c["harness_cpu_share_max"], pct),
-                         _cell(c["cpu_us_per_frame"], lambda v: f"{v:.2f}"), _cell(c["server_cpu_share"], pct),
-                         _cell(c["other_cores"], lambda v: f"{v:.2f}")))
+            rows.append((f"{entry['n']:,}", p + (" (baseline)" if p == "1" else ""), cell(c["frames_per_s"], si),
+                         cell(c["delivered_fraction"], pct), cell(c["harness_cpu_share_total"], pct),
+                         cell(c["harness_cpu_share_max"], pct),
+                         cell(c["cpu_us_per_frame"], two_places), cell(c["server_cpu_share"], pct),
+                         cell(c["other_cores"], two_places)))
     lines += table(rows)
     lines.append("")
     for entry in document["summary"]:
-        lines.append(f"N={entry['n']:,}: deliveries/s 2 processes ÷ 1 = {_cell(entry['ratio'], lambda v: f'{v:.2f}')}"
+        lines.append(f"N={entry['n']:,}: deliveries/s 2 processes ÷ 1 = {cell(entry['ratio'], two_places)}"
                      f"  (target ≥ {TARGET_RATIO} when the machine has the cores)  {entry['verdict']}"
                      + ("" if entry["reliable"] or entry["verdict"] == "no verdict" else "  (UNRELIABLE)"))
-        for reason in entry.get("no_verdict_reasons", ()):
-            lines.append(f"    no verdict: {reason}")
-        lines.append(f"    frames received/expected {entry['frames_received']:,}/{entry['frames_expected']:,}")
-        for warning in entry["warnings"]:
-            lines.append(f"    warning: {warning}")
-    lines.append("")
-    lines.append(f"verdict: {document['verdict']}")
-    return "\n".join(lines)
+        lines += warning_lines(entry.get("no_verdict_reasons", ()), "no verdict")
+        lines.append(f"    {frames_line(entry['frames_received'], entry['frames_expected'])}")
+        lines += warning_lines(entry["warnings"])
+    return with_verdict(lines, document["verdict"])
