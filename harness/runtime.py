@@ -130,6 +130,7 @@ class ChatRuntime:
         self._loop_lag_max_us = 0
         self._loop_lag_sum_us = 0
         self._loop_lag_n = 0
+        self.finished_on_loop = False  # set before the loop starts: the ticker reads it
         self.hub = HubStallProbe()
         self.gc = GcPauseProbe()
         # The loop thread and the hub share the GIL. With CPython's default 5 ms switch interval a
@@ -144,8 +145,6 @@ class ChatRuntime:
         # pause during the default scenario's ramp, stopping the loop and the hub alike.
         gc.collect()
         gc.freeze()
-        self.finished = False
-        self.finished_on_loop = False
 
     # -- gevent side: users --------------------------------------------------------------------------
 
@@ -174,7 +173,6 @@ class ChatRuntime:
         gevent.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         final = self.loop_thread.ask(self._final_on_loop, int(drain_s * 1e9))
         self._on_interval(final.pop("interval"))  # the last interval goes the way of all others
-        self.finished = True
         return final
 
     def close(self) -> None:

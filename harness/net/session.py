@@ -69,8 +69,6 @@ class ChatSession:
         self.end_reason = ""
         self.expired = False
         self.stopping = False
-        self.connects = 0
-        self.attempts_total = 0
         self._closed: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
         self.connected_waiters: list = []
@@ -89,7 +87,6 @@ class ChatSession:
         try:
             while not self.stopping:
                 self.state = "connecting"
-                self.attempts_total += 1
                 outcome = await self._connect_once(dropped_at_ns)
                 if outcome is None:  # connected and later closed
                     if dropped_at_ns is not None:
@@ -139,7 +136,6 @@ class ChatSession:
             self.runtime.report_connect(self, started_ns, cause, str(exc) or cause, reconnect=dropped_at_ns is not None)
             return cause
         self.ws = ws
-        self.connects += 1
         self.connection_id = self.runtime.next_connection_id()
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out

@@ -317,6 +317,10 @@ def numbers_section(numbers: list[KeyNumber]) -> Html:
                        for label, value, sub, state in tiles], class_="tiles")
 
 
+# Histograms of counts rather than µs (tries per reconnect): shown where they mean something.
+COUNT_HISTOGRAMS = {"reconnect_attempts"}
+
+
 def latency_section(report: dict, charts: dict) -> Html:
     histograms = report.get("histograms") or {}
     curves = [(name, figures.percentile_series(histograms.get(name)), {"color": figures.COLORS[name]})
@@ -326,7 +330,7 @@ def latency_section(report: dict, charts: dict) -> Html:
     rows = []
     for name in [*LATENCY_NAMES, *sorted(set(summaries) - set(LATENCY_NAMES))]:
         s = summaries.get(name)
-        if not s:
+        if not s or name in COUNT_HISTOGRAMS:
             continue
         p = s.get("percentiles") or {}
         empty = not s.get("count")
