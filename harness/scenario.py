@@ -8,6 +8,7 @@ what is wrong, and unknown keys are errors (a typo must never silently become a 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -127,15 +128,24 @@ def parse_duration(value, where: str) -> float:
     return seconds
 
 
-class _Reader:
-    """Reads one table of the file, remembering which keys were used so the rest are errors."""
+NUMBER = (int, float)  # `kind` for "any number, kept as written" (an int stays an int)
+_KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", NUMBER: "a number", list: "a list",
+               bool: "true or false"}
+
+
+class TableReader:
+    """Reads one table of a TOML file for validation: every error names the file, the key and what
+    is wrong, and unknown keys are errors. Scenario and capacity files share it; `error` is the
+    exception each raises."""
+
+    error: type[ValueError] = ScenarioError
 
     def __init__(self, path: str, where: str, table) -> None:
         if not isinstance(table, dict):
-            raise ScenarioError(f"{path}: {where}: must be a table")
+            raise self.error(f"{path}: {where}: must be a table")
         self.path, self.where, self.table = path, where, table
 
-    def _name(self, key: str) -> str:
+    def name(self, key: str) -> str:
         return f"{self.path}: {self.where}.{key}" if self.where else f"{self.path}: {key}"
 
     def check_keys(self, allowed: set[str]) -> None:
@@ -143,29 +153,35 @@ class _Reader:
             if key not in allowed:
                 close = difflib.get_close_matches(key, sorted(allowed), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(sorted(allowed))}"
-                raise ScenarioError(f"{self._name(key)}: unknown key{hint}")
+                raise self.error(f"{self.name(key)}: unknown key{hint}")
 
-    def get(self, key: str, kind, default=None, *, minimum=None, maximum=None, choices=None, required=False):
+    def get(self, key: str, kind, default=None, *, minimum=None, maximum=None, above=None, choices=None,
+            required=False):
         if key not in self.table:
             if required:
-                raise ScenarioError(f"{self._name(key)}: is required")
+                raise self.error(f"{self.name(key)}: is required")
             return default
         value = self.table[key]
+        numeric = kind in (int, float, NUMBER)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-            names = {str: "a string", int: "a whole number", float: "a number", list: "a list", bool: "true or false"}
-            raise ScenarioError(f"{self._name(key)}: must be {names.get(kind, kind.__name__)}, not {value!r}")
+        if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
+            raise self.error(f"{self.name(key)}: must be {_KIND_NAMES.get(kind, getattr(kind, '__name__', kind))}, "
+                             f"not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf; they pass every bound
+            raise self.error(f"{self.name(key)}: must be finite, not {value!r}")
         if choices is not None and value not in choices:
-            raise ScenarioError(f"{self._name(key)}: must be one of {', '.join(choices)}, not {value!r}")
+            raise self.error(f"{self.name(key)}: must be one of {', '.join(choices)}, not {value!r}")
         if minimum is not None and value < minimum:
-            raise ScenarioError(f"{self._name(key)}: must be at least {minimum}, not {value}")
+            raise self.error(f"{self.name(key)}: must be at least {minimum}, not {value}")
+        if above is not None and value <= above:
+            raise self.error(f"{self.name(key)}: must be more than {above}, not {value}")
         if maximum is not None and value > maximum:
-            raise ScenarioError(f"{self._name(key)}: must be at most {maximum}, not {value}")
+            raise self.error(f"{self.name(key)}: must be at most {maximum}, not {value}")
         return value
 
     def duration(self, key: str, default: float) -> float:
-        return parse_duration(self.table[key], self._name(key)) if key in self.table else default
+        return parse_duration(self.table[key], self.name(key)) if key in self.table else default
 
 
 def load_scenario(path: str | os.PathLike) -> Scenario:
@@ -177,10 +193,10 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{shown}: not valid TOML: {exc}") from None
-    top = _Reader(shown, "", data)
+    top = TableReader(shown, "", data)
     top.check_keys({"scenario", "target", "rooms", "population", "messages", "faults", "expectations"})
 
-    head = _Reader(shown, "scenario", data.get("scenario", {}))
+    head = TableReader(shown, "scenario", data.get("scenario", {}))
     head.check_keys({"name", "description", "duration", "ramp", "drain", "processes"})
     scenario = Scenario(
         name=head.get("name", str, path.stem),
@@ -196,7 +212,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if scenario.duration_s <= 0:
         raise ScenarioError(f"{shown}: scenario.duration: must be longer than 0 s")
 
-    t = _Reader(shown, "target", data.get("target", {}))
+    t = TableReader(shown, "target", data.get("target", {}))
     t.check_keys({"kind", "endpoint", "control_endpoint", "region", "room_arns"})
     scenario.target = Target(
         kind=t.get("kind", str, "emulator", choices=TARGETS),
@@ -207,7 +223,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     )
     _check_target(shown, scenario.target)
 
-    r = _Reader(shown, "rooms", data.get("rooms", {}))
+    r = TableReader(shown, "rooms", data.get("rooms", {}))
     r.check_keys({"count", "maximum_message_rate_per_second", "maximum_message_length"})
     scenario.rooms = Rooms(
         count=r.get("count", int, 1, minimum=1, maximum=1000),
@@ -219,7 +235,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if not isinstance(populations, list) or not populations:
         raise ScenarioError(f"{shown}: population: at least one [[population]] table is required")
     for index, table in enumerate(populations):
-        p = _Reader(shown, f"population[{index}]", table)
+        p = TableReader(shown, f"population[{index}]", table)
         p.check_keys({"kind", "users", "reconnect", "session_minutes", "message_rate", "burst", "burst_offset_ms"})
         scenario.populations.append(Population(
             kind=p.get("kind", str, required=True, choices=KINDS),
@@ -233,7 +249,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         if scenario.populations[-1].burst and scenario.populations[-1].kind != "chatter":
             raise ScenarioError(f"{shown}: population[{index}].burst: only chatters send")
 
-    m = _Reader(shown, "messages", data.get("messages", {}))
+    m = TableReader(shown, "messages", data.get("messages", {}))
     m.check_keys({"rate_per_chatter", "size", "size_min", "size_max"})
     size = m.get("size", int, None, minimum=1, maximum=500)
     size_min = m.get("size_min", int, size or 32, minimum=1, maximum=500)
@@ -255,7 +271,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"{shown}: faults: only `kick` (DisconnectUser through the control plane) works "
                             "against a real room; the other faults need the emulator")
     for index, table in enumerate(faults):
-        f = _Reader(shown, f"faults[{index}]", table)
+        f = TableReader(shown, f"faults[{index}]", table)
         action = f.get("action", str, required=True, choices=tuple(FAULT_ACTIONS))
         allowed, required = FAULT_ACTIONS[action]
         f.check_keys({"at", "action"} | allowed)
@@ -272,7 +288,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         scenario.faults.append(Fault(at_s, action, params))
     scenario.faults.sort(key=lambda fault: fault.at_s)
 
-    e = _Reader(shown, "expectations", data.get("expectations", {}))
+    e = TableReader(shown, "expectations", data.get("expectations", {}))
     e.check_keys({"rules", "sdk_rules", "backoff_rules"})
     for key in ("rules", "sdk_rules", "backoff_rules"):
         rules = e.get(key, list, [])

@@ -56,6 +56,7 @@ def test_smoke_is_small_enough_for_ci():
     (MINIMAL + '[expectations]\nrules = ["delivery.p99 < 250 parsecs"]\n', "expectations.rules[0]"),
     (MINIMAL + '[expectations]\nrules = ["delivry.p99 < 250ms"]\n', "expectations.rules[0]"),
     (MINIMAL + "bogus = 1\n", "bogus: unknown key"),
+    (MINIMAL + "[messages]\nrate_per_chatter = nan\n", "messages.rate_per_chatter: must be finite"),
     ("[[population]\n", "not valid TOML"),
 ])
 def test_bad_scenarios_name_file_key_and_reason(tmp_path, text, message):

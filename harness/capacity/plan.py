@@ -11,7 +11,6 @@ person could have written and run with `chatload run`; the files are kept next t
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..scenario import Scenario, ScenarioError, load_scenario, parse_duration
+from ..scenario import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
 
 VARIES = {
     # vary: (what a step value is, what the load N of the USL fit is)
@@ -145,49 +144,16 @@ class CapacityPlan:
 # -- reading and validating -------------------------------------------------------------------------
 
 
-class _Table:
-    def __init__(self, file: str, where: str, table) -> None:
-        if not isinstance(table, dict):
-            raise CapacityError(f"{file}: {where}: must be a table")
-        self.file, self.where, self.table = file, where, table
+class _Table(TableReader):
+    """The scenario reader, raising CapacityError; `number`/`string` read as the capacity code asks."""
 
-    def name(self, key: str) -> str:
-        return f"{self.file}: {self.where}.{key}"
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for key in self.table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(sorted(allowed))}"
-                raise CapacityError(f"{self.name(key)}: unknown key{hint}")
+    error = CapacityError
 
     def number(self, key: str, default=None, *, integer=False, minimum=None, maximum=None, above=None):
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            raise CapacityError(f"{self.name(key)}: must be {'a whole number' if integer else 'a number'}, "
-                                f"not {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise CapacityError(f"{self.name(key)}: must be finite, not {value!r}")
-        if minimum is not None and value < minimum:
-            raise CapacityError(f"{self.name(key)}: must be at least {minimum}, not {value}")
-        if above is not None and value <= above:
-            raise CapacityError(f"{self.name(key)}: must be more than {above}, not {value}")
-        if maximum is not None and value > maximum:
-            raise CapacityError(f"{self.name(key)}: must be at most {maximum}, not {value}")
-        return value
+        return self.get(key, int if integer else NUMBER, default, minimum=minimum, maximum=maximum, above=above)
 
     def string(self, key: str, default=None, *, choices=None):
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        if not isinstance(value, str):
-            raise CapacityError(f"{self.name(key)}: must be a string, not {value!r}")
-        if choices is not None and value not in choices:
-            raise CapacityError(f"{self.name(key)}: must be one of {', '.join(choices)}, not {value!r}")
-        return value
+        return self.get(key, str, default, choices=choices)
 
 
 def load_plan(path: str | os.PathLike) -> CapacityPlan:
