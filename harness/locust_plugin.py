@@ -257,9 +257,9 @@ def _write_progress(environment, state: _ChatState) -> None:
     while not state.stopping:
         gevent.sleep(1.0)
         commands_read = _follow_commands(environment, commands_read)
-        summary = state.stats.recorder.summary()["histograms"].get("delivery", {})
+        everything = state.stats.recorder.summary()  # not totals(): that re-encodes every histogram
+        summary, counters = everything["histograms"].get("delivery", {}), everything["counters"]
         last = state.stats.last_interval.values()
-        counters = state.stats.recorder.totals()["counters"]
         _progress_line(environment, {
             "event": "progress",
             "elapsed_s": round(time.monotonic() - started, 1),

@@ -69,12 +69,12 @@ class ChatStats:
 
     def live_rows(self) -> list[dict]:
         """Rows for the web UI's Chat tab: cumulative percentiles and the last second's rates."""
-        summary = self.recorder.summary()["histograms"]
+        everything = self.recorder.summary()
+        summary, counters = everything["histograms"], everything["counters"]
         rows = []
         for label, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("p99.99", 99.99), ("max", 100)):
             rows.append({"metric": f"latency {label} (ms)",
                          "delivery": _ms(summary, "delivery", p), "ack": _ms(summary, "ack", p)})
-        counters = self.recorder.totals()["counters"]
         delivered = summary.get("delivery", {}).get("count", 0)
         last = [s.get("histograms", {}) for s in self.last_interval.values()]
         rate = sum(LatencyHistogram.decode(h["delivery"]).count for h in last if h.get("delivery"))
@@ -109,12 +109,12 @@ class ChatStats:
             rows.append(row)
         return rows
 
-    def saturation(self) -> list[str]:
+    def saturation(self, rows: list[dict] | None = None) -> list[str]:
         """Why the harness itself saturated, judged over the steady part of the run: every user
         spawned, the final second (drain and export) left out. Start-up — a hundred handshakes
         and token fetches at once — stalls the hub for a moment without saying anything about
         the measurements that follow; the whole-run worst values stay in `health.per_process`."""
-        rows = self.timeline()
+        rows = self.timeline() if rows is None else rows
         users = max((row.get("users", 0) for row in rows), default=0)
         # The first interval at full strength still covers the end of the ramp: start one later.
         steady = [row for previous, row in zip(rows, rows[1:-1], strict=False)
@@ -127,9 +127,10 @@ class ChatStats:
                     reasons.append(f"second {row['t'] - rows[0]['t']}: {key} reached {value} (limit {limit})")
         return reasons[:10] + ([f"… and {len(reasons) - 10} more"] if len(reasons) > 10 else [])
 
-    def merge_check(self) -> dict:
+    def merge_check(self, summary: dict | None = None) -> dict:
         """Merged histogram counts against the sum of what each process says it recorded in total."""
-        merged = {name: h["count"] for name, h in self.recorder.summary()["histograms"].items()}
+        summary = self.recorder.summary()["histograms"] if summary is None else summary
+        merged = {name: h["count"] for name, h in summary.items()}
         per_source = {source: {name: LatencyHistogram.decode(enc).count
                                for name, enc in final.get("totals", {}).get("histograms", {}).items()}
                       for source, final in self.finals.items()}
@@ -159,7 +160,9 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
     stats.accounting = accounting
     samples = [s for final in stats.finals.values() for s in final.get("protocol_error_samples", [])]
     totals = stats.recorder.totals()
-    reasons = stats.saturation()
+    latency = stats.recorder.summary()["histograms"]
+    timeline = stats.timeline()  # decodes every second's histograms: once
+    reasons = stats.saturation(timeline)
     return {
         "schema": SCHEMA,
         "complete": complete,
@@ -174,16 +177,16 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
             # Per process: offset applied to its stamps against the master's clock, and how sure it is.
             "clocks": {source: final.get("clock") for source, final in stats.finals.items()},
         },
-        "latency_us": stats.recorder.summary()["histograms"],
+        "latency_us": latency,
         "histograms": totals["histograms"],
         "counters": totals["counters"],
         "accounting": accounting,
         # Per room and second: offered, accepted (by server SendTime), rejected by code.
         "rooms": {room: {str(second): row for second, row in seconds.items()}
                   for room, seconds in rate_series(exports).items()},
-        "timeline": stats.timeline(),
+        "timeline": timeline,
         "health": {"per_process": stats.health, "saturated": bool(reasons), "reasons": reasons},
-        "merge_check": stats.merge_check(),
+        "merge_check": stats.merge_check(latency),
         "protocol_error_samples": samples[:20],
     }
 
