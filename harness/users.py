@@ -119,7 +119,7 @@ class ChatClient:
 
     def recent_message_ids(self) -> list[str]:
         """Ids of the last messages this connection received (what a moderator would delete)."""
-        return self._runtime.loop_thread.ask(lambda: list(self.session.recent_ids))
+        return self._runtime.loop_thread.ask(lambda: list(self.session.recent_ids or ()))
 
     @staticmethod
     def _wait(waiter, timeout: float):

@@ -72,7 +72,9 @@ class ChatSession:
         self._closed: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
         self.connected_waiters: list = []
-        self.recent_ids: collections.deque[str] = collections.deque(maxlen=32)  # for moderators
+        # Ids of the last messages received, for a moderator's deletes; nobody else pays for them.
+        self.recent_ids: collections.deque[str] | None = (
+            collections.deque(maxlen=32) if codec.DELETE_MESSAGE in capabilities else None)
         self.offset_ns = runtime.clock_offset_ns
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
@@ -203,7 +205,8 @@ class ChatSession:
     # -- receive path -----------------------------------------------------------------------------
 
     def _on_message(self, message: codec.ChatMessage, arrival_ns: int) -> None:
-        self.recent_ids.append(message.id)
+        if self.recent_ids is not None:
+            self.recent_ids.append(message.id)
         attributes = message.attributes
         if not attributes or SENDER not in attributes:
             self.recorder.count("foreign_messages")  # traffic from other clients: delivered, not ours to judge
