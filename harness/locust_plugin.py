@@ -219,10 +219,9 @@ def _prepare_target(environment, state: _ChatState) -> None:
     if not options.chat_room_arn:
         if not options.chat_control_endpoint:
             raise SystemExit("chatload: --chat-room-arn is required against AWS (rooms are not created for you)")
-        import boto3
+        from .ivschat_client import ivschat_client
 
-        client = boto3.client("ivschat", endpoint_url=options.chat_control_endpoint, region_name=options.chat_region,
-                              aws_access_key_id="emulator", aws_secret_access_key="emulator")
+        client = ivschat_client(options.chat_region, options.chat_control_endpoint)
         rate = options.chat_room_rate
         arns = [client.create_room(name=f"chatload-{i}", maximumMessageRatePerSecond=rate)["arn"]
                 for i in range(max(1, options.chat_rooms))]

@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .ivschat_client import ivschat_client
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .verdicts import derive
 
@@ -136,10 +137,7 @@ class Run:
         return endpoint, control, rooms
 
     def _create_rooms(self, control: str, region: str) -> list[str]:
-        import boto3
-
-        client = boto3.client("ivschat", endpoint_url=control, region_name=region,
-                              aws_access_key_id="emulator", aws_secret_access_key="emulator")
+        client = ivschat_client(region, control)
         spec = self.scenario.rooms
         # Room names allow [a-zA-Z0-9-_]; scenario names may also hold dots.
         prefix = re.sub(r"[^A-Za-z0-9_-]", "-", self.scenario.name)
@@ -159,16 +157,11 @@ class Run:
     def _room_limits(self) -> dict[str, int]:
         """Each room's maximumMessageRatePerSecond, as the service says (GetRoom), so the rate-limit
         verdicts judge a real room by its own settings."""
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        kwargs = {"region_name": self.scenario.target.region}
-        if getattr(self, "control", ""):
-            kwargs |= {"endpoint_url": self.control, "aws_access_key_id": "emulator",
-                       "aws_secret_access_key": "emulator"}
         limits = {}
         try:
-            client = boto3.client("ivschat", **kwargs)
+            client = ivschat_client(self.scenario.target.region, getattr(self, "control", "") or None)
             for arn in getattr(self, "room_arns", []):
                 limits[arn] = client.get_room(identifier=arn)["maximumMessageRatePerSecond"]
         except (BotoCoreError, ClientError) as exc:

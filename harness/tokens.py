@@ -49,17 +49,15 @@ class Boto3TokenProvider(TokenProvider):
     name = "boto3"
 
     def __init__(self, region: str, endpoint_url: str | None = None, *, max_pool_connections: int = 50) -> None:
-        import boto3
         from botocore.config import Config
 
-        kwargs = {}
-        if endpoint_url:  # the emulator ignores signatures but boto3 still wants credentials to sign
-            kwargs = {"endpoint_url": endpoint_url, "aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
+        from .ivschat_client import ivschat_client
+
         # No botocore retries: a throttled CreateChatToken is a fact the load test must report, and the
         # session's reconnect policy decides when to try again.
         config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool_connections,
                         connect_timeout=5, read_timeout=10)
-        self.client = boto3.client("ivschat", region_name=region, config=config, **kwargs)
+        self.client = ivschat_client(region, endpoint_url, config=config)
         self.endpoint = endpoint_url or f"ivschat.{region}.amazonaws.com"
 
     def fetch(self, request: TokenRequest) -> str:

@@ -40,9 +40,6 @@ class EmulatorProcess(JsonChildProcess):
 
     def boto3_client(self, **config):
         """A real boto3 `ivschat` client aimed at this emulator (credentials are not checked)."""
-        import boto3
+        from ..ivschat_client import ivschat_client
 
-        return boto3.client(
-            "ivschat", endpoint_url=self.control_endpoint, region_name=self.region,
-            aws_access_key_id="emulator", aws_secret_access_key="emulator", **config,
-        )
+        return ivschat_client(self.region, self.control_endpoint, **config)
