@@ -18,7 +18,7 @@ SUBCOMMANDS = [
      "DESCRIPTION"),
     ("capacity", "harness.capacity.cli", ("add_arguments", "run"),
      "step the load to the knee; USL fit, load-generator sizing and cost", "DESCRIPTION"),
-    ("emulator", "harness.emulator.cli", ("add_arguments", "run"), "run the IVS Chat emulator until Ctrl-C",
+    ("emulator", "harness.emulation.cli", ("add_arguments", "run"), "run a service's emulator until Ctrl-C",
      "DESCRIPTION"),
     ("bench", "harness.bench.cli", ("add_arguments", "run"),
      "measure chatload's and the emulator's speed against baselines", "DESCRIPTION"),
@@ -28,7 +28,8 @@ SUBCOMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatload",
-        description="Load testing and benchmarking for WebSocket chat services (Amazon IVS Chat first).",
+        description="Load testing and benchmarking for real-time chat services: Amazon IVS Chat, and any "
+                    "service in harness/services/.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, (add_name, run_name), help_text, description in SUBCOMMANDS:
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulator"]:
+        # Its options depend on --service, so it parses its own command line.
+        from .emulation.cli import main as emulator_main
+
+        return emulator_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,7 +1,7 @@
 """`chatload run [SCENARIO]`: one scenario, end to end, ending in a report and an exit code.
 
-The runner is the orchestra's conductor and nothing more: it starts the emulator when the target is
-the embedded one, makes the rooms, runs Locust headless in a child process (its own process group,
+The runner is the orchestra's conductor and nothing more: it starts the service's emulator when the
+target is the embedded one, has the service make the rooms, runs Locust headless in a child process (its own process group,
 so a Ctrl-C in the terminal reaches only us and we stop things in the right order), plays the
 scenario's fault timeline against the emulator, shows progress, and turns Locust's results into
 the report. Exit codes: 0 expectations met, 1 not met, 2 the run itself failed.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,8 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .ivschat_client import ivschat_client
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
+from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -50,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Locust worker processes (default: the scenario's, else one per core; 1: no workers)")
     parser.add_argument("--report-dir", default="reports", help="where reports go (default %(default)s)")
     parser.add_argument("--yes", action="store_true",
-                        help="against a real room, do not ask before sending (IVS bills messages sent and delivered)")
+                        help="against a real service that bills per message (IVS Chat bills messages sent and "
+                             "delivered), do not ask before sending")
     parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     parser.add_argument("--reconnect", choices=("sdk", "backoff"),
                         help="reconnect policy for every population (overrides the scenario)")
@@ -83,7 +83,7 @@ class Run:
         self.locust: subprocess.Popen | None = None
         self.interrupted = False
         self.faults_applied: list[dict] = []
-        self.room_ids: list[str] = []
+        self.target: Target = scenario.target
         self.show = (lambda line: None) if args.quiet else self._show
 
     # -- the steps ---------------------------------------------------------------------------------
@@ -92,8 +92,8 @@ class Run:
         self.raw.mkdir(parents=True, exist_ok=True)
         previous = signal.signal(signal.SIGINT, self._on_interrupt)
         try:
-            endpoint, control, rooms = self._prepare_target()
-            self._run_locust(endpoint, control, rooms)
+            self.target = self._prepare_target()
+            self._run_locust()
             return self._report()
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -110,82 +110,63 @@ class Run:
               "(Ctrl-C again to abort)", file=sys.stderr)
         self.locust.send_signal(signal.SIGINT)
 
-    def _prepare_target(self) -> tuple[str, str, list[str]]:
-        target = self.scenario.target
-        if target.kind == "ivschat":
+    def _prepare_target(self) -> Target:
+        scenario = self.scenario
+        service, target = scenario.service, scenario.target
+        if not target.emulated:
             self._confirm_billing()
-            return target.endpoint, "", list(target.room_arns)
-        if target.kind == "emulator":
-            from .emulator import EmulatorProcess
-
-            self.emulator = EmulatorProcess("--max-connections", str(max(50_000, self.scenario.users * 2)))
-            self.emulator.start()
-            endpoint, control = self.emulator.messaging_endpoint, self.emulator.control_endpoint
+            return target
+        if target.kind == KIND_EMULATOR:
+            self.emulator = service.start_emulator(*service.emulator_args(scenario.users))
+            target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
+                               "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region})
         else:
-            endpoint, control = target.endpoint, target.control_endpoint
-            from .emulator.client import AdminError, EmulatorAdmin
+            from .emulation.client import AdminError, EmulatorAdmin
 
             try:
-                EmulatorAdmin(control, timeout=5).health()
+                EmulatorAdmin(target.control_endpoint, timeout=5).health()
             except (OSError, AdminError) as exc:
-                raise RunError(f"{self.scenario.file}: target.control_endpoint {control} does not answer: "
-                               f"{exc}") from None
-        rooms = list(target.room_arns) or self._create_rooms(control, target.region)
-        self.room_ids = [arn.rsplit("/", 1)[-1] for arn in rooms]
-        self.room_arns = rooms
-        self.control = control
-        return endpoint, control, rooms
-
-    def _create_rooms(self, control: str, region: str) -> list[str]:
-        client = ivschat_client(region, control)
-        spec = self.scenario.rooms
-        # Room names allow [a-zA-Z0-9-_]; scenario names may also hold dots.
-        prefix = re.sub(r"[^A-Za-z0-9_-]", "-", self.scenario.name)
-        return [client.create_room(name=f"{prefix}-{i}",
-                                   maximumMessageRatePerSecond=spec.maximum_message_rate_per_second,
-                                   maximumMessageLength=spec.maximum_message_length)["arn"]
-                for i in range(spec.count)]
+                raise RunError(f"{scenario.file}: target.control_endpoint {target.control_endpoint} does not "
+                               f"answer: {exc}") from None
+        try:
+            return service.provision(target, scenario.rooms, scenario.name)
+        except ServiceError as exc:
+            raise RunError(f"{scenario.file}: {exc}") from None
 
     def _confirm_billing(self) -> None:
-        sent, delivered = self.scenario.estimated_messages()
-        self.room_arns, self.control = list(self.scenario.target.room_arns), ""
-        refusal = ask_before_billing(f"chatload run: {self.scenario.name} targets a REAL room "
-                                     f"({', '.join(self.scenario.target.room_arns)}).", sent, delivered, self.args.yes)
+        service = self.scenario.service
+        note = service.billing_note(*self.scenario.estimated_messages()) if service.bills_messages else None
+        if note is None:
+            return
+        refusal = ask_before_billing(f"chatload run: {self.scenario.name} targets the REAL {service.title} "
+                                     f"({', '.join(self.target.rooms)}).", note, self.args.yes)
         if refusal:
             raise RunError(refusal)
 
     def _room_limits(self) -> dict[str, int]:
-        """Each room's maximumMessageRatePerSecond, as the service says (GetRoom), so the rate-limit
+        """Each room's rate limit as the service says (GetRoom for IVS Chat), so the rate-limit
         verdicts judge a real room by its own settings."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        limits = {}
         try:
-            client = ivschat_client(self.scenario.target.region, getattr(self, "control", "") or None)
-            for arn in getattr(self, "room_arns", []):
-                limits[arn] = client.get_room(identifier=arn)["maximumMessageRatePerSecond"]
-        except (BotoCoreError, ClientError) as exc:
-            print(f"chatload run: cannot read room limits (GetRoom): {exc}; rate-limit verdicts are skipped",
-                  file=sys.stderr)
-        return limits
+            return self.scenario.service.room_limits(self.target)
+        except ServiceError as exc:
+            print(f"chatload run: {exc}; rate-limit verdicts are skipped", file=sys.stderr)
+            return {}
 
     def _processes(self) -> int:
         chosen = self.args.processes if self.args.processes is not None else self.scenario.processes
         return chosen or os.cpu_count() or 1
 
-    def _run_locust(self, endpoint: str, control: str, rooms: list[str]) -> None:
-        scenario = self.scenario
+    def _run_locust(self) -> None:
+        scenario, target = self.scenario, self.target
         progress = self.raw / "progress.jsonl"
         users = scenario.users
         spawn_rate = users / scenario.ramp_s if scenario.ramp_s > 0 else users
         argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("scenario_locustfile.py")),
                 "--headless", "--only-summary", "-u", str(users), "-r", f"{spawn_rate:.3f}",
                 "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
-                "--chat-endpoint", endpoint, "--chat-room-arn", ",".join(rooms), "--chat-region", scenario.target.region,
+                "--chat-target", json.dumps(target.to_dict()),
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
-        if control:
-            argv += ["--chat-control-endpoint", control]
         processes = self._processes()
         if processes > 1:
             argv += ["--processes", str(processes)]
@@ -196,7 +177,7 @@ class Run:
         env = dict(os.environ, CHATLOAD_SCENARIO=str(as_run.resolve()))
         log = open(self.raw / "locust.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
         print(f"chatload run: {scenario.name}: {users} users ({self._mix()}), {scenario.duration_s:g} s, "
-              f"{processes} process(es), target {scenario.target.kind} {endpoint}", file=sys.stderr)
+              f"{processes} process(es), target {target.service} {target.kind} {target.endpoint}", file=sys.stderr)
         self.locust = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)  # our Ctrl-C handling decides what it gets
         try:
@@ -250,12 +231,13 @@ class Run:
         sys.stderr.flush()
 
     def _apply_fault(self, fault, elapsed_s: float) -> None:
-        from .emulator.client import AdminError, EmulatorAdmin
+        from .emulation.client import AdminError, EmulatorAdmin
 
-        admin = EmulatorAdmin(self.control)
+        admin = EmulatorAdmin(self.target.control_endpoint)
+        rooms = list(self.target.rooms)
         params = dict(fault.params)
         if "room" in params:
-            params["room"] = self.room_ids[params["room"]]
+            params["room"] = rooms[params["room"]]
         record = {"at_s": fault.at_s, "applied_at_s": round(elapsed_s, 3), "applied_at_ns": time.time_ns(),
                   "action": fault.action, **fault.params}
         try:
@@ -265,8 +247,10 @@ class Run:
                 with open(self.raw / "commands.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps({"action": "kick", **fault.params}) + "\n")
                 record["result"] = "requested"
+            elif fault.action in _FAULTS:
+                record["result"] = _FAULTS[fault.action](admin, params, rooms)
             else:
-                record["result"] = _FAULTS[fault.action](admin, params, self.room_ids)
+                record["result"] = self.scenario.service.apply_fault(admin, fault.action, params, rooms)
         except (OSError, AdminError) as exc:
             record["error"] = str(exc)
         self.faults_applied.append(record)
@@ -318,15 +302,14 @@ class Run:
         print(f"  report: {html_path}")
 
 
-def ask_before_billing(subject: str, sent: int, delivered: int, yes: bool) -> str | None:
-    """Say what a real room will be sent (IVS bills messages sent and delivered) and ask, unless
-    `yes`. Returns why not to go ahead, or None to go ahead."""
-    print(f"{subject}\n  It will send about {sent:,} messages and cause about {delivered:,} deliveries; "
-          "Amazon IVS bills both.", file=sys.stderr)
+def ask_before_billing(subject: str, note: str, yes: bool) -> str | None:
+    """Say what a real service will bill (`note`, the service's own words) and ask, unless `yes`.
+    Returns why not to go ahead, or None to go ahead."""
+    print(f"{subject}\n  {note}", file=sys.stderr)
     if yes:
         return None
     if not sys.stdin.isatty():
-        return "refusing to send to a real room without confirmation: pass --yes"
+        return "refusing to send to a real service without confirmation: pass --yes"
     if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
         return "cancelled; nothing was sent"
     return None
@@ -362,5 +345,4 @@ _FAULTS = {
     "pause": lambda a, p, rooms: [a.pause(room, p.get("mode", "drop")) for room in ([p["room"]] if "room" in p else rooms)],
     "resume": lambda a, p, rooms: sum(a.resume(room) for room in ([p["room"]] if "room" in p else rooms)),
     "restart": lambda a, p, rooms: a.restart(p.get("downtime_ms", 0), p.get("mode", "abrupt")),
-    "limits": lambda a, p, rooms: a.set_rate_algorithm(p["algorithm"]),
 }

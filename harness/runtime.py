@@ -1,10 +1,13 @@
 """Per process: the loop thread, the loop-owned recorder and ledger, and the way back to Locust.
 
 Ownership is the whole design here:
-- loop thread: sessions, `recorder`, `ledger` (written on every delivery; nobody else touches them);
-- gevent side: Locust events, token fetches (greenlets), the outbox of interval snapshots.
+- loop thread: sessions (registered, iterated and changed only there), `recorder`, `ledger`
+  (written on every delivery; nobody else touches them);
+- gevent side: Locust events, token fetches (greenlets), session *handles* (what a greenlet holds:
+  ids, room and the last state the loop posted), the outbox of interval snapshots.
 Each second the loop takes an interval snapshot of the recorder and posts it across; Locust code
-only ever sees those snapshots, never the live recorder.
+only ever sees those snapshots, never the live recorder. Service-neutral: the service adapter
+(`harness.services.base.ChatService`) says how to reach it and speak its protocol.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from .metrics.ledger import DeliveryLedger
 from .net.boundary import LoopThread
 from .net.reconnect import make_policy
 from .net.session import ChatSession, RequestFailed
-from .tokens import TokenFetchFailed, TokenProvider, TokenRequest
+from .net.transport import DEFAULT_TRANSPORT
+from .services.base import ChatService, Target, UserSpec
+from .tokens import TokenFetchFailed, TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +41,21 @@ SWITCH_INTERVAL_S = 0.0005
 INTERVAL_S = 1.0  # snapshot period: the timeline's resolution
 
 
-@dataclass
-class Target:
-    """Where the users connect and how they get tokens. Never printed whole: the provider may hold secrets."""
+@dataclass(eq=False)
+class SessionHandle:
+    """What a greenlet holds of a session: fixed ids, and the state the loop last posted."""
 
-    endpoint: str
-    rooms: list[str]
-    token_provider: TokenProvider
-    kind: str = "emulator"  # "emulator" or "ivschat"
+    user: UserSpec
+    session: ChatSession | None = None  # the loop's object: call into it with loop_thread.call only
+    state: str = "new"
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, "endpoint": self.endpoint, "rooms": list(self.rooms),
-                "token_provider": self.token_provider.name}
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    @property
+    def room(self) -> str:
+        return self.user.room
 
 
 class HubStallProbe:
@@ -102,11 +110,16 @@ class GcPauseProbe:
 
 
 class ChatRuntime:
-    def __init__(self, environment, target: Target, *, connect_timeout: float = 10.0, ack_timeout: float = 15.0,
-                 clock_offset_ns: int = 0, process_tag: str | None = None) -> None:
+    def __init__(self, environment, service: ChatService, target: Target, token_provider: TokenProvider, *,
+                 connect_timeout: float = 10.0, ack_timeout: float = 15.0, clock_offset_ns: int = 0,
+                 process_tag: str | None = None, transport: str = DEFAULT_TRANSPORT) -> None:
+        if not target.rooms:
+            raise ValueError(f"no {service.room_noun}s to connect to")
         self.environment = environment
+        self.service = service
         self.target = target
-        self.endpoint = target.endpoint
+        self.token_provider = token_provider
+        self.transport = transport
         self.connect_timeout = connect_timeout
         self.ack_timeout_ns = int(ack_timeout * 1e9)
         self.clock_offset_ns = clock_offset_ns
@@ -118,8 +131,11 @@ class ChatRuntime:
         self.recorder.from_server = self.recorder.histogram("from_server")
         self.recorder.histogram("send_lag")
         self.recorder.histogram("reconnect_attempts")  # a count per outage, not µs
+        for name in service.histograms:
+            self.recorder.histogram(name)
         self.ledger = DeliveryLedger()
-        self.sessions: dict[str, ChatSession] = {}
+        self.sessions: dict[str, ChatSession] = {}  # loop thread only
+        self.handles: dict[str, SessionHandle] = {}  # gevent side only
         self.sink = None  # gevent-side callable taking each interval snapshot
         self.protocol_error_samples: collections.deque[str] = collections.deque(maxlen=20)
         self._senders = itertools.count(1)
@@ -130,6 +146,7 @@ class ChatRuntime:
         self._loop_lag_max_us = 0
         self._loop_lag_sum_us = 0
         self._loop_lag_n = 0
+        self.ticker_errors = 0
         self.finished_on_loop = False  # set before the loop starts: the ticker reads it
         self.hub = HubStallProbe()
         self.gc = GcPauseProbe()
@@ -148,25 +165,36 @@ class ChatRuntime:
 
     # -- gevent side: users --------------------------------------------------------------------------
 
-    def new_session(self, user_id_prefix: str, capabilities, reconnect, session_minutes, attributes) -> ChatSession:
+    def new_session(self, user_id_prefix: str, capabilities=(), reconnect="sdk", session_minutes=None,
+                    attributes=None) -> SessionHandle:
+        """A new connection for a user (gevent side): the session is built, registered and started on
+        the loop; the caller gets its handle."""
         sender_id = f"{self.process_tag}{next(self._senders):x}"
-        session = ChatSession(
-            self, sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room_arn=next(self._rooms),
-            capabilities=tuple(capabilities), policy=make_policy(reconnect), attributes=attributes,
-            session_minutes=session_minutes,
-        )
-        self.sessions[sender_id] = session
-        self.loop_thread.call(session.start)
-        return session
+        user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=next(self._rooms),
+                        capabilities=tuple(capabilities), session_minutes=session_minutes,
+                        attributes=dict(attributes) if attributes else None)
+        handle = SessionHandle(user)
+        self.handles[sender_id] = handle
+        policy = self.service.sdk_policy() if reconnect == "sdk" else make_policy(reconnect)
+        self.loop_thread.call(self._register, handle, policy)
+        return handle
+
+    def _register(self, handle: SessionHandle, policy) -> None:  # loop side
+        session = handle.session = ChatSession(self, handle, handle.user, policy)
+        self.sessions[handle.user.sender_id] = session
+        session.start()
+
+    def post_state(self, handle: SessionHandle, state: str) -> None:  # loop side
+        self.inbox.post(setattr, handle, "state", state)
 
     def finish(self, drain_s: float) -> dict:
         """Stop sending, keep receiving for `drain_s`, then close everything and export (gevent side).
 
-        The drain ends early once no send awaits its echo: nothing else can still be in flight.
+        The drain ends early once no send awaits its answer: nothing else can still be in flight.
         """
         self.loop_thread.ask(self._stop_sending)
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline and self.loop_thread.ask(self._awaiting_echo):
+        while time.monotonic() < deadline and self.loop_thread.ask(self._awaiting_answers):
             gevent.sleep(0.05)
         # In-flight deliveries to other receivers trail the sender's echo by the fan-out time; one
         # more short wait covers them without stretching every run by the full drain period.
@@ -188,9 +216,8 @@ class ChatRuntime:
     async def fetch_token(self, session: ChatSession) -> str | None:
         loop = self.loop_thread.loop
         future = loop.create_future()
-        request = TokenRequest(session.user_id, session.room, session.capabilities, session.session_minutes,
-                               session.attributes)
-        provider = self.target.token_provider
+        request = session.user
+        provider = self.token_provider
 
         def settle(result) -> None:
             if not future.done():
@@ -281,23 +308,30 @@ class ChatRuntime:
             return
         loop = self.loop_thread.loop
         now = loop.time()
-        lag_us = int((now - self._tick_due) * 1e6)  # how late this callback ran: the loop's own queueing
-        self._loop_lag_max_us = max(self._loop_lag_max_us, lag_us)
-        self._loop_lag_sum_us += lag_us
-        self._loop_lag_n += 1
-        if now >= self._interval_due:
-            self._interval_due += INTERVAL_S
-            self._expire_pending()
-            snapshot = self._interval_on_loop()
-            self.inbox.post(self._on_interval, snapshot)
-        self._tick_due = now + TICK_S
-        loop.call_at(self._tick_due, self._tick)
+        try:
+            lag_us = int((now - self._tick_due) * 1e6)  # how late this callback ran: the loop's own queueing
+            self._loop_lag_max_us = max(self._loop_lag_max_us, lag_us)
+            self._loop_lag_sum_us += lag_us
+            self._loop_lag_n += 1
+            if now >= self._interval_due:
+                self._interval_due += INTERVAL_S
+                self._expire_pending()
+                snapshot = self._interval_on_loop()
+                self.inbox.post(self._on_interval, snapshot)
+        except Exception:
+            # The ticker must outlive any bug in what it calls: without it there is no timeline and
+            # no expiry of unanswered requests for the rest of the run.
+            self.ticker_errors += 1
+            self.recorder.count("harness.ticker_errors")
+            log.exception("chatload: the loop's ticker failed (it keeps running)")
+        finally:
+            self._tick_due = now + TICK_S
+            loop.call_at(self._tick_due, self._tick)
 
     def _expire_pending(self) -> None:
         older_than = time.time_ns() - self.ack_timeout_ns
         for session in self.sessions.values():
-            if session.pending:
-                session.expire_pending(older_than)
+            session.expire_pending(older_than)
 
     def _interval_on_loop(self) -> dict:
         arrivals = self.recorder.delivery.count + self.recorder.ack.count  # before the snapshot resets them
@@ -331,8 +365,8 @@ class ChatRuntime:
         for session in self.sessions.values():
             session.stop(close=False)
 
-    def _awaiting_echo(self) -> bool:
-        return any(p.kind == "send" for s in self.sessions.values() for p in s.pending.values())
+    def _awaiting_answers(self) -> bool:
+        return any(session.awaiting_send_answers() for session in self.sessions.values())
 
     def _final_on_loop(self, answer_window_ns: int) -> dict:
         self.finished_on_loop = True  # no interval after the final one

@@ -3,6 +3,9 @@
 A scenario is validated completely before anything starts; an error names the file, the key and
 what is wrong, and unknown keys are errors (a typo must never silently become a default). See
 `scenarios/smoke.toml` for a commented example of every section.
+
+`[target] service` (default "ivschat") names the service; the service reads the rest of
+`[target]`, its rooms table (`[rooms]` for IVS Chat) and says which population kinds exist.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-KINDS = ("viewer", "chatter", "moderator")
-TARGETS = ("emulator", "running-emulator", "ivschat")
+from .services import registry
+from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
+
 FAULT_ACTIONS = {
     # action: (allowed parameters, required parameters)
     "drop": ({"fraction", "users", "mode", "code", "room", "seed"}, set()),
@@ -25,30 +29,13 @@ FAULT_ACTIONS = {
     "pause": ({"mode", "room"}, set()),
     "resume": ({"room"}, set()),
     "restart": ({"downtime_ms", "mode"}, set()),
-    "limits": ({"algorithm"}, {"algorithm"}),
     "kick": ({"fraction", "seed", "prefix"}, set()),
-}
+}  # every emulator's (harness/emulation/admin.py) plus kick; a service may add its own
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
 class ScenarioError(ValueError):
     pass
-
-
-@dataclass
-class Target:
-    kind: str = "emulator"
-    endpoint: str = ""
-    control_endpoint: str = ""
-    region: str = "us-east-1"
-    room_arns: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Rooms:
-    count: int = 1
-    maximum_message_rate_per_second: int = 100
-    maximum_message_length: int = 500
 
 
 @dataclass
@@ -85,8 +72,8 @@ class Scenario:
     ramp_s: float = 5.0
     drain_s: float = 5.0
     processes: int = 0  # 0: one worker process per core
-    target: Target = field(default_factory=Target)
-    rooms: Rooms = field(default_factory=Rooms)
+    target: Target = field(default_factory=lambda: Target(registry.DEFAULT, KIND_EMULATOR))
+    rooms: RoomSettings = field(default_factory=RoomSettings)
     populations: list[Population] = field(default_factory=list)
     messages: Messages = field(default_factory=Messages)
     faults: list[Fault] = field(default_factory=list)
@@ -97,15 +84,26 @@ class Scenario:
     def users(self) -> int:
         return sum(p.users for p in self.populations)
 
+    @property
+    def service(self):
+        return registry.get(self.target.service)
+
     def as_run(self) -> dict:
         """The validated scenario as a plain dict (for the report: nothing secret is in a scenario)."""
-        return asdict(self)
+        data = asdict(self)
+        data["target"] = self.target.to_dict()
+        data["rooms"] = {"count": self.rooms.count, **self.rooms.settings}
+        return data
+
+    def sends(self, population: Population) -> bool:
+        return self.service.populations[population.kind].sends
 
     def estimated_messages(self, room_members: int | None = None) -> tuple[int, int]:
-        """(messages sent, messages delivered) if everything is accepted: what IVS would bill."""
+        """(messages sent, messages delivered) if everything is accepted: what a service billing per
+        message would bill."""
         sent = 0.0
         for p in self.populations:
-            if p.kind == "chatter":
+            if self.sends(p):
                 rate = p.burst or p.message_rate or self.messages.rate_per_chatter
                 sent += p.users * rate * self.duration_s
         members = room_members if room_members is not None else max(1, self.users // max(1, self.rooms.count))
@@ -193,8 +191,11 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{shown}: not valid TOML: {exc}") from None
+    t = TableReader(shown, "target", data.get("target", {}))
+    service_name = t.get("service", str, registry.DEFAULT, choices=tuple(registry.names()))
+    service = registry.get(service_name)
     top = TableReader(shown, "", data)
-    top.check_keys({"scenario", "target", "rooms", "population", "messages", "faults", "expectations"})
+    top.check_keys({"scenario", "target", service.rooms_table, "population", "messages", "faults", "expectations"})
 
     head = TableReader(shown, "scenario", data.get("scenario", {}))
     head.check_keys({"name", "description", "duration", "ramp", "drain", "processes"})
@@ -212,24 +213,10 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if scenario.duration_s <= 0:
         raise ScenarioError(f"{shown}: scenario.duration: must be longer than 0 s")
 
-    t = TableReader(shown, "target", data.get("target", {}))
-    t.check_keys({"kind", "endpoint", "control_endpoint", "region", "room_arns"})
-    scenario.target = Target(
-        kind=t.get("kind", str, "emulator", choices=TARGETS),
-        endpoint=t.get("endpoint", str, ""),
-        control_endpoint=t.get("control_endpoint", str, ""),
-        region=t.get("region", str, "us-east-1"),
-        room_arns=t.get("room_arns", list, []),
-    )
-    _check_target(shown, scenario.target)
-
-    r = TableReader(shown, "rooms", data.get("rooms", {}))
-    r.check_keys({"count", "maximum_message_rate_per_second", "maximum_message_length"})
-    scenario.rooms = Rooms(
-        count=r.get("count", int, 1, minimum=1, maximum=1000),
-        maximum_message_rate_per_second=r.get("maximum_message_rate_per_second", int, 100, minimum=1, maximum=100),
-        maximum_message_length=r.get("maximum_message_length", int, 500, minimum=1, maximum=500),
-    )
+    kind = t.get("kind", str, KIND_EMULATOR, choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
+    scenario.target = service.read_target(t, kind)
+    scenario.rooms = service.read_rooms(TableReader(shown, service.rooms_table, data.get(service.rooms_table, {})))
+    kinds = tuple(service.populations)
 
     populations = data.get("population", [])
     if not isinstance(populations, list) or not populations:
@@ -238,7 +225,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         p = TableReader(shown, f"population[{index}]", table)
         p.check_keys({"kind", "users", "reconnect", "session_minutes", "message_rate", "burst", "burst_offset_ms"})
         scenario.populations.append(Population(
-            kind=p.get("kind", str, required=True, choices=KINDS),
+            kind=p.get("kind", str, required=True, choices=kinds),
             users=p.get("users", int, required=True, minimum=1, maximum=100_000),
             reconnect=p.get("reconnect", str, "sdk", choices=("sdk", "backoff")),
             session_minutes=p.get("session_minutes", int, None, minimum=1, maximum=180),
@@ -246,34 +233,38 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
             burst=p.get("burst", int, 0, minimum=0, maximum=1000),
             burst_offset_ms=p.get("burst_offset_ms", float, 0.0, minimum=-500.0, maximum=500.0),
         ))
-        if scenario.populations[-1].burst and scenario.populations[-1].kind != "chatter":
-            raise ScenarioError(f"{shown}: population[{index}].burst: only chatters send")
+        if scenario.populations[-1].burst and not scenario.sends(scenario.populations[-1]):
+            sending = [k for k, p in service.populations.items() if p.sends]
+            raise ScenarioError(f"{shown}: population[{index}].burst: only {', '.join(sending)} populations send")
 
     m = TableReader(shown, "messages", data.get("messages", {}))
     m.check_keys({"rate_per_chatter", "size", "size_min", "size_max"})
-    size = m.get("size", int, None, minimum=1, maximum=500)
-    size_min = m.get("size_min", int, size or 32, minimum=1, maximum=500)
-    size_max = m.get("size_max", int, size or max(size_min, 32), minimum=1, maximum=500)
+    limit = service.message_size_limit(scenario.rooms)
+    size = m.get("size", int, None, minimum=1, maximum=limit)
+    size_min = m.get("size_min", int, size or 32, minimum=1, maximum=limit)
+    size_max = m.get("size_max", int, size or max(size_min, 32), minimum=1, maximum=limit)
     if size is not None and ("size_min" in m.table or "size_max" in m.table):
         raise ScenarioError(f"{shown}: messages.size: give either size or size_min/size_max, not both")
     if size_min > size_max:
         raise ScenarioError(f"{shown}: messages.size_min: must not exceed size_max ({size_min} > {size_max})")
-    if size_max > scenario.rooms.maximum_message_length:
-        raise ScenarioError(f"{shown}: messages.size_max: {size_max} exceeds rooms.maximum_message_length "
-                            f"({scenario.rooms.maximum_message_length}); every message would be rejected")
+    room_limit = scenario.rooms.settings.get("maximum_message_length")
+    if room_limit is not None and size_max > room_limit:
+        raise ScenarioError(f"{shown}: messages.size_max: {size_max} exceeds {service.rooms_table}.maximum_message_length "
+                            f"({room_limit}); every message would be rejected")
     scenario.messages = Messages(m.get("rate_per_chatter", float, 1.0, minimum=0.001, maximum=100.0),
                                  size_min, size_max)
 
     faults = data.get("faults", [])
     if not isinstance(faults, list):
         raise ScenarioError(f"{shown}: faults: must be a list of [[faults]] tables")
-    if scenario.target.kind == "ivschat" and any(f.get("action") != "kick" for f in faults if isinstance(f, dict)):
-        raise ScenarioError(f"{shown}: faults: only `kick` (DisconnectUser through the control plane) works "
-                            "against a real room; the other faults need the emulator")
+    if not scenario.target.emulated and any(f.get("action") != "kick" for f in faults if isinstance(f, dict)):
+        raise ScenarioError(f"{shown}: faults: only `kick` (through the service's control plane) works "
+                            f"against the real {service.title}; the other faults need the emulator")
+    actions = {**FAULT_ACTIONS, **service.fault_actions}
     for index, table in enumerate(faults):
         f = TableReader(shown, f"faults[{index}]", table)
-        action = f.get("action", str, required=True, choices=tuple(FAULT_ACTIONS))
-        allowed, required = FAULT_ACTIONS[action]
+        action = f.get("action", str, required=True, choices=tuple(actions))
+        allowed, required = actions[action]
         f.check_keys({"at", "action"} | allowed)
         for key in sorted(required):
             f.get(key, object, required=True)
@@ -283,7 +274,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
                                 f"({scenario.duration_s:g} s)")
         params = {k: v for k, v in table.items() if k not in ("at", "action")}
         if "room" in params and (not isinstance(params["room"], int) or not 0 <= params["room"] < scenario.rooms.count):
-            raise ScenarioError(f"{shown}: faults[{index}].room: must be a room index from 0 to "
+            raise ScenarioError(f"{shown}: faults[{index}].room: must be a {service.room_noun} index from 0 to "
                                 f"{scenario.rooms.count - 1}")
         scenario.faults.append(Fault(at_s, action, params))
     scenario.faults.sort(key=lambda fault: fault.at_s)
@@ -308,26 +299,6 @@ def expectations_for(scenario: Scenario) -> list[str]:
     policies = {p.reconnect for p in scenario.populations}
     extra = scenario.policy_expectations.get(policies.pop(), []) if len(policies) == 1 else []
     return scenario.expectations + extra
-
-
-def _check_target(shown: str, target: Target) -> None:
-    if target.kind == "emulator" and (target.endpoint or target.control_endpoint or target.room_arns):
-        raise ScenarioError(f"{shown}: target: kind \"emulator\" starts its own emulator; for one that is "
-                            "already running use kind = \"running-emulator\" with endpoint and control_endpoint")
-    if target.kind == "running-emulator":
-        for key in ("endpoint", "control_endpoint"):
-            if not getattr(target, key):
-                raise ScenarioError(f"{shown}: target.{key}: is required for kind \"running-emulator\"")
-    if target.kind == "ivschat":
-        if not target.endpoint.startswith("wss://"):
-            raise ScenarioError(f"{shown}: target.endpoint: a real room needs wss://edge.ivschat.REGION.amazonaws.com")
-        if not target.room_arns:
-            raise ScenarioError(f"{shown}: target.room_arns: a real room's ARN is required (rooms are not created)")
-        if target.control_endpoint:
-            raise ScenarioError(f"{shown}: target.control_endpoint: not used against AWS (boto3 finds the service)")
-    for index, arn in enumerate(target.room_arns):
-        if not isinstance(arn, str) or not re.fullmatch(r"arn:aws:ivschat:[a-z0-9-]+:\d+:room/[A-Za-z0-9-]+", arn):
-            raise ScenarioError(f"{shown}: target.room_arns[{index}]: not a room ARN: {arn!r}")
 
 
 def _checked_rules(shown: str, rules: list[str], key: str = "rules") -> list[str]:

@@ -2,22 +2,30 @@
 
 The runner writes the scenario as run (overrides applied) to a JSON file and names it in the
 environment (CHATLOAD_SCENARIO), so `--processes` workers, which import this file themselves, build
-the very same classes as the report describes.
+the very same classes as the report describes. Each population kind's user class comes from the
+scenario's service (`ChatService.populations`).
 """
 
+import importlib
 import json
 import os
 
-from harness.users import ChatterUser, ModeratorUser, ViewerUser
+from harness.services import registry
 
-_BASES = {"viewer": ViewerUser, "chatter": ChatterUser, "moderator": ModeratorUser}
 with open(os.environ["CHATLOAD_SCENARIO"], encoding="utf-8") as _file:
     _scenario = json.load(_file)
+_service = registry.get(_scenario["target"]["service"])
 _messages = _scenario["messages"]
 
+
+def _user_class(kind: str):
+    module, _, name = _service.populations[kind].user_class.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 for _index, _population in enumerate(_scenario["populations"]):
-    _name = f"{_population['kind'].title()}{_index}"
-    globals()[_name] = type(_name, (_BASES[_population["kind"]],), {
+    _name = f"{_population['kind'].title().replace('_', '')}{_index}"
+    globals()[_name] = type(_name, (_user_class(_population["kind"]),), {
         "__module__": __name__,
         "fixed_count": _population["users"],
         "reconnect": _population["reconnect"],

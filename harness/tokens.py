@@ -1,16 +1,18 @@
-"""Token providers: where a chat user's single-use token comes from.
+"""Token providers: where a chat user's token comes from.
 
 They run on the gevent side, in a greenlet per fetch (boto3 over gevent-patched sockets yields to
-other users while it waits). Each returns a token string or raises `TokenFetchFailed` with a short
-`cause` (the AWS error code, "exhausted", "exit 3", …) that reports group failures by.
-Tokens never reach a log line or a report: only their count and the causes do.
+other users while it waits). Each gets the `UserSpec` of the connection (user id, room,
+capabilities, session length, attributes) and returns a token string, or raises
+`TokenFetchFailed` with a short `cause` (the AWS error code, "exhausted", "exit 3", …) that
+reports group failures by. Tokens never reach a log line or a report: only their count and the
+causes do.
 
-- `Boto3TokenProvider`: CreateChatToken through boto3 — the emulator (endpoint_url) or AWS
-  (default credential chain, region).
+Service-neutral providers live here; each service has its own default (IVS Chat: CreateChatToken
+through boto3, in `harness/services/ivschat/tokens.py`):
 - `StaticTokenProvider`: tokens listed in a file, one per line or a JSON list; each used once.
 - `CommandTokenProvider`: an external command prints the token on stdout; it gets the request in
-  the environment (CHATLOAD_USER_ID, CHATLOAD_ROOM_ARN, CHATLOAD_CAPABILITIES comma-separated,
-  CHATLOAD_SESSION_MINUTES).
+  the environment (CHATLOAD_SERVICE, CHATLOAD_USER_ID, CHATLOAD_ROOM — and CHATLOAD_ROOM_ARN, the
+  same, for IVS scripts — CHATLOAD_CAPABILITIES comma-separated, CHATLOAD_SESSION_MINUTES).
 """
 
 from __future__ import annotations
@@ -19,17 +21,9 @@ import collections
 import json
 import os
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class TokenRequest:
-    user_id: str
-    room_arn: str
-    capabilities: tuple[str, ...]
-    session_minutes: int | None = None
-    attributes: dict[str, str] | None = None
+from .services.base import UserSpec
 
 
 class TokenFetchFailed(Exception):
@@ -41,41 +35,8 @@ class TokenFetchFailed(Exception):
 class TokenProvider:
     name = "abstract"
 
-    def fetch(self, request: TokenRequest) -> str:
+    def fetch(self, request: UserSpec) -> str:
         raise NotImplementedError
-
-
-class Boto3TokenProvider(TokenProvider):
-    name = "boto3"
-
-    def __init__(self, region: str, endpoint_url: str | None = None, *, max_pool_connections: int = 50) -> None:
-        from botocore.config import Config
-
-        from .ivschat_client import ivschat_client
-
-        # No botocore retries: a throttled CreateChatToken is a fact the load test must report, and the
-        # session's reconnect policy decides when to try again.
-        config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool_connections,
-                        connect_timeout=5, read_timeout=10)
-        self.client = ivschat_client(region, endpoint_url, config=config)
-        self.endpoint = endpoint_url or f"ivschat.{region}.amazonaws.com"
-
-    def fetch(self, request: TokenRequest) -> str:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        params = {"roomIdentifier": request.room_arn, "userId": request.user_id,
-                  "capabilities": list(request.capabilities)}
-        if request.session_minutes:
-            params["sessionDurationInMinutes"] = request.session_minutes
-        if request.attributes:
-            params["attributes"] = request.attributes
-        try:
-            return self.client.create_chat_token(**params)["token"]
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise TokenFetchFailed(error.get("Code", "ClientError"), error.get("Message", str(exc))) from None
-        except BotoCoreError as exc:
-            raise TokenFetchFailed(type(exc).__name__, str(exc)) from None
 
 
 class StaticTokenProvider(TokenProvider):
@@ -95,7 +56,7 @@ class StaticTokenProvider(TokenProvider):
         self._tokens = collections.deque(tokens)
         self.total = len(tokens)
 
-    def fetch(self, request: TokenRequest) -> str:
+    def fetch(self, request: UserSpec) -> str:
         if not self._tokens:
             raise TokenFetchFailed("exhausted", f"all {self.total} tokens from {self.path} are used (single-use)")
         return self._tokens.popleft()
@@ -104,16 +65,18 @@ class StaticTokenProvider(TokenProvider):
 class CommandTokenProvider(TokenProvider):
     name = "command"
 
-    def __init__(self, command: str, timeout: float = 10.0) -> None:
+    def __init__(self, command: str, timeout: float = 10.0, service: str = "") -> None:
         self.argv = shlex.split(command)
         if not self.argv:
             raise ValueError("the token command is empty")
         self.timeout = timeout
+        self.service = service
 
-    def fetch(self, request: TokenRequest) -> str:
+    def fetch(self, request: UserSpec) -> str:
         from gevent import subprocess
 
-        env = dict(os.environ, CHATLOAD_USER_ID=request.user_id, CHATLOAD_ROOM_ARN=request.room_arn,
+        env = dict(os.environ, CHATLOAD_SERVICE=self.service, CHATLOAD_USER_ID=request.user_id,
+                   CHATLOAD_ROOM=request.room, CHATLOAD_ROOM_ARN=request.room,
                    CHATLOAD_CAPABILITIES=",".join(request.capabilities),
                    CHATLOAD_SESSION_MINUTES=str(request.session_minutes or ""))
         try:

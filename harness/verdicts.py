@@ -11,8 +11,9 @@ Rate limits, per room with a known limit (the scenario's, or GetRoom's for a roo
 - `steady_ratio`: mean accepted per second over the limit, over the seconds the room was offered at
   least 1.2 × its limit, the first and last second of traffic left out (min over rooms): the
   tolerance of a rule on it is the tolerance of the verdict, stated in the scenario;
-- `untied_rejections`: ERROR 429 frames that matched no pending request (every rejection must be
-  tied to its RequestId); `non_429_rejections`: sends rejected with any other code.
+- `untied_rejections`: rate-limit rejections that matched no pending request (every rejection must
+  be tied to its request; IVS Chat: an ERROR 429 with its RequestId); `non_rate_limited_rejections`
+  (alias `non_429_rejections`, the IVS Chat name): sends rejected for any other reason.
 Reconnects: the peak of token fetches in any second (a mass drop is N CreateChatToken calls at
 once), tries per outage, kicks (and rejoins after a kick, which must stay 0), and who was not
 connected at the end, by reason.
@@ -32,7 +33,7 @@ def derive(results: dict, room_limits: dict[str, int] | None = None, faults: lis
 def _rate_limit(results: dict, room_limits: dict[str, int]) -> dict:
     counters = results.get("counters", {})
     totals = (results.get("accounting") or {}).get("totals", {})
-    by_code = totals.get("rejected_by_code", {})
+    by_category = totals.get("rejected_by_category", {})
     rooms = {}
     for room, seconds in (results.get("rooms") or {}).items():
         limit = room_limits.get(room)
@@ -52,13 +53,15 @@ def _rate_limit(results: dict, room_limits: dict[str, int]) -> dict:
             "steady_ratio": sum(overloaded) / len(overloaded) / limit if overloaded else None,
         }
     judged = [r for r in rooms.values() if r["limit"]]
+    other = sum(n for category, n in by_category.items() if category != "rate_limited")
     return {
         "rooms": rooms,
         "peak_ratio": max((r["peak_ratio"] for r in judged), default=None),
         "steady_ratio": min((r["steady_ratio"] for r in judged if r["steady_ratio"] is not None), default=None),
         "overloaded_seconds": sum(r["overloaded_seconds"] for r in judged),
-        "untied_rejections": counters.get("errors.429", 0) - by_code.get("429", 0),
-        "non_429_rejections": sum(n for code, n in by_code.items() if code != "429"),
+        "untied_rejections": counters.get("untied_rejections.rate_limited", 0),
+        "non_rate_limited_rejections": other,
+        "non_429_rejections": other,
         "overload_threshold": OVERLOAD,
     }
 

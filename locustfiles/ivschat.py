@@ -9,7 +9,7 @@ Viewers listen, chatters talk on an open-loop schedule (--chat-message-rate per 
 moderator deletes a recent message now and then. `locust --help` lists every --chat-* option.
 """
 
-from harness.users import ChatterUser, ModeratorUser, ViewerUser
+from harness.services.ivschat.users import ChatterUser, ModeratorUser, ViewerUser
 
 
 class Viewer(ViewerUser):

@@ -13,7 +13,7 @@ import uuid
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
-from harness.protocols import ivschat as codec
+from harness.services.ivschat import codec
 
 _users = itertools.count()
 ALL_CAPABILITIES = ["SEND_MESSAGE", "DELETE_MESSAGE", "DISCONNECT_USER"]

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from harness.emulator import EmulatorProcess
+from harness.services.ivschat.emulator import EmulatorProcess
 
 _names = itertools.count()
 

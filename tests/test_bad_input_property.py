@@ -12,7 +12,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.protocols import ivschat as codec
+from harness.services.ivschat import codec
 
 from .chat import assert_next_is_sentinel, join, next_event, run
 

@@ -24,9 +24,9 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
-from harness.emulator.controlplane import INPUTS, add_control_plane_routes
-from harness.emulator.state import ChatState
-from harness.emulator.throttle import DEFAULT_TPS, OperationThrottle
+from harness.services.ivschat.emulator.controlplane import INPUTS, add_control_plane_routes
+from harness.services.ivschat.emulator.state import ChatState
+from harness.services.ivschat.emulator.throttle import DEFAULT_TPS, OperationThrottle
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:review"
 _names = itertools.count()

@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from harness.emulator import EmulatorProcess
-from harness.protocols import ivschat as codec
+from harness.services.ivschat import codec
+from harness.services.ivschat.emulator import EmulatorProcess
 
 from .chat import (
     ALL_CAPABILITIES,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.emulator import EmulatorProcess
+from harness.services.ivschat.emulator import EmulatorProcess
 
 
 def test_rooms_file_creates_rooms_with_pinned_arns(tmp_path):
@@ -34,14 +34,14 @@ def test_rooms_file_creates_rooms_with_pinned_arns(tmp_path):
 def test_bad_rooms_file_names_file_key_and_reason(tmp_path, content, expected):
     rooms = tmp_path / "rooms.toml"
     rooms.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "harness.emulator", "--rooms-file", str(rooms)],
+    proc = subprocess.run([sys.executable, "-m", "harness.emulation", "--rooms-file", str(rooms)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert str(rooms) in proc.stderr and expected in proc.stderr, proc.stderr
 
 
 def test_banner_and_clean_ctrl_c():
-    proc = subprocess.Popen([sys.executable, "-m", "harness.emulator"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.emulation"], stdout=subprocess.PIPE, text=True)
     try:
         lines = [proc.stdout.readline() for _ in range(4)]
         assert "messaging endpoint : ws://127.0.0.1:" in lines[1]
@@ -58,7 +58,7 @@ def test_banner_and_clean_ctrl_c():
 def test_port_in_use_is_a_clear_error():
     with EmulatorProcess() as running:
         port = running.messaging_endpoint.rsplit(":", 1)[1]
-        proc = subprocess.run([sys.executable, "-m", "harness.emulator", "--port", port],
+        proc = subprocess.run([sys.executable, "-m", "harness.emulation", "--port", port],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2 and "cannot listen" in proc.stderr, proc.stderr
 
@@ -68,7 +68,7 @@ def test_emulator_child_never_outlives_its_parent(tmp_path):
     import time
 
     script = tmp_path / "parent.py"
-    script.write_text("import os\nfrom harness.emulator import EmulatorProcess\n"
+    script.write_text("import os\nfrom harness.services.ivschat.emulator import EmulatorProcess\n"
                       "print(EmulatorProcess().start().pid, flush=True)\nos._exit(0)  # no clean-up at all\n")
     child = int(subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30).stdout)
     deadline = time.monotonic() + 10

@@ -8,9 +8,9 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from harness.emulator import EmulatorProcess
-from harness.emulator.client import AdminError
-from harness.protocols import ivschat as codec
+from harness.emulation.client import AdminError
+from harness.services.ivschat import codec
+from harness.services.ivschat.emulator import EmulatorProcess
 
 from .chat import assert_next_is_sentinel, join, next_event, run, send, token_for, wait_closed
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness.emulator import EmulatorProcess
+from harness.services.ivschat.emulator import EmulatorProcess
 
 from .locust_run import BASIC, assert_accounting_adds_up, metric, results_of, run_locust
 

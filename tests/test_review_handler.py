@@ -10,8 +10,8 @@ import asyncio
 from aiohttp import web
 from websockets.asyncio.client import connect
 
-from harness.emulator import Emulator
-from harness.protocols import ivschat as codec
+from harness.services.ivschat import codec
+from harness.services.ivschat.emulator import Emulator
 
 from .chat import next_event, run, send
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulator import EmulatorProcess
+from harness.services.ivschat.emulator import EmulatorProcess
 from harness.verdicts import derive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +40,15 @@ def test_derive_judges_each_room_by_its_own_limit():
     rooms = {"A": {str(s): {"offered": 20, "accepted": 10, "rejected": {"429": 10}} for s in range(100, 110)},
              "B": {str(s): {"offered": 4, "accepted": 4, "rejected": {}} for s in range(100, 110)}}
     rooms["A"]["105"]["accepted"] = 12  # one second let 12 through
-    results = {"rooms": rooms, "counters": {"errors.429": 101},
-               "accounting": {"totals": {"rejected_by_code": {"429": 100, "403": 2}}}, "timeline": []}
+    results = {"rooms": rooms, "counters": {"errors.429": 101, "untied_rejections.rate_limited": 1},
+               "accounting": {"totals": {"rejected_by_code": {"429": 100, "403": 2},
+                                         "rejected_by_category": {"rate_limited": 100, "forbidden": 2}}},
+               "timeline": []}
     rate = derive(results, {"A": 10, "B": 100})["rate_limit"]
     assert rate["peak_ratio"] == 1.2 and rate["rooms"]["B"]["peak_ratio"] == 0.04
     assert rate["rooms"]["A"]["overloaded_seconds"] == 8  # first and last second of traffic left out
     assert rate["steady_ratio"] == pytest.approx(1.025)  # (7 × 10 + 12) / 8 / 10; room B never overloaded
-    assert rate["untied_rejections"] == 1 and rate["non_429_rejections"] == 2
+    assert rate["untied_rejections"] == 1 and rate["non_429_rejections"] == rate["non_rate_limited_rejections"] == 2
 
 
 # -- rate limits --------------------------------------------------------------------------------------------

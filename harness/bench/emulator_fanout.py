@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 import psutil
 
-from ..protocols import ivschat
+from ..services.ivschat import codec as ivschat
 from .child_protocol import set_affinity
 from .children import JsonChildProcess
 from .common import (
@@ -96,7 +96,7 @@ class ServerHandle:
 @contextmanager
 def server_under_test(kind: str, n: int, progress: Progress, label: str) -> Iterator[ServerHandle]:
     if kind == "emulator":
-        from ..emulator import EmulatorProcess
+        from ..services.ivschat.emulator import EmulatorProcess
 
         with EmulatorProcess(*EMULATOR_ARGS, "--max-connections", str(max(20_000, n + 100))) as emulator:
             client = emulator.boto3_client()

@@ -4,7 +4,7 @@ The process is set up the way a Locust process is: gevent monkey-patching first,
 `locust.env.Environment()` for the runtime's request events, the runtime's uvloop thread holding
 the sockets, and `runtime.new_session(...)` per connection (what `ChatClient` calls for each
 Locust user). Deliveries go through the real receive path: `WebSocketClient.data_received` →
-websockets' sans-I/O parser → `ChatSession.on_text` → codec → ledger + HDR histogram.
+websockets' sans-I/O parser → `ChatSession.on_frame` → IVS Chat client protocol → ledger + HDR histogram.
 
 Tokens come from the parent (made with CreateChatToken) through a `TokenProvider` that hands them
 out once each. Sessions never retry: a benchmark connection that fails is a failed run, not
@@ -33,7 +33,9 @@ from gevent.fileobject import FileObjectPosix  # noqa: E402
 
 from ..metrics.histograms import DELIVERY  # noqa: E402
 from ..net.reconnect import SdkLike  # noqa: E402
-from ..tokens import TokenFetchFailed, TokenProvider, TokenRequest  # noqa: E402
+from ..services import registry  # noqa: E402
+from ..services.base import KIND_RUNNING_EMULATOR, Target, UserSpec  # noqa: E402
+from ..tokens import TokenFetchFailed, TokenProvider  # noqa: E402
 from .bare_client import WindowSampler, abort_transport  # noqa: E402
 from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
 
@@ -48,7 +50,7 @@ class HandedOutTokens(TokenProvider):
     def __init__(self, tokens: list[str]) -> None:
         self._tokens = collections.deque(tokens)
 
-    def fetch(self, request: TokenRequest) -> str:
+    def fetch(self, request: UserSpec) -> str:
         if not self._tokens:
             raise TokenFetchFailed("exhausted", "no benchmark tokens left")
         return self._tokens.popleft()
@@ -83,12 +85,14 @@ class HarnessReceivers:
     def __init__(self, config: dict) -> None:
         from locust.env import Environment
 
-        from ..runtime import ChatRuntime, Target
+        from ..runtime import ChatRuntime
 
         self.concurrency = int(config.get("concurrency", 200))
         self.stamp = bool(config.get("stamp"))
-        target = Target(config["endpoint"], [config["room"]], HandedOutTokens(list(config.get("tokens") or [])))
-        self.runtime = ChatRuntime(Environment(), target, connect_timeout=float(config.get("connect_timeout", 15.0)))
+        target = Target("ivschat", KIND_RUNNING_EMULATOR, config["endpoint"], rooms=(config["room"],))
+        self.runtime = ChatRuntime(Environment(), registry.get("ivschat"), target,
+                                   HandedOutTokens(list(config.get("tokens") or [])),
+                                   connect_timeout=float(config.get("connect_timeout", 15.0)))
         self.intervals: list[dict] = []
         self.runtime.sink = self._on_interval
         # A second hub probe only when a benchmark asks: it wakes the hub thread 100 times a second,

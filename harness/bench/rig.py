@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from ..protocols import ivschat
+from ..services.ivschat import codec as ivschat
+from ..services.ivschat.client import identity_attributes
 from .chattokens import create_chat_tokens
 from .common import (
     UNRELIABLE_SPREAD,
@@ -109,7 +110,7 @@ class BenchRoom:
 
 @contextmanager
 def emulator_room(max_connections: int, name: str = "bench", rate: int = MAX_ROOM_RATE) -> Iterator[BenchRoom]:
-    from ..emulator import EmulatorProcess
+    from ..services.ivschat.emulator import EmulatorProcess
 
     with EmulatorProcess(*EMULATOR_ARGS, "--max-connections", str(max_connections)) as emulator:
         client = emulator.boto3_client()
@@ -242,7 +243,7 @@ class StreamSender(OpenLoopSender):
             if delay > 0:
                 time.sleep(delay)
             i = first + k
-            attributes = {"cl.s": SENDER_ID, "cl.n": str(i + 1), "cl.t": str(int(intended * 1e6))}
+            attributes = identity_attributes(SENDER_ID, i + 1, int(intended * 1e6))
             now = self.send(intended, ivschat.encode_send_message(request_id(i), CONTENT, attributes))
             if now >= next_note:
                 self.show_sending(progress, label, start, stop, now)

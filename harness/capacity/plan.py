@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..scenario import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
+from ..services import registry
 
 VARIES = {
     # vary: (what a step value is, what the load N of the USL fit is)
@@ -93,7 +94,7 @@ class PlannedStep:
     @property
     def rooms(self) -> int:
         target = self.scenario.target
-        return len(target.room_arns) if target.room_arns else self.scenario.rooms.count
+        return len(target.rooms) if target.rooms else self.scenario.rooms.count
 
     @property
     def users(self) -> int:
@@ -110,7 +111,7 @@ class PlannedStep:
         s = self.scenario
         total = 0.0
         for p in s.populations:
-            if p.kind == "chatter":
+            if s.sends(p):
                 total += p.users * (getattr(p, "burst", 0) or p.message_rate or s.messages.rate_per_chatter)
         return total
 
@@ -123,6 +124,11 @@ class CapacityPlan:
     base: dict  # the scenario tables without [capacity]
     steps: list[PlannedStep]
     target_kind: str
+    service_name: str = registry.DEFAULT
+
+    @property
+    def service(self):
+        return registry.get(self.service_name)
 
     def load_of(self, step: PlannedStep) -> float:
         """The load N of a step, in the unit VARIES names (the USL's x axis)."""
@@ -181,7 +187,8 @@ def load_plan(path: str | os.PathLike) -> CapacityPlan:
     name = head.get("name", path.stem) if isinstance(head, dict) else path.stem
     target = data.get("target", {})
     target_kind = target.get("kind", "emulator") if isinstance(target, dict) else "emulator"
-    plan = CapacityPlan(file=shown, name=str(name), spec=spec, base=data, steps=[], target_kind=str(target_kind))
+    plan = CapacityPlan(file=shown, name=str(name), spec=spec, base=data, steps=[], target_kind=str(target_kind),
+                        service_name=_service_name(shown, data))
     _check_target_fits(plan)
     plan.steps = [PlannedStep(index, value, step_tables(plan, index, value))
                   for index, value in enumerate(spec.steps, start=1)]
@@ -207,7 +214,9 @@ def _read_spec(shown: str, raw, data: dict) -> CapacitySpec:
         raise CapacityError(f"{t.name('population')}: not used with vary = \"rooms\" (every population scales "
                             "with the number of rooms)")
     if vary == "message_rate":
-        chatters = [i for i, p in enumerate(populations) if p.get("kind") == "chatter"]
+        service = registry.get(_service_name(shown, data))
+        sending = {kind for kind, p in service.populations.items() if p.sends}
+        chatters = [i for i, p in enumerate(populations) if p.get("kind") in sending]
         if population is not None and population not in chatters:
             raise CapacityError(f"{t.name('population')}: population[{population}] is not a chatter; only "
                                 "chatters send messages")
@@ -219,7 +228,8 @@ def _read_spec(shown: str, raw, data: dict) -> CapacitySpec:
         if population is not None and "burst" in populations[population]:
             raise CapacityError(f"{t.name('population')}: population[{population}] sends in bursts; its "
                                 "message_rate is not used")
-    if vary == "rooms" and isinstance(data.get("target"), dict) and data["target"].get("room_arns"):
+    if vary == "rooms" and isinstance(data.get("target"), dict) and (data["target"].get("room_arns")
+                                                                     or data["target"].get("rooms")):
         raise CapacityError(f"{t.name('vary')}: \"rooms\" needs rooms the emulator creates; this target names "
                             "its rooms (target.room_arns)")
 
@@ -359,6 +369,14 @@ def _validate_steps(plan: CapacityPlan) -> None:
 # -- one step's scenario ----------------------------------------------------------------------------
 
 
+def _service_name(shown: str, data: dict) -> str:
+    target = data.get("target")
+    name = target.get("service", registry.DEFAULT) if isinstance(target, dict) else registry.DEFAULT
+    if name not in registry.SERVICES:
+        raise CapacityError(f"{shown}: target.service: must be one of {', '.join(registry.SERVICES)}, not {name!r}")
+    return name
+
+
 def step_name(plan: CapacityPlan, index: int) -> str:
     return f"{plan.name}-step{index:02d}"  # no ".": room names (CreateRoom) refuse it
 
@@ -387,7 +405,7 @@ def step_tables(plan: CapacityPlan, index: int, value, target: dict | None = Non
         else:
             tables.setdefault("messages", {})["rate_per_chatter"] = float(value)
     else:
-        rooms = tables.setdefault("rooms", {})
+        rooms = tables.setdefault(plan.service.rooms_table, {})
         base_count = rooms.get("count", 1) if isinstance(rooms.get("count", 1), int) else 1
         rooms["count"] = value
         for population in populations:  # keep every room's make-up: users per room stay as written

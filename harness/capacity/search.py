@@ -143,8 +143,6 @@ class CapacitySearch:
     def _start_target(self) -> None:
         if self.plan.target_kind != "emulator":
             return
-        from ..emulator import EmulatorProcess
-
         options = self.plan.spec.emulator
         most = max(step.users for step in self.plan.steps)
         extra = ["--max-connections", str(options.max_connections or max(50_000, most * 2))]
@@ -152,9 +150,9 @@ class CapacitySearch:
             extra += ["--delivery-cost-us", f"{options.delivery_cost_us:g}"]
         if options.rate_limit:
             extra += ["--rate-limit", options.rate_limit]
-        self.emulator = EmulatorProcess(*extra)
-        self.emulator.start()
-        self.target = {"kind": "running-emulator", "endpoint": self.emulator.messaging_endpoint,
+        self.emulator = self.plan.service.start_emulator(*extra)
+        self.target = {"service": self.plan.service_name, "kind": "running-emulator",
+                       "endpoint": self.emulator.messaging_endpoint,
                        "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region}
         print(f"chatload capacity: emulator for every step at {self.emulator.messaging_endpoint}"
               + (f" (artificial cost {options.delivery_cost_us:g} µs per delivery)" if options.delivery_cost_us
@@ -166,7 +164,8 @@ class CapacitySearch:
                 self.emulator.__exit__(None, None, None)  # stops it and removes its log file
 
     def _confirm_billing(self) -> None:
-        if self.plan.target_kind != "ivschat":
+        service = self.plan.service
+        if self.plan.target_kind != service.real_kind or not service.bills_messages:
             return
         from ..runner import ask_before_billing
 
@@ -174,8 +173,9 @@ class CapacitySearch:
         for step in self.plan.steps:
             s, d = step.scenario.estimated_messages()
             sent, delivered = sent + s, delivered + d
-        refusal = ask_before_billing(f"chatload capacity: {self.plan.name} targets a REAL room "
-                                     f"({len(self.plan.steps)} steps in all).", sent, delivered, self.args.yes)
+        refusal = ask_before_billing(f"chatload capacity: {self.plan.name} targets the REAL {service.title} "
+                                     f"({len(self.plan.steps)} steps in all).", service.billing_note(sent, delivered),
+                                     self.args.yes)
         if refusal:
             raise _Refused(refusal)
 

@@ -1,5 +1,9 @@
-"""The metric catalog: readable names (`delivery.p99`, `lost`, `rejected.429.ratio`) for the figures of a
-results document, so rules and scenario expectations never spell JSON paths.
+"""The metric catalog: readable names (`delivery.p99`, `lost`, `rejected.rate_limited.ratio`) for the
+figures of a results document, so rules and scenario expectations never spell JSON paths.
+
+Rejections are named by neutral category (`rejected.rate_limited`, `rejected.forbidden`, … — the same
+for every service) or by the service's own code (`rejected.429` for IVS Chat, which reads the same
+messages as `rejected.rate_limited` there).
 
 Every metric has a kind, which fixes the units a rule may write for it and how values are shown:
 
@@ -19,6 +23,8 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from ..services.base import CATEGORIES
 
 DURATION, COUNT, RATIO, RATE, FLAG = "duration", "count", "ratio", "rate", "flag"
 LOWER, HIGHER = "lower_is_better", "higher_is_better"
@@ -57,7 +63,7 @@ TOTALS = {
     "unexpected": (LOWER, "deliveries of messages the ledger never saw accepted"),
     "accepted": (HIGHER, "messages the server accepted"),
     "sent": (HIGHER, "messages sent"),
-    "rejected": (LOWER, "messages the server rejected (any code)"),
+    "rejected": (LOWER, "messages the server rejected (any reason)"),
     "presumed_accepted": (LOWER, "sends never echoed but delivered to someone, so presumed accepted"),
     "unconfirmed_sends": (LOWER, "sends neither accepted nor rejected"),
     "receivers": (HIGHER, "receivers in the ledger"),
@@ -93,9 +99,11 @@ VERDICTS = {
     "rate_limit.overloaded_seconds": (("rate_limit", "overloaded_seconds"), COUNT, HIGHER,
                                       "seconds a room was offered ≥ 1.2 × its limit"),
     "rate_limit.untied_rejections": (("rate_limit", "untied_rejections"), COUNT, LOWER,
-                                     "ERROR 429 frames that matched no request"),
+                                     "rate-limit rejections that matched no request"),
+    "rate_limit.non_rate_limited_rejections": (("rate_limit", "non_rate_limited_rejections"), COUNT, LOWER,
+                                               "sends rejected for another reason than the rate limit"),
     "rate_limit.non_429_rejections": (("rate_limit", "non_429_rejections"), COUNT, LOWER,
-                                      "sends rejected with a code other than 429"),
+                                      "IVS Chat's name for rate_limit.non_rate_limited_rejections"),
     "token_fetch.peak_per_s": (("reconnect", "token_fetch_peak_per_s"), COUNT, LOWER,
                                "most token fetches (CreateChatToken calls) in any one second"),
     "token_fetch.storm_peak_per_s": (("reconnect", "storm_token_fetch_peak_per_s"), COUNT, LOWER,
@@ -104,7 +112,8 @@ VERDICTS = {
                                "most tries any client needed to come back after one drop"),
 }
 COUNTER_FAMILIES = {  # <family>.<key>
-    "errors": "ERROR frames by code, e.g. errors.429",
+    "errors": "error answers by the service's own code, e.g. errors.429 (IVS Chat)",
+    "untied_rejections": "error answers that matched no request, by category, e.g. untied_rejections.rate_limited",
     "events": "EVENT frames by name, e.g. events.aws:DELETE_MESSAGE",
     "closes": "connection closes by close code, e.g. closes.1006",
     "connect_failures": "failed connects by cause",
@@ -116,8 +125,11 @@ COUNTER_FAMILIES = {  # <family>.<key>
     "not_connected_at_end": "users not connected when the run ended, by reason (kicked, gave_up, closed_by_server)",
 }
 COUNTER_FAMILY = re.compile(rf"(?:{'|'.join(COUNTER_FAMILIES)})\.[^.\s].*")
-REJECTED_CODE = re.compile(r"rejected\.(\d+)")
-REJECTED_CODE_RATIO = re.compile(r"rejected\.(\d+)\.ratio")
+# A category (lower case, from the fixed list) or a service's code: digits (429) or UPPER_SNAKE
+# (SUBSCRIBE_PERMISSION_DENIED), so a misspelt category stays an unknown metric.
+_REJECTION = rf"({'|'.join(CATEGORIES)}|\d+|[A-Z][A-Z0-9_]*)"
+REJECTED_CODE = re.compile(rf"rejected\.{_REJECTION}")
+REJECTED_CODE_RATIO = re.compile(rf"rejected\.{_REJECTION}\.ratio")
 COUNTER = re.compile(r"counters\.(.+)")
 
 
@@ -185,10 +197,12 @@ def _total(report: Mapping, key: str) -> float:
 
 
 def _rejected_code(report: Mapping, code: str) -> float:
+    """By neutral category when `code` is one, else by the service's own code."""
     _total(report, "rejected")  # the accounting is there; a code it never saw was rejected 0 times
-    by_code = report["accounting"]["totals"].get("rejected_by_code") or {}
+    key = "rejected_by_category" if code in CATEGORIES else "rejected_by_code"
+    by_code = report["accounting"]["totals"].get(key) or {}
     value = by_code.get(code, 0) if isinstance(by_code, Mapping) else None
-    return _number(value, f"accounting.totals.rejected_by_code.{code}")
+    return _number(value, f"accounting.totals.{key}.{code}")
 
 
 def _ratio(numerator: Callable[[Mapping], float], denominator: str) -> Callable[[Mapping], float]:
@@ -270,7 +284,11 @@ def _fixed_catalog() -> dict[str, Metric]:
 
 CATALOG = _fixed_catalog()
 PATTERNS = {  # for listings and suggestions: parameterised names and what they read
-    "rejected.<code>": "messages rejected with this error code (accounting.totals.rejected_by_code)",
+    "rejected.<category>": f"messages rejected for this reason, one of {', '.join(CATEGORIES)} "
+                           "(accounting.totals.rejected_by_category)",
+    "rejected.<category>.ratio": "messages rejected for this reason / sent, e.g. rejected.rate_limited.ratio",
+    "rejected.<code>": "messages rejected with the service's own code (accounting.totals.rejected_by_code), "
+                       "e.g. rejected.429 for IVS Chat",
     "rejected.<code>.ratio": "messages rejected with this code / sent",
     **{f"{family}.<key>": words for family, words in COUNTER_FAMILIES.items()},
     "counters.<name>": "any counter by its name in the report, e.g. counters.not_sent.stopping",
@@ -282,14 +300,14 @@ def resolve(name: str) -> Metric:
     metric = CATALOG.get(name)
     if metric is not None:
         return metric
-    if match := REJECTED_CODE.fullmatch(name):
-        code = match[1]
-        return Metric(name, COUNT, LOWER, f"messages rejected with code {code}",
-                      lambda report: _rejected_code(report, code))
     if match := REJECTED_CODE_RATIO.fullmatch(name):
         code = match[1]
-        return Metric(name, RATIO, LOWER, f"messages rejected with code {code} / sent",
+        return Metric(name, RATIO, LOWER, f"messages rejected {_rejected_words(code)} / sent",
                       _ratio(lambda report: _rejected_code(report, code), "sent"))
+    if match := REJECTED_CODE.fullmatch(name):
+        code = match[1]
+        return Metric(name, COUNT, LOWER, f"messages rejected {_rejected_words(code)}",
+                      lambda report: _rejected_code(report, code))
     if COUNTER_FAMILY.fullmatch(name):
         return Metric(name, COUNT, LOWER, f"the counter `{name}`", lambda report: _counter(report, name))
     if (match := COUNTER.fullmatch(name)) and not name.endswith("."):
@@ -298,9 +316,13 @@ def resolve(name: str) -> Metric:
     raise UnknownMetric(_unknown_message(name))
 
 
+def _rejected_words(code: str) -> str:
+    return f"as {code}" if code in CATEGORIES else f"with the service's code {code}"
+
+
 def _unknown_message(name: str) -> str:
-    candidates = [*CATALOG, "rejected.429", "rejected.429.ratio", "errors.429", "closes.1006", "timeouts.send",
-                  "counters.<name>"]
+    candidates = [*CATALOG, *(f"rejected.{c}" for c in CATEGORIES), *(f"rejected.{c}.ratio" for c in CATEGORIES),
+                  "rejected.429", "errors.429", "closes.1006", "timeouts.send", "counters.<name>"]
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     hint = ""
     if close:

@@ -7,8 +7,9 @@ server stamps `SendTime` when it accepts it. A message is identified by (sender,
 Rules, as implemented:
 
 - *Accepted*: the sender got its echo (`acked`) or any receiver `received` it, in any process. Its room
-  and SendTime are then known. `rejected(sender, seq, code)` counts it in `rejected_by_code` (never lost,
-  never expected). A `sent` message neither accepted anywhere nor rejected is an `unconfirmed_send`.
+  and SendTime are then known. `rejected(sender, seq, code, at_ns, category)` counts it in
+  `rejected_by_code` (the service's own code) and `rejected_by_category` (the neutral category of
+  `harness.services.base.Category`); a rejected message is never lost, never expected. A `sent` message neither accepted anywhere nor rejected is an `unconfirmed_send`.
 - *Presumed accepted*: the service answers every request on an open connection, with the echo or an
   ERROR. A send that got neither while its connection stayed open for the caller's answer timeout was
   accepted and delivered to no one (a paused or broken fan-out): `presumed_accepted(sender, seq, room,
@@ -49,7 +50,7 @@ Per (connection, sender): the highest seq and the number received in the interva
 
 Across processes `export(end_ns)` returns a JSON-serialisable dict (format `FORMAT`):
 
-    {"format": FORMAT, "end_ns": int, "sent": int, "rejected": {"<code>": n},
+    {"format": FORMAT, "end_ns": int, "sent": int, "rejected": {"<code>": n}, "rejected_categories": {"<c>": n},
      "pending": {sender: [seq, ...]},            # sent here, neither acked nor rejected here
      "rooms": {room: {"senders": [sender, ...],  # accepted messages known here, sorted by SendTime
                       "t": [send_time_ns, ...], "s": [sender index, ...], "q": [seq, ...]}},
@@ -195,12 +196,13 @@ class DeliveryLedger:
         self._rooms: dict[str, dict[str, _AcceptedLog]] = {}
         self._pending: dict[tuple[str, int], str] = {}
         self._sent = 0
-        self._rejected: Counter[int] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self._rejected_categories: Counter[str] = Counter()
         self._receivers: dict[str, _Receiver] = {}
         self._connections: dict[tuple[str, int], _Connection] = {}
         self._presumed: dict[tuple[str, int], tuple[str, int]] = {}  # (sender, seq) -> (room, sent_ns)
         self._offered: dict[str, Counter[int]] = defaultdict(Counter)  # room -> {second: sends}
-        self._rejected_per_second: dict[str, Counter[tuple[int, int]]] = defaultdict(Counter)
+        self._rejected_per_second: dict[str, Counter[tuple[int, str]]] = defaultdict(Counter)
 
     # --- senders ----------------------------------------------------------------------------------------
     def sent(self, sender_id: str, seq: int, room: str, at_ns: int | None = None) -> None:
@@ -218,9 +220,13 @@ class DeliveryLedger:
         if self._pending.pop((sender_id, seq), None) is not None:
             self._presumed[(sender_id, seq)] = (room, sent_ns)
 
-    def rejected(self, sender_id: str, seq: int, code: int, at_ns: int | None = None) -> None:
+    def rejected(self, sender_id: str, seq: int, code: int | str, at_ns: int | None = None,
+                 category: str = "") -> None:
         room = self._pending.pop((sender_id, seq), None)
+        code = str(code)
         self._rejected[code] += 1
+        if category:
+            self._rejected_categories[str(category)] += 1
         if room is not None and at_ns is not None:
             self._rejected_per_second[room][(at_ns // 1_000_000_000, code)] += 1
 
@@ -317,7 +323,8 @@ class DeliveryLedger:
             "format": FORMAT,
             "end_ns": end_ns,
             "sent": self._sent,
-            "rejected": {str(code): n for code, n in self._rejected.items()},
+            "rejected": dict(self._rejected),
+            "rejected_categories": dict(self._rejected_categories),
             "pending": {sender: sorted(seqs) for sender, seqs in pending.items()},
             "presumed": [[room, sender, seq, sent_ns] for (sender, seq), (room, sent_ns) in self._presumed.items()],
             "offered": {room: {str(second): n for second, n in seconds.items()} for room, seconds in self._offered.items()},
@@ -435,6 +442,7 @@ class AccountingTotals(ReceiverCounts):
     accepted: int = 0
     sent: int = 0
     rejected_by_code: dict[int | str, int] = field(default_factory=dict)
+    rejected_by_category: dict[str, int] = field(default_factory=dict)
     unconfirmed_sends: int = 0
     presumed_accepted: int = 0
     receivers: int = 0
@@ -504,14 +512,17 @@ def merge_exports(exports: Iterable[Mapping], worst_n: int = 20) -> AccountingRe
     totals.accepted = sum(len(seqs) for seqs in accepted_by_sender.values())
     totals.presumed_accepted = presumed
     rejected: Counter[int | str] = Counter()
+    categories: Counter[str] = Counter()
     pending: set[tuple[str, int]] = set()
     for export in exports:
         totals.sent += export["sent"]
         for code, n in export["rejected"].items():
             rejected[int(code) if code.lstrip("-").isdigit() else code] += n
+        categories.update(export.get("rejected_categories", {}))
         for sender, seqs in export["pending"].items():
             pending.update((sender, seq) for seq in seqs)
     totals.rejected_by_code = dict(rejected)
+    totals.rejected_by_category = dict(sorted(categories.items()))
     totals.unconfirmed_sends = sum(1 for s, q in pending if q not in accepted_by_sender.get(s, ()))
 
     # Receivers: a receiver's connections may (exceptionally) come from several exports.

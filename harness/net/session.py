@@ -1,80 +1,77 @@
 """One chat user's connection, living on the loop thread: token, connect, receive, send, reconnect.
 
-Everything here runs on the loop thread and touches only loop-owned state (the process recorder
-and ledger); whatever Locust must see goes through `ChatRuntime.report_*`, which posts it across
-the boundary. The receive path — `on_text` — stamps nothing itself: the arrival time comes from
-`WebSocketClient.data_received`, taken before parsing.
+Service-neutral. The service's `ClientProtocol` (sans-I/O) turns frames into neutral events and
+requests into frames; this module turns the events into measurements (the process recorder and
+ledger, both loop-owned) and decides when to come back. Whatever Locust must see goes through
+`ChatRuntime.report_*`, which posts it across the boundary. The receive path — `on_frame` — stamps
+nothing itself: the arrival time comes from the transport, taken before parsing.
 
-Message identity: every message we send carries in `Attributes`
-`cl.s` (sender id), `cl.n` (per-sender sequence number) and `cl.t` (intended send time, µs since
-the epoch on the corrected clock). Latency is measured from that intended time (open-loop: a late
-sender does not hide latency).
+Latency is measured from the intended send time that every measured message carries (open-loop: a
+late sender does not hide latency); the protocol decides where in the service's frames it travels.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
-from dataclasses import dataclass
 
-from ..protocols import ivschat as codec
+from ..services.base import (
+    FOREIGN,
+    READY,
+    Acked,
+    ClientProtocol,
+    Delivered,
+    Kicked,
+    Measured,
+    MustReconnect,
+    ProtocolError,
+    Rejected,
+    Request,
+    ServiceEvent,
+    UserSpec,
+)
 from .reconnect import ReconnectPolicy
-from .websocket import HandshakeFailed, WebSocketClient, open_websocket
+from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
 
-SENDER, SEQ, INTENDED = "cl.s", "cl.n", "cl.t"
-
-
-@dataclass(slots=True)
-class PendingRequest:
-    kind: str  # "send", "delete", "disconnect"
-    seq: int
-    intended_ns: int
-    sent_ns: int
-    waiter: object | None  # a gevent AsyncResult on the other side of the boundary, or None
-
 
 class RequestFailed(Exception):
-    def __init__(self, code: int | str, message: str) -> None:
+    def __init__(self, code: int | str, message: str, category: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+        self.category = category
 
 
 class ChatSession:
-    """States: new → connecting → open → (closed → connecting …) → stopped."""
+    """States: new → connecting → open → (closed → connecting …) → stopped. Loop thread only."""
 
-    def __init__(self, runtime, *, sender_id: str, user_id: str, room_arn: str, capabilities: tuple[str, ...],
-                 policy: ReconnectPolicy, attributes: dict[str, str] | None = None,
-                 session_minutes: int | None = None) -> None:
+    def __init__(self, runtime, handle, user: UserSpec, policy: ReconnectPolicy) -> None:
         self.runtime = runtime
+        self.handle = handle  # the gevent side's view, updated by posts
         self.recorder = runtime.recorder
         self.ledger = runtime.ledger
-        self.sender_id = sender_id
-        self.user_id = user_id
-        self.room = room_arn
-        self.capabilities = capabilities
+        self.service = runtime.service
+        self.user = user
+        self.sender_id = user.sender_id
+        self.room = user.room
         self.policy = policy
-        self.attributes = attributes
-        self.session_minutes = session_minutes
         self.state = "new"
-        self.ws: WebSocketClient | None = None
+        self.ws: Transport | None = None
+        self.protocol: ClientProtocol | None = None
         self.connection_id = 0
         self.seq = 0
-        self.pending: dict[str, PendingRequest] = {}
         self.kicked = False
         self.was_kicked = False
+        self.must_reconnect = False
         self.end_reason = ""
-        self.expired = False
         self.stopping = False
         self._closed: asyncio.Future | None = None
+        self._ready: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
         self.connected_waiters: list = []
-        # Ids of the last messages received, for a moderator's deletes; nobody else pays for them.
-        self.recent_ids: collections.deque[str] | None = (
-            collections.deque(maxlen=32) if codec.DELETE_MESSAGE in capabilities else None)
         self.offset_ns = runtime.clock_offset_ns
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
@@ -82,13 +79,17 @@ class ChatSession:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.runtime.post_state(self.handle, state)
+
     async def _run(self) -> None:
         attempt = 0  # failed tries in the current outage (or before the first connect)
         dropped_at_ns: int | None = None
         self.end_reason = "stopped"
         try:
             while not self.stopping:
-                self.state = "connecting"
+                self._set_state("connecting")
                 outcome = await self._connect_once(dropped_at_ns)
                 if outcome is None:  # connected and later closed
                     if dropped_at_ns is not None:
@@ -117,47 +118,75 @@ class ChatSession:
         except asyncio.CancelledError:
             pass
         finally:
-            self.state = "stopped"
+            self._set_state("stopped")
             self._fail_pending("session stopped")
+            self._resolve_connected_waiters(False)
 
     async def _connect_once(self, dropped_at_ns: int | None) -> str | None:
         """Fetch a token and connect; None once the connection opened and then closed, else the failure."""
+        reconnect = dropped_at_ns is not None
+        self.connection_id = 0  # until this connection is ready
         token = await self.runtime.fetch_token(self)
         if token is None:
             return "token"
+        runtime = self.runtime
         started_ns = time.time_ns()
-        self._closed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._closed = loop.create_future()
+        self.protocol = self.service.client_protocol(self.user)
+        params = self.service.connect_params(runtime.target, token, self.user)
         try:
-            ws = await open_websocket(self.runtime.endpoint, token, self, timeout=self.runtime.connect_timeout)
+            ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)
         except HandshakeFailed as exc:
             cause = f"HTTP {exc.status}" if exc.status else "bad handshake"
-            self.runtime.report_connect(self, started_ns, cause, str(exc), reconnect=dropped_at_ns is not None)
+            runtime.report_connect(self, started_ns, cause, str(exc), reconnect=reconnect)
             return cause
         except (OSError, TimeoutError) as exc:
             cause = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-            self.runtime.report_connect(self, started_ns, cause, str(exc) or cause, reconnect=dropped_at_ns is not None)
+            runtime.report_connect(self, started_ns, cause, str(exc) or cause, reconnect=reconnect)
             return cause
         self.ws = ws
-        self.connection_id = self.runtime.next_connection_id()
+        self.kicked = self.must_reconnect = False
+        protocol = self.protocol
+        if protocol.ready_on_open:
+            ready_ns = ws.open_ns
+        else:
+            self._ready = loop.create_future()
+            protocol.opened()
+            self._flush()
+            ready_ns = await self._wait_ready(protocol.ready_timeout_s)
+            if ready_ns is None:  # closed, or never confirmed: a failed connect
+                cause = "closed before ready" if self._closed.done() else "not ready in time"
+                runtime.report_connect(self, started_ns, cause, cause, reconnect=reconnect)
+                if not self._closed.done():
+                    ws.abort()
+                    await self._closed
+                return cause
+        self.connection_id = runtime.next_connection_id()
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
-        self.kicked = self.expired = False
-        self.state = "open"
-        open_ns = ws.open_ns
-        self.ledger.connected(self.sender_id, self.connection_id, self.room, open_ns)
-        self.runtime.report_connect(self, started_ns, None, None, reconnect=dropped_at_ns is not None,
-                                    open_ns=open_ns, dropped_at_ns=dropped_at_ns)
-        for waiter in self.connected_waiters:
-            self.runtime.resolve(waiter, True)
-        self.connected_waiters.clear()
+        self._set_state("open")
+        self.ledger.connected(self.sender_id, self.connection_id, self.room, ready_ns + self.offset_ns)
+        runtime.report_connect(self, started_ns, None, None, reconnect=reconnect, open_ns=ready_ns,
+                               dropped_at_ns=dropped_at_ns)
+        self._resolve_connected_waiters(True)
+        if protocol.keepalive_s:
+            self._keepalive = loop.call_later(protocol.keepalive_s, self._send_keepalive)
         await self._closed
+        return None
+
+    async def _wait_ready(self, timeout: float) -> int | None:
+        done, _ = await asyncio.wait((self._ready, self._closed), timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._ready in done and not self._closed.done():
+            return self._ready.result()
         return None
 
     def _should_reconnect(self) -> bool:
         if self.kicked:
-            return False  # a moderator's kick: the SDK stays out, so do we
-        if self.expired:
-            return True  # ERROR 401: the SDK reconnects with a fresh token
+            return False  # a moderator's kick: the vendor's client stays out, so do we
+        if self.must_reconnect:
+            return True  # e.g. an expired session: the vendor's client comes back with a fresh token
         return self.policy.reconnect_after(self._close_code, self._close_clean)
 
     def stop(self, close: bool = True) -> None:
@@ -170,92 +199,109 @@ class ChatSession:
         elif self._task is not None:
             self._task.cancel()  # fetching a token, connecting or waiting to reconnect
 
-    # -- WebSocketClient listener -----------------------------------------------------------------
+    def _resolve_connected_waiters(self, value: bool) -> None:
+        for waiter in self.connected_waiters:
+            self.runtime.resolve(waiter, value)
+        self.connected_waiters.clear()
 
-    def on_text(self, payload: bytes, arrival_ns: int) -> None:
-        try:
-            event = codec.parse_server_frame(payload)
-        except codec.ProtocolViolation as exc:
-            self.recorder.count("protocol_errors")
-            self.runtime.note_protocol_error(str(exc))
-            return
-        arrival_ns += self.offset_ns
-        kind = event.__class__
-        if kind is codec.ChatMessage:
-            self._on_message(event, arrival_ns)
-        elif kind is codec.ChatError:
-            self._on_error(event, arrival_ns)
-        else:
-            self._on_event(event, arrival_ns)
+    # -- transport listener -----------------------------------------------------------------------
 
-    def on_binary(self, payload: bytes, arrival_ns: int) -> None:
-        self.recorder.count("protocol_errors")
-        self.runtime.note_protocol_error("binary frame from server")
+    def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None:
+        protocol = self.protocol
+        event = protocol.receive(payload, is_text)
+        if event is not None:
+            arrival_ns += self.offset_ns
+            if event.__class__ is Delivered:  # the hot path first
+                self._on_delivered(event, arrival_ns)
+            elif event.__class__ is tuple:
+                for each in event:
+                    self._dispatch(each, arrival_ns)
+            else:
+                self._dispatch(event, arrival_ns)
+        if protocol.outbox:
+            self._flush()
 
     def on_closed(self, code: int, reason: str, clean: bool, at_ns: int) -> None:
-        self.state = "closed"
+        self._set_state("closed")
         self._close_code, self._close_clean = code, clean
         self._dropped_at_ns = at_ns + self.offset_ns
-        self.ledger.disconnected(self.sender_id, self.connection_id, self._dropped_at_ns)
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        if self.connection_id:
+            self.ledger.disconnected(self.sender_id, self.connection_id, self._dropped_at_ns)
         self.runtime.report_closed(self, code, reason, clean)
         self._fail_pending(f"connection closed ({code})")
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(code)
 
-    # -- receive path -----------------------------------------------------------------------------
+    # -- events → measurements --------------------------------------------------------------------
 
-    def _on_message(self, message: codec.ChatMessage, arrival_ns: int) -> None:
-        if self.recent_ids is not None:
-            self.recent_ids.append(message.id)
-        attributes = message.attributes
-        if not attributes or SENDER not in attributes:
-            self.recorder.count("foreign_messages")  # traffic from other clients: delivered, not ours to judge
-            return
-        try:
-            sender = attributes[SENDER]
-            seq = int(attributes[SEQ])
-            intended_us = int(attributes[INTENDED])
-            send_time_ns = codec.parse_send_time(message.send_time)
-        except (KeyError, ValueError):
-            self.recorder.count("protocol_errors")
-            self.runtime.note_protocol_error("chatload message with unreadable cl.* attributes or SendTime")
-            return
-        latency_us = arrival_ns // 1000 - intended_us
-        # The server's SendTime splits each delivery in two: intended → accepted, accepted → here.
-        self.recorder.from_server.record((arrival_ns - send_time_ns) // 1000)
-        self.ledger.received(self.sender_id, self.connection_id, self.room, sender, seq, send_time_ns)
-        pending = self.pending.pop(message.request_id, None) if sender == self.sender_id else None
-        if pending is not None:
-            self.recorder.ack.record(latency_us)
-            self.recorder.to_server.record(send_time_ns // 1000 - intended_us)
-            self.ledger.acked(sender, seq, self.room, send_time_ns)
-            self.recorder.count("accepted")
-            self.runtime.report_ack(self, pending, latency_us, None)
-        else:
-            self.recorder.delivery.record(latency_us)
+    def _on_delivered(self, message: Delivered, arrival_ns: int) -> None:
+        server_ns = message.server_ns
+        if server_ns is not None:
+            # The server's time splits each delivery in two: intended → accepted, accepted → here.
+            self.recorder.from_server.record((arrival_ns - server_ns) // 1000)
+        self.ledger.received(self.sender_id, self.connection_id, self.room, message.sender, message.seq,
+                             server_ns if server_ns is not None else arrival_ns)
+        self.recorder.delivery.record(arrival_ns // 1000 - message.intended_us)
 
-    def _on_error(self, error: codec.ChatError, arrival_ns: int) -> None:
-        code = error.code
-        self.recorder.count(f"errors.{code}")
-        if code == 401:
-            self.expired = True  # the server closes next; we reconnect with a fresh token
-        pending = self.pending.pop(error.request_id, None) if error.request_id else None
-        if pending is None:
-            return
-        if pending.kind == "send":
-            self.ledger.rejected(self.sender_id, pending.seq, code, arrival_ns)
-            self.recorder.count(f"rejected.{code}")
-        self.runtime.report_ack(self, pending, (arrival_ns - pending.intended_ns) // 1000,
-                                RequestFailed(code, error.message))
-
-    def _on_event(self, event: codec.ChatEvent, arrival_ns: int) -> None:
-        name = event.event_name
-        self.recorder.count(f"events.{name}")
-        if name == codec.EVENT_DISCONNECT_USER and event.attributes and event.attributes.get("UserId") == self.user_id:
+    def _dispatch(self, event, arrival_ns: int) -> None:
+        kind = event.__class__
+        if kind is Delivered:
+            self._on_delivered(event, arrival_ns)
+        elif kind is Acked:
+            self._on_acked(event, arrival_ns)
+        elif kind is Rejected:
+            self._on_rejected(event, arrival_ns)
+        elif kind is ServiceEvent:
+            self.recorder.count(f"events.{event.name}")
+        elif kind is Measured:
+            self.recorder.record(event.histogram, event.us)
+        elif kind is Kicked:
             self.kicked = True
-        pending = self.pending.pop(event.request_id, None) if event.request_id else None
-        if pending is not None:
-            self.runtime.report_ack(self, pending, (arrival_ns - pending.intended_ns) // 1000, None)
+        elif kind is MustReconnect:
+            self.must_reconnect = True
+        elif kind is ProtocolError:
+            self.recorder.count("protocol_errors")
+            self.runtime.note_protocol_error(event.message)
+        elif event is FOREIGN:
+            self.recorder.count("foreign_messages")  # other clients' traffic: delivered, not ours to judge
+        elif event is READY:
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(arrival_ns - self.offset_ns)
+        else:  # pragma: no cover - a protocol returned something that is not an event
+            raise TypeError(f"{type(self.protocol).__name__} returned {event!r}, not an event")
+
+    def _on_acked(self, ack: Acked, arrival_ns: int) -> None:
+        request = ack.request
+        latency_us = (arrival_ns - request.intended_ns) // 1000
+        echo = ack.echo
+        if echo is not None:  # our own message came back: we are one of its receivers
+            server_ns = ack.server_ns if ack.server_ns is not None else arrival_ns
+            if ack.server_ns is not None:
+                self.recorder.from_server.record((arrival_ns - server_ns) // 1000)
+            self.ledger.received(self.sender_id, self.connection_id, self.room, echo.sender, echo.seq, server_ns)
+        if request.kind == "send":
+            self.recorder.ack.record(latency_us)
+            if ack.server_ns is not None:
+                self.recorder.to_server.record((ack.server_ns - request.intended_ns) // 1000)
+            self.ledger.acked(self.sender_id, request.seq, self.room,
+                              ack.server_ns if ack.server_ns is not None else arrival_ns)
+            self.recorder.count("accepted")
+        self.runtime.report_ack(self, request, latency_us, None)
+
+    def _on_rejected(self, rejection: Rejected, arrival_ns: int) -> None:
+        self.recorder.count(f"errors.{rejection.code}")
+        request = rejection.request
+        if request is None:  # every rejection should answer a request; this one answered none
+            self.recorder.count(f"untied_rejections.{rejection.category}")
+            return
+        if request.kind == "send":
+            self.ledger.rejected(self.sender_id, request.seq, rejection.code, arrival_ns, rejection.category)
+            self.recorder.count(f"rejected.{rejection.category}")
+        self.runtime.report_ack(self, request, (arrival_ns - request.intended_ns) // 1000,
+                                RequestFailed(rejection.code, rejection.message, rejection.category))
 
     # -- requests (called on the loop by the client API) ------------------------------------------
 
@@ -263,30 +309,24 @@ class ChatSession:
         if not self._can_send(waiter, "send"):
             return
         self.seq += 1
-        seq = self.seq
-        request_id = f"{self.sender_id}.{seq}"
-        attributes = {SENDER: self.sender_id, SEQ: str(seq), INTENDED: str(intended_ns // 1000)}
-        if extra:
-            attributes.update(extra)
-        self._send("send", request_id, seq, intended_ns, waiter, codec.encode_send_message(request_id, content, attributes))
+        request = Request("send", self.seq, intended_ns, time.time_ns(), waiter)
+        self._write(self.protocol.send_message(request, content, extra), request)
         # How late the harness itself sent against the schedule: part of every latency it reports.
         self.recorder.record("send_lag", (time.time_ns() + self.offset_ns - intended_ns) // 1000)
-        self.ledger.sent(self.sender_id, seq, self.room, intended_ns)
+        self.ledger.sent(self.sender_id, request.seq, self.room, intended_ns)
         self.recorder.count("sent")
 
-    def delete_message(self, message_id: str, reason: str | None, waiter) -> None:
-        if self._can_send(waiter, "delete"):
-            self.seq += 1
-            request_id = f"{self.sender_id}.d{self.seq}"
-            self._send("delete", request_id, 0, time.time_ns() + self.offset_ns, waiter,
-                       codec.encode_delete_message(request_id, message_id, reason))
-
-    def disconnect_user(self, user_id: str, reason: str | None, waiter) -> None:
-        if self._can_send(waiter, "disconnect"):
-            self.seq += 1
-            request_id = f"{self.sender_id}.k{self.seq}"
-            self._send("disconnect", request_id, 0, time.time_ns() + self.offset_ns, waiter,
-                       codec.encode_disconnect_user(request_id, user_id, reason))
+    def request(self, name: str, args: tuple, waiter) -> None:
+        """A service-specific request (a moderator's delete, a subscribe): the protocol encodes it."""
+        if not self._can_send(waiter, name):
+            return
+        request = Request(name, 0, time.time_ns() + self.offset_ns, time.time_ns(), waiter)
+        try:
+            frame = self.protocol.encode_request(name, request, *args)
+        except ValueError as exc:
+            self.runtime.report_ack(self, request, 0, RequestFailed("invalid", str(exc)))
+            return
+        self._write(frame, request)
 
     def _can_send(self, waiter, kind: str) -> bool:
         if self.stopping:
@@ -294,37 +334,55 @@ class ChatSession:
             if waiter is not None:
                 self.runtime.resolve(waiter, RequestFailed("stopping", "load test is stopping"))
             return False
-        if self.ws is None or not self.ws.is_open:
+        if self.state != "open" or not self.ws.is_open:
             self.recorder.count("not_sent.disconnected")
             self.runtime.report_not_sent(self, kind, waiter)
             return False
         return True
 
-    def _send(self, kind: str, request_id: str, seq: int, intended_ns: int, waiter, frame: bytes) -> None:
-        self.pending[request_id] = PendingRequest(kind, seq, intended_ns, time.time_ns(), waiter)
-        self.ws.send_text(frame)
+    def _write(self, frame: bytes, request: Request) -> None:
+        self.ws.send(frame, self.protocol.text_frames)
+        if not self.protocol.acks_sends and request.kind == "send" and request.waiter is not None:
+            # Nothing will answer: a waiting user learns only that it went out.
+            self.runtime.resolve(request.waiter, 0)
+
+    def _flush(self) -> None:
+        protocol, ws = self.protocol, self.ws
+        frames, protocol.outbox = protocol.outbox, []
+        if ws is not None:
+            for frame in frames:
+                ws.send(frame, protocol.text_frames)
+
+    def _send_keepalive(self) -> None:
+        self._keepalive = None
+        if self.state != "open" or self.ws is None or not self.ws.is_open:
+            return
+        frame = self.protocol.keepalive()
+        if frame is not None:
+            self.ws.send(frame, self.protocol.text_frames)
+        self._keepalive = asyncio.get_running_loop().call_later(self.protocol.keepalive_s, self._send_keepalive)
 
     def expire_pending(self, older_than_ns: int) -> None:
-        """Requests never answered (the SDK would wait forever; a load client must not).
+        """Requests never answered (vendor SDKs may wait forever; a load client must not).
 
         The connection is still open, so the server chose silence: a send was accepted and
         delivered to no one, not even its sender (see the ledger's "presumed accepted")."""
-        for request_id, pending in list(self.pending.items()):
-            if pending.sent_ns < older_than_ns:
-                del self.pending[request_id]
-                self.recorder.count(f"timeouts.{pending.kind}")
-                if pending.kind == "send":
-                    self.ledger.presumed_accepted(self.sender_id, pending.seq, self.room,
-                                                  pending.sent_ns + self.offset_ns)
-                self.runtime.report_ack(self, pending, None, RequestFailed("timeout", "no answer from the server"))
+        if self.protocol is None or not self.protocol.pending:
+            return
+        for request in self.protocol.expire(older_than_ns):
+            self.recorder.count(f"timeouts.{request.kind}")
+            if request.kind == "send":
+                self.ledger.presumed_accepted(self.sender_id, request.seq, self.room, request.sent_ns + self.offset_ns)
+            self.runtime.report_ack(self, request, None, RequestFailed("timeout", "no answer from the server"))
+
+    def awaiting_send_answers(self) -> bool:
+        return self.protocol is not None and self.protocol.awaiting_send_answers()
 
     def _fail_pending(self, why: str) -> None:
         """The connection is gone: no answer can come on it any more. (Whether a send was accepted
         is still learnt from other receivers; the ledger counts it then.)"""
-        pending, self.pending = self.pending, {}
-        for request in pending.values():
+        if self.protocol is None:
+            return
+        for request in self.protocol.unanswered():
             self.recorder.count(f"unanswered_at_close.{request.kind}")
             self.runtime.report_ack(self, request, None, RequestFailed("closed", why))
-        for waiter in self.connected_waiters:
-            self.runtime.resolve(waiter, False)
-        self.connected_waiters.clear()

@@ -1,13 +1,11 @@
-"""A WebSocket client connection as an asyncio protocol over websockets' sans-I/O `ClientProtocol`.
+"""The websockets transport: an asyncio protocol over websockets' sans-I/O `ClientProtocol`.
 
 Why not `websockets.asyncio.client.connect`: it queues each message and wakes a task per `recv()`.
 On the receive path we want the arrival time taken the moment the bytes are read and the frame
 handed to the chat layer synchronously, in the same callback: `data_received` stamps the time,
-feeds websockets' parser and calls `listener.on_text(payload, arrival_ns)` for each text frame.
-websockets still owns the protocol: handshake checks, pings/pongs, the closing handshake.
-
-The listener (the chat session) gets, on the loop thread:
-`on_text(payload: bytes, arrival_ns)`, `on_closed(code, reason, clean, at_ns)` once.
+feeds websockets' parser and calls `listener.on_frame(payload, is_text, arrival_ns)` for each
+message. websockets still owns the protocol: handshake checks, pings/pongs, the closing handshake.
+The contract is `harness/net/transport.py`'s.
 """
 
 from __future__ import annotations
@@ -22,31 +20,27 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from .transport import ABNORMAL_CLOSURE, ConnectParams, FrameListener, HandshakeFailed, Transport
+
 TEXT, BINARY, CONT, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
 OPEN = State.OPEN
 CLOSE_TIMEOUT_S = 5.0
-ABNORMAL = 1006
+MAX_SIZE = 2**20  # bytes per message; a bigger one ends the connection with 1009
 
 
-class HandshakeFailed(ConnectionError):
-    """The server refused the upgrade (`status` is its HTTP status) or answered nonsense (None)."""
-
-    def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class WebSocketClient(asyncio.Protocol):
-    def __init__(self, uri: str, subprotocol: str | None, listener, max_size: int = 2**20) -> None:
+class WebSocketClient(asyncio.Protocol, Transport):
+    def __init__(self, params: ConnectParams, listener: FrameListener, max_size: int = MAX_SIZE) -> None:
         self.protocol = ClientProtocol(
-            parse_uri(uri), subprotocols=[subprotocol] if subprotocol else None, max_size=max_size
+            parse_uri(params.url), subprotocols=list(params.subprotocols) or None, max_size=max_size
         )
+        self.headers = params.headers
         self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
         self.open_ns = 0
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
+        self._fragments_ns = 0
         self._closed_reported = False
         self._close_timer: asyncio.TimerHandle | None = None
 
@@ -54,7 +48,10 @@ class WebSocketClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self.protocol.send_request(self.protocol.connect())
+        request = self.protocol.connect()
+        for name, value in self.headers:
+            request.headers[name] = value
+        self.protocol.send_request(request)
         self._flush()
 
     def data_received(self, data: bytes) -> None:
@@ -66,8 +63,10 @@ class WebSocketClient(asyncio.Protocol):
                 self._handshake_done(event, arrival_ns)
                 continue
             opcode = event.opcode
-            if opcode is TEXT and event.fin:
-                self.listener.on_text(event.data, arrival_ns)
+            if event.fin and opcode is TEXT:
+                self.listener.on_frame(event.data, True, arrival_ns)
+            elif event.fin and opcode is BINARY:
+                self.listener.on_frame(event.data, False, arrival_ns)
             elif opcode is TEXT or opcode is BINARY or opcode is CONT:
                 self._fragment(event, arrival_ns)
         self._flush()
@@ -87,11 +86,13 @@ class WebSocketClient(asyncio.Protocol):
 
     # -- sending ----------------------------------------------------------------------------------
 
-    def send_text(self, payload: bytes) -> bool:
-        """Queue one text frame; False if the connection is no longer open (nothing sent)."""
+    def send(self, payload: bytes, text: bool = True) -> bool:
         if self.protocol.state is not OPEN or self.transport.is_closing():
             return False
-        self.protocol.send_text(payload)
+        if text:
+            self.protocol.send_text(payload)
+        else:
+            self.protocol.send_binary(payload)
         self._flush()
         return True
 
@@ -119,8 +120,11 @@ class WebSocketClient(asyncio.Protocol):
     def _handshake_done(self, response: Response, arrival_ns: int) -> None:
         if self.opened.done():
             return
-        if self.protocol.state is OPEN:
+        # Not `state is OPEN`: a close frame in the same read as the 101 response (a server that
+        # closes at once) has already moved the state on, yet the handshake succeeded.
+        if self.protocol.handshake_exc is None:
             self.open_ns = arrival_ns
+            self.subprotocol = self.protocol.subprotocol
             self.opened.set_result(self)
             return
         exc = self.protocol.handshake_exc
@@ -128,17 +132,15 @@ class WebSocketClient(asyncio.Protocol):
         self.opened.set_exception(HandshakeFailed(status, str(exc) if exc else "handshake failed"))
 
     def _fragment(self, frame, arrival_ns: int) -> None:
-        # Chat servers do not fragment, but a fragmented text message is still a message.
+        # Chat servers rarely fragment, but a fragmented message is still a message, stamped when
+        # its first bytes arrived (websockets' max_size bounds the whole message, not each frame).
         if frame.opcode is not CONT:
-            self._fragments, self._fragments_text = [frame.data], frame.opcode is TEXT
+            self._fragments, self._fragments_text, self._fragments_ns = [frame.data], frame.opcode is TEXT, arrival_ns
         elif self._fragments is not None:
             self._fragments.append(frame.data)
         if frame.fin and self._fragments is not None:
             payload, self._fragments = b"".join(self._fragments), None
-            if self._fragments_text:
-                self.listener.on_text(payload, arrival_ns)
-            else:
-                self.listener.on_binary(payload, arrival_ns)
+            self.listener.on_frame(payload, self._fragments_text, self._fragments_ns)
 
     def _flush(self) -> None:
         transport = self.transport
@@ -156,18 +158,21 @@ class WebSocketClient(asyncio.Protocol):
         if self._closed_reported:
             return
         self._closed_reported = True
-        received = self.protocol.close_rcvd
-        code = received.code if received is not None else ABNORMAL
+        protocol = self.protocol
+        received = protocol.close_rcvd
+        if received is None and protocol.parser_exc is not None and protocol.close_sent is not None:
+            received = protocol.close_sent  # we failed the connection (e.g. 1009 message too big)
+        code = received.code if received is not None else ABNORMAL_CLOSURE
         reason = received.reason if received is not None else ""
-        clean = received is not None and self.protocol.close_sent is not None
+        clean = protocol.close_rcvd is not None and protocol.close_sent is not None
         self.listener.on_closed(code, reason, clean, time.time_ns())
 
 
-async def open_websocket(uri: str, subprotocol: str | None, listener, *, timeout: float = 10.0) -> WebSocketClient:
+async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0) -> WebSocketClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
     loop = asyncio.get_running_loop()
-    parsed = parse_uri(uri)
-    client = WebSocketClient(uri, subprotocol, listener)
+    parsed = parse_uri(params.url)
+    client = WebSocketClient(params, listener)
     async with asyncio.timeout(timeout):
         try:
             await loop.create_connection(lambda: client, parsed.host, parsed.port,

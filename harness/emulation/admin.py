@@ -1,40 +1,68 @@
-"""Loopback-only HTTP endpoints to inject faults and look inside the emulator, plus `GET /metrics`.
+"""Loopback-only HTTP endpoints every emulator shares: inject faults, look inside, `GET /metrics`.
 
-Everything here is a thin JSON wrapper over `DataPlane` methods, so tests in the same process can
-call those directly and tests in another process (or the load harness) use these routes or
-`harness.emulator.client.EmulatorAdmin`.
+Everything here is a thin JSON wrapper over the emulator's data-plane methods (the `FaultTarget`
+below), so tests in the same process can call those directly and tests in another process (or the
+load harness) use these routes or `harness.emulation.client.EmulatorAdmin`. A "room" is the
+service's fan-out scope: an IVS Chat room, a Hotsock channel, a Chime meeting, an IVS stage.
+What "expire" means is the service's own (IVS Chat: ERROR 401 then a clean close).
 
 | route | body | does |
 |---|---|---|
 | GET  /_emulator/health | | endpoints and open connection count |
 | GET  /_emulator/connections?room=ID | | open connections (id, room, user, since) |
 | POST /_emulator/faults/drop | room?, users?, connections?, fraction?, seed?, mode=abrupt\\|clean, code?, reason? | drop connections |
-| POST /_emulator/faults/expire | room?, users?, connections?, fraction?, seed? | ERROR 401 + clean close now |
+| POST /_emulator/faults/expire | room?, users?, connections?, fraction?, seed? | the service's session expiry, now |
 | POST /_emulator/faults/delay | room?, delay_ms, jitter_ms? | delivery delay (all rooms without room) |
 | POST /_emulator/faults/pause | room, mode=drop\\|hold | stop delivering in a room |
 | POST /_emulator/faults/resume | room | deliver again (held frames go out in order) |
 | POST /_emulator/faults/restart | downtime_ms?, mode=abrupt\\|clean | restart the data plane on the same port |
-| POST /_emulator/limits | algorithm=fixed-window\\|token-bucket\\|off | rate-limit algorithm for every room |
 | POST /_emulator/faults/cost | per_delivery_us | artificial CPU cost per frame fanned out (capacity tests) |
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
-from .limits import ALGORITHMS, make_limiter
-
 SELECTION_KEYS = {"room", "users", "connections", "fraction", "seed"}
+
+
+class FaultTarget(Protocol):
+    """What a service's data plane offers the shared fault routes."""
+
+    endpoint: str
+    delivery_cost_s: float
+
+    def select(self, *, room_id=None, user_ids=None, connection_ids=None, fraction=None, seed=None) -> list: ...
+    def drop(self, members: list, *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]: ...
+    def expire_sessions(self, members: list) -> list[dict]: ...
+    def set_delay(self, room, delay_s: float, jitter_s: float = 0.0) -> None: ...
+    def pause(self, room, mode: str = "drop") -> None: ...
+    def resume(self, room) -> int: ...
+    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int: ...
+    def connection_count(self) -> int: ...
+
+
+class EmulatorServer(Protocol):
+    """The emulator object the routes are added for: its data plane, rooms and metrics."""
+
+    dataplane: FaultTarget
+    control_endpoint: str
+
+    def find_room(self, identifier: str):  # a room object with `.id`, or None
+        ...
+
+    def metrics_text(self) -> str: ...
 
 
 class BadRequest(Exception):
     pass
 
 
-def _json(data, status: int = 200) -> web.Response:
+def json_response(data, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
@@ -47,17 +75,17 @@ async def loopback_only(request: web.Request, handler):
         except ValueError:
             loopback = False
         if not loopback:
-            return _json({"error": "admin endpoints answer loopback callers only"}, 403)
+            return json_response({"error": "admin endpoints answer loopback callers only"}, 403)
         try:
             return await handler(request)
         except BadRequest as exc:
-            return _json({"error": str(exc)}, 400)
+            return json_response({"error": str(exc)}, 400)
         except LookupError as exc:
-            return _json({"error": str(exc)}, 404)
+            return json_response({"error": str(exc)}, 404)
     return await handler(request)
 
 
-async def _body(request: web.Request, allowed: set[str]) -> dict:
+async def read_body(request: web.Request, allowed: set[str]) -> dict:
     raw = await request.read()
     if not raw:
         return {}
@@ -73,7 +101,7 @@ async def _body(request: web.Request, allowed: set[str]) -> dict:
     return body
 
 
-def _number(body: dict, key: str, default: float | None = None, *, minimum: float = 0.0) -> float | None:
+def number(body: dict, key: str, default: float | None = None, *, minimum: float = 0.0) -> float | None:
     value = body.get(key, default)
     if value is None:
         return None
@@ -82,14 +110,14 @@ def _number(body: dict, key: str, default: float | None = None, *, minimum: floa
     return float(value)
 
 
-def _choice(body: dict, key: str, choices: tuple[str, ...]) -> str:
+def choice(body: dict, key: str, choices: tuple[str, ...]) -> str:
     value = body.get(key, choices[0])
     if value not in choices:
         raise BadRequest(f"{key} must be one of {list(choices)}")
     return value
 
 
-def add_admin_routes(app: web.Application, emulator) -> None:
+def add_admin_routes(app: web.Application, emulator: EmulatorServer) -> None:
     dataplane = emulator.dataplane
 
     def room_of(body: dict, *, required: bool):
@@ -100,7 +128,7 @@ def add_admin_routes(app: web.Application, emulator) -> None:
             return None
         if not isinstance(identifier, str):
             raise BadRequest("room must be a room ARN or id")
-        room = emulator.state.find_room(identifier)
+        room = emulator.find_room(identifier)
         if room is None:
             raise LookupError(f"room not found: {identifier}")
         return room
@@ -110,7 +138,7 @@ def add_admin_routes(app: web.Application, emulator) -> None:
         for key in ("users", "connections"):
             if key in body and not isinstance(body[key], list):
                 raise BadRequest(f"{key} must be a list")
-        fraction = _number(body, "fraction")
+        fraction = number(body, "fraction")
         if fraction is not None and fraction > 1:
             raise BadRequest("fraction must be between 0 and 1")
         return dataplane.select(
@@ -119,67 +147,58 @@ def add_admin_routes(app: web.Application, emulator) -> None:
         )
 
     async def health(request):
-        return _json({"ok": True, "messaging_endpoint": dataplane.endpoint,
+        return json_response({"ok": True, "messaging_endpoint": dataplane.endpoint,
                       "control_endpoint": emulator.control_endpoint, "connections": dataplane.connection_count()})
 
     async def connections(request):
         room = room_of(dict(request.query), required=False)
         members = dataplane.select(room_id=room.id if room else None)
-        return _json({"connections": [m.describe() for m in members]})
+        return json_response({"connections": [m.describe() for m in members]})
 
     async def drop(request):
-        body = await _body(request, SELECTION_KEYS | {"mode", "code", "reason"})
+        body = await read_body(request, SELECTION_KEYS | {"mode", "code", "reason"})
         code = body.get("code", 1001)
         if not isinstance(code, int) or not (1000 <= code <= 4999) or code in (1004, 1005, 1006, 1015):
             raise BadRequest("code must be a close code a server may send (1000-4999, not 1004-1006/1015)")
-        mode = _choice(body, "mode", ("abrupt", "clean"))
-        return _json({"dropped": dataplane.drop(selection(body), mode=mode, code=code,
+        mode = choice(body, "mode", ("abrupt", "clean"))
+        return json_response({"dropped": dataplane.drop(selection(body), mode=mode, code=code,
                                                 reason=str(body.get("reason", "")))})
 
     async def expire(request):
-        body = await _body(request, SELECTION_KEYS)
-        return _json({"expired": dataplane.expire_sessions(selection(body))})
+        body = await read_body(request, SELECTION_KEYS)
+        return json_response({"expired": dataplane.expire_sessions(selection(body))})
 
     async def delay(request):
-        body = await _body(request, {"room", "delay_ms", "jitter_ms"})
-        delay_ms = _number(body, "delay_ms", 0.0)
-        jitter_ms = _number(body, "jitter_ms", 0.0)
+        body = await read_body(request, {"room", "delay_ms", "jitter_ms"})
+        delay_ms = number(body, "delay_ms", 0.0)
+        jitter_ms = number(body, "jitter_ms", 0.0)
         dataplane.set_delay(room_of(body, required=False), delay_ms / 1000, jitter_ms / 1000)
-        return _json({"delay_ms": delay_ms, "jitter_ms": jitter_ms})
+        return json_response({"delay_ms": delay_ms, "jitter_ms": jitter_ms})
 
     async def pause(request):
-        body = await _body(request, {"room", "mode"})
-        mode = _choice(body, "mode", ("drop", "hold"))
+        body = await read_body(request, {"room", "mode"})
+        mode = choice(body, "mode", ("drop", "hold"))
         dataplane.pause(room_of(body, required=True), mode)
-        return _json({"paused": mode})
+        return json_response({"paused": mode})
 
     async def resume(request):
-        body = await _body(request, {"room"})
-        return _json({"released": dataplane.resume(room_of(body, required=True))})
+        body = await read_body(request, {"room"})
+        return json_response({"released": dataplane.resume(room_of(body, required=True))})
 
     async def restart(request):
-        body = await _body(request, {"downtime_ms", "mode"})
-        downtime_ms = _number(body, "downtime_ms", 0.0)
-        mode = _choice(body, "mode", ("abrupt", "clean"))
-        return _json({"dropped": await dataplane.restart(downtime_ms / 1000, mode)})
+        body = await read_body(request, {"downtime_ms", "mode"})
+        downtime_ms = number(body, "downtime_ms", 0.0)
+        mode = choice(body, "mode", ("abrupt", "clean"))
+        return json_response({"dropped": await dataplane.restart(downtime_ms / 1000, mode)})
 
     async def cost(request):
-        body = await _body(request, {"per_delivery_us"})
-        per_delivery_us = _number(body, "per_delivery_us", 0.0)
+        body = await read_body(request, {"per_delivery_us"})
+        per_delivery_us = number(body, "per_delivery_us", 0.0)
         dataplane.delivery_cost_s = per_delivery_us / 1e6
-        return _json({"per_delivery_us": per_delivery_us})
-
-    async def limits(request):
-        body = await _body(request, {"algorithm"})
-        algorithm = _choice(body, "algorithm", tuple(ALGORITHMS))
-        dataplane.rate_algorithm = algorithm
-        for runtime in dataplane.rooms.values():
-            runtime.limiter = make_limiter(algorithm, runtime.room.maximum_message_rate_per_second)
-        return _json({"algorithm": algorithm})
+        return json_response({"per_delivery_us": per_delivery_us})
 
     async def metrics(request):
-        text = emulator.metrics.render(dataplane.room_metrics())
-        return web.Response(text=text, content_type="text/plain", charset="utf-8",
+        return web.Response(text=emulator.metrics_text(), content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
     app.middlewares.append(loopback_only)
@@ -191,6 +210,5 @@ def add_admin_routes(app: web.Application, emulator) -> None:
     app.router.add_post("/_emulator/faults/pause", pause)
     app.router.add_post("/_emulator/faults/resume", resume)
     app.router.add_post("/_emulator/faults/restart", restart)
-    app.router.add_post("/_emulator/limits", limits)
     app.router.add_post("/_emulator/faults/cost", cost)
     app.router.add_get("/metrics", metrics)

@@ -1,7 +1,8 @@
-"""The emulator as one object: state, data plane, control plane, admin and metrics on one loop.
+"""The IVS Chat emulator as one object: state, data plane, control plane, admin and metrics on one loop.
 
 `Emulator` runs inside any asyncio loop (tests may embed it); `chatload emulator` and
-`EmulatorProcess` run it as its own process on uvloop.
+`EmulatorProcess` run it as its own process on uvloop. The fault and metrics routes are the shared
+ones (`harness.emulation.admin`); the rate-limit algorithm switch is this service's own.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import logging
 
 from aiohttp import web
 
-from .admin import add_admin_routes
+from ....emulation.admin import add_admin_routes, choice, json_response, read_body
 from .dataplane import DataPlane
+from .limits import ALGORITHMS, make_limiter
 from .metrics import Metrics
 from .review import ReviewHandlers
 from .state import DEFAULT_TOKEN_MINUTES, ChatState, Room
@@ -58,6 +60,7 @@ class Emulator:
         await self.dataplane.start()
         app = web.Application(client_max_size=1024 * 1024)
         add_admin_routes(app, self)
+        app.router.add_post("/_emulator/limits", self._set_rate_algorithm)
         add_control_plane_routes(app, self)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -78,6 +81,22 @@ class Emulator:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
+
+    async def _set_rate_algorithm(self, request: web.Request) -> web.Response:
+        """POST /_emulator/limits {algorithm}: the room rate-limit algorithm for every room."""
+        body = await read_body(request, {"algorithm"})
+        algorithm = choice(body, "algorithm", tuple(ALGORITHMS))
+        dataplane = self.dataplane
+        dataplane.rate_algorithm = algorithm
+        for runtime in dataplane.rooms.values():
+            runtime.limiter = make_limiter(algorithm, runtime.room.maximum_message_rate_per_second)
+        return json_response({"algorithm": algorithm})
+
+    def find_room(self, identifier: str) -> Room | None:
+        return self.state.find_room(identifier)
+
+    def metrics_text(self) -> str:
+        return self.metrics.render(self.dataplane.room_metrics())
 
     @property
     def messaging_endpoint(self) -> str:

@@ -1,4 +1,4 @@
-"""A small blocking client for the emulator's admin endpoints (`harness/emulator/admin.py`).
+"""A small blocking client for the emulators' shared admin endpoints (`harness/emulation/admin.py`).
 
 Plain `urllib`, so it works the same from tests, from scripts and from gevent-patched Locust code.
 """
@@ -74,6 +74,7 @@ class EmulatorAdmin:
         return self._call("POST", "/_emulator/faults/cost", dict(per_delivery_us=per_delivery_us))
 
     def set_rate_algorithm(self, algorithm: str) -> dict:
+        """IVS Chat's emulator only: the room rate-limit algorithm (fixed-window, token-bucket, off)."""
         return self._call("POST", "/_emulator/limits", dict(algorithm=algorithm))
 
     def metrics_text(self) -> str:

@@ -6,24 +6,25 @@ member's transport — what `websockets.broadcast` does, minus re-framing per co
 frames, pings and pongs still go through websockets' protocol object, so the connection state
 machine stays websockets' own.
 
-Delivery goes through one ordered queue per room, so injected delay, jitter and pauses never
-reorder a room's frames (emulator choice: the service's ordering is unpublished but observed FIFO).
+Delivery goes through one ordered line per room (`harness.emulation.delivery`, shared by every
+emulator), so injected delay, jitter and pauses never reorder a room's frames (emulator choice: the
+service's ordering is unpublished but observed FIFO).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..protocols import ivschat
+from ....emulation.delivery import DeliveryLine, select_members
+from .. import codec as ivschat
 from .ids import FrameIdGenerator
 from .limits import make_limiter
 from .metrics import Metrics, RoomCounters
@@ -68,6 +69,14 @@ class Member:
         self.expiry: asyncio.TimerHandle | None = None
         self.remote = connection.remote_address[0] if connection.remote_address else ""
 
+    @property
+    def room_id(self) -> str:
+        return self.grant.room_id
+
+    @property
+    def user_id(self) -> str:
+        return self.grant.user_id
+
     def describe(self) -> dict:
         return {
             "connection_id": self.id,
@@ -81,17 +90,12 @@ class Member:
 class RoomRuntime:
     """The live side of a room: members, its limiter, counters and fault settings."""
 
-    def __init__(self, room: Room, algorithm: str) -> None:
+    def __init__(self, room: Room, algorithm: str, fanout: Callable[[RoomRuntime, bytes], None]) -> None:
         self.room = room
         self.members: dict[int, Member] = {}
         self.limiter = make_limiter(algorithm, room.maximum_message_rate_per_second)
         self.counters = RoomCounters()
-        self.delay_s = 0.0
-        self.jitter_s = 0.0
-        self.paused: str | None = None  # None, "drop" (accepted but never delivered) or "hold"
-        self.held: list[tuple[bytes, Callable[[], None] | None]] = []
-        self.pending: deque[tuple[float, bytes, Callable[[], None] | None]] = deque()
-        self.timer: asyncio.TimerHandle | None = None
+        self.line = DeliveryLine(partial(fanout, self))
 
     def members_of(self, user_id: str) -> list[Member]:
         return [m for m in self.members.values() if m.grant.user_id == user_id]
@@ -171,8 +175,7 @@ class DataPlane:
             await self._server.wait_closed()
             self._server = None
         for runtime in self.rooms.values():
-            if runtime.timer is not None:
-                runtime.timer.cancel()
+            runtime.line.close()
 
     @property
     def endpoint(self) -> str:
@@ -181,8 +184,8 @@ class DataPlane:
     def runtime(self, room: Room) -> RoomRuntime:
         runtime = self.rooms.get(room.id)
         if runtime is None or runtime.room is not room:
-            runtime = self.rooms[room.id] = RoomRuntime(room, self.rate_algorithm)
-            runtime.delay_s, runtime.jitter_s = self.default_delay
+            runtime = self.rooms[room.id] = RoomRuntime(room, self.rate_algorithm, self._fanout)
+            runtime.line.set_delay(*self.default_delay)
         return runtime
 
     # -- handshake --------------------------------------------------------------------------------
@@ -337,34 +340,8 @@ class DataPlane:
             member.transport.write(frame)
 
     def _deliver(self, runtime: RoomRuntime, frame: bytes, after: Callable[[], None] | None = None) -> None:
-        """Fan a frame out to the room now, or through the room's queue when faults are set."""
-        if runtime.paused == "drop":
-            runtime.counters.messages_dropped_paused += 1
-        elif runtime.paused == "hold":
-            runtime.held.append((frame, None))
-        elif runtime.delay_s or runtime.jitter_s or runtime.pending:
-            due = self._loop.time() + runtime.delay_s + random.uniform(0.0, runtime.jitter_s)
-            if runtime.pending:
-                due = max(due, runtime.pending[-1][0])  # jitter never reorders a room's frames
-            runtime.pending.append((due, frame, after))
-            if runtime.timer is None:
-                runtime.timer = self._loop.call_at(due, self._flush_due, runtime)
-            return
-        else:
-            self._fanout(runtime, frame)
-        if after is not None:
-            after()
-
-    def _flush_due(self, runtime: RoomRuntime) -> None:
-        runtime.timer = None
-        now = self._loop.time()
-        while runtime.pending and runtime.pending[0][0] <= now:
-            _, frame, after = runtime.pending.popleft()
-            self._fanout(runtime, frame)
-            if after is not None:
-                after()
-        if runtime.pending:
-            runtime.timer = self._loop.call_at(runtime.pending[0][0], self._flush_due, runtime)
+        """Fan a frame out to the room now, or through the room's delivery line when faults are set."""
+        runtime.line.deliver(frame, after)
 
     def _fanout(self, runtime: RoomRuntime, frame: bytes) -> None:
         if self.delivery_cost_s:
@@ -450,8 +427,7 @@ class DataPlane:
         runtime = self.rooms.pop(room.id, None)
         if runtime is None:
             return
-        if runtime.timer is not None:
-            runtime.timer.cancel()
+        runtime.line.close()
         for member in list(runtime.members.values()):
             self._send_one(member, self._error_frame("", 404, "Room deleted"))
             self._close(member, 1000, "Room deleted")
@@ -472,18 +448,8 @@ class DataPlane:
         seed: int | None = None,
     ) -> list[Member]:
         """Members matching every filter given; `fraction` then samples that many (rounded)."""
-        members = [m for m in self.all_members() if room_id is None or m.grant.room_id == room_id]
-        if user_ids is not None:
-            wanted = set(user_ids)
-            members = [m for m in members if m.grant.user_id in wanted]
-        if connection_ids is not None:
-            wanted_ids = set(connection_ids)
-            members = [m for m in members if m.id in wanted_ids]
-        if fraction is not None:
-            if not 0.0 <= fraction <= 1.0:
-                raise ValueError("fraction must be between 0 and 1")
-            members = random.Random(seed).sample(members, round(len(members) * fraction))
-        return members
+        return select_members(self.all_members(), room_id=room_id, user_ids=user_ids, connection_ids=connection_ids,
+                              fraction=fraction, seed=seed)
 
     def drop(self, members: list[Member], *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
         """Abrupt: the TCP connection is aborted with no close frame (clients see 1006). Clean: a close frame."""
@@ -507,22 +473,15 @@ class DataPlane:
         if delay_s < 0 or jitter_s < 0:
             raise ValueError("delay and jitter must not be negative")
         for runtime in [self.runtime(room)] if room else list(self.rooms.values()):
-            runtime.delay_s, runtime.jitter_s = delay_s, jitter_s
+            runtime.line.set_delay(delay_s, jitter_s)
         if room is None:
             self.default_delay = (delay_s, jitter_s)
 
     def pause(self, room: Room, mode: str = "drop") -> None:
-        if mode not in ("drop", "hold"):
-            raise ValueError("mode must be 'drop' or 'hold'")
-        self.runtime(room).paused = mode
+        self.runtime(room).line.pause(mode)
 
     def resume(self, room: Room) -> int:
-        runtime = self.runtime(room)
-        runtime.paused = None
-        held, runtime.held = runtime.held, []
-        for frame, after in held:
-            self._deliver(runtime, frame, after)
-        return len(held)
+        return self.runtime(room).line.resume()
 
     async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
         """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port."""
@@ -542,4 +501,6 @@ class DataPlane:
         return self._connection_count
 
     def room_metrics(self) -> dict[str, tuple[int, RoomCounters]]:
+        for runtime in self.rooms.values():
+            runtime.counters.messages_dropped_paused = runtime.line.dropped_paused
         return {rid: (len(rt.members), rt.counters) for rid, rt in self.rooms.items()}

@@ -1,0 +1,15 @@
+"""chatload's Locust integration, split by concern:
+
+    options   the --chat-* command-line options (the harness's and each service's own)
+    state     what the plugin keeps per Locust environment, and each process's runtime
+    target    the owning process starts the emulator and provisions rooms; every process builds
+              its runtime from the resolved target that travels with the options
+    drain     the end of a test: drain, merge across workers, write results
+    progress  the progress file and the command file `chatload run` uses
+    webui     the web UI's Chat tab
+    users     ChatClient and the neutral user classes services build on
+
+Importing any user class imports this package, which registers the listeners with Locust.
+"""
+
+from . import drain, options, progress, target, webui  # noqa: F401 - they register Locust listeners

@@ -1,0 +1,59 @@
+"""The --chat-* options: the harness's own, then each registered service's.
+
+Locust's own parser, not an argument group: only it knows include_in_web_ui. With no endpoint, the
+process that owns the run starts the service's emulator on free loopback ports. Whatever the owner
+sets on `parsed_options` (above all `chat_target`, the resolved target) reaches workers with every
+spawn message.
+"""
+
+from __future__ import annotations
+
+from locust import events
+
+from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
+from ..services import registry
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser) -> None:
+    parser.add_argument("--chat-endpoint", default="", include_in_web_ui=False,
+                        help="data-plane endpoint of a running emulator or the real service "
+                             "(e.g. wss://edge.ivschat.REGION.amazonaws.com); omit to start the embedded emulator")
+    parser.add_argument("--chat-control-endpoint", default="", include_in_web_ui=False,
+                        help="control plane of a running emulator (http://…); omit for AWS (default credential chain)")
+    parser.add_argument("--chat-region", default="us-east-1", include_in_web_ui=False, help="AWS region")
+    parser.add_argument("--chat-room", "--chat-room-arn", dest="chat_room", default="", include_in_web_ui=False,
+                        help="existing rooms (IVS Chat room ARNs, channels, …), comma-separated; required "
+                             "against a real service")
+    parser.add_argument("--chat-rooms", type=int, default=1, help="rooms to create on the emulator")
+    parser.add_argument("--chat-mix", default="",
+                        help="user mix as weights, e.g. Viewer=50,Chatter=5,Moderator=1: only the named classes "
+                             "run (the locustfile's other classes get weight 0)")
+    parser.add_argument("--chat-message-rate", type=float, default=1.0, help="messages per second per sender")
+    parser.add_argument("--chat-message-size", type=int, default=32, help="characters per message")
+    parser.add_argument("--chat-tokens", default="", include_in_web_ui=False,
+                        help="file of pre-made tokens (single-use) instead of the service's own token source")
+    parser.add_argument("--chat-token-command", default="", include_in_web_ui=False,
+                        help="command printing a token (gets CHATLOAD_USER_ID, CHATLOAD_ROOM, …)")
+    parser.add_argument("--chat-drain", type=float, default=5.0,
+                        help="seconds to keep receiving at stop for messages in flight")
+    parser.add_argument("--chat-connect-timeout", type=float, default=10.0, help="seconds per connection attempt")
+    parser.add_argument("--chat-transport", default=DEFAULT_TRANSPORT, choices=sorted(TRANSPORTS),
+                        include_in_web_ui=False, help="WebSocket client implementation (default %(default)s)")
+    parser.add_argument("--chat-report-dir", default="reports", include_in_web_ui=False,
+                        help="where results.json goes (reports/locust/<timestamp>/ by default)")
+    parser.add_argument("--chat-run-name", default="locust", include_in_web_ui=False,
+                        help="name of the run's folder under the report dir")
+    parser.add_argument("--chat-progress-file", default="", include_in_web_ui=False,
+                        help="append one JSON line of progress a second here (used by `chatload run`)")
+    parser.add_argument("--chat-command-file", default="", include_in_web_ui=False,
+                        help="read commands (JSON lines, e.g. a moderator kick) from here during the run")
+    parser.add_argument("--chat-target", default="", include_in_web_ui=False,
+                        help="the resolved target as JSON (set by chatload itself; no secrets)")
+    for name in registry.names():
+        registry.get(name).add_locust_options(parser)
+
+
+def option(environment, name: str, default=None):
+    options = environment.parsed_options
+    return getattr(options, name, default) if options is not None else default

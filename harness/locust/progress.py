@@ -1,0 +1,109 @@
+"""What `chatload run` reads and writes while Locust runs: a progress line a second, and commands.
+
+Progress (`--chat-progress-file`): one JSON line a second with what a person watching a long run
+wants — users, connections, deliveries/s, p99, errors, rejections. Commands (`--chat-command-file`):
+JSON lines the runner appends while playing its fault timeline; a `kick` is done by Locust's own
+processes through the service's control plane, for a sample of their connected users, so it works
+against a real service too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+
+import gevent
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from .options import option
+from .state import state_of
+
+log = logging.getLogger("chatload")
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kwargs) -> None:
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("chat_kick", lambda environment, msg, **_kw: kick(environment, msg.data))
+
+
+def progress_line(environment, record: dict) -> None:
+    with open(option(environment, "chat_progress_file"), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def start_progress(environment, state) -> None:
+    if option(environment, "chat_progress_file"):
+        state.progress = gevent.spawn(_write_progress, environment, state)
+
+
+def _write_progress(environment, state) -> None:
+    """Once a second, what a person watching a long run wants: users, rate, p99, errors."""
+    started = time.monotonic()
+    progress_line(environment, {"event": "start", "t_ns": time.time_ns()})
+    commands_read = 0
+    while not state.stopping:
+        gevent.sleep(1.0)
+        commands_read = _follow_commands(environment, commands_read)
+        everything = state.stats.recorder.summary()  # not totals(): that re-encodes every histogram
+        summary, counters = everything["histograms"].get("delivery", {}), everything["counters"]
+        last = state.stats.last_interval.values()
+        progress_line(environment, {
+            "event": "progress",
+            "elapsed_s": round(time.monotonic() - started, 1),
+            "users": environment.runner.user_count,
+            "connections": sum(s.get("gauges", {}).get("connections_open", 0) for s in last),
+            "deliveries_per_s": sum(s.get("counters", {}).get("deliveries", 0) for s in last),
+            "delivery_p99_ms": round(summary.get("percentiles", {}).get("99", 0) / 1000, 2),
+            "errors": environment.runner.stats.total.num_failures,
+            "rejected": sum(v for k, v in counters.items() if k.startswith("rejected.")),
+        })
+
+
+def _follow_commands(environment, offset: int) -> int:
+    """Commands from `chatload run` (its fault timeline), one JSON object a line."""
+    path = option(environment, "chat_command_file")
+    if not path:
+        return offset
+    try:
+        with open(path, encoding="utf-8") as f:
+            f.seek(offset)
+            text = f.read()
+    except FileNotFoundError:
+        return offset
+    complete = text[:text.rfind("\n") + 1]
+    for line in complete.splitlines():
+        command = json.loads(line)
+        if command.get("action") == "kick":
+            if isinstance(environment.runner, MasterRunner):
+                for worker_id in [client.id for client in environment.runner.clients.all]:
+                    environment.runner.send_message("chat_kick", command, client_id=worker_id)
+            else:
+                kick(environment, command)
+    return offset + len(complete.encode())
+
+
+def kick(environment, command: dict) -> None:
+    """A moderator's kick through the service's control plane, for a sample of this process's own
+    connected users (by handle: the gevent side's view of each session)."""
+    runtime = state_of(environment).runtime
+    if runtime is None:
+        return
+    prefix = command.get("prefix", "viewer")
+    candidates = sorted((h for h in runtime.handles.values() if h.state == "open" and h.user_id.startswith(prefix)),
+                        key=lambda h: h.user_id)
+    chosen = random.Random(command.get("seed")).sample(candidates, round(len(candidates) * command.get("fraction", 1.0)))
+    runtime.loop_thread.call(runtime.recorder.count, "kicks_requested", len(chosen))
+
+    def one(handle) -> None:
+        try:
+            runtime.service.kick(runtime.token_provider, runtime.target, handle.user)
+        except Exception as exc:  # counted and logged; a failed kick must not end the user
+            log.warning("chatload: kick failed: %s", type(exc).__name__)
+            runtime.loop_thread.call(runtime.recorder.count, f"kick_failures.{type(exc).__name__}")
+
+    for handle in chosen:
+        gevent.spawn(one, handle)

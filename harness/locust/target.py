@@ -1,0 +1,113 @@
+"""The target: which service, where, which rooms, and where tokens come from.
+
+The process that owns the run (local runner or master) resolves it once in `init`: it starts the
+service's embedded emulator when no endpoint is given and provisions rooms where none are named,
+then stores the resolved `Target` as JSON in `parsed_options.chat_target`, which reaches every
+worker with every spawn message. `chatload run` resolves the target itself and passes it the same
+way. Every process then builds its runtime from that one `Target` (`resolved_target`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from locust import events
+from locust.runners import WorkerRunner
+
+from ..services import registry
+from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
+from .options import option
+from .state import state_of
+
+log = logging.getLogger("chatload")
+
+
+def service_of(environment) -> ChatService | None:
+    """The service this locustfile's chat users speak (one per run), or None without chat users."""
+    from .users import ChatUser
+
+    names = {cls.service for cls in environment.user_classes if issubclass(cls, ChatUser)}
+    if len(names) > 1:
+        raise SystemExit(f"chatload: one service per run; this locustfile's users speak {', '.join(sorted(names))}")
+    return registry.get(names.pop()) if names else None
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kwargs) -> None:
+    if isinstance(runner, WorkerRunner) or environment.parsed_options is None:
+        return
+    service = service_of(environment)
+    if service is None:
+        return
+    _apply_mix(environment)  # a bad option must stop us before anything is started
+    _prepare_target(environment, service)
+
+
+def _apply_mix(environment) -> None:
+    """`--chat-mix Viewer=50,Chatter=5`: weights by user class name, checked against the locustfile."""
+    mix = option(environment, "chat_mix")
+    if not mix:
+        return
+    classes = {cls.__name__: cls for cls in environment.user_classes}
+    for item in mix.split(","):
+        name, _, weight = item.partition("=")
+        name = name.strip()
+        if name not in classes:
+            raise SystemExit(f"chatload: --chat-mix names {name!r}; user classes here: {', '.join(sorted(classes))}")
+        if not weight.strip().isdigit():
+            raise SystemExit(f"chatload: --chat-mix weight for {name} must be a whole number, not {weight!r}")
+        classes[name].weight = int(weight)
+        classes[name].fixed_count = 0
+
+
+def _prepare_target(environment, service: ChatService) -> None:
+    options = environment.parsed_options
+    if options.chat_target:
+        return  # resolved by `chatload run`
+    state = state_of(environment)
+    endpoint, control, region = options.chat_endpoint, options.chat_control_endpoint, options.chat_region
+    if not endpoint:
+        state.emulator = service.start_emulator()
+        endpoint, control = state.emulator.messaging_endpoint, state.emulator.control_endpoint
+        region = state.emulator.region
+        kind = KIND_EMULATOR
+        events.quitting.add_listener(lambda **_: state.emulator.stop())
+        log.info("chatload: embedded %s emulator at %s", service.title, endpoint)
+    else:
+        kind = KIND_RUNNING_EMULATOR if control else service.real_kind
+    rooms = tuple(r for r in options.chat_room.split(",") if r)
+    target = Target(service.name, kind, endpoint, control, region, rooms)
+    if not rooms:
+        if not control:
+            raise SystemExit(f"chatload: --chat-room is required against the real {service.title} "
+                             f"({service.room_noun}s are not created for you)")
+        try:
+            target = service.provision(target, service.rooms_from_options(options), "chatload")
+        except ServiceError as exc:
+            raise SystemExit(f"chatload: {exc}") from None
+    options.chat_target = json.dumps(target.to_dict())
+
+
+def resolved_target(environment) -> tuple[ChatService, Target]:
+    raw = option(environment, "chat_target")
+    if not raw:
+        raise RuntimeError("chatload: no resolved target; the master/local process sets it at init")
+    target = Target.from_dict(json.loads(raw))
+    return registry.get(target.service), target
+
+
+def token_provider(environment, service: ChatService, target: Target):
+    from ..tokens import CommandTokenProvider, StaticTokenProvider
+
+    if option(environment, "chat_tokens"):
+        return StaticTokenProvider(option(environment, "chat_tokens"))
+    if option(environment, "chat_token_command"):
+        return CommandTokenProvider(option(environment, "chat_token_command"), service=service.name)
+    return service.token_provider(target)
+
+
+def public_target(environment) -> dict:
+    """The target as a report may show it (a Target holds no secrets by construction)."""
+    raw = option(environment, "chat_target")
+    return json.loads(raw) if raw else {}

@@ -1,0 +1,214 @@
+"""Locust user classes for chat load: one Locust user is one chat connection. Service-neutral.
+
+A service's package builds its users on these (`harness/services/ivschat/users.py`), and a
+locustfile subclasses those and stays short:
+
+    class Viewer(ViewerUser):
+        weight = 20
+
+    class Chatter(ChatterUser):
+        weight = 2
+        wait_time = open_loop(per_second=1)
+
+`self.client` calls return at once (the socket work happens on the loop thread); pass `wait=True`
+to block this user — only this greenlet — until the server answers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+import time
+
+import gevent.event
+from locust import User, constant, task
+
+from ..net.session import RequestFailed
+from ..schedule import OpenLoopSchedule
+from .state import runtime_for, test_is_stopping
+
+_ALPHABET = string.ascii_letters + string.digits + " "
+
+
+def _schedule(user, per_second: float) -> OpenLoopSchedule:
+    schedule = user.__dict__.get("_open_loop")
+    if schedule is None:
+        schedule = user.__dict__["_open_loop"] = OpenLoopSchedule(per_second)
+    return schedule
+
+
+def open_loop(per_second: float):
+    """A Locust `wait_time`: run the task `per_second` times a second on a fixed schedule."""
+
+    def wait_time(user) -> float:
+        return _schedule(user, per_second).wait_after_task()
+
+    return wait_time
+
+
+class ChatClient:
+    """What a chat user's tasks call. Lives on the gevent side and holds the session's handle; the
+    session itself lives on the loop and is only ever called through `loop_thread.call`/`ask`."""
+
+    def __init__(self, runtime, user: ChatUser) -> None:
+        self._runtime = runtime
+        self._user = user
+        self._call = runtime.loop_thread.call
+        self.handle = runtime.new_session(user.user_id_prefix, user.capabilities, user.reconnect,
+                                          user.session_minutes, user.token_attributes)
+
+    @property
+    def user_id(self) -> str:
+        return self.handle.user_id
+
+    @property
+    def room(self) -> str:
+        return self.handle.room
+
+    @property
+    def connected(self) -> bool:
+        return self.handle.state == "open"
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Block this user until the connection is open (True) or failed for good / timed out (False)."""
+        if self.connected:
+            return True
+        waiter = gevent.event.AsyncResult()
+        self._call(self._register_connected_waiter, waiter)
+        try:
+            return bool(waiter.get(timeout=timeout))
+        except gevent.Timeout:
+            return False
+
+    def _register_connected_waiter(self, waiter) -> None:  # loop side
+        session = self.handle.session
+        if session is None:  # not registered yet: calls run in order, so this cannot happen
+            self._runtime.resolve(waiter, False)
+        elif session.state == "open":
+            self._runtime.resolve(waiter, True)
+        elif session.state == "stopped":
+            self._runtime.resolve(waiter, False)
+        else:
+            session.connected_waiters.append(waiter)
+
+    def send_message(self, content: str, attributes: dict[str, str] | None = None, *, wait: bool = False,
+                     timeout: float = 10.0, intended_ns: int | None = None):
+        """Send a measured message stamped with its intended send time (the user's open-loop slot, or
+        `intended_ns`, or now); with `wait`, return the ack latency in µs or raise `RequestFailed`
+        (e.g. code 429, category rate_limited)."""
+        if intended_ns is None:
+            schedule = self._user.__dict__.get("_open_loop")
+            intended_ns = schedule.current_ns() if schedule else time.time_ns()
+        intended_ns += self._runtime.clock_offset_ns
+        waiter = gevent.event.AsyncResult() if wait else None
+        self._call(self._on_loop, "send_message", content, intended_ns, attributes, waiter)
+        return self._wait(waiter, timeout)
+
+    def request(self, name: str, *args, wait: bool = False, timeout: float = 10.0):
+        """A service-specific request (IVS Chat: "delete", "disconnect"), encoded by the service's
+        client protocol; with `wait`, return the answer's latency in µs or raise `RequestFailed`."""
+        waiter = gevent.event.AsyncResult() if wait else None
+        self._call(self._on_loop, "request", name, args, waiter)
+        return self._wait(waiter, timeout)
+
+    def query(self, fn):
+        """Run `fn(protocol)` on the loop against this connection's client protocol and return its
+        result (None while not connected): how a user reads service state, e.g. recent message ids."""
+        def on_loop():
+            session = self.handle.session
+            protocol = session.protocol if session is not None and session.state == "open" else None
+            return fn(protocol) if protocol is not None else None
+        return self._runtime.loop_thread.ask(on_loop)
+
+    def _on_loop(self, method: str, *args) -> None:  # loop side
+        getattr(self.handle.session, method)(*args)
+
+    @staticmethod
+    def _wait(waiter, timeout: float):
+        if waiter is None:
+            return None
+        try:
+            return waiter.get(timeout=timeout)
+        except gevent.Timeout:
+            raise RequestFailed("timeout", f"no answer within {timeout} s") from None
+
+    def leave(self) -> None:
+        self._call(self._on_loop, "stop", True)
+
+
+class ChatUser(User):
+    """One chat connection. A service's subclasses set `service`, capabilities, reconnect and tasks."""
+
+    abstract = True
+    service: str = ""  # registry name of the service these users speak
+    capabilities: tuple[str, ...] = ()  # in the service's own vocabulary (token permissions)
+    reconnect: str = "sdk"  # the service's own client's behaviour, or "backoff"; see harness.net.reconnect
+    session_minutes: int | None = None  # requested session length (None: the service's default)
+    token_attributes: dict[str, str] | None = None
+    user_id_prefix = "user"
+    wait_for_connection = True  # on_start blocks this user until connected, so tasks start connected
+
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        self.client: ChatClient | None = None
+
+    def on_start(self) -> None:
+        self.client = ChatClient(runtime_for(self.environment), self)
+        if self.wait_for_connection:
+            self.client.wait_connected(timeout=30)
+
+    def on_stop(self) -> None:
+        # At the end of a test the plugin drains and closes every connection itself (messages in
+        # flight must still be counted); a user leaving mid-test (ramp-down) closes now.
+        if self.client is not None and not test_is_stopping(self.environment):
+            self.client.leave()
+
+    message_size: tuple[int, int] | None = None  # (min, max) characters; None: --chat-message-size
+
+    def message_text(self, size: int | None = None) -> str:
+        if size is None and self.message_size is not None:
+            size = random.randint(*self.message_size)
+        size = size or getattr(self.environment.parsed_options, "chat_message_size", 32) or 32
+        return "".join(random.choices(_ALPHABET, k=size))
+
+
+class ListenerUser(ChatUser):
+    """Only listens: the bulk of a real room."""
+
+    abstract = True
+    user_id_prefix = "listener"
+    wait_time = constant(5)
+
+    @task
+    def idle(self) -> None:
+        self.wait()
+
+
+class SenderUser(ChatUser):
+    """Sends measured messages on an open-loop schedule (`--chat-message-rate` per user per second)."""
+
+    abstract = True
+    user_id_prefix = "sender"
+
+    message_rate: float | None = None  # messages per second; None: --chat-message-rate
+    burst: int = 0  # > 0: instead, send this many at once at every whole second (+ burst_offset_ms)
+    burst_offset_ms: float = 0.0  # negative: just before the boundary, so bursts straddle rate windows
+
+    def wait_time(self) -> float:
+        if self.burst:
+            now = time.time()
+            due = math.floor(now - self.burst_offset_ms / 1000) + 1 + self.burst_offset_ms / 1000
+            self._burst_due_ns = int(due * 1e9)
+            return due - now
+        rate = self.message_rate or self.environment.parsed_options.chat_message_rate
+        return _schedule(self, rate).wait_after_task()
+
+    @task
+    def chat(self) -> None:
+        if self.burst:
+            due = getattr(self, "_burst_due_ns", None)
+            for _ in range(self.burst):
+                self.client.send_message(self.message_text(), intended_ns=due)
+            return
+        self.client.send_message(self.message_text())

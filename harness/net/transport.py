@@ -1,0 +1,92 @@
+"""The transport contract: one WebSocket connection, as the session sees it.
+
+A transport connects with `ConnectParams` (URL, subprotocols, headers), then calls its listener
+on the loop thread:
+
+    on_frame(payload: bytes, is_text: bool, arrival_ns: int)   each complete message
+    on_closed(code: int, reason: str, clean: bool, at_ns: int) once, however the connection ended
+
+`arrival_ns` is `time.time_ns()` taken when the bytes were read, before any parsing: it is the
+receive timestamp of every latency the harness reports. Fragmented messages arrive whole (stamped
+when their first bytes were read); a message over the transport's size limit ends the connection
+with 1009. A refused handshake raises `HandshakeFailed` with the HTTP status.
+
+The session calls `send(payload, text)`, `close(code, reason)` (closing handshake; `on_closed`
+follows), `abort()` (drop at once), and reads `is_open`, `open_ns`, `subprotocol`.
+
+Implementations register in `TRANSPORTS`; `tests/test_transport_contract.py` runs the same
+suite against each.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Protocol
+
+ABNORMAL_CLOSURE = 1006  # no close frame: the connection dropped
+MESSAGE_TOO_BIG = 1009
+
+
+@dataclass(frozen=True)
+class ConnectParams:
+    url: str
+    subprotocols: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:  # subprotocols and headers may carry tokens: never print them
+        return f"ConnectParams(url={self.url.split('?', 1)[0]!r}, …)"
+
+
+class FrameListener(Protocol):
+    def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None: ...
+
+    def on_closed(self, code: int, reason: str, clean: bool, at_ns: int) -> None: ...
+
+
+class HandshakeFailed(ConnectionError):
+    """The server refused the upgrade (`status` is its HTTP status) or answered nonsense (None)."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Transport(ABC):
+    open_ns: int = 0  # time.time_ns() when the opening handshake's response arrived
+    subprotocol: str | None = None  # the one the server selected
+
+    @abstractmethod
+    def send(self, payload: bytes, text: bool = True) -> bool:
+        """Queue one message; False if the connection is no longer open (nothing sent)."""
+
+    @abstractmethod
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; `on_closed` follows when the connection ends."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake."""
+
+    @property
+    @abstractmethod
+    def is_open(self) -> bool: ...
+
+    def write_buffer_size(self) -> int:
+        return 0
+
+
+TRANSPORTS = {"websockets": "harness.net.websockets_transport"}
+DEFAULT_TRANSPORT = "websockets"
+
+
+async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
+                  transport: str = DEFAULT_TRANSPORT) -> Transport:
+    """Open a connection with the named transport within `timeout`; raise HandshakeFailed, OSError
+    or TimeoutError when it cannot be opened."""
+    try:
+        module = importlib.import_module(TRANSPORTS[transport])
+    except KeyError:
+        raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}") from None
+    return await module.connect(params, listener, timeout=timeout)

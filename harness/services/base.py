@@ -1,0 +1,382 @@
+"""The contracts between the harness and a chat service. Everything service-specific sits behind them.
+
+Three pieces, each small:
+
+- **Neutral events** (h11-style: a few small types, not dicts and strings). A client protocol turns
+  the service's frames into these; the session (`harness/net/session.py`) turns them into
+  measurements without knowing the service:
+
+      Ready                         the service confirmed the session (connect latency ends here)
+      Delivered(sender, seq, intended_us, server_ns | None)
+                                    a measured message arrived (identity read from the service's frame)
+      Acked(request, server_ns, echo)
+                                    the service confirmed one of our requests; `echo` is the
+                                    Delivered when the confirmation is our own message coming back
+      Rejected(request | None, category, code, message)
+                                    an error answer (request None: it matched no request)
+      Kicked(reason)                a moderator removed us: do not come back
+      MustReconnect(reason)         the service wants a fresh session (e.g. an expired one)
+      ServiceEvent(name)            anything else worth counting, as `events.<name>`
+      Measured(histogram, us)       a service's own latency sample (subscribe, join, roster, …)
+      ForeignMessage / ProtocolError(message)
+
+  `receive` returns one event, a tuple of events, or None. Delivered is the hot path: one
+  allocation per delivery, no other work.
+
+- **`ClientProtocol`** — one connection, sans-I/O: frames in, events out; requests in, frames out.
+  It owns the pending-request table (what acks what) and decides where the message identity
+  (sender id, sequence number, intended send time in µs) travels in this service's frames.
+
+- **`ChatService`** — the adapter: reads its part of a scenario, starts its emulator, provisions
+  rooms, gives tokens and connect parameters, kicks users, knows its rooms' limits.
+
+"Room" is the harness's word for one fan-out scope, whatever the service calls it (IVS Chat room,
+Hotsock channel, Chime meeting, IVS Real-Time stage): `ChatService.room_noun` says which.
+
+Rejections are reported by neutral `Category` so gate rules, verdicts and reports work for every
+service (`rejected.rate_limited.ratio`), with the service's own code kept beside it (`errors.429`).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..net.reconnect import ReconnectPolicy
+    from ..net.transport import ConnectParams
+    from ..tokens import TokenProvider
+
+
+class Category(enum.StrEnum):
+    """Why the service refused something, in words every service shares."""
+
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    TOO_LARGE = "too_large"
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    SERVER_ERROR = "server_error"
+
+
+CATEGORIES = tuple(c.value for c in Category)
+
+
+def category_of_http_status(status: int) -> Category:
+    """The category an HTTP-like status falls in (IVS Chat's error codes, handshake refusals, REST)."""
+    if status == 429:
+        return Category.RATE_LIMITED
+    if status == 401:
+        return Category.UNAUTHORIZED
+    if status in (403, 406):
+        return Category.FORBIDDEN
+    if status == 404:
+        return Category.NOT_FOUND
+    if status == 413:
+        return Category.TOO_LARGE
+    if status >= 500:
+        return Category.SERVER_ERROR
+    return Category.INVALID
+
+
+# -- requests and events ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Request:
+    """One request this connection made and may hear back about. `waiter` belongs to the harness
+    (a gevent AsyncResult on the other side of the boundary); protocols only keep and return it."""
+
+    kind: str  # "send" for measured messages; otherwise the service's request name ("delete", "subscribe")
+    seq: int  # the sender's sequence number for sends, 0 otherwise
+    intended_ns: int  # intended send time, corrected clock
+    sent_ns: int  # when it was written (local clock): unanswered requests expire by this
+    waiter: object | None = None
+
+
+class Event:
+    __slots__ = ()
+
+
+# Not frozen: a frozen dataclass's __init__ costs 0.8 µs, this one 0.15, once per delivery.
+@dataclass(slots=True)
+class Delivered(Event):
+    sender: str
+    seq: int
+    intended_us: int  # µs since the epoch, the sender's corrected clock
+    server_ns: int | None  # when the service accepted it (its clock), if the frame says
+
+
+@dataclass(slots=True)
+class Acked(Event):
+    request: Request
+    server_ns: int | None = None
+    echo: Delivered | None = None  # the confirmation was our own message, delivered to us too
+
+
+@dataclass(slots=True)
+class Rejected(Event):
+    request: Request | None
+    category: Category
+    code: str  # the service's own code, as text ("429", "SUBSCRIBE_PERMISSION_DENIED")
+    message: str = ""
+
+
+@dataclass(slots=True)
+class Kicked(Event):
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class MustReconnect(Event):
+    reason: str
+
+
+@dataclass(slots=True)
+class ServiceEvent(Event):
+    name: str
+
+
+@dataclass(slots=True)
+class Measured(Event):
+    histogram: str  # a latency histogram of the service's own (declared in ChatService.histograms)
+    us: int
+
+
+@dataclass(slots=True)
+class ProtocolError(Event):
+    message: str
+
+
+@dataclass(slots=True)
+class _Flag(Event):
+    name: str
+
+
+READY = _Flag("ready")  # the service confirmed the session
+FOREIGN = _Flag("foreign")  # a message without chatload's identity: someone else's traffic
+
+
+# -- who connects ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """What one connection is for: who, in which room, allowed to do what. Token providers get it too."""
+
+    sender_id: str  # unique across every process of a run: the identity in measured messages
+    user_id: str  # the id the service knows the user by
+    room: str
+    capabilities: tuple[str, ...] = ()  # in the service's own vocabulary
+    session_minutes: int | None = None
+    attributes: Mapping[str, str] | None = None
+
+
+# -- where to connect --------------------------------------------------------------------------------------
+
+KIND_EMULATOR = "emulator"  # started by chatload for the run
+KIND_RUNNING_EMULATOR = "running-emulator"  # an emulator someone else started
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run's users connect and which rooms they use. JSON-serialisable and free of secrets:
+    it travels to Locust workers and into reports. (Secrets are named by file or environment
+    variable in `settings`, never held.)"""
+
+    service: str
+    kind: str  # KIND_EMULATOR, KIND_RUNNING_EMULATOR, or the service's `real_kind`
+    endpoint: str = ""  # data plane
+    control_endpoint: str = ""  # "" against the real service: its SDK finds it
+    region: str = "us-east-1"
+    rooms: tuple[str, ...] = ()
+    settings: Mapping = field(default_factory=dict)  # the service's own keys
+
+    @property
+    def emulated(self) -> bool:
+        return self.kind in (KIND_EMULATOR, KIND_RUNNING_EMULATOR)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["rooms"] = list(self.rooms)
+        data["settings"] = dict(self.settings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Target:
+        return cls(**{**data, "rooms": tuple(data.get("rooms", ())), "settings": dict(data.get("settings") or {})})
+
+
+@dataclass(frozen=True)
+class PopulationKind:
+    """A scenario population kind the service offers, and the Locust user class that plays it."""
+
+    user_class: str  # "module:Class"
+    sends: bool = False  # sends measured messages (its rate counts in estimates and verdicts)
+    description: str = ""
+
+
+# -- the client protocol -----------------------------------------------------------------------------------
+
+
+class ClientProtocol(ABC):
+    """One connection's conversation with the service, sans-I/O: no sockets, no clocks, no Locust.
+
+    The session calls `receive` for every frame and sends what `send_message` / `encode_request`
+    return; frames the protocol needs to send on its own (a join, a reply to a server ping, a
+    resubscribe) go to `outbox`, which the session flushes after each call.
+    """
+
+    text_frames: ClassVar[bool] = True  # the frames this protocol writes are text (False: binary)
+    ready_on_open: ClassVar[bool] = True  # usable once the WebSocket opens; else wait for READY
+    ready_timeout_s: ClassVar[float] = 5.0  # no READY within this after opening: give up on the connection
+    acks_sends: ClassVar[bool] = True  # every send is answered (ack, echo or error); silence is news
+    keepalive_s: ClassVar[float | None] = None  # send `keepalive()` this often while open
+
+    def __init__(self, user: UserSpec) -> None:
+        self.user = user
+        self.outbox: list[bytes] = []
+        self.pending: dict[object, Request] = {}
+
+    @abstractmethod
+    def receive(self, payload: bytes, is_text: bool) -> Event | tuple[Event, ...] | None:
+        """One frame from the server. Never raises on what a server sends: ProtocolError instead."""
+
+    @abstractmethod
+    def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
+        """The frame for a measured message carrying (user.sender_id, request.seq, request.intended_ns)."""
+
+    def opened(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """The WebSocket is open: put any opening frames (a join, a subscribe) in the outbox."""
+
+    def encode_request(self, name: str, request: Request, *args) -> bytes:
+        """A service-specific request (`ChatClient.request(name, …)`); tracked in `pending` if answered."""
+        raise ValueError(f"{type(self).__name__} has no request {name!r}")
+
+    def keepalive(self) -> bytes | None:
+        return None
+
+    # -- the pending-request table ----------------------------------------------------------------------
+
+    def expire(self, older_than_ns: int) -> list[Request]:
+        """Requests sent before `older_than_ns` and still unanswered; they leave the table."""
+        stale = [key for key, request in self.pending.items() if request.sent_ns < older_than_ns]
+        return [self.pending.pop(key) for key in stale]
+
+    def unanswered(self) -> list[Request]:
+        """Every request still pending (the connection is gone: none can be answered now)."""
+        requests, self.pending = list(self.pending.values()), {}
+        return requests
+
+    def awaiting_send_answers(self) -> bool:
+        return any(request.kind == "send" for request in self.pending.values())
+
+
+# -- the service adapter -----------------------------------------------------------------------------------
+
+
+class ChatService(ABC):
+    """One service: what a scenario may say about it, how to reach it, how to talk to it."""
+
+    name: ClassVar[str]  # registry key and `[target] service`
+    title: ClassVar[str]  # "Amazon IVS Chat"
+    room_noun: ClassVar[str] = "room"  # what the service calls a fan-out scope
+    rooms_table: ClassVar[str] = "rooms"  # the scenario table holding room settings
+    real_kind: ClassVar[str]  # `[target] kind` for the real service
+    populations: ClassVar[dict[str, PopulationKind]] = {}
+    histograms: ClassVar[dict[str, str]] = {}  # the service's own latency histograms → what they measure
+    bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
+
+    # -- scenario ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def read_target(self, table, kind: str) -> Target:
+        """The `[target]` table (a `harness.scenario.TableReader`), `service` and `kind` already read."""
+
+    @abstractmethod
+    def read_rooms(self, table) -> RoomSettings:
+        """The `rooms_table` (a TableReader over `{}` when the scenario has none)."""
+
+    def message_size_limit(self, rooms: RoomSettings) -> int | None:
+        """The largest message content the rooms accept (scenario sizes are checked against it)."""
+        return None
+
+    fault_actions: ClassVar[dict[str, tuple[set[str], set[str]]]] = {}  # action → (allowed, required) keys
+
+    def apply_fault(self, admin, action: str, params: dict, rooms: list[str]):
+        """Play a service-specific fault (one of `fault_actions`) through the emulator's admin API."""
+        raise ValueError(f"{self.name} has no fault {action!r}")
+
+    def billing_note(self, sent: int, delivered: int) -> str | None:
+        """What a run against the real service will cost, in the service's own terms, or None."""
+        return None
+
+    # -- Locust's own command line (`locust -f …`; a scenario run passes the same options) ---------------
+
+    def add_locust_options(self, parser) -> None:  # noqa: B027 - optional hook
+        """The service's own `--chat-…` options (added to Locust's parser with every service's)."""
+
+    def rooms_from_options(self, options) -> RoomSettings:
+        """The rooms to provision on an emulator for a plain `locust -f` run."""
+        return RoomSettings(count=max(1, options.chat_rooms))
+
+    # -- the run's owner: emulator and rooms -------------------------------------------------------------
+
+    def start_emulator(self, *args: str):
+        """Start this service's emulator as a child process (a started `EmulatorProcess`)."""
+        from ..emulation.process import EmulatorProcess
+
+        return EmulatorProcess(*args, service=self.name).start()
+
+    def emulator_args(self, users: int) -> list[str]:
+        """Options the embedded emulator of a scenario with `users` users needs."""
+        return []
+
+    @abstractmethod
+    def provision(self, target: Target, rooms: RoomSettings, name: str) -> Target:
+        """Make `rooms.count` rooms (named after `name`) on an emulator; a target that names its
+        rooms is returned as it is. Raises `ServiceError` when the target cannot be reached."""
+
+    def room_limits(self, target: Target) -> dict[str, int]:
+        """Each room's accepted-message rate limit per second, as the service says; {} if none."""
+        return {}
+
+    # -- every process -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def token_provider(self, target: Target) -> TokenProvider:
+        """Where tokens come from unless the user gives a file or a command."""
+
+    @abstractmethod
+    def connect_params(self, target: Target, token: str, user: UserSpec) -> ConnectParams:
+        """URL, subprotocols and headers for one connection with this token."""
+
+    @abstractmethod
+    def client_protocol(self, user: UserSpec) -> ClientProtocol:
+        """A fresh protocol for one connection."""
+
+    def sdk_policy(self) -> ReconnectPolicy:
+        """How the vendor's own client reconnects (`reconnect = "sdk"` in a scenario)."""
+        from ..net.reconnect import SdkLike
+
+        return SdkLike()
+
+    def kick(self, provider: TokenProvider, target: Target, user: UserSpec) -> None:
+        """Remove a user through the control plane (a moderator's kick); blocking, gevent-friendly."""
+        raise ServiceError(f"{self.title}: kicking users is not supported")
+
+
+@dataclass
+class RoomSettings:
+    """How many rooms a scenario uses and the service's own settings for them."""
+
+    count: int = 1
+    settings: dict = field(default_factory=dict)
+
+
+class ServiceError(RuntimeError):
+    """The service (or its control plane) could not do what a run needs; the message says why."""
