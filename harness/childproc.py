@@ -1,6 +1,7 @@
 """Child processes that print one JSON line on stdout when ready: start, learn the line, stop.
 
-The child logs to stderr, kept in a file so a failed start can say why. We wait for the ready line
+The child logs to stderr, kept in a temporary file so a failed start can say why; the file goes when
+the child is stopped (a run leaves nothing behind in the temp folder). We wait for the ready line
 with a deadline instead of polling ports. Children sit in their own process group (a terminal's
 Ctrl-C reaches only the parent, which stops them in its own order) and, on Linux, the kernel ends
 them when the parent dies however it dies (PR_SET_PDEATHSIG), so none outlives its run.
@@ -41,9 +42,10 @@ class JsonChildProcess:
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
-        self._log = tempfile.NamedTemporaryFile(prefix="chatload-child-", suffix=".log", delete=False)
+        self._log = None
 
     def start(self):
+        self._log = tempfile.NamedTemporaryFile(prefix="chatload-child-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
@@ -53,10 +55,14 @@ class JsonChildProcess:
         try:
             self.info = orjson.loads(line)
         except orjson.JSONDecodeError:
-            self.stop()
-            raise self.error(f"{self.name} printed {line[:200]!r} instead of its ready line; log:\n"
-                             f"{self.log_text()}") from None
+            self._fail(f"{self.name} printed {line[:200]!r} instead of its ready line")
         return self
+
+    def _fail(self, message: str):
+        """Stop the child and raise, with its log (read before stopping removes it)."""
+        log = self.log_text()
+        self.stop()
+        raise self.error(f"{message}; log:\n{log}") from None
 
     def _read_ready_line(self) -> bytes:
         deadline = time.monotonic() + self.startup_timeout
@@ -66,15 +72,11 @@ class JsonChildProcess:
             while b"\n" not in buffer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self.stop()
-                    raise self.error(f"{self.name} did not report ready within {self.startup_timeout:.0f} s; "
-                                     f"log:\n{self.log_text()}")
+                    self._fail(f"{self.name} did not report ready within {self.startup_timeout:.0f} s")
                 if selector.select(remaining):
                     chunk = os.read(self.proc.stdout.fileno(), 65536)
                     if not chunk:
-                        code = self.proc.wait()
-                        raise self.error(f"{self.name} exited with code {code} during start-up; log:\n"
-                                         f"{self.log_text()}")
+                        self._fail(f"{self.name} exited with code {self.proc.wait()} during start-up")
                     buffer += chunk
         return buffer.split(b"\n", 1)[0]
 
@@ -93,19 +95,32 @@ class JsonChildProcess:
         finally:
             if self.proc.stdout:
                 self.proc.stdout.close()
+            self._remove_log()
         return self.proc.returncode
+
+    def _remove_log(self) -> None:
+        if self._log is None:
+            return
+        self._log.close()
+        try:
+            os.unlink(self._log.name)
+        except FileNotFoundError:
+            pass
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        self._log.close()
-        os.unlink(self._log.name)
 
     def log_text(self) -> str:
-        with open(self._log.name, "rb") as f:
-            return f.read().decode(errors="replace")[-8000:]
+        if self._log is None:
+            return "(not started)"
+        try:
+            with open(self._log.name, "rb") as f:
+                return f.read().decode(errors="replace")[-8000:]
+        except FileNotFoundError:
+            return "(the child was stopped; its log is gone)"
 
     @property
     def pid(self) -> int:

@@ -10,8 +10,10 @@ the report. Exit codes: 0 expectations met, 1 not met, 2 the run itself failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import measured
+from .gate.rules import format_value
+from .report.console import accounting_lines, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
@@ -95,6 +100,12 @@ class Run:
             self.target = self._prepare_target()
             self._run_locust()
             return self._report()
+        except RunError:
+            if self.locust is None:  # failed before anything ran: leave no empty run folder behind
+                shutil.rmtree(self.folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    self.folder.parent.rmdir()  # the scenario's folder, if this was its only run
+            raise
         finally:
             signal.signal(signal.SIGINT, previous)
             if self.locust is not None and self.locust.poll() is None:
@@ -203,6 +214,7 @@ class Run:
                     started_at = time.monotonic()
                 elif record.get("event") == "progress":
                     self.show(self._progress_text(record))
+                    self._show_new_failures(record.get("failures") or {})
                 elif record.get("event") == "results":
                     self.results_path = Path(record["path"])
             if started_at is not None and not self.interrupted:
@@ -222,6 +234,16 @@ class Run:
         return (f"  {p['elapsed_s']:6.1f}s  users {p['users']:>6}  connections {p['connections']:>6}  "
                 f"deliveries/s {p['deliveries_per_s']:>8,}  p99 {p['delivery_p99_ms']:8.2f} ms  "
                 f"errors {p['errors']:>5}  rejected {p['rejected']:>5}")
+
+    def _show_new_failures(self, failures: dict[str, int]) -> None:
+        """Connect and token failures since the last progress line, grouped by cause: a run that
+        cannot reach its target says so as it happens, not only in the end."""
+        seen = getattr(self, "_failures_seen", {})
+        new = {cause: n - seen.get(cause, 0) for cause, n in failures.items() if n > seen.get(cause, 0)}
+        self._failures_seen = dict(failures)
+        if new:
+            causes = ", ".join(f"{cause} ×{n:,}" for cause, n in sorted(new.items(), key=lambda item: -item[1]))
+            self.show(f"  failing to connect to {self.target.endpoint}: {causes}")
 
     def _show(self, line: str) -> None:
         if sys.stderr.isatty():
@@ -272,34 +294,33 @@ class Run:
         thresholds = [parse_rule(rule) for rule in expectations_for(self.scenario)]
         checks = [check.to_dict() if hasattr(check, "to_dict") else dict(check)
                   for check in evaluate(results, thresholds)]
+        problems = measured.problems(results, min_connected=self.scenario.min_connected,
+                                     sending_populations=self.scenario.population_names(sending=True))
         report = build_report(results, scenario={"name": self.scenario.name, "file": self.scenario.file,
                                                  "as_run": self.scenario.as_run()},
-                              checks=checks, complete=complete, incomplete_reason=reason, faults=self.faults_applied)
+                              checks=checks, complete=complete, incomplete_reason=reason, faults=self.faults_applied,
+                              measured=problems, min_connected=self.scenario.min_connected)
         json_path, html_path = write_report(self.folder, report)
-        self._summary(report, html_path)
+        self._summary(report, json_path, html_path)
         if report["verdict"] == "error":
             return EXIT_ERROR
         if report["verdict"] == "fail" or not complete:
             return EXIT_FAIL
         return EXIT_PASS
 
-    def _summary(self, report: dict, html_path: Path) -> None:
-        latency = report.get("latency_us", {}).get("delivery", {})
-        p = latency.get("percentiles", {})
-        totals = (report.get("accounting") or {}).get("totals", {})
-        print(f"\n{self.scenario.name}: {report['verdict'].upper()}"
-              f"{'' if report['complete'] else ' (INCOMPLETE: ' + str(report.get('incomplete_reason')) + ')'}")
-        print(f"  delivered {totals.get('delivered', 0):,} of {totals.get('expected', 0):,} expected; "
-              f"lost {totals.get('lost', 0):,}, duplicates {totals.get('duplicates', 0):,}")
-        if latency.get("count"):
-            print(f"  delivery latency p50 {p.get('50', 0) / 1000:.2f} ms, p99 {p.get('99', 0) / 1000:.2f} ms, "
-                  f"max {latency.get('max', 0) / 1000:.2f} ms ({latency['count']:,} deliveries)")
+    def _summary(self, report: dict, json_path: Path, html_path: Path) -> None:
+        print(f"\n{self.scenario.name}: {verdict_line(report)}")
+        for problem in (report.get("measured") or {}).get("problems") or ():
+            print(f"  measured nothing: {problem}")
+        for line in [*accounting_lines(report), *latency_table(report)]:
+            print(f"  {line}")
         for check in report.get("checks", []):
-            print(f"  [{check['verdict'].upper():5}] {check['rule']}  (observed {check.get('observed')})")
+            observed = format_value(check.get("observed"), check.get("unit") or "")
+            print(f"  [{check['verdict'].upper():5}] {check['rule']}  (observed {observed})")
         if report.get("health", {}).get("saturated"):
             print("  WARNING: the harness itself saturated; latency includes harness queueing: "
                   + "; ".join(report["health"]["reasons"]))
-        print(f"  report: {html_path}")
+        print(f"  report: {html_path}\n          {json_path}")
 
 
 def ask_before_billing(subject: str, note: str, yes: bool) -> str | None:

@@ -46,6 +46,7 @@ class SessionHandle:
     """What a greenlet holds of a session: fixed ids, and the state the loop last posted."""
 
     user: UserSpec
+    population: str = "users"  # the Locust user class: connection counts are kept per population
     session: ChatSession | None = None  # the loop's object: call into it with loop_thread.call only
     state: str = "new"
 
@@ -166,20 +167,21 @@ class ChatRuntime:
     # -- gevent side: users --------------------------------------------------------------------------
 
     def new_session(self, user_id_prefix: str, capabilities=(), reconnect="sdk", session_minutes=None,
-                    attributes=None) -> SessionHandle:
+                    attributes=None, population: str = "users") -> SessionHandle:
         """A new connection for a user (gevent side): the session is built, registered and started on
         the loop; the caller gets its handle."""
         sender_id = f"{self.process_tag}{next(self._senders):x}"
         user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=next(self._rooms),
                         capabilities=tuple(capabilities), session_minutes=session_minutes,
                         attributes=dict(attributes) if attributes else None)
-        handle = SessionHandle(user)
+        handle = SessionHandle(user, population)
         self.handles[sender_id] = handle
         policy = self.service.sdk_policy() if reconnect == "sdk" else make_policy(reconnect)
         self.loop_thread.call(self._register, handle, policy)
         return handle
 
     def _register(self, handle: SessionHandle, policy) -> None:  # loop side
+        self.recorder.count(f"users_spawned.{handle.population}")
         session = handle.session = ChatSession(self, handle, handle.user, policy)
         self.sessions[handle.user.sender_id] = session
         session.start()

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .measured import DEFAULT_MIN_CONNECTED
 from .services import registry
 from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
 
@@ -79,6 +80,7 @@ class Scenario:
     faults: list[Fault] = field(default_factory=list)
     expectations: list[str] = field(default_factory=list)
     policy_expectations: dict[str, list[str]] = field(default_factory=dict)
+    min_connected: float = DEFAULT_MIN_CONNECTED  # fraction of each population that must connect
 
     @property
     def users(self) -> int:
@@ -98,6 +100,11 @@ class Scenario:
     def sends(self, population: Population) -> bool:
         return self.service.populations[population.kind].sends
 
+    def population_names(self, *, sending: bool = False) -> list[str]:
+        """The Locust user class of each population, as `chatload run` names them."""
+        return [population_class_name(p.kind, i) for i, p in enumerate(self.populations)
+                if not sending or self.sends(p)]
+
     def estimated_messages(self, room_members: int | None = None) -> tuple[int, int]:
         """(messages sent, messages delivered) if everything is accepted: what a service billing per
         message would bill."""
@@ -108,6 +115,11 @@ class Scenario:
                 sent += p.users * rate * self.duration_s
         members = room_members if room_members is not None else max(1, self.users // max(1, self.rooms.count))
         return int(sent), int(sent * members)
+
+
+def population_class_name(kind: str, index: int) -> str:
+    """"viewer", 0 → "Viewer0": a population's Locust class name, under which its counts are kept."""
+    return f"{kind.title().replace('_', '')}{index}"
 
 
 def parse_duration(value, where: str) -> float:
@@ -280,7 +292,8 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     scenario.faults.sort(key=lambda fault: fault.at_s)
 
     e = TableReader(shown, "expectations", data.get("expectations", {}))
-    e.check_keys({"rules", "sdk_rules", "backoff_rules"})
+    e.check_keys({"rules", "sdk_rules", "backoff_rules", "min_connected"})
+    scenario.min_connected = e.get("min_connected", float, DEFAULT_MIN_CONNECTED, minimum=0.0, maximum=1.0)
     for key in ("rules", "sdk_rules", "backoff_rules"):
         rules = e.get(key, list, [])
         for index, rule in enumerate(rules):

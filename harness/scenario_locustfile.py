@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 
+from harness.scenario import population_class_name
 from harness.services import registry
 
 with open(os.environ["CHATLOAD_SCENARIO"], encoding="utf-8") as _file:
@@ -24,7 +25,7 @@ def _user_class(kind: str):
 
 
 for _index, _population in enumerate(_scenario["populations"]):
-    _name = f"{_population['kind'].title().replace('_', '')}{_index}"
+    _name = population_class_name(_population["kind"], _index)
     globals()[_name] = type(_name, (_user_class(_population["kind"]),), {
         "__module__": __name__,
         "fixed_count": _population["users"],

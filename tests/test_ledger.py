@@ -153,6 +153,19 @@ def test_message_accepted_just_before_connecting_is_unexpected_not_lost():
     assert (c.expected, c.delivered, c.unexpected, c.lost) == (1, 1, 1, 0)
 
 
+def test_message_accepted_while_the_connection_was_opening_is_named_so():
+    ledger = DeliveryLedger()
+    ledger.sent("s", 1, ROOM)
+    ledger.acked("s", 1, ROOM, ms(9.9))  # accepted after r began connecting (9 ms), before its 101 (10 ms)
+    ledger.sent("s", 2, ROOM)
+    ledger.acked("s", 2, ROOM, ms(8.5))  # accepted before r even began: unexpected, as before
+    ledger.connected("r", 1, ROOM, ms(10), opening_ns=ms(9))
+    ledger.received("r", 1, ROOM, "s", 2, ms(8.5))
+    ledger.received("r", 1, ROOM, "s", 1, ms(9.9))
+    c = ledger.result(END).per_receiver["r"]
+    assert (c.expected, c.lost, c.during_handshake, c.unexpected) == (0, 0, 1, 1)
+
+
 def test_late_delivery_on_the_next_connection_counts_for_the_interval_it_was_sent_in():
     ledger = DeliveryLedger()
     messages = stream(ledger, ["s"], 10)  # t = 1 … 10 ms
@@ -457,6 +470,7 @@ def model(msgs, receivers):
             "duplicates": dups,
             "out_of_order": ooo,
             "unexpected": len(got - expected_all),
+            "during_handshake": 0,  # the streams give no opening time: nothing is judged as opening
             "connections": len(conns),
         }
         injected[rid] = drops_lost

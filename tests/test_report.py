@@ -485,9 +485,13 @@ def test_compare_command(tmp_path, capsys, monkeypatch):
     out = tmp_path / "cmp" / "compare.html"
     assert run_command(["compare", str(a), str(b), "-o", str(out)]) == 0
     assert "Δ" in out.read_text() and str(out) in capsys.readouterr().out
-    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     assert run_command(["compare", str(a), str(b)]) == 0
-    assert (tmp_path / "compare.html").exists()
+    # Beside B (the newer run), never into whatever folder the command ran in, and the whole path shown.
+    assert (tmp_path / "compare.html").exists() and not list(elsewhere.iterdir())
+    assert capsys.readouterr().out.strip() == str((tmp_path / "compare.html").resolve())
 
 
 def test_compare_command_errors(tmp_path, capsys):

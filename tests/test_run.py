@@ -99,6 +99,7 @@ def test_unreachable_running_emulator_is_exit_2(tmp_path):
                         'control_endpoint = "http://127.0.0.1:9"\n[[population]]\nkind = "viewer"\nusers = 1\n')
     proc = chatload("run", str(scenario), "--report-dir", str(tmp_path))
     assert proc.returncode == 2 and "does not answer" in proc.stderr, proc.stderr
+    assert not (tmp_path / "gone").exists(), "a run that never started leaves no empty folder"
 
 
 def test_fault_timeline_is_played_and_reported(tmp_path):
@@ -136,7 +137,7 @@ def test_ctrl_c_drains_and_writes_an_incomplete_report(tmp_path):
             proc.kill()
     assert progress is not None
     assert proc.returncode == 1, out + err
-    assert "INCOMPLETE" in out and "stopping" in err
+    assert "long: INCOMPLETE (interrupted (Ctrl-C)); the checks that ran: PASS" in out and "stopping" in err
     report = json.loads(only_report(tmp_path, "long").read_text())
     assert report["complete"] is False and "interrupted" in report["incomplete_reason"]
     assert report["accounting"]["totals"]["lost"] == 0, "the drain still ran"

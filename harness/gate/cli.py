@@ -15,7 +15,8 @@ from .rules import RulesError, RuleSet, parse_rules
 DESCRIPTION = """\
 Pass or fail a run's report (report.json, or a bare results.json). Without --rules the gate uses the
 report's own checks (the scenario's expectations, with the verdicts the run gave them); --rules adds
-thresholds, and regressions against --baseline. An incomplete run fails unless --allow-incomplete; a
+thresholds, and regressions against --baseline. A run that measured nothing is an error (exit 2)
+whatever its checks say. An incomplete run fails unless --allow-incomplete; a
 run whose harness saturated passes or fails on its checks, with a warning. See docs/gate.md."""
 
 EPILOG = """\
@@ -26,7 +27,9 @@ examples:
   chatload gate --list-metrics
 
 exit status: 0 every check passed, 1 a check failed or could not be evaluated (or the run is
-incomplete), 2 the gate could not run: unreadable report, baseline or rules file, bad arguments."""
+incomplete), 2 the run measured nothing (no user connected, nothing accepted, nothing delivered —
+the gate says which), or the gate could not run: unreadable report, baseline or rules file, bad
+arguments."""
 
 
 class GateInputError(Exception):

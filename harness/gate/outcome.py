@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from .. import measured
 from .rules import ERROR, FAIL, PASS, CheckResult, Regression, Threshold, evaluate, parse_rule
 
 COMPLETE_RULE = parse_rule("complete == 1", name="report complete")
+
+
+MEASURED = "the run measured something"
 
 
 @dataclass
@@ -26,6 +30,7 @@ class GateOutcome:
     warnings: list[str] = field(default_factory=list)
     report: str = ""  # where the report came from, for headings
     baseline: str = ""
+    measured_nothing: list[str] = field(default_factory=list)  # harness.measured's problems
 
     def count(self, verdict: str) -> int:
         return sum(check.verdict == verdict for check in self.checks)
@@ -36,9 +41,13 @@ class GateOutcome:
 
     @property
     def exit_code(self) -> int:
+        if self.measured_nothing:
+            return 2  # not a failed check: the run itself failed, whatever its checks say
         return 0 if self.passed else 1
 
     def summary(self) -> str:
+        if self.measured_nothing:
+            return "ERROR: the run measured nothing: " + "; ".join(self.measured_nothing)
         failed, errors = self.count(FAIL), self.count(ERROR)
         total = len(self.checks)
         if self.passed:
@@ -53,6 +62,10 @@ def decide(report: Mapping, thresholds: Sequence[Threshold] = (), regressions: S
            baseline: Mapping | None = None, *, allow_incomplete: bool = False, report_checks: bool = True,
            report_name: str = "", baseline_name: str = "") -> GateOutcome:
     outcome = GateOutcome(checks=[], report=report_name, baseline=baseline_name)
+    outcome.measured_nothing = measured.judge_report(report)
+    if outcome.measured_nothing:
+        outcome.checks.append(CheckResult(MEASURED, MEASURED, "", "", None, None, "", ERROR,
+                                          "; ".join(outcome.measured_nothing)))
     complete = evaluate(report, [COMPLETE_RULE])[0]
     if complete.verdict == FAIL and allow_incomplete:
         why = report.get("incomplete_reason") or "the run stopped early or did not drain"

@@ -21,7 +21,8 @@ import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from .. import clock
+from .. import clock, measured
+from ..report.console import accounting_lines, latency_table
 from ..results import build_results, write_json_atomic
 from .options import option
 from .progress import progress_line, start_progress
@@ -37,21 +38,23 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     if isinstance(runner, WorkerRunner):
         runner.register_message("chat_drain", _worker_drain, concurrent=True)
         state.worker_clock = clock.WorkerClock(runner)
-
-        def ship_intervals(client_id, data, **_kw) -> None:
-            if state.outbox:  # each snapshot leaves exactly once: here or in chat_final
-                data["chat_intervals"], state.outbox[:] = list(state.outbox), []
-
-        environment.events.report_to_master.add_listener(ship_intervals)
     elif isinstance(runner, MasterRunner):
         runner.register_message("chat_final", _master_final)
+        # Each worker's interval snapshot travels on its own message as soon as it is taken (once a
+        # second), not with Locust's worker report (every 3 s): progress and the web UI stay per second.
+        runner.register_message("chat_interval", lambda environment, msg, **_kw: state.stats.add_interval(
+            msg.data, msg.node_id))
         clock.register_master(runner)
 
-        def merge_worker_report(client_id, data, **_kw) -> None:
-            for snapshot in data.get("chat_intervals", ()):
-                state.stats.add_interval(snapshot, client_id)
 
-        environment.events.worker_report.add_listener(merge_worker_report)
+def ship_interval(environment, snapshot: dict) -> None:
+    """A worker's runtime sink (gevent side): send each interval snapshot to the master now. Snapshots
+    taken while no master can hear (before the runner connects) wait in the outbox for chat_final."""
+    state = state_of(environment)
+    try:
+        environment.runner.send_message("chat_interval", snapshot)
+    except Exception:  # the master is gone or not there yet: keep it, it leaves with chat_final
+        state.outbox.append(snapshot)
 
 
 @events.test_start.add_listener
@@ -133,6 +136,12 @@ def _on_test_stop(environment, **_kwargs) -> None:
     document = build_results(state.stats, metadata=metadata, complete=state.complete)
     state.results_path = write_json_atomic(folder / "results.json", document)
     _log_summary(document, state.results_path)
+    problems = measured.problems(document)
+    if problems:
+        # A run that measured nothing is an error, never a pass: Locust exits 2 with the cause.
+        for problem in problems:
+            log.error("chatload: the run measured nothing: %s", problem)
+        environment.process_exit_code = 2
     if option(environment, "chat_progress_file"):
         progress_line(environment, {"event": "results", "path": str(state.results_path)})
 
@@ -145,15 +154,22 @@ def _public_options(options) -> dict:
                                                                      "processes")}
 
 
+_summary: list[str] = []  # printed after Locust's own tables, when the process quits
+
+
 def _log_summary(document: dict, path: Path) -> None:
-    latency = document["latency_us"].get("delivery", {})
-    accounting = document["accounting"] or {}
-    totals = accounting.get("totals", {})
-    log.info("chatload: %s deliveries, delivery p50 %s µs p99 %s µs; lost %s, duplicates %s; results: %s",
-             latency.get("count", 0), latency.get("percentiles", {}).get("50"),
-             latency.get("percentiles", {}).get("99"), totals.get("lost"), totals.get("duplicates"), path)
+    log.info("chatload: results: %s", path)
     if document["health"]["saturated"]:
         log.warning("chatload: the harness itself saturated: %s", "; ".join(document["health"]["reasons"]))
+    _summary[:] = ["", "Chat (chatload)", *latency_table(document), *accounting_lines(document),
+                   f"results: {path}"]
+
+
+@events.quit.add_listener
+def _print_summary(**_kwargs) -> None:
+    # `quit` fires after Locust has printed its own tables: ours come last, where a reader looks.
+    for line in _summary:
+        logging.getLogger("locust.stats_logger").info(line)
 
 
 @events.quitting.add_listener

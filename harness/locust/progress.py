@@ -18,6 +18,7 @@ import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from ..report.numbers import error_total
 from .options import option
 from .state import state_of
 
@@ -54,12 +55,17 @@ def _write_progress(environment, state) -> None:
         progress_line(environment, {
             "event": "progress",
             "elapsed_s": round(time.monotonic() - started, 1),
+            # The newest interval merged from every process: per second, whatever the process count.
+            "interval_t_ns": max((s.get("t_ns", 0) for s in last), default=0),
             "users": environment.runner.user_count,
             "connections": sum(s.get("gauges", {}).get("connections_open", 0) for s in last),
             "deliveries_per_s": sum(s.get("counters", {}).get("deliveries", 0) for s in last),
             "delivery_p99_ms": round(summary.get("percentiles", {}).get("99", 0) / 1000, 2),
-            "errors": environment.runner.stats.total.num_failures,
+            "errors": error_total(counters),  # as the report counts them (Locust's table counts requests)
             "rejected": sum(v for k, v in counters.items() if k.startswith("rejected.")),
+            "failures": {f"{kind} {k.split('.', 1)[1]}": v for k, v in counters.items()
+                         for kind, prefix in (("connect", "connect_failures."), ("token", "token_fetch_failures."))
+                         if k.startswith(prefix)},
         })
 
 

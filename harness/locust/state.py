@@ -59,6 +59,11 @@ def runtime_for(environment):
                                       connect_timeout=option(environment, "chat_connect_timeout", 10.0),
                                       clock_offset_ns=state.clock.offset_ns,
                                       transport=option(environment, "chat_transport", "websockets"))
-                runtime.sink = state.outbox.append if is_worker else state.stats.add_interval
+                if is_worker:
+                    from .drain import ship_interval
+
+                    runtime.sink = lambda snapshot: ship_interval(environment, snapshot)
+                else:
+                    runtime.sink = state.stats.add_interval
                 state.runtime = runtime
     return state.runtime

@@ -45,11 +45,13 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
 
 
 def _apply_mix(environment) -> None:
-    """`--chat-mix Viewer=50,Chatter=5`: weights by user class name, checked against the locustfile."""
+    """`--chat-mix Viewer=50,Chatter=5`: weights by user class name, checked against the locustfile.
+    Only the named classes run: every other class of the locustfile gets weight 0."""
     mix = option(environment, "chat_mix")
     if not mix:
         return
     classes = {cls.__name__: cls for cls in environment.user_classes}
+    weights = {}
     for item in mix.split(","):
         name, _, weight = item.partition("=")
         name = name.strip()
@@ -57,13 +59,17 @@ def _apply_mix(environment) -> None:
             raise SystemExit(f"chatload: --chat-mix names {name!r}; user classes here: {', '.join(sorted(classes))}")
         if not weight.strip().isdigit():
             raise SystemExit(f"chatload: --chat-mix weight for {name} must be a whole number, not {weight!r}")
-        classes[name].weight = int(weight)
-        classes[name].fixed_count = 0
+        weights[name] = int(weight)
+    if not any(weights.values()):
+        raise SystemExit("chatload: --chat-mix gives every class weight 0: nothing would run")
+    for name, cls in classes.items():
+        cls.weight, cls.fixed_count = weights.get(name, 0), 0
 
 
 def _prepare_target(environment, service: ChatService) -> None:
     options = environment.parsed_options
     if options.chat_target:
+        _show_target_as_host(environment)
         return  # resolved by `chatload run`
     state = state_of(environment)
     endpoint, control, region = options.chat_endpoint, options.chat_control_endpoint, options.chat_region
@@ -87,6 +93,14 @@ def _prepare_target(environment, service: ChatService) -> None:
         except ServiceError as exc:
             raise SystemExit(f"chatload: {exc}") from None
     options.chat_target = json.dumps(target.to_dict())
+    _show_target_as_host(environment)
+
+
+def _show_target_as_host(environment) -> None:
+    """Locust's web UI asks for a host when none is set; a chat run's host is its data-plane endpoint
+    (shown there, never used: our users connect where the target says)."""
+    if not environment.host:
+        environment.host = json.loads(environment.parsed_options.chat_target)["endpoint"]
 
 
 def resolved_target(environment) -> tuple[ChatService, Target]:

@@ -56,7 +56,8 @@ class ChatClient:
         self._user = user
         self._call = runtime.loop_thread.call
         self.handle = runtime.new_session(user.user_id_prefix, user.capabilities, user.reconnect,
-                                          user.session_minutes, user.token_attributes)
+                                          user.session_minutes, user.token_attributes,
+                                          population=type(user).__name__)
 
     @property
     def user_id(self) -> str:

@@ -39,8 +39,11 @@ Rules, as implemented:
 - *Duplicates*: receipts of a (sender, seq) the receiver already had (across all its connections).
 - *Out of order*: first receipts of a (sender, seq) whose seq is lower than the highest seq already
   received from that sender on that connection (a duplicate is counted as a duplicate only).
-- *Unexpected*: distinct received messages not expected at that receiver (accepted before a
-  connection's start and delivered late, or while it was away); reported, not errors.
+- *During handshake*: distinct received messages accepted after the connection attempt began
+  (`opening_ns` given to `connected`) but before its interval starts: the server had made the
+  receiver a member before its handshake response arrived. Legitimate, not expected, not errors.
+- *Unexpected*: any other distinct received message not expected at that receiver (accepted before
+  a connection began and delivered late, or while it was away); reported, not errors.
 
 Memory. A message's SendTime is stored once per room (two int64 arrays per (room, sender): 16 bytes per
 accepted message), never per receiver. Per (receiver, sender) the set of seqs received is [lo, hi] minus
@@ -54,7 +57,7 @@ Across processes `export(end_ns)` returns a JSON-serialisable dict (format `FORM
      "pending": {sender: [seq, ...]},            # sent here, neither acked nor rejected here
      "rooms": {room: {"senders": [sender, ...],  # accepted messages known here, sorted by SendTime
                       "t": [send_time_ns, ...], "s": [sender index, ...], "q": [seq, ...]}},
-     "receivers": {receiver: {"duplicates": n, "out_of_order": n, "unexpected": n,
+     "receivers": {receiver: {"duplicates": n, "out_of_order": n, "unexpected": n, "during_handshake": n,
                    "connections": [{"id": connection_id, "room": room, "start": ns, "end": ns,
                                     "open": bool,        # still open at end_ns
                                     "last": ns | None,   # L: highest SendTime received in the interval
@@ -159,7 +162,7 @@ class _Seen:
 
 
 class _Receiver:
-    __slots__ = ("connections", "seen", "duplicates", "out_of_order", "unexpected")
+    __slots__ = ("connections", "seen", "duplicates", "out_of_order", "unexpected", "during_handshake")
 
     def __init__(self) -> None:
         self.connections: list[_Connection] = []
@@ -167,18 +170,20 @@ class _Receiver:
         self.duplicates = 0
         self.out_of_order = 0
         self.unexpected = 0
+        self.during_handshake = 0
 
 
 class _Connection:
-    __slots__ = ("connection_id", "receiver", "room", "start", "end", "last", "by_sender", "foreign",
+    __slots__ = ("connection_id", "receiver", "room", "start", "opening", "end", "last", "by_sender", "foreign",
                  "room_logs", "seen")
 
     def __init__(self, connection_id: int, receiver: _Receiver, room: str, start: int,
-                 room_logs: dict[str, _AcceptedLog]) -> None:
+                 room_logs: dict[str, _AcceptedLog], opening: int | None = None) -> None:
         self.connection_id = connection_id
         self.receiver = receiver
         self.room = room
         self.start = start
+        self.opening = start if opening is None else min(opening, start)
         self.end = _OPEN
         self.last = _NOTHING
         # sender -> [highest seq received on this connection, distinct received in the interval]
@@ -231,7 +236,10 @@ class DeliveryLedger:
             self._rejected_per_second[room][(at_ns // 1_000_000_000, code)] += 1
 
     # --- receivers --------------------------------------------------------------------------------------
-    def connected(self, receiver_id: str, connection_id: int, room: str, at_ns: int) -> None:
+    def connected(self, receiver_id: str, connection_id: int, room: str, at_ns: int,
+                  opening_ns: int | None = None) -> None:
+        """A receiving connection's interval starts at `at_ns`; the attempt that opened it began at
+        `opening_ns` (messages accepted in between arrive legitimately: `during_handshake`)."""
         key = (receiver_id, connection_id)
         if key in self._connections:
             return
@@ -244,7 +252,7 @@ class DeliveryLedger:
         room_logs = self._rooms.get(room)
         if room_logs is None:
             room_logs = self._rooms[room] = {}
-        connection = _Connection(connection_id, receiver, room, at_ns, room_logs)
+        connection = _Connection(connection_id, receiver, room, at_ns, room_logs, opening_ns)
         receiver.connections.append(connection)
         self._connections[key] = connection
 
@@ -317,6 +325,7 @@ class DeliveryLedger:
                 "duplicates": receiver.duplicates,
                 "out_of_order": receiver.out_of_order,
                 "unexpected": receiver.unexpected,
+                "during_handshake": receiver.during_handshake,
                 "connections": [_export_connection(conn, end_ns) for conn in receiver.connections],
             }
         return {
@@ -391,13 +400,17 @@ class DeliveryLedger:
     def _credit_elsewhere(receiver: _Receiver, conn: _Connection | None, room: str, sender_id: str,
                           send_time_ns: int) -> None:
         """A new message outside the interval of the connection it arrived on: it counts for the
-        receiver's interval that contains its SendTime, if any; otherwise it is unexpected."""
+        receiver's interval that contains its SendTime, if any; accepted while the connection it
+        arrived on was opening, it is `during_handshake`; otherwise it is unexpected."""
         for other in receiver.connections:
             if other is not conn and other.room == room and other.start <= send_time_ns < other.end:
                 if other.foreign is None:
                     other.foreign = []
                 other.foreign.append((send_time_ns, sender_id))
                 return
+        if conn is not None and conn.opening <= send_time_ns < conn.start:
+            receiver.during_handshake += 1
+            return
         receiver.unexpected += 1
 
 
@@ -430,6 +443,7 @@ class ReceiverCounts:
     duplicates: int = 0
     out_of_order: int = 0
     unexpected: int = 0
+    during_handshake: int = 0
     connections: int = 0
 
     def add(self, other: ReceiverCounts) -> None:
@@ -530,16 +544,16 @@ def merge_exports(exports: Iterable[Mapping], worst_n: int = 20) -> AccountingRe
     for export in exports:
         for rid, facts in export["receivers"].items():
             into = merged.setdefault(rid, {"duplicates": 0, "out_of_order": 0, "unexpected": 0,
-                                           "connections": []})
-            for key in ("duplicates", "out_of_order", "unexpected"):
-                into[key] += facts[key]
+                                           "during_handshake": 0, "connections": []})
+            for key in ("duplicates", "out_of_order", "unexpected", "during_handshake"):
+                into[key] += facts.get(key, 0)
             into["connections"].extend(facts["connections"])
 
     per_receiver: dict[str, ReceiverCounts] = {}
     pairs: Counter[tuple[str, str]] = Counter()
     for rid, facts in merged.items():
         counts = ReceiverCounts(duplicates=facts["duplicates"], out_of_order=facts["out_of_order"],
-                                unexpected=facts["unexpected"])
+                                unexpected=facts["unexpected"], during_handshake=facts["during_handshake"])
         connections = sorted(facts["connections"], key=lambda c: (c["start"], c["end"]))
         counts.connections = len(connections)
         previous_in_room: dict[str, Mapping] = {}

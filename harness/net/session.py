@@ -73,6 +73,7 @@ class ChatSession:
         self._keepalive: asyncio.TimerHandle | None = None
         self.connected_waiters: list = []
         self.offset_ns = runtime.clock_offset_ns
+        self.ever_connected = False
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
 
@@ -166,7 +167,11 @@ class ChatSession:
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
         self._set_state("open")
-        self.ledger.connected(self.sender_id, self.connection_id, self.room, ready_ns + self.offset_ns)
+        if not self.ever_connected:  # per population: did this user ever get in? (harness.measured)
+            self.ever_connected = True
+            self.recorder.count(f"users_connected.{self.handle.population}")
+        self.ledger.connected(self.sender_id, self.connection_id, self.room, ready_ns + self.offset_ns,
+                              opening_ns=started_ns + self.offset_ns)
         runtime.report_connect(self, started_ns, None, None, reconnect=reconnect, open_ns=ready_ns,
                                dropped_at_ns=dropped_at_ns)
         self._resolve_connected_waiters(True)

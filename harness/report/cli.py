@@ -55,8 +55,8 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = COMPARE_EPILOG
     parser.add_argument("a", metavar="A.json", help="the baseline run: report.json or results.json")
     parser.add_argument("b", metavar="B.json", help="the run compared with it")
-    parser.add_argument("-o", "--output", metavar="OUT.html", default="compare.html",
-                        help="where to write the page (default: %(default)s)")
+    parser.add_argument("-o", "--output", metavar="OUT.html",
+                        help="where to write the page (default: compare.html beside B, the newer run's report)")
     parser.set_defaults(func=run_compare)
 
 
@@ -91,7 +91,8 @@ def run_compare(args: argparse.Namespace) -> int:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         return _fail("compare", f"{args.a} or {args.b}: cannot render them (a key has an unexpected shape): "
                                 f"{type(exc).__name__}: {exc}", 2)
-    return _write("compare", Path(args.output), page)
+    output = Path(args.output) if args.output else Path(args.b).with_name("compare.html")
+    return _write("compare", output, page)
 
 
 def _write(command: str, output: Path, page: str) -> int:
@@ -100,7 +101,7 @@ def _write(command: str, output: Path, page: str) -> int:
         write_atomic(output, lambda f: f.write(page))
     except OSError as exc:
         return _fail(command, f"{output}: cannot write: {exc.strerror or exc}", 1)
-    print(output)
+    print(output.resolve())  # the whole path: a bare name says nothing about where it went
     return 0
 
 

@@ -59,9 +59,13 @@ class ReportInputError(Exception):
 
 def build_report(results: dict, *, scenario: dict | None, checks: list[dict], complete: bool,
                  incomplete_reason: str | None = None, faults: list[dict] | None = None,
-                 versions: dict | None = None) -> dict:
+                 versions: dict | None = None, measured: list[str] | None = None,
+                 min_connected: float | None = None) -> dict:
     """The report document for `results` (not modified). Raises ValueError on a malformed check or on
-    anything that looks like a secret (see SECRET_PATTERNS)."""
+    anything that looks like a secret (see SECRET_PATTERNS).
+
+    `measured` is what `harness.measured.problems` found: a run that measured nothing is an error,
+    whatever its checks say."""
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict (a {RESULTS_SCHEMA} document), not {type(results).__name__}")
     if results.get("schema") not in READABLE_SCHEMAS:
@@ -88,8 +92,10 @@ def build_report(results: dict, *, scenario: dict | None, checks: list[dict], co
         "faults": copy.deepcopy(list(faults or [])),
         "checks": checks,
         "check_counts": {verdict: sum(c["verdict"] == verdict for c in checks) for verdict in CHECK_VERDICTS},
-        "verdict": overall_verdict(checks),
+        "verdict": "error" if measured else overall_verdict(checks),
     })
+    if measured is not None:
+        report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected}
     report = _finite(report)
     refuse_secrets(report)
     return report

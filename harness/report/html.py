@@ -56,7 +56,9 @@ ACCOUNTING_MEANING = {
     "missed_while_away": "sent while a receiver was disconnected",
     "duplicates": "a message received again",
     "out_of_order": "first receipts behind a later message of the same sender",
-    "unexpected": "received, not expected (sent before a connection began)",
+    "unexpected": "received, not expected (accepted before its connection began, or while it was away)",
+    "during_handshake": "received, accepted while its connection was opening (after the attempt began, before "
+                        "the handshake ended): legitimate, not judged",
 }
 PROBLEM_KEYS = ("lost", "duplicates", "out_of_order", "unconfirmed_at_disconnect")
 BAD_TOTALS = ("lost", "duplicates", "out_of_order")  # shown in red when not 0
@@ -232,6 +234,11 @@ def nav(sections) -> Html:
 
 def banners(report: dict) -> Html:
     parts = []
+    measured = report.get("measured") or {}
+    if measured.get("problems"):
+        parts.append(tag("div", [tag("strong", "ERROR: this run measured nothing, so its checks prove nothing."),
+                                 tag("ul", [tag("li", problem) for problem in measured["problems"]])],
+                         class_="banner error", id="banner-measured-nothing", role="alert"))
     health = report.get("health") or {}
     if health.get("saturated"):
         reasons = health.get("reasons") or []
@@ -664,6 +671,8 @@ section.card { background: var(--card); border: 1px solid var(--line); border-ra
 .banner.warn > strong::before { content: "\\26A0\\FE0E  "; }
 .banner.warn strong { font-size: 15px; }
 .banner.inline { margin: 0 0 14px; }
+.banner.error { background: var(--error-bg); border: 1px solid #d8b4fe; border-left: 6px solid var(--error); color: var(--error); }
+.banner.error strong { font-size: 15px; }
 .banner ul { margin: 6px 0 0; padding-left: 20px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }

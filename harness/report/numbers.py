@@ -10,6 +10,11 @@ from .figures import counter_sum
 ERROR_PREFIXES = ("errors", "connect_failures", "token_fetch_failures", "timeouts", "protocol_errors", "gave_up")
 
 
+def error_total(counters) -> int:
+    """"errors (all kinds)": the one definition the live progress and the report both show."""
+    return sum(counter_sum(counters, prefix) for prefix in ERROR_PREFIXES)
+
+
 @dataclass(frozen=True)
 class KeyNumber:
     key: str
@@ -86,8 +91,7 @@ def key_numbers(report: dict) -> list[KeyNumber]:
         KeyNumber("reconnects", "reconnects", counters.get("reconnects", 0), better="lower", group="connections"),
         KeyNumber("connect_failures", "connect failures", counter_sum(counters, "connect_failures"),
                   better="lower", group="connections"),
-        KeyNumber("errors", "errors (all kinds)", sum(counter_sum(counters, p) for p in ERROR_PREFIXES),
-                  better="lower", group="connections"),
+        KeyNumber("errors", "errors (all kinds)", error_total(counters), better="lower", group="connections"),
     ]
     return numbers
 

@@ -1,0 +1,59 @@
+"""What a run prints at its end, shared by `chatload run` and a plain `locust -f` run: the verdict
+line, the accounting in numbers that reconcile, and a latency table in ms."""
+
+from __future__ import annotations
+
+LATENCY_ROWS = (  # histogram → what it measures, as the table says it
+    ("delivery", "delivery (intended send → each other member)"),
+    ("ack", "ack (intended send → the sender's own echo)"),
+    ("connect", "connect (token in hand → usable)"),
+    ("reconnect", "reconnect (drop noticed → usable again)"),
+    ("token_fetch", "token fetch"),
+)
+PERCENTILES = ("50", "90", "99", "99.9")
+
+
+def verdict_line(report: dict) -> str:
+    """"PASS", "FAIL", "ERROR", or — first, because it limits what the rest means — "INCOMPLETE (why);
+    the checks that ran: PASS"."""
+    verdict = report["verdict"].upper()
+    if (report.get("measured") or {}).get("problems"):
+        verdict = "ERROR: the run measured nothing"
+    if report.get("complete"):
+        return verdict
+    return f"INCOMPLETE ({report.get('incomplete_reason') or 'no reason given'}); the checks that ran: {verdict}"
+
+
+def accounting_lines(report: dict) -> list[str]:
+    """Figures that appear twice must agree, so the lines say how they relate: the ledger's
+    `delivered` counts distinct expected messages that arrived (the senders' own copies included);
+    the latency histograms time every arrival (to other members → delivery latency, a sender's own
+    echo → ack latency). Arrivals = delivered + during_handshake + unexpected + duplicates."""
+    totals = (report.get("accounting") or {}).get("totals") or {}
+    latency = report.get("latency_us") or {}
+    delivery, ack = (latency.get("delivery") or {}).get("count", 0), (latency.get("ack") or {}).get("count", 0)
+    lines = [f"delivered {totals.get('delivered', 0):,} of {totals.get('expected', 0):,} expected (senders' own "
+             f"copies included); lost {totals.get('lost', 0):,}, duplicates {totals.get('duplicates', 0):,}"]
+    if delivery or ack:
+        parts = [f"{totals.get('delivered', 0):,} delivered"]
+        parts += [f"{totals[key]:,} {words}" for key, words in (
+            ("during_handshake", "accepted while their connection was opening"),
+            ("unexpected", "unexpected"), ("duplicates", "duplicates")) if totals.get(key)]
+        lines.append(f"timed {delivery + ack:,} arrivals ({' + '.join(parts)}): {delivery:,} to other members "
+                     f"(delivery latency), {ack:,} senders' own echoes (ack latency)")
+    return lines
+
+
+def latency_table(document: dict) -> list[str]:
+    """A short table in ms of the latencies that have samples (report or results document)."""
+    latency = document.get("latency_us") or {}
+    rows = [(words, latency[name]) for name, words in LATENCY_ROWS if (latency.get(name) or {}).get("count")]
+    if not rows:
+        return []
+    width = max(len(words) for words, _ in rows)
+    head = f"{'latency (ms)':<{width}}  {'samples':>9}" + "".join(f"{'p' + p:>9}" for p in PERCENTILES) + f"{'max':>9}"
+    lines = [head, "-" * len(head)]
+    for words, data in rows:
+        cells = "".join(f"{data['percentiles'].get(p, 0) / 1000:>9.2f}" for p in PERCENTILES)
+        lines.append(f"{words:<{width}}  {data['count']:>9,}{cells}{data.get('max', 0) / 1000:>9.2f}")
+    return lines
