@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .metrics.histograms import LatencyHistogram, Recorder
 from .metrics.ledger import merge_exports, rate_series
+from .report.numbers import error_total
 
 SCHEMA = "chatload.results/1"
 TIMELINE_HISTOGRAMS = ("delivery", "ack")
@@ -68,44 +69,67 @@ class ChatStats:
     # -- reading ----------------------------------------------------------------------------------
 
     def live_rows(self) -> list[dict]:
-        """Rows for the web UI's Chat tab: cumulative percentiles and the last second's rates."""
+        """Rows for the web UI's Chat tab table: one quantity a row, named with its unit."""
         everything = self.recorder.summary()
         summary, counters = everything["histograms"], everything["counters"]
         rows = []
-        for label, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("p99.99", 99.99), ("max", 100)):
-            rows.append({"metric": f"latency {label} (ms)",
-                         "delivery": _ms(summary, "delivery", p), "ack": _ms(summary, "ack", p)})
-        delivered = summary.get("delivery", {}).get("count", 0)
-        last = [s.get("histograms", {}) for s in self.last_interval.values()]
-        rate = sum(LatencyHistogram.decode(h["delivery"]).count for h in last if h.get("delivery"))
-        rows.append({"metric": "deliveries (total / last second)", "delivery": delivered, "ack": rate})
-        rows.append({"metric": "sent / accepted", "delivery": counters.get("sent", 0),
-                     "ack": counters.get("accepted", 0)})
-        rejected = sum(v for k, v in counters.items() if k.startswith("rejected."))
-        rows.append({"metric": "rejected / protocol errors", "delivery": rejected,
-                     "ack": counters.get("protocol_errors", 0)})
+        for name, words in (("delivery", "delivery latency (intended send → each other member)"),
+                            ("ack", "ack latency (intended send → the sender's own echo)")):
+            for label, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100)):
+                rows.append({"measure": f"{words} {label}", "value": _ms(summary, name, p), "unit": "ms"})
+        last = [s.get("counters", {}) for s in self.last_interval.values()]
+        rows += [
+            {"measure": "deliveries timed, in all", "value": summary.get("delivery", {}).get("count", 0),
+             "unit": "messages"},
+            {"measure": "deliveries in the last second", "value": sum(c.get("deliveries", 0) for c in last),
+             "unit": "per second"},
+            {"measure": "connections open", "value": sum(s.get("gauges", {}).get("connections_open", 0)
+                                                          for s in self.last_interval.values()),
+             "unit": "connections"},
+            {"measure": "messages sent", "value": counters.get("sent", 0), "unit": "messages"},
+            {"measure": "messages accepted", "value": counters.get("accepted", 0), "unit": "messages"},
+        ]
+        rows += [{"measure": f"rejected as {name.split('.', 1)[1]}", "value": n, "unit": "messages"}
+                 for name, n in sorted(counters.items()) if name.startswith("rejected.")]
+        rows += [{"measure": "errors (all kinds, as the report counts them)", "value": error_total(counters),
+                  "unit": "errors"},
+                 {"measure": "protocol errors (frames that could not be read)",
+                  "value": counters.get("protocol_errors", 0), "unit": "frames"}]
         # Loss needs every process's ledger, so it is exact only once the test has stopped.
         lost = self.accounting["totals"]["lost"] if self.accounting else "counted when the test stops"
-        rows.append({"metric": "lost (exact)", "delivery": lost, "ack": ""})
+        rows.append({"measure": "lost (exact)", "value": lost, "unit": "messages"})
         return rows
 
+    def _second_row(self, second: int) -> dict:
+        data = self._seconds[second]
+        gauges: dict[str, int] = defaultdict(int)
+        for per_source in data["gauges"].values():
+            for name, value in per_source.items():
+                gauges[name] += value
+        row = {"t": second, "sources": len(data["sources"]), **gauges, "counters": dict(data["counters"]),
+               "deliveries": data["counters"].get("deliveries", 0), "health": dict(data["health"])}
+        for name in TIMELINE_HISTOGRAMS:
+            merged = LatencyHistogram()
+            for encoded in data["histograms"].get(name, ()):
+                merged.merge_encoded(encoded)
+            if merged.count:
+                row[name] = {"count": merged.count, "p50_us": merged.percentile(50),
+                             "p99_us": merged.percentile(99), "max_us": merged.max}
+        return row
+
     def timeline(self) -> list[dict]:
+        return [self._second_row(second) for second in sorted(self._seconds)]
+
+    def live_series(self, since: int = 0) -> list[dict]:
+        """The web UI's charts: per-second rows from second `since` on (a client asks again for the
+        last few seconds, which later intervals from other processes may still complete)."""
         rows = []
-        for second in sorted(self._seconds):
-            data = self._seconds[second]
-            gauges: dict[str, int] = defaultdict(int)
-            for per_source in data["gauges"].values():
-                for name, value in per_source.items():
-                    gauges[name] += value
-            row = {"t": second, "sources": len(data["sources"]), **gauges, "counters": dict(data["counters"]),
-                   "deliveries": data["counters"].get("deliveries", 0), "health": dict(data["health"])}
-            for name in TIMELINE_HISTOGRAMS:
-                merged = LatencyHistogram()
-                for encoded in data["histograms"].get(name, ()):
-                    merged.merge_encoded(encoded)
-                if merged.count:
-                    row[name] = {"count": merged.count, "p50_us": merged.percentile(50),
-                                 "p99_us": merged.percentile(99), "max_us": merged.max}
+        for second in sorted(s for s in self._seconds if s >= since):
+            row = self._second_row(second)
+            counters = row.pop("counters")
+            row.pop("health")
+            row["errors"] = error_total(counters)
+            row["rejected"] = {name.split(".", 1)[1]: n for name, n in counters.items() if name.startswith("rejected.")}
             rows.append(row)
         return rows
 

@@ -59,14 +59,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     parser.add_argument("--reconnect", choices=("sdk", "backoff"),
                         help="reconnect policy for every population (overrides the scenario)")
+    parser.add_argument("--check", action="store_true",
+                        help="only validate the scenario: list every error with its line, run nothing "
+                             "(exit 0 valid, 2 invalid); the keys are in docs/scenarios.md")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario or default_scenario())
     except ScenarioError as exc:
-        print(f"chatload run: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"chatload run: {problem}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"chatload run: {len(exc.problems)} errors; the keys are described in docs/scenarios.md",
+                  file=sys.stderr)
         return EXIT_ERROR
+    if getattr(args, "check", False):
+        print(f"{scenario.file}: valid — {scenario.service.title}, target {scenario.target.kind}, "
+              f"{scenario.users} users ({', '.join(f'{p.users} {p.kind}' for p in scenario.populations)}), "
+              f"{scenario.duration_s:g} s, {len(expectations_for(scenario))} rules")
+        return EXIT_PASS
     if getattr(args, "reconnect", None):
         for population in scenario.populations:
             population.reconnect = args.reconnect

@@ -10,8 +10,6 @@ what is wrong, and unknown keys are errors (a typo must never silently become a 
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import re
 import tomllib
@@ -21,6 +19,9 @@ from pathlib import Path
 from .measured import DEFAULT_MIN_CONNECTED
 from .services import registry
 from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
+from .tables import DURATION, NUMBER, Key, Problems, TableError
+from .tables import TableReader as _TableReader
+from .tables import parse_duration as _parse_duration
 
 FAULT_ACTIONS = {
     # action: (allowed parameters, required parameters)
@@ -32,11 +33,15 @@ FAULT_ACTIONS = {
     "restart": ({"downtime_ms", "mode"}, set()),
     "kick": ({"fraction", "seed", "prefix"}, set()),
 }  # every emulator's (harness/emulation/admin.py) plus kick; a service may add its own
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
-class ScenarioError(ValueError):
-    pass
+class ScenarioError(TableError):
+    """A scenario file is invalid: the message names the file, the key, the reason and the line of
+    every error found (`problems` lists them one by one)."""
+
+    def __init__(self, message: str, key: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, key)
+        self.problems = problems or [message]
 
 
 @dataclass
@@ -123,186 +128,208 @@ def population_class_name(kind: str, index: int) -> str:
 
 
 def parse_duration(value, where: str) -> float:
-    if isinstance(value, bool):
-        raise ScenarioError(f"{where}: must be a duration like \"30s\", \"2m\" or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ScenarioError(f"{where}: {value!r} is not a duration (write \"500ms\", \"30s\", \"2m\" or \"1h\")")
-        number, unit = float(match.group(1)), match.group(2) or "s"
-        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    if seconds < 0:
-        raise ScenarioError(f"{where}: must not be negative")
-    return seconds
+    return _parse_duration(value, where, ScenarioError)
 
 
-NUMBER = (int, float)  # `kind` for "any number, kept as written" (an int stays an int)
-_KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", NUMBER: "a number", list: "a list",
-               bool: "true or false"}
+class TableReader(_TableReader):
+    error = ScenarioError
 
 
-class TableReader:
-    """Reads one table of a TOML file for validation: every error names the file, the key and what
-    is wrong, and unknown keys are errors. Scenario and capacity files share it; `error` is the
-    exception each raises."""
+# -- the keys of every table (docs/scenarios.md is generated from these: `python -m harness.scenario_docs`) ----
 
-    error: type[ValueError] = ScenarioError
-
-    def __init__(self, path: str, where: str, table) -> None:
-        if not isinstance(table, dict):
-            raise self.error(f"{path}: {where}: must be a table")
-        self.path, self.where, self.table = path, where, table
-
-    def name(self, key: str) -> str:
-        return f"{self.path}: {self.where}.{key}" if self.where else f"{self.path}: {key}"
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for key in self.table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(sorted(allowed))}"
-                raise self.error(f"{self.name(key)}: unknown key{hint}")
-
-    def get(self, key: str, kind, default=None, *, minimum=None, maximum=None, above=None, choices=None,
-            required=False):
-        if key not in self.table:
-            if required:
-                raise self.error(f"{self.name(key)}: is required")
-            return default
-        value = self.table[key]
-        numeric = kind in (int, float, NUMBER)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
-            raise self.error(f"{self.name(key)}: must be {_KIND_NAMES.get(kind, getattr(kind, '__name__', kind))}, "
-                             f"not {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf; they pass every bound
-            raise self.error(f"{self.name(key)}: must be finite, not {value!r}")
-        if choices is not None and value not in choices:
-            raise self.error(f"{self.name(key)}: must be one of {', '.join(choices)}, not {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.error(f"{self.name(key)}: must be at least {minimum}, not {value}")
-        if above is not None and value <= above:
-            raise self.error(f"{self.name(key)}: must be more than {above}, not {value}")
-        if maximum is not None and value > maximum:
-            raise self.error(f"{self.name(key)}: must be at most {maximum}, not {value}")
-        return value
-
-    def duration(self, key: str, default: float) -> float:
-        return parse_duration(self.table[key], self.name(key)) if key in self.table else default
+SCENARIO_KEYS = (
+    Key("name", str, None, "names the run and its report folder: letters, digits, '.', '_' or '-' "
+        "(default: the file's name)", '"smoke"'),
+    Key("description", str, "", "one line saying what the scenario is for", '"20 users in one room for 10 s"'),
+    Key("duration", DURATION, 30.0, "how long the load runs, ramp included", '"30s"'),
+    Key("ramp", DURATION, 5.0, "time to start every user (spawn rate = users / ramp)", '"5s"'),
+    Key("drain", DURATION, 5.0, "at the end, how long receivers keep listening for messages in flight",
+        '"5s"'),
+    Key("processes", int, 0, "Locust processes: 0 one per core, 1 no workers, N workers", "1",
+        minimum=0, maximum=64),
+)
+TARGET_KEYS = (
+    Key("service", str, registry.DEFAULT, "which service: " + ", ".join(registry.SERVICES), '"ivschat"',
+        choices=tuple(registry.SERVICES)),
+    Key("kind", str, KIND_EMULATOR, "\"emulator\" (started for the run), \"running-emulator\" (one that is "
+        "already running: give its endpoints), or the service's own name for the real service",
+        '"running-emulator"'),
+)
+POPULATION_KEYS = (
+    Key("kind", str, None, "one of the service's population kinds (listed per service below)", '"viewer"',
+        required=True),
+    Key("users", int, None, "how many users of this kind", "180", minimum=1, maximum=100_000, required=True),
+    Key("reconnect", str, "sdk", "after a drop: \"sdk\" does what the service's own client does, "
+        "\"backoff\" full-jitter exponential backoff", '"backoff"', choices=("sdk", "backoff")),
+    Key("session_minutes", int, None, "session length asked of the service (default: the service's)", "60",
+        minimum=1, maximum=180),
+    Key("message_rate", float, None, "senders: messages per second each (default: messages.rate_per_chatter)",
+        "2.0", minimum=0.001, maximum=100.0),
+    Key("burst", int, 0, "senders: instead, this many messages at once at every whole second", "20",
+        minimum=0, maximum=1000),
+    Key("burst_offset_ms", float, 0.0, "senders: move the bursts this far from the second boundary "
+        "(negative: just before it)", "-5.0", minimum=-500.0, maximum=500.0),
+)
+MESSAGES_KEYS = (
+    Key("rate_per_chatter", float, 1.0, "messages per second per sender, unless its population says",
+        "1.0", minimum=0.001, maximum=100.0),
+    Key("size", int, None, "characters per message (or size_min and size_max)", "64", minimum=1),
+    Key("size_min", int, 32, "fewest characters per message", "16", minimum=1),
+    Key("size_max", int, 32, "most characters per message", "120", minimum=1),
+)
+FAULT_KEYS = (
+    Key("at", DURATION, None, "when, from the start of the run", '"10s"', required=True),
+    Key("action", str, None, "what happens (the actions and their parameters are listed below)", '"drop"',
+        required=True),
+)
+FAULT_PARAMETERS = {  # every action's parameters, each once (FAULT_ACTIONS says which action takes which)
+    "fraction": Key("fraction", NUMBER, None, "share of the selected users (0 to 1)", "0.5", minimum=0, maximum=1),
+    "users": Key("users", list, None, "user ids to select", '["viewer-a1"]'),
+    "room": Key("room", int, None, "index of the room (0 for the first)", "0", minimum=0),
+    "seed": Key("seed", int, None, "random seed of the selection", "1"),
+    "mode": Key("mode", str, None, "drop: \"abrupt\" (no close frame) or \"clean\"; pause: \"drop\" or "
+                "\"hold\"; restart: \"abrupt\" or \"clean\"", '"abrupt"'),
+    "code": Key("code", int, None, "drop: the close code of a clean drop", "1001"),
+    "delay_ms": Key("delay_ms", NUMBER, None, "delay: milliseconds added to every delivery", "20", minimum=0),
+    "jitter_ms": Key("jitter_ms", NUMBER, None, "delay: up to this many more, at random (order kept)", "5",
+                     minimum=0),
+    "downtime_ms": Key("downtime_ms", NUMBER, None, "restart: milliseconds the data plane is down", "1000",
+                       minimum=0),
+    "prefix": Key("prefix", str, None, "kick: kick users whose id starts with this (default \"viewer\")",
+                  '"viewer"'),
+}
+FAULT_MEANINGS = {
+    "drop": "drop connections (abrupt: clients see 1006; clean: a close frame)",
+    "expire": "the service's session expiry, now",
+    "delay": "delay every delivery (one room, or every room)",
+    "pause": "stop delivering in a room",
+    "resume": "deliver again (held frames go out in order)",
+    "restart": "restart the data plane on the same port",
+    "kick": "a moderator's kick through the service's control plane (works against the real service too)",
+}
+EXPECTATIONS_KEYS = (
+    Key("rules", list, [], "rules in the gate's grammar, all of which must hold", '["lost == 0"]'),
+    Key("sdk_rules", list, [], "more rules, applied when every population uses reconnect = \"sdk\"",
+        '["reconnect_attempts.max <= 4"]'),
+    Key("backoff_rules", list, [], "more rules, applied when every population uses reconnect = \"backoff\"",
+        '["not_connected_at_end.gave_up == 0"]'),
+    Key("min_connected", float, DEFAULT_MIN_CONNECTED, "each population's share of users that must connect, "
+        "or the run measured nothing (an error)", "0.95", minimum=0.0, maximum=1.0),
+)
+TOP_KEYS = ("scenario", "target", "population", "messages", "faults", "expectations")  # + the rooms table
 
 
 def load_scenario(path: str | os.PathLike) -> Scenario:
+    """The validated scenario; ScenarioError lists every error found, each with its line."""
     path = Path(path)
     shown = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{shown}: not valid TOML: {exc}") from None
-    t = TableReader(shown, "target", data.get("target", {}))
-    service_name = t.get("service", str, registry.DEFAULT, choices=tuple(registry.names()))
-    service = registry.get(service_name)
-    top = TableReader(shown, "", data)
-    top.check_keys({"scenario", "target", service.rooms_table, "population", "messages", "faults", "expectations"})
+    problems = Problems(shown, text)
 
-    head = TableReader(shown, "scenario", data.get("scenario", {}))
-    head.check_keys({"name", "description", "duration", "ramp", "drain", "processes"})
-    scenario = Scenario(
-        name=head.get("name", str, path.stem),
-        file=shown,
-        description=head.get("description", str, ""),
-        duration_s=head.duration("duration", 30.0),
-        ramp_s=head.duration("ramp", 5.0),
-        drain_s=head.duration("drain", 5.0),
-        processes=head.get("processes", int, 0, minimum=0, maximum=64),
-    )
+    def reader(where: str, table) -> TableReader:
+        return TableReader(shown, where, table, problems)
+
+    t = reader("target", data.get("target", {}))
+    service = registry.get(t.read(TARGET_KEYS[0]))
+    top = reader("", data)
+    top.check_keys({*TOP_KEYS, service.rooms_table})
+
+    head = reader("scenario", data.get("scenario", {}))
+    values = head.read_all(SCENARIO_KEYS)
+    scenario = Scenario(name=values["name"] or path.stem, file=shown, description=values["description"],
+                        duration_s=values["duration"], ramp_s=values["ramp"], drain_s=values["drain"],
+                        processes=values["processes"])
     if not re.fullmatch(r"[A-Za-z0-9._-]+", scenario.name):
-        raise ScenarioError(f"{shown}: scenario.name: use letters, digits, '.', '_' or '-' (it names a folder)")
+        head.fail("name", "use letters, digits, '.', '_' or '-' (it names a folder)")
     if scenario.duration_s <= 0:
-        raise ScenarioError(f"{shown}: scenario.duration: must be longer than 0 s")
+        head.fail("duration", "must be longer than 0 s")
 
-    kind = t.get("kind", str, KIND_EMULATOR, choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
+    t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)})
+    kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
     scenario.target = service.read_target(t, kind)
-    scenario.rooms = service.read_rooms(TableReader(shown, service.rooms_table, data.get(service.rooms_table, {})))
-    kinds = tuple(service.populations)
+    rooms = reader(service.rooms_table, data.get(service.rooms_table, {}))
+    rooms.check_keys({key.name for key in service.room_keys})
+    scenario.rooms = service.read_rooms(rooms)
 
     populations = data.get("population", [])
     if not isinstance(populations, list) or not populations:
-        raise ScenarioError(f"{shown}: population: at least one [[population]] table is required")
+        top.fail("population", "at least one [[population]] table is required")
+        populations = []
+    kinds = tuple(service.populations)
     for index, table in enumerate(populations):
-        p = TableReader(shown, f"population[{index}]", table)
-        p.check_keys({"kind", "users", "reconnect", "session_minutes", "message_rate", "burst", "burst_offset_ms"})
-        scenario.populations.append(Population(
-            kind=p.get("kind", str, required=True, choices=kinds),
-            users=p.get("users", int, required=True, minimum=1, maximum=100_000),
-            reconnect=p.get("reconnect", str, "sdk", choices=("sdk", "backoff")),
-            session_minutes=p.get("session_minutes", int, None, minimum=1, maximum=180),
-            message_rate=p.get("message_rate", float, None, minimum=0.001, maximum=100.0),
-            burst=p.get("burst", int, 0, minimum=0, maximum=1000),
-            burst_offset_ms=p.get("burst_offset_ms", float, 0.0, minimum=-500.0, maximum=500.0),
-        ))
-        if scenario.populations[-1].burst and not scenario.sends(scenario.populations[-1]):
-            sending = [k for k, p in service.populations.items() if p.sends]
-            raise ScenarioError(f"{shown}: population[{index}].burst: only {', '.join(sending)} populations send")
+        p = reader(f"population[{index}]", table)
+        values = p.read_all(POPULATION_KEYS, kind={"choices": kinds, "fallback": kinds[0]},
+                            users={"fallback": 1})
+        population = Population(**values)
+        if population.burst and not scenario.sends(population):
+            sending = [k for k, kind_ in service.populations.items() if kind_.sends]
+            p.fail("burst", f"only {', '.join(sending)} populations send")
+        scenario.populations.append(population)
 
-    m = TableReader(shown, "messages", data.get("messages", {}))
-    m.check_keys({"rate_per_chatter", "size", "size_min", "size_max"})
+    m = reader("messages", data.get("messages", {}))
     limit = service.message_size_limit(scenario.rooms)
-    size = m.get("size", int, None, minimum=1, maximum=limit)
-    size_min = m.get("size_min", int, size or 32, minimum=1, maximum=limit)
-    size_max = m.get("size_max", int, size or max(size_min, 32), minimum=1, maximum=limit)
+    size = m.read(MESSAGES_KEYS[1], maximum=limit)
+    m.check_keys({key.name for key in MESSAGES_KEYS})
+    size_min = m.read(MESSAGES_KEYS[2], maximum=limit) if "size_min" in m.table else (size or 32)
+    size_max = m.read(MESSAGES_KEYS[3], maximum=limit) if "size_max" in m.table else (size or max(size_min, 32))
     if size is not None and ("size_min" in m.table or "size_max" in m.table):
-        raise ScenarioError(f"{shown}: messages.size: give either size or size_min/size_max, not both")
+        m.fail("size", "give either size or size_min/size_max, not both")
     if size_min > size_max:
-        raise ScenarioError(f"{shown}: messages.size_min: must not exceed size_max ({size_min} > {size_max})")
+        m.fail("size_min", f"must not exceed size_max ({size_min} > {size_max})")
     room_limit = scenario.rooms.settings.get("maximum_message_length")
     if room_limit is not None and size_max > room_limit:
-        raise ScenarioError(f"{shown}: messages.size_max: {size_max} exceeds {service.rooms_table}.maximum_message_length "
-                            f"({room_limit}); every message would be rejected")
-    scenario.messages = Messages(m.get("rate_per_chatter", float, 1.0, minimum=0.001, maximum=100.0),
-                                 size_min, size_max)
+        m.fail("size_max", f"{size_max} exceeds {service.rooms_table}.maximum_message_length ({room_limit}); "
+                           "every message would be rejected")
+    scenario.messages = Messages(m.read(MESSAGES_KEYS[0]), size_min, size_max)
 
     faults = data.get("faults", [])
     if not isinstance(faults, list):
-        raise ScenarioError(f"{shown}: faults: must be a list of [[faults]] tables")
+        top.fail("faults", "must be a list of [[faults]] tables")
+        faults = []
     if not scenario.target.emulated and any(f.get("action") != "kick" for f in faults if isinstance(f, dict)):
-        raise ScenarioError(f"{shown}: faults: only `kick` (through the service's control plane) works "
-                            f"against the real {service.title}; the other faults need the emulator")
+        top.fail("faults", f"only `kick` (through the service's control plane) works against the real "
+                           f"{service.title}; the other faults need the emulator")
     actions = {**FAULT_ACTIONS, **service.fault_actions}
     for index, table in enumerate(faults):
-        f = TableReader(shown, f"faults[{index}]", table)
-        action = f.get("action", str, required=True, choices=tuple(actions))
+        f = reader(f"faults[{index}]", table)
+        action = f.read(FAULT_KEYS[1], choices=tuple(actions))
+        if action not in actions:
+            continue  # said already; its parameters cannot be judged
         allowed, required = actions[action]
         f.check_keys({"at", "action"} | allowed)
-        for key in sorted(required):
-            f.get(key, object, required=True)
-        at_s = parse_duration(f.get("at", object, required=True), f"{shown}: faults[{index}].at")
+        for key in sorted(allowed):
+            parameter = FAULT_PARAMETERS.get(key) or service.fault_parameters.get(key)
+            if parameter is not None:
+                f.read(parameter, required=key in required)
+            elif key in required and key not in f.table:
+                f.fail(key, "is required")
+        at_s = f.read(FAULT_KEYS[0])
+        if at_s is None:
+            continue
         if at_s > scenario.duration_s:
-            raise ScenarioError(f"{shown}: faults[{index}].at: {at_s:g} s is after the end of the run "
-                                f"({scenario.duration_s:g} s)")
+            f.fail("at", f"{at_s:g} s is after the end of the run ({scenario.duration_s:g} s)")
         params = {k: v for k, v in table.items() if k not in ("at", "action")}
-        if "room" in params and (not isinstance(params["room"], int) or not 0 <= params["room"] < scenario.rooms.count):
-            raise ScenarioError(f"{shown}: faults[{index}].room: must be a {service.room_noun} index from 0 to "
-                                f"{scenario.rooms.count - 1}")
+        if "room" in params and isinstance(params["room"], int) and not params["room"] < scenario.rooms.count:
+            f.fail("room", f"must be a {service.room_noun} index from 0 to {scenario.rooms.count - 1}")
         scenario.faults.append(Fault(at_s, action, params))
     scenario.faults.sort(key=lambda fault: fault.at_s)
 
-    e = TableReader(shown, "expectations", data.get("expectations", {}))
-    e.check_keys({"rules", "sdk_rules", "backoff_rules", "min_connected"})
-    scenario.min_connected = e.get("min_connected", float, DEFAULT_MIN_CONNECTED, minimum=0.0, maximum=1.0)
+    e = reader("expectations", data.get("expectations", {}))
+    values = e.read_all(EXPECTATIONS_KEYS)
+    scenario.min_connected = values["min_connected"]
     for key in ("rules", "sdk_rules", "backoff_rules"):
-        rules = e.get(key, list, [])
-        for index, rule in enumerate(rules):
-            if not isinstance(rule, str):
-                raise ScenarioError(f"{shown}: expectations.{key}[{index}]: must be a string like \"lost == 0\"")
-        _checked_rules(shown, rules, key)
-    scenario.expectations = list(e.get("rules", list, []))
-    scenario.policy_expectations = {"sdk": list(e.get("sdk_rules", list, [])),
-                                    "backoff": list(e.get("backoff_rules", list, []))}
+        _check_rules(e, key, values[key])
+    scenario.expectations = [rule for rule in values["rules"] if isinstance(rule, str)]
+    scenario.policy_expectations = {policy: [r for r in values[f"{policy}_rules"] if isinstance(r, str)]
+                                    for policy in ("sdk", "backoff")}
+    if problems:
+        raise ScenarioError("\n".join(problems.messages()), problems=problems.messages())
     return scenario
 
 
@@ -314,13 +341,15 @@ def expectations_for(scenario: Scenario) -> list[str]:
     return scenario.expectations + extra
 
 
-def _checked_rules(shown: str, rules: list[str], key: str = "rules") -> list[str]:
+def _check_rules(table: TableReader, key: str, rules) -> None:
     """Expectations use the gate's rule grammar; parse them now so a typo fails before the run."""
     from .gate.rules import RulesError, parse_rule
 
-    for index, rule in enumerate(rules):
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        if not isinstance(rule, str):
+            table.fail(f"{key}[{index}]", "must be a string like \"lost == 0\"")
+            continue
         try:
             parse_rule(rule)
         except RulesError as exc:
-            raise ScenarioError(f"{shown}: expectations.{key}[{index}]: {rule!r}: {exc}") from None
-    return list(rules)
+            table.fail(f"{key}[{index}]", f"{rule!r}: {exc}")

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from harness.services.ivschat.emulator import EmulatorProcess
+from tests.browser import chromium  # noqa: F401 - the headless Chromium fixture, for every test module
 
 _names = itertools.count()
 

@@ -10,51 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
 
 from harness.report.compare import render_compare_html
 from harness.report.document import build_report
 from harness.report.html import render_html
+from tests.browser import browser_page, console_errors, evaluate
 from tests.test_report import CHECKS, FAULTS, SCENARIO, degraded_results, sample_results
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--remote-debugging-port=0"]
 WIDTH = 1366  # a laptop
 
 pytestmark = pytest.mark.timeout(900)  # the first test may install Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if CHROMIUM.exists():
-        return CHROMIUM
-    apt = shutil.which("apt-get")
-    if apt is None:
-        pytest.skip("Chromium is not installed (/usr/bin/chromium) and apt-get is unavailable to install the "
-                    "Debian package `chromium`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, env=env)
-    if install.returncode != 0:  # a fresh image has no package lists yet
-        subprocess.run([apt, "update"], capture_output=True, text=True, env=env)
-        install = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, env=env)
-    if install.returncode != 0 or not CHROMIUM.exists():
-        pytest.fail(f"`apt-get install -y chromium` failed (exit {install.returncode}):\n"
-                    f"{(install.stdout + install.stderr)[-3000:]}")
-    return CHROMIUM
 
 
 class PageRun:
@@ -69,48 +40,6 @@ class PageRun:
         self.text: str = ""
 
 
-class Cdp:
-    """A minimal CDP client: commands (optionally in a session) and the events seen so far."""
-
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.ids = itertools.count(1)
-        self.pending: dict[int, asyncio.Future] = {}
-        self.events: list[dict] = []
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if "id" in message and message["id"] in self.pending:
-                self.pending.pop(message["id"]).set_result(message)
-            elif "method" in message:
-                self.events.append(message)
-
-    async def send(self, method: str, params: dict | None = None, session: str | None = None,
-                   timeout: float = 30) -> dict:
-        command_id = next(self.ids)
-        future = asyncio.get_running_loop().create_future()
-        self.pending[command_id] = future
-        command = {"id": command_id, "method": method, "params": params or {}}
-        if session:
-            command["sessionId"] = session
-        await self.ws.send(json.dumps(command))
-        reply = await asyncio.wait_for(future, timeout)
-        if "error" in reply:
-            raise AssertionError(f"CDP {method}: {reply['error']}")
-        return reply.get("result", {})
-
-    async def wait_event(self, method: str, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event["method"] == method:
-                    return event
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {method} within {timeout} s")
-
-
 CHART_STATE = """JSON.stringify({
   charts: Array.from(document.querySelectorAll("[data-chart]")).map(function (el) { return {
     id: el.id, chart: el.getAttribute("data-chart"), rendered: el.getAttribute("data-rendered"),
@@ -121,80 +50,37 @@ CHART_STATE = """JSON.stringify({
 
 async def _load(chromium: Path, page: Path, screenshot: Path | None) -> PageRun:
     run = PageRun()
-    with tempfile.TemporaryDirectory(prefix="chatload-chromium-") as profile:
-        process = subprocess.Popen([str(chromium), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
-                assert process.poll() is None, f"chromium exited with {process.returncode}"
-                assert time.monotonic() < deadline, "chromium did not open its DevTools port in 30 s"
-                await asyncio.sleep(0.05)
-            port, path = port_file.read_text().split()[:2]
-            async with connect(f"ws://127.0.0.1:{port}{path}", max_size=None, ping_interval=None) as ws:
-                cdp = Cdp(ws)
-                target = await cdp.send("Target.createTarget", {"url": "about:blank"})
-                session = (await cdp.send("Target.attachToTarget", {"targetId": target["targetId"],
-                                                                    "flatten": True}))["sessionId"]
-                for domain in ("Runtime", "Log", "Page", "Network"):
-                    await cdp.send(f"{domain}.enable", session=session)
-                await cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900,
-                                                                      "deviceScaleFactor": 1, "mobile": False},
-                               session=session)
-                cdp.events.clear()
-                await cdp.send("Page.navigate", {"url": page.as_uri()}, session=session)
-                await cdp.wait_event("Page.loadEventFired", timeout=60)
-                state: dict = {}
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    result = await cdp.send("Runtime.evaluate", {"expression": CHART_STATE, "returnByValue": True},
-                                            session=session)
-                    state = json.loads(result["result"]["value"])
-                    if all(chart["rendered"] for chart in state["charts"]):
-                        break
-                    await asyncio.sleep(0.1)
-                run.charts, run.no_data, run.text = state["charts"], state["noData"], state["text"]
-                if screenshot is not None:
-                    metrics = await cdp.send("Page.getLayoutMetrics", session=session)
-                    height = int(metrics["cssContentSize"]["height"])
-                    await cdp.send("Emulation.setDeviceMetricsOverride", {
-                        "width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
-                    await asyncio.sleep(0.8)  # plotly relayouts on resize
-                    shot = await cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                                          session=session, timeout=60)
-                    screenshot.parent.mkdir(parents=True, exist_ok=True)
-                    screenshot.write_bytes(base64.b64decode(shot["data"]))
-                await asyncio.sleep(0.2)  # late console events
-                for event in cdp.events:
-                    method, params = event["method"], event.get("params", {})
-                    if method == "Runtime.consoleAPICalled":
-                        text = " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params["args"])
-                        if params["type"] in ("error", "assert"):
-                            run.errors.append(f"console.{params['type']}: {text}")
-                        elif params["type"] == "warning":
-                            run.warnings.append(text)
-                    elif method == "Runtime.exceptionThrown":
-                        details = params["exceptionDetails"]
-                        run.errors.append("exception: " + details.get("exception", {}).get(
-                            "description", details.get("text", "")))
-                    elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-                        run.errors.append(f"log: {params['entry']['text']} {params['entry'].get('url', '')}")
-                    elif method == "Network.requestWillBeSent":
-                        url = params["request"]["url"]
-                        if not url.startswith(("file:", "data:", "about:", "blob:")):
-                            run.requests.append(url)
-                try:
-                    await cdp.send("Browser.close", timeout=5)
-                except (AssertionError, TimeoutError, ConnectionError):
-                    pass
-                cdp.reader.cancel()
-        finally:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # the group of the browser this test started
-                process.wait(timeout=10)
+    async with browser_page(chromium, width=WIDTH) as (cdp, session):
+        await cdp.send("Page.navigate", {"url": page.as_uri()}, session=session)
+        await cdp.wait_event("Page.loadEventFired", timeout=60)
+        state: dict = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = json.loads(await evaluate(cdp, session, CHART_STATE))
+            if all(chart["rendered"] for chart in state["charts"]):
+                break
+            await asyncio.sleep(0.1)
+        run.charts, run.no_data, run.text = state["charts"], state["noData"], state["text"]
+        if screenshot is not None:
+            metrics = await cdp.send("Page.getLayoutMetrics", session=session)
+            height = int(metrics["cssContentSize"]["height"])
+            await cdp.send("Emulation.setDeviceMetricsOverride", {
+                "width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+            await asyncio.sleep(0.8)  # plotly relayouts on resize
+            shot = await cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
+                                  session=session, timeout=60)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.sleep(0.2)  # late console events
+        run.errors = console_errors(cdp)
+        for event in cdp.events:
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] == "warning":
+                run.warnings.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            elif method == "Network.requestWillBeSent":
+                url = params["request"]["url"]
+                if not url.startswith(("file:", "data:", "about:", "blob:")):
+                    run.requests.append(url)
     return run
 
 

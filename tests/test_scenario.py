@@ -95,3 +95,35 @@ def test_a_real_room_takes_kicks_but_no_emulator_faults(tmp_path):
     path.write_text(REAL + '[[faults]]\nat = "1s"\naction = "drop"\n')
     with pytest.raises(ScenarioError, match="only `kick`"):
         load_scenario(path)
+
+
+def test_every_error_is_listed_with_its_line(tmp_path):
+    path = tmp_path / "many.toml"
+    path.write_text('[scenario]\nduration = "3x"\n\n[[population]]\nkind = "viewr"\nusers = 0\n\n'
+                    '[[population]]\nkind = "chatter"\nusers = 2\nburst_offset = 5\n\n'
+                    '[expectations]\nrules = ["delivry.p99 < 250ms"]\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problems = info.value.problems
+    assert problems == [
+        f"{path}: scenario.duration: '3x' is not a duration (write \"500ms\", \"30s\", \"2m\" or \"1h\") (line 2)",
+        f"{path}: population[0].kind: must be one of viewer, chatter, moderator, not 'viewr' (line 5)",
+        f"{path}: population[0].users: must be at least 1, not 0 (line 6)",
+        f"{path}: population[1].burst_offset: unknown key (did you mean 'burst_offset_ms'?) (line 11)",
+        problems[4],
+    ]
+    assert problems[4].startswith(f"{path}: expectations.rules[0]: 'delivry.p99 < 250ms'") and "(line 14)" in problems[4]
+
+
+def test_check_lists_every_error_and_runs_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "two.toml"
+    path.write_text('[scenario]\nprocesses = 99\n[[population]]\nkind = "viewer"\nusers = 0\n')
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--check", str(path), "--report-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "scenario.processes: must be at most 64, not 99 (line 2)" in proc.stderr
+    assert "population[0].users: must be at least 1, not 0 (line 5)" in proc.stderr
+    assert not list(tmp_path.glob("*/")), "nothing ran"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..scenario import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
 from ..services import registry
+from ..tables import TableError
 
 VARIES = {
     # vary: (what a step value is, what the load N of the USL fit is)
@@ -42,7 +43,7 @@ DEFAULT_PRICES = {"per_million_sent": 0.40, "per_million_delivered": 0.02, "curr
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class CapacityError(ValueError):
+class CapacityError(TableError):
     """A capacity file is invalid; the message names the file, the key and the reason."""
 
 

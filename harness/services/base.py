@@ -292,14 +292,21 @@ class ChatService(ABC):
     bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
 
     # -- scenario ----------------------------------------------------------------------------------------
+    # Keys are declared once (harness.tables.Key): the declarations validate scenario files and
+    # generate their reference (docs/scenarios.md).
+
+    target_keys: ClassVar[tuple] = ()  # `[target]` keys beyond `service` and `kind`
+    room_keys: ClassVar[tuple] = ()  # keys of `rooms_table`
+    fault_parameters: ClassVar[dict] = {}  # parameters of the service's own `fault_actions`, by name
 
     @abstractmethod
     def read_target(self, table, kind: str) -> Target:
-        """The `[target]` table (a `harness.scenario.TableReader`), `service` and `kind` already read."""
+        """The `[target]` table (a `harness.tables.TableReader`; its keys already checked against
+        `target_keys`): read each with `table.read(key)`, report problems with `table.fail(key, why)`."""
 
     @abstractmethod
     def read_rooms(self, table) -> RoomSettings:
-        """The `rooms_table` (a TableReader over `{}` when the scenario has none)."""
+        """The `rooms_table` (a TableReader over `{}` when the scenario has none; keys checked)."""
 
     def message_size_limit(self, rooms: RoomSettings) -> int | None:
         """The largest message content the rooms accept (scenario sizes are checked against it)."""

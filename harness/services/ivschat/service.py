@@ -13,6 +13,7 @@ import re
 
 from ...net.reconnect import SdkLike
 from ...net.transport import ConnectParams
+from ...tables import Key
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,
@@ -47,44 +48,54 @@ class IvsChatService(ChatService):
 
     # -- scenario ----------------------------------------------------------------------------------------
 
+    target_keys = (
+        Key("endpoint", str, "", "the messaging endpoint: a running emulator's ws://…, or "
+            "wss://edge.ivschat.REGION.amazonaws.com for real rooms", '"wss://edge.ivschat.us-east-1.amazonaws.com"'),
+        Key("control_endpoint", str, "", "a running emulator's control plane (boto3 endpoint_url); not for AWS",
+            '"http://127.0.0.1:8766"'),
+        Key("region", str, "us-east-1", "AWS region", '"us-east-1"'),
+        Key("room_arns", list, [], "existing rooms (required for real rooms, which chatload never creates)",
+            '["arn:aws:ivschat:us-east-1:123456789012:room/AbCdEfGhIjKl"]'),
+    )
+    room_keys = (
+        Key("count", int, 1, "rooms to create on the emulator; users are spread over them", "4",
+            minimum=1, maximum=1000),
+        Key("maximum_message_rate_per_second", int, 100, "each room's rate limit (CreateRoom)", "10",
+            minimum=1, maximum=100),
+        Key("maximum_message_length", int, 500, "each room's longest message, in characters (CreateRoom)", "200",
+            minimum=1, maximum=500),
+    )
+    fault_parameters = {"algorithm": Key("algorithm", str, None, "limits: the emulator's rate-limit algorithm",
+                                         '"token-bucket"', choices=("fixed-window", "token-bucket", "off"))}
+
     def read_target(self, table, kind: str) -> Target:
-        table.check_keys({"service", "kind", "endpoint", "control_endpoint", "region", "room_arns"})
-        target = Target(
-            service=self.name, kind=kind,
-            endpoint=table.get("endpoint", str, ""),
-            control_endpoint=table.get("control_endpoint", str, ""),
-            region=table.get("region", str, "us-east-1"),
-            rooms=tuple(table.get("room_arns", list, [])),
-        )
-        error = table.error
+        values = {key.name: table.read(key) for key in self.target_keys}
+        target = Target(service=self.name, kind=kind, endpoint=values["endpoint"],
+                        control_endpoint=values["control_endpoint"], region=values["region"],
+                        rooms=tuple(values["room_arns"]))
         if kind == KIND_EMULATOR and (target.endpoint or target.control_endpoint or target.rooms):
-            raise error(f"{table.path}: target: kind \"emulator\" starts its own emulator; for one that is "
-                        "already running use kind = \"running-emulator\" with endpoint and control_endpoint")
+            table.fail("", "kind \"emulator\" starts its own emulator; for one that is already running use "
+                           "kind = \"running-emulator\" with endpoint and control_endpoint")
         if kind == KIND_RUNNING_EMULATOR:
             for key in ("endpoint", "control_endpoint"):
                 if not getattr(target, key):
-                    raise error(f"{table.name(key)}: is required for kind \"running-emulator\"")
+                    table.fail(key, "is required for kind \"running-emulator\"")
         if kind == self.real_kind:
             if not target.endpoint.startswith("wss://"):
-                raise error(f"{table.name('endpoint')}: a real room needs wss://edge.ivschat.REGION.amazonaws.com")
+                table.fail("endpoint", "a real room needs wss://edge.ivschat.REGION.amazonaws.com")
             if not target.rooms:
-                raise error(f"{table.name('room_arns')}: a real room's ARN is required (rooms are not created)")
+                table.fail("room_arns", "a real room's ARN is required (rooms are not created)")
             if target.control_endpoint:
-                raise error(f"{table.name('control_endpoint')}: not used against AWS (boto3 finds the service)")
+                table.fail("control_endpoint", "not used against AWS (boto3 finds the service)")
         for index, arn in enumerate(target.rooms):
             if not isinstance(arn, str) or not ROOM_ARN.fullmatch(arn):
-                raise error(f"{table.path}: target.room_arns[{index}]: not a room ARN: {arn!r}")
+                table.fail(f"room_arns[{index}]", f"not a room ARN: {arn!r}")
         return target
 
     def read_rooms(self, table) -> RoomSettings:
-        table.check_keys({"count", "maximum_message_rate_per_second", "maximum_message_length"})
-        return RoomSettings(
-            count=table.get("count", int, 1, minimum=1, maximum=1000),
-            settings={
-                "maximum_message_rate_per_second": table.get("maximum_message_rate_per_second", int, 100,
-                                                             minimum=1, maximum=100),
-                "maximum_message_length": table.get("maximum_message_length", int, 500, minimum=1, maximum=500),
-            })
+        values = {key.name: table.read(key) for key in self.room_keys}
+        count = values.pop("count")
+        return RoomSettings(count=count, settings=values)
 
     def message_size_limit(self, rooms: RoomSettings) -> int | None:
         return 500  # the service's maximum maximumMessageLength; a room's own is checked against it too

@@ -9,6 +9,7 @@ import urllib.request
 from urllib.parse import quote
 
 from ...net.transport import ConnectParams
+from ...tables import Key
 from ...tokens import TokenFetchFailed, TokenProvider
 from ..base import ChatService, PopulationKind, RoomSettings, ServiceError, Target, UserSpec
 from .client import ToyProtocol
@@ -40,25 +41,29 @@ class ToyTokens(TokenProvider):
 
 class ToyService(ChatService):
     name = "toy"
-    title = "Toy echo-broadcast service"
+    title = "Toy echo-broadcast service (the tests' proof of the contract)"
     real_kind = "toy-server"  # a toy emulator someone runs elsewhere, without the admin routes' guarantees
     populations = {
         "listener": PopulationKind(f"{USERS}:ToyListener", description="only listens"),
         "sender": PopulationKind(f"{USERS}:ToySender", sends=True, description="sends on an open-loop schedule"),
     }
 
+    target_keys = (Key("endpoint", str, "", "a running toy emulator's data plane", '"ws://127.0.0.1:9000"'),
+                   Key("control_endpoint", str, "", "its control plane", '"http://127.0.0.1:9001"'),
+                   Key("rooms", list, [], "existing rooms", '["room-1a2b3c"]'))
+    room_keys = (Key("count", int, 1, "rooms to create", "1", minimum=1, maximum=100),
+                 Key("rate", int, 0, "messages per second each room accepts (0: no limit)", "10", minimum=0))
+
     def read_target(self, table, kind: str) -> Target:
-        table.check_keys({"service", "kind", "endpoint", "control_endpoint", "rooms"})
-        target = Target(self.name, kind, table.get("endpoint", str, ""), table.get("control_endpoint", str, ""),
-                        rooms=tuple(table.get("rooms", list, [])))
+        values = {key.name: table.read(key) for key in self.target_keys}
+        target = Target(self.name, kind, values["endpoint"], values["control_endpoint"], rooms=tuple(values["rooms"]))
         if kind != "emulator" and not (target.endpoint and target.control_endpoint):
-            raise table.error(f"{table.path}: target: endpoint and control_endpoint are required for kind {kind!r}")
+            table.fail("", f"endpoint and control_endpoint are required for kind {kind!r}")
         return target
 
     def read_rooms(self, table) -> RoomSettings:
-        table.check_keys({"count", "rate"})
-        return RoomSettings(table.get("count", int, 1, minimum=1, maximum=100),
-                            {"rate": table.get("rate", int, 0, minimum=0)})
+        values = {key.name: table.read(key) for key in self.room_keys}
+        return RoomSettings(values.pop("count"), values)
 
     def provision(self, target: Target, rooms: RoomSettings, name: str) -> Target:
         if target.rooms:
