@@ -420,10 +420,11 @@ class DataPlane:
             if not claims.umd_update:
                 return self._error(conn, None, codec.UMD_UPDATE_PERMISSION_DENIED, "token lacks umdUpdate")
             conn.meta = Meta(conn.meta.uid, claims.umd)
+            self._send(conn, codec.UmdUpdated(conn.meta))  # the answer first, then what it caused
             if claims.umd_propagate:
                 for name, subscription in conn.subscriptions.items():
                     self._set_umd(conn, name, subscription, claims.umd)
-            return self._send(conn, codec.UmdUpdated(conn.meta))
+            return None
         subscription = conn.subscriptions.get(update.channel)
         if subscription is None:
             return self._error(conn, update.channel, codec.NOT_SUBSCRIBED, "not subscribed to this channel")
