@@ -11,19 +11,16 @@ import itertools
 import uuid
 
 import pytest
-import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
 from harness.services.hotsock import codec, tokens
 from harness.services.hotsock.claims import channel_rule
 from harness.services.hotsock.emulator import EmulatorProcess
 
+from .chat import run, wait_closed  # noqa: F401 - the same helpers for every service's tests
+
 _names = itertools.count()
 ALL = {"*": channel_rule(publish=["*"], echo=True)}  # subscribe to anything, publish anything, echo
-
-
-def run(coro):
-    return uvloop.run(coro)
 
 
 def unique(prefix: str = "room") -> str:
@@ -32,7 +29,8 @@ def unique(prefix: str = "room") -> str:
 
 @pytest.fixture(scope="session")
 def hotsock():
-    """One emulator for the session (generated HS256 secret and API key); tests use their own channels."""
+    """One emulator (generated HS256 secret and API key) per test module that imports this fixture;
+    tests isolate themselves with channels of their own."""
     with EmulatorProcess(service="hotsock") as process:
         yield process
 
@@ -90,19 +88,6 @@ async def assert_next_is_sentinel(emulator: EmulatorProcess, channel: str, *rece
     for ws in receivers:
         frame = await next_frame(ws)
         assert isinstance(frame, codec.Message) and frame.id == body["id"], f"expected only the sentinel, got {frame}"
-
-
-async def wait_closed(ws: ClientConnection, timeout: float = 5.0) -> tuple[int | None, str | None]:
-    """Drain until the connection closes; return (code, reason) as the client saw them."""
-    async def drain():
-        try:
-            while True:
-                await ws.recv()
-        except Exception:
-            return
-    await asyncio.wait_for(drain(), timeout)
-    await asyncio.wait_for(ws.wait_closed(), timeout)
-    return ws.close_code, ws.close_reason
 
 
 async def wait_for(condition, timeout: float = 5.0, interval: float = 0.02) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import orjson
 
@@ -146,23 +147,30 @@ class UmdUpdate:
 
 
 @dataclass(slots=True, frozen=True)
-class Ping:
-    def encode(self) -> bytes:
-        return b'{"event":"hotsock.ping"}'
+class _Fixed:
+    """A frame with no fields: always the same bytes."""
 
-
-@dataclass(slots=True, frozen=True)
-class Heartbeat:
-    def encode(self) -> bytes:
-        return b'{"event":"hotsock.heartbeat"}'
-
-
-@dataclass(slots=True, frozen=True)
-class Pong:
-    """Both directions: a client's answer to a server `hotsock.ping`, and the server's to a client's."""
+    WIRE: ClassVar[bytes] = b""
 
     def encode(self) -> bytes:
-        return b'{"event":"hotsock.pong"}'
+        return self.WIRE
+
+
+class Ping(_Fixed):
+    __slots__ = ()
+    WIRE = b'{"event":"hotsock.ping"}'
+
+
+class Heartbeat(_Fixed):
+    __slots__ = ()
+    WIRE = b'{"event":"hotsock.heartbeat"}'
+
+
+class Pong(_Fixed):
+    """A client's answer to a server `hotsock.ping`."""
+
+    __slots__ = ()
+    WIRE = b'{"event":"hotsock.pong"}'
 
 
 ClientFrame = Subscribe | Unsubscribe | ClientMessage | UmdUpdate | Ping | Heartbeat | Pong
@@ -349,22 +357,19 @@ class MemberUpdated(_MemberEvent):
     EVENT = "hotsock.memberUpdated"
 
 
-@dataclass(slots=True, frozen=True)
-class ServerPong:
-    def encode(self) -> bytes:
-        return b'{"event":"hotsock.pong","data":"{}"}'  # `data` is a string in the service's example
+class ServerPong(_Fixed):
+    __slots__ = ()
+    WIRE = b'{"event":"hotsock.pong","data":"{}"}'  # `data` is a string in the service's example
 
 
-@dataclass(slots=True, frozen=True)
-class KeepAlive:
-    def encode(self) -> bytes:
-        return b'{"event":"hotsock.keepAlive","data":{}}'
+class KeepAlive(_Fixed):
+    __slots__ = ()
+    WIRE = b'{"event":"hotsock.keepAlive","data":{}}'
 
 
-@dataclass(slots=True, frozen=True)
-class ServerPing:
-    def encode(self) -> bytes:
-        return b'{"event":"hotsock.ping"}'
+class ServerPing(_Fixed):
+    __slots__ = ()
+    WIRE = b'{"event":"hotsock.ping"}'
 
 
 @dataclass(slots=True, frozen=True)

@@ -35,7 +35,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from ....emulation.admin import add_admin_routes
+from ....emulation.admin import add_admin_routes, json_response
 from .. import codec
 from ..claims import STORE_MAX_S
 from ..ulid import UlidError, timestamp_ms
@@ -58,10 +58,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-def api_response(status: int, body: dict) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 def valid_api_key(key: bytes) -> bool:
@@ -189,7 +185,7 @@ class Emulator:
         except ApiError as error:
             status, body = error.status, {"error": {"code": error.code, "message": error.message}}
         self.metrics.control_request(operation, status)
-        return api_response(status, body)
+        return json_response(body, status)
 
     @staticmethod
     async def _json_body(request: web.Request, allowed: set[str]) -> dict:
