@@ -220,6 +220,7 @@ def to_proto(frame: Frame) -> pb.SdkSignalFrame:
     match frame:
         case DataMessages(messages=messages):
             signal.type = Type.DATA_MESSAGE
+            signal.data_message.SetInParent()  # present even when empty
             for message in messages:
                 _payload(message, signal.data_message.messages.add())
         case Join():

@@ -85,7 +85,7 @@ class Member:
     leaves (LEAVE) or closes."""
 
     __slots__ = ("id", "connection", "transport", "attendee", "meeting_id", "joined", "connected_ns",
-                 "close_on_error")
+                 "close_on_error", "closing")
 
     def __init__(self, member_id: int, connection: ServerConnection, attendee: Attendee, close_on_error: bool):
         self.id = member_id
@@ -96,6 +96,7 @@ class Member:
         self.joined = False
         self.connected_ns = time.time_ns()
         self.close_on_error = close_on_error
+        self.closing = False  # the server decided to close: frames still queued from it are not read
 
     # What the shared fault selection reads: a "room" is a meeting, a "user" its ExternalUserId.
     @property
@@ -302,6 +303,8 @@ class SignalingPlane:
     # -- frames from a client ---------------------------------------------------------------------
 
     def _on_frame(self, runtime: MeetingRuntime, member: Member, data: bytes | str) -> None:
+        if member.closing:
+            return
         try:
             frame = codec.decode(data)
         except codec.FrameError as exc:
@@ -410,6 +413,7 @@ class SignalingPlane:
     def _close(self, runtime: MeetingRuntime | None, member: Member, code: int, reason: str) -> None:
         if runtime is not None:
             runtime.counters.closed[code] += 1
+        member.closing = True
         task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
