@@ -15,6 +15,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from harness.services.chime import codec, provision
 
+from .chat import wait_closed  # noqa: F401  (re-exported: the same drain-until-closed for every service)
+
 _names = itertools.count()
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -81,19 +83,6 @@ async def assert_next_is_sentinel(sender: ClientConnection, *receivers: ClientCo
         frame = await next_frame(ws)
         assert isinstance(frame, codec.DataMessages) and frame.messages[0].data == marker, (
             f"expected only the sentinel, got {frame}")
-
-
-async def wait_closed(ws: ClientConnection, timeout: float = 5.0) -> tuple[int | None, str | None]:
-    """Drain until the connection closes; return (code, reason) as the client saw them."""
-    async def drain():
-        try:
-            while True:
-                await ws.recv()
-        except Exception:
-            return
-    await asyncio.wait_for(drain(), timeout)
-    await asyncio.wait_for(ws.wait_closed(), timeout)
-    return ws.close_code, ws.close_reason
 
 
 async def frames_until_closed(ws: ClientConnection, timeout: float = 5.0) -> list[codec.Frame]:

@@ -33,7 +33,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ....emulation.delivery import DeliveryLine, select_members
+from ....emulation.delivery import DeliveryLine
+from ....emulation.faults import LineFaults
 from .. import codec
 from .limits import DATA_HARD, DATA_SOFT, Rate, ReplayBuffer, TokenBucket
 from .metrics import MeetingCounters, Metrics
@@ -172,7 +173,7 @@ def offered_subprotocols(request) -> list[str]:
             if p.strip()]
 
 
-class SignalingPlane:
+class SignalingPlane(LineFaults):
     def __init__(self, state: MeetingState, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
                  soft_limit: Rate = DATA_SOFT, hard_limit: Rate = DATA_HARD, replay_messages: int = 1024,
                  replay_seconds: float = 300.0, ping_interval: float | None = 20.0) -> None:
@@ -187,7 +188,6 @@ class SignalingPlane:
         self.ping_interval = ping_interval
         self.meetings: dict[str, MeetingRuntime] = {}
         self.ended: dict[str, MeetingCounters] = {}  # counters of deleted meetings, still scraped
-        self.default_delay = (0.0, 0.0)  # (delay_s, jitter_s) for meetings not set one by one
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
         self._server: Server | None = None
         self._member_ids = itertools.count(1)
@@ -469,28 +469,20 @@ class SignalingPlane:
             self._close(runtime, member, CLOSE_MEETING_ENDED, "The attendee was removed from the meeting")
         runtime.limits.pop(attendee.attendee_id, None)
 
-    # -- faults (the shared admin routes and tests) -----------------------------------------------
+    # -- faults (the shared admin routes and tests; the rest comes from LineFaults) --------------
 
     def all_members(self) -> Iterable[Member]:
         for runtime in self.meetings.values():
             yield from runtime.members.values()
 
-    def select(self, *, room_id: str | None = None, user_ids: Iterable[str] | None = None,
-               connection_ids: Iterable[int] | None = None, fraction: float | None = None,
-               seed: int | None = None) -> list[Member]:
-        return select_members(self.all_members(), room_id=room_id, user_ids=user_ids,
-                              connection_ids=connection_ids, fraction=fraction, seed=seed)
+    def line_of(self, room: Meeting) -> DeliveryLine:
+        return self.runtime(room).line
 
-    def drop(self, members: list[Member], *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
-        """Abrupt: the TCP connection is aborted with no close frame (clients see 1006). Clean: a close frame."""
-        if mode not in ("abrupt", "clean"):
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        for member in members:
-            if mode == "abrupt":
-                member.transport.abort()
-            else:
-                self._close(self.meetings.get(member.meeting_id), member, code, reason or "Dropped by fault injection")
-        return [m.describe() for m in members]
+    def lines(self) -> Iterable[DeliveryLine]:
+        return [runtime.line for runtime in self.meetings.values()]
+
+    def close_member(self, member: Member, code: int, reason: str) -> None:
+        self._close(self.meetings.get(member.meeting_id), member, code, reason)
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
         """Chime publishes no session expiry: the emulator's is ERROR 401 then close 4401. The join
@@ -501,35 +493,6 @@ class SignalingPlane:
                 self._reject(runtime, member, 401, "Session expired")
             self._close(runtime, member, CLOSE_EXPIRED, "Session expired")
         return [m.describe() for m in members]
-
-    def set_delay(self, room: Meeting | None, delay_s: float, jitter_s: float = 0.0) -> None:
-        if delay_s < 0 or jitter_s < 0:
-            raise ValueError("delay and jitter must not be negative")
-        for runtime in [self.runtime(room)] if room else list(self.meetings.values()):
-            runtime.line.set_delay(delay_s, jitter_s)
-        if room is None:
-            self.default_delay = (delay_s, jitter_s)
-
-    def pause(self, room: Meeting, mode: str = "drop") -> None:
-        self.runtime(room).line.pause(mode)
-
-    def resume(self, room: Meeting) -> int:
-        return self.runtime(room).line.resume()
-
-    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
-        """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port.
-        Meetings and attendees survive (they live in the control plane's state)."""
-        if mode not in ("abrupt", "clean"):
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        members = list(self.all_members())
-        if mode == "abrupt":
-            for member in members:
-                member.transport.abort()
-        await self.stop()
-        if downtime_s > 0:
-            await asyncio.sleep(downtime_s)
-        await self.start()
-        return len(members)
 
     def connection_count(self) -> int:
         return len(self._connections)
