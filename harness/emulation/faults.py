@@ -10,7 +10,7 @@ A data plane whose rooms deliver through `DeliveryLine`s mixes in `LineFaults` a
 
 and gets `select`, `drop`, `set_delay`, `pause`, `resume` and `restart` that behave the same for
 every service. What "expire" means stays the service's own. (The Chime emulator uses this first;
-the IVS Chat and toy emulators have their own copies of the same logic.)
+the older emulators still have their own copies of the same logic.)
 """
 
 from __future__ import annotations
