@@ -19,8 +19,8 @@ from harness.services.chime import codec
 from harness.services.chime import signaling_pb2 as pb
 from harness.services.chime.emulator import EmulatorProcess
 
+from .chat import run
 from .chime import assert_next_is_sentinel, client, frames_until_closed, join, meeting, next_frame
-from .test_chime_signaling import run
 
 
 @pytest.fixture(scope="module")
