@@ -419,15 +419,16 @@ class SignalingPlane(LineFaults):
         task.add_done_callback(self._tasks.discard)
 
     def _fanout(self, runtime: MeetingRuntime, out: Outgoing) -> None:
-        runtime.last_fanned_ns = max(runtime.last_fanned_ns, out.ingest_ns)
         cost, clock = self.delivery_cost_s, time.perf_counter
         delivered = 0
-        slow = None
+        slow = gone = None
         for member in runtime.members.values():
             if not member.joined or member.attendee_id == out.sender_attendee_id:
                 continue
             transport = member.transport
             if member.connection.protocol.state is not OPEN or transport.is_closing():
+                gone = gone or []
+                gone.append(member)
                 continue
             if transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
                 slow = slow or []
@@ -440,6 +441,10 @@ class SignalingPlane(LineFaults):
             transport.write(out.frame)
             delivered += 1
         runtime.counters.frames_delivered += delivered
+        # Closing and aborted connections leave before this message counts as seen: a comeback replays it.
+        for member in (gone or []) + (slow or []):
+            self._leave(runtime, member)
+        runtime.last_fanned_ns = max(runtime.last_fanned_ns, out.ingest_ns)
         for member in slow or ():
             runtime.counters.slow_consumers_dropped += 1
             log.warning("aborting slow consumer %s in meeting %s", member.id, runtime.meeting.meeting_id)
