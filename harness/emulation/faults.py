@@ -1,0 +1,72 @@
+"""The fault methods of `admin.FaultTarget` that every emulator's data plane can share.
+
+A data plane whose rooms deliver through `DeliveryLine`s mixes in `LineFaults` and supplies:
+
+    all_members()               every open connection (`delivery.Selectable`, with a `.transport`)
+    line_of(room)               the room's DeliveryLine (creating the room's live state if needed)
+    lines()                     every room's DeliveryLine
+    close_member(member, code, reason)   the service's clean close of one connection
+    start(), stop()             listen, and stop listening while dropping every connection
+
+and gets `select`, `drop`, `set_delay`, `pause`, `resume` and `restart` that behave the same for
+every service. What "expire" means stays the service's own. (The Chime emulator uses this first;
+the older emulators still have their own copies of the same logic.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from .delivery import select_members
+
+
+class LineFaults:
+    default_delay: tuple[float, float] = (0.0, 0.0)  # (delay_s, jitter_s) for rooms made later
+
+    def select(self, *, room_id: str | None = None, user_ids: Iterable[str] | None = None,
+               connection_ids: Iterable[int] | None = None, fraction: float | None = None,
+               seed: int | None = None) -> list:
+        """Members matching every filter given; `fraction` then samples that many (rounded)."""
+        return select_members(self.all_members(), room_id=room_id, user_ids=user_ids,
+                              connection_ids=connection_ids, fraction=fraction, seed=seed)
+
+    def drop(self, members: list, *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
+        """Abrupt: the TCP connection is aborted with no close frame (clients see 1006). Clean: a close frame."""
+        if mode not in ("abrupt", "clean"):
+            raise ValueError("mode must be 'abrupt' or 'clean'")
+        for member in members:
+            if mode == "abrupt":
+                member.transport.abort()
+            else:
+                self.close_member(member, code, reason or "Dropped by fault injection")
+        return [m.describe() for m in members]
+
+    def set_delay(self, room, delay_s: float, jitter_s: float = 0.0) -> None:
+        """Delay (and jitter) one room's delivery, or every room's, including rooms made later."""
+        if delay_s < 0 or jitter_s < 0:
+            raise ValueError("delay and jitter must not be negative")
+        for line in [self.line_of(room)] if room else list(self.lines()):
+            line.set_delay(delay_s, jitter_s)
+        if room is None:
+            self.default_delay = (delay_s, jitter_s)
+
+    def pause(self, room, mode: str = "drop") -> None:
+        self.line_of(room).pause(mode)
+
+    def resume(self, room) -> int:
+        return self.line_of(room).resume()
+
+    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
+        """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port."""
+        if mode not in ("abrupt", "clean"):
+            raise ValueError("mode must be 'abrupt' or 'clean'")
+        members = list(self.all_members())
+        if mode == "abrupt":
+            for member in members:
+                member.transport.abort()
+        await self.stop()
+        if downtime_s > 0:
+            await asyncio.sleep(downtime_s)
+        await self.start()
+        return len(members)

@@ -1,0 +1,95 @@
+"""The Chime SDK meetings emulator as one object: state, signaling plane, control plane, admin, metrics.
+
+`ChimeEmulator` runs inside any asyncio loop (tests may embed it); `chatload emulator --service
+chime` and `EmulatorProcess` run it as its own process on uvloop. The fault and metrics routes are
+the shared ones (`harness.emulation.admin`): a "room" there is a meeting (MeetingId or ARN), a
+"user" an attendee's ExternalUserId.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ....emulation.admin import add_admin_routes
+from .limits import API_RATE, DATA_HARD, DATA_SOFT, OperationThrottle, Rate
+from .metrics import Metrics
+from .signaling import SignalingPlane
+from .state import MAX_ACTIVE_MEETINGS, Meeting, MeetingState
+
+
+class ChimeEmulator:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control_port: int = 0,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        throttle: bool | Rate = False,
+        soft_limit: Rate = DATA_SOFT,
+        hard_limit: Rate = DATA_HARD,
+        replay_messages: int = 1024,
+        replay_seconds: float = 300.0,
+        max_meetings: int = MAX_ACTIVE_MEETINGS,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        self.host = host
+        self.control_port = control_port
+        self.state = MeetingState(region, account_id, max_meetings)
+        self.metrics = Metrics()
+        self.signaling = SignalingPlane(
+            self.state, self.metrics, host=host, port=port, soft_limit=soft_limit, hard_limit=hard_limit,
+            replay_messages=replay_messages, replay_seconds=replay_seconds, ping_interval=ping_interval,
+        )
+        self.dataplane = self.signaling  # what the shared fault routes call it
+        # True: the published quota (10/s, burst 20 per operation); a Rate: that one instead.
+        self.throttle = OperationThrottle(throttle if isinstance(throttle, Rate) else API_RATE) if throttle else None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        from .controlplane import add_control_plane_routes
+
+        await self.signaling.start()
+        app = web.Application(client_max_size=1024 * 1024)
+        add_admin_routes(app, self)
+        add_control_plane_routes(app, self)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.control_port).start()
+        self.control_port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self.signaling.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ChimeEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    def find_room(self, identifier: str) -> Meeting | None:
+        return self.state.find_meeting(identifier)
+
+    def metrics_text(self) -> str:
+        return self.metrics.render(self.signaling.meeting_metrics())
+
+    @property
+    def messaging_endpoint(self) -> str:
+        return self.signaling.endpoint
+
+    @property
+    def control_endpoint(self) -> str:
+        return f"http://{self.host}:{self.control_port}"
+
+    def describe(self) -> dict:
+        return {
+            "messaging_endpoint": self.messaging_endpoint,
+            "signaling_base": self.signaling.signaling_base,
+            "control_endpoint": self.control_endpoint,
+            "region": self.state.region,
+        }

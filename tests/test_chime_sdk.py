@@ -1,0 +1,133 @@
+"""The emulator against the official Amazon Chime SDK for JavaScript (`amazon-chime-sdk-js`, run in Node).
+
+This test is the judge of the emulator's wire format. The meeting and its attendees come from the
+emulator's control plane through boto3; `tests/chime_js/sdk_driver.mjs` then runs the SDK's own
+`DefaultSignalingClient` (over its `DefaultWebSocketAdapter`, with the `ws` package as WebSocket) and
+its own data-message task and realtime controller, and prints one JSON line of what the SDK saw:
+join, data messages both ways, a burst that comes back throttled, replay to a late joiner, PING,
+LEAVE, DeleteMeeting (4410) and a forged join token (403, 4403).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.services.chime.emulator import EmulatorProcess
+
+from .chime import attendee_id, client, meeting
+
+pytestmark = pytest.mark.node
+
+JS_DIR = Path(__file__).parent / "chime_js"
+DRIVER = JS_DIR / "sdk_driver.mjs"
+DRIVER_TIMEOUT_S = 60
+BURST = 6  # data messages alice sends back to back, past a soft limit of burst 3
+
+
+def _installed_version(package: str) -> str | None:
+    manifest = JS_DIR / "node_modules" / package / "package.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text())["version"]
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """Path of `node`, with tests/chime_js/node_modules installed from the lock file if missing or stale."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("node and npm are not on PATH: the amazon-chime-sdk-js conformance test needs Node.js >= 18")
+    wanted = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
+    if any(_installed_version(name) != version for name, version in wanted.items()):
+        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True,
+                              timeout=300)
+        if proc.returncode != 0:
+            pytest.fail(f"npm ci in {JS_DIR} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    for name, version in wanted.items():
+        assert _installed_version(name) == version, f"{name} {version} not installed in {JS_DIR}/node_modules"
+    return node
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    # A soft limit of burst 3 that hardly refills: the burst's throttled share is predictable.
+    with EmulatorProcess("--data-soft-limit", "0.01/3", service="chime") as process:
+        yield process
+
+
+def run_driver(node: str, config: dict) -> dict:
+    try:
+        proc = subprocess.run([node, str(DRIVER)], input=json.dumps(config), capture_output=True, text=True,
+                              cwd=JS_DIR, timeout=DRIVER_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"sdk_driver did not finish in {DRIVER_TIMEOUT_S} s; stderr:\n{exc.stderr}")
+    assert proc.returncode == 0, f"sdk_driver exited {proc.returncode}:\n{proc.stderr[-20000:]}"
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"sdk_driver printed nothing; stderr:\n{proc.stderr}"
+    result = json.loads(lines[-1])
+    assert result["ok"] is True and result["scenario"] == config["scenario"]
+    return result
+
+
+def test_the_sdk_signaling_client_converses_through_the_emulator(node, emulator):
+    chime = client(emulator)
+    made = meeting(chime, "alice", "bob", "carol")
+    config = {
+        "scenario": "conversation", "signalingUrl": made.signaling_url, "controlEndpoint": emulator.control_endpoint,
+        "meetingId": made.meeting_id, "tokens": {a.external_user_id: a.join_token for a in made.attendees},
+        "forgedToken": "Zm9yZ2VkOmpvaW4tdG9rZW4", "burst": BURST, "lifetimeMs": 60_000,
+    }
+
+    result = run_driver(node, config)
+
+    assert result["sdkVersion"] == "3.32.0"
+    seen = result["attendees"]
+    alice, bob, carol, mallory = (seen[role] for role in ("alice", "bob", "carol", "mallory"))
+    ids = {user: attendee_id(made, user) for user in ("alice", "bob")}
+    for role in (alice, bob, carol):
+        assert role["opened"] and role["decodeFailures"] == 0 and role["errors"] == [], role
+        assert [f["type"] for f in role["frames"][:2]] == ["JOIN_ACK", "INDEX"], role["frames"]
+        assert role["frames"][0]["turnUris"], role["frames"][0]
+    assert [a["frames"][1]["numParticipants"] for a in (alice, bob, carol)] == [1, 2, 3]
+
+    def texts(role, throttled=None):
+        return [m["text"] for m in role["dataMessages"] if throttled is None or m["throttled"] is throttled]
+
+    # Fan-out to the others only, with the sender's ids and the server's ingest time (ms, as the SDK reads it).
+    hello = bob["dataMessages"][0]
+    assert hello["text"] == "hello from alice" and hello["topic"] == "chat" and hello["throttled"] is False
+    assert hello["senderAttendeeId"] == ids["alice"] and hello["senderExternalUserId"] == "alice"
+    assert hello["timestampMs"] > 1.6e12
+    assert alice["dataMessages"][0]["text"] == '{"reply":"hi alice"}'
+    assert alice["dataMessages"][0]["senderAttendeeId"] == ids["bob"]
+    assert "hello from alice" not in texts(alice)
+    # The burst: 2 tokens were left after "hello", so burst-0 and burst-1 reach bob; the rest come back
+    # to alice, throttled (the SDK's `throttled` flag: ingestTimeNs === 0).
+    burst = [f"burst-{i}" for i in range(BURST)]
+    assert [t for t in texts(bob) if t.startswith("burst-")] == burst[:2]
+    assert texts(alice, throttled=True) == burst[2:]
+    throttled = [m for m in alice["dataMessages"] if m["throttled"]]
+    assert all(m["timestampMs"] == 0 and m["senderAttendeeId"] == ids["alice"] for m in throttled)
+    # The late joiner gets the burst messages that were delivered (they had a lifetime), as first sent.
+    assert texts(carol)[:2] == burst[:2]
+    assert carol["dataMessages"][:2] == bob["dataMessages"][1:3]
+    # The sentinel is the only other message anyone got.
+    assert texts(alice) == ['{"reply":"hi alice"}', *burst[2:], "sentinel"]
+    assert texts(bob) == ["hello from alice", *burst[:2]]
+    assert texts(carol) == [*burst[:2], "sentinel"]
+    # PING → PONG with the same id; LEAVE → LEAVE_ACK, then the client's own close.
+    assert {"type": "PING_PONG", "pingPong": {"type": "PONG", "pingId": 7}} in alice["frames"]
+    assert alice["frames"][-1] == {"type": "LEAVE_ACK"}
+    # DeleteMeeting: AUDIO_STATUS 410 (the SDK's MeetingEnded), then close 4410.
+    assert result["deleteStatus"] == 204
+    for role in (bob, carol):
+        assert role["frames"][-1] == {"type": "AUDIO_STATUS", "audioStatus": 410}
+        assert [c["code"] for c in role["closes"]] == [4410]
+    # A forged join token: ERROR 403 (AudioAuthenticationRejected to the SDK), then close 4403.
+    assert mallory["errors"] == [{"status": 403, "description": "Join token rejected"}]
+    assert [c["code"] for c in mallory["closes"]] == [4403] and mallory["dataMessages"] == []
