@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from .metrics import propagation
 from .metrics.histograms import LatencyHistogram, Recorder
 from .metrics.ledger import merge_exports, rate_series
 from .report.numbers import error_total
@@ -185,6 +186,21 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
     samples = [s for final in stats.finals.values() for s in final.get("protocol_error_samples", [])]
     totals = stats.recorder.totals()
     latency = stats.recorder.summary()["histograms"]
+    merge_check = stats.merge_check(latency)
+    # Latencies only the whole run can know: propagation (origin in one process, observers in others)
+    # and fan-out spread (first and last recipient of each message, wherever they are).
+    users: dict[str, str] = {}
+    for final in stats.finals.values():
+        users.update(final.get("users") or {})
+    streams = propagation.merge([f["propagation"] for f in stats.finals.values() if f.get("propagation")],
+                                exports, users)
+    for stream, facts in streams.items():
+        histogram = facts.pop("histogram")
+        latency[stream], totals["histograms"][stream] = histogram.summary(), histogram.encode()
+    spreads = [f["spread"] for f in stats.finals.values() if f.get("spread") is not None]
+    if spreads:
+        histogram = propagation.merge_spread(spreads)
+        latency["spread"], totals["histograms"]["spread"] = histogram.summary(), histogram.encode()
     timeline = stats.timeline()  # decodes every second's histograms: once
     reasons = stats.saturation(timeline)
     return {
@@ -210,7 +226,8 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
                   for room, seconds in rate_series(exports).items()},
         "timeline": timeline,
         "health": {"per_process": stats.health, "saturated": bool(reasons), "reasons": reasons},
-        "merge_check": stats.merge_check(latency),
+        "merge_check": merge_check,
+        "propagation": streams,
         "protocol_error_samples": samples[:20],
     }
 

@@ -27,11 +27,12 @@ import psutil
 
 from .metrics.histograms import Recorder
 from .metrics.ledger import DeliveryLedger
+from .metrics.propagation import PropagationLog, SpreadLog
 from .net.boundary import LoopThread
 from .net.reconnect import make_policy
 from .net.session import ChatSession, RequestFailed
 from .net.transport import DEFAULT_TRANSPORT
-from .services.base import ChatService, Target, UserSpec
+from .services.base import ChatService, PublishRejected, Target, UserSpec
 from .tokens import TokenFetchFailed, TokenProvider
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ class ChatRuntime:
         for name in service.histograms:
             self.recorder.histogram(name)
         self.ledger = DeliveryLedger()
+        self.propagation = PropagationLog()  # loop thread only, as the ledger
+        self.spread = SpreadLog() if service.measures_spread else None
         self.sessions: dict[str, ChatSession] = {}  # loop thread only
         self.handles: dict[str, SessionHandle] = {}  # gevent side only
         self.sink = None  # gevent-side callable taking each interval snapshot
@@ -148,6 +151,8 @@ class ChatRuntime:
         self._loop_lag_sum_us = 0
         self._loop_lag_n = 0
         self.ticker_errors = 0
+        self.publishes_in_flight = 0  # loop side: publishes not answered yet (the drain waits for them)
+        self.publishing_stopped = False  # gevent side
         self.finished_on_loop = False  # set before the loop starts: the ticker reads it
         self.hub = HubStallProbe()
         self.gc = GcPauseProbe()
@@ -186,6 +191,68 @@ class ChatRuntime:
         self.sessions[handle.user.sender_id] = session
         session.start()
 
+    # -- gevent side: publishers (measured messages through the service's publish API) ----------------
+
+    def new_publisher(self, user_id_prefix: str, population: str = "publishers") -> SessionHandle:
+        """A user that publishes without a connection of its own: ready at once (no socket to open)."""
+        sender_id = f"{self.process_tag}{next(self._senders):x}"
+        user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=next(self._rooms))
+        handle = SessionHandle(user, population, state="open")
+        self.handles[sender_id] = handle
+        self.loop_thread.call(self._publisher_started, population)
+        return handle
+
+    def publish(self, handle: SessionHandle, seq: int, intended_ns: int, content: str) -> None:
+        """Publish one measured message (gevent side): the call runs in a greenlet of its own, so a
+        slow answer never delays the publisher's schedule."""
+        if self.publishing_stopped:
+            self.loop_thread.call(self.recorder.count, "not_sent.stopping")
+            return
+        self.loop_thread.call(self._published, handle.user, seq, intended_ns, time.time_ns() + self.clock_offset_ns)
+        gevent.spawn(self._publish_in_greenlet, handle.user, seq, intended_ns, content)
+
+    def _publish_in_greenlet(self, user: UserSpec, seq: int, intended_ns: int, content: str) -> None:
+        try:
+            outcome: object = self.service.publish(self.target, user, seq, intended_ns, content)
+        except PublishRejected as rejected:
+            outcome = rejected
+        except Exception as exc:  # the call itself failed: counted by cause, the message stays unconfirmed
+            outcome = exc
+        self.loop_thread.call(self._publish_answered, user, seq, intended_ns, outcome,
+                              time.time_ns() + self.clock_offset_ns)
+
+    # -- loop side: publishers ---------------------------------------------------------------------------
+
+    def _publisher_started(self, population: str) -> None:
+        self.recorder.count(f"users_spawned.{population}")
+        self.recorder.count(f"users_connected.{population}")
+
+    def _published(self, user: UserSpec, seq: int, intended_ns: int, now_ns: int) -> None:
+        self.publishes_in_flight += 1
+        self.recorder.record("send_lag", (now_ns - intended_ns) // 1000)
+        self.ledger.sent(user.sender_id, seq, user.room, intended_ns)
+        self.recorder.count("sent")
+
+    def _publish_answered(self, user: UserSpec, seq: int, intended_ns: int, outcome, answered_ns: int) -> None:
+        self.publishes_in_flight -= 1
+        latency_us = (answered_ns - intended_ns) // 1000
+        if isinstance(outcome, PublishRejected):
+            self.ledger.rejected(user.sender_id, seq, outcome.code, answered_ns, outcome.category)
+            self.recorder.count(f"rejected.{outcome.category}")
+            self.recorder.count(f"errors.{outcome.code}")
+            self._fire("publish", latency_us, RequestFailed(outcome.code, outcome.message, outcome.category))
+        elif isinstance(outcome, BaseException):
+            self.recorder.count(f"publish_failures.{type(outcome).__name__}")
+            self._fire("publish", latency_us, ConnectionError(f"{type(outcome).__name__}: {outcome}"))
+        else:
+            server_ns = outcome if isinstance(outcome, int) else None
+            self.recorder.ack.record(latency_us)
+            if server_ns is not None:
+                self.recorder.to_server.record((server_ns - intended_ns) // 1000)
+            self.ledger.acked(user.sender_id, seq, user.room, server_ns if server_ns is not None else answered_ns)
+            self.recorder.count("accepted")
+            self._fire("publish", latency_us, None)
+
     def post_state(self, handle: SessionHandle, state: str) -> None:  # loop side
         self.inbox.post(setattr, handle, "state", state)
 
@@ -194,6 +261,7 @@ class ChatRuntime:
 
         The drain ends early once no send awaits its answer: nothing else can still be in flight.
         """
+        self.publishing_stopped = True
         self.loop_thread.ask(self._stop_sending)
         deadline = time.monotonic() + drain_s
         while time.monotonic() < deadline and self.loop_thread.ask(self._awaiting_answers):
@@ -368,7 +436,8 @@ class ChatRuntime:
             session.stop(close=False)
 
     def _awaiting_answers(self) -> bool:
-        return any(session.awaiting_send_answers() for session in self.sessions.values())
+        return self.publishes_in_flight > 0 or any(session.awaiting_send_answers()
+                                                   for session in self.sessions.values())
 
     def _final_on_loop(self, answer_window_ns: int) -> dict:
         self.finished_on_loop = True  # no interval after the final one
@@ -385,4 +454,8 @@ class ChatRuntime:
             session.stop(close=True)
         snapshot = self._interval_on_loop()
         return {"interval": snapshot, "ledger": export, "totals": self.recorder.totals(),
-                "protocol_error_samples": list(self.protocol_error_samples), "end_ns": end_ns}
+                "protocol_error_samples": list(self.protocol_error_samples), "end_ns": end_ns,
+                "propagation": self.propagation.export(),
+                "spread": self.spread.export() if self.spread is not None else None,
+                # user id (what other users see) → sender id (the ledger's receiver id), for propagation
+                "users": {session.user.user_id: session.sender_id for session in self.sessions.values()}}

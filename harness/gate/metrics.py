@@ -38,7 +38,35 @@ HISTOGRAMS = {
     "reconnect": "reconnect time (drop noticed → usable again)",
     "token_fetch": "token fetch time",
     "send_lag": "send lag (how late the harness sent against its schedule)",
+    "kick": "kick latency (the control-plane call → the kicked user's own notice)",
+    "spread": "fan-out spread (a message's last recipient − its first), where the service measures it",
 }
+PROPAGATION_COUNTS = {  # report["propagation"][stream] keys: (direction, words)
+    "expected": (HIGHER, "observations owed: each member present when it happened"),
+    "observed": (HIGHER, "observations that arrived"),
+    "missed": (LOWER, "owed observations that never arrived"),
+    "unconfirmed": (LOWER, "owed to a member that left before anything later reached it (fate unknown)"),
+    "extra": (LOWER, "observed by a member that joined while it happened (not judged)"),
+    "duplicates": (LOWER, "second observations of one origin by one member"),
+    "unmatched": (LOWER, "observations of something no origin was recorded for"),
+}
+
+
+def _service_declarations() -> tuple[dict[str, str], dict[str, str]]:
+    """Every registered service's own histograms and propagation streams (through the registry only)."""
+    from ..services import registry
+
+    histograms, streams = {}, {}
+    for name in registry.names():
+        service = registry.get(name)
+        histograms.update({h: f"{words} ({service.title})" for h, words in service.histograms.items()})
+        streams.update({s: f"{words} ({service.title})" for s, words in service.propagations.items()})
+    return histograms, streams
+
+
+SERVICE_HISTOGRAMS, PROPAGATIONS = _service_declarations()
+HISTOGRAMS.update(SERVICE_HISTOGRAMS)
+HISTOGRAMS.update(PROPAGATIONS)
 # statistic → (key in a latency summary, kind, words). Percentile keys are the recorder's ("99.9").
 STATISTICS = {
     "p50": ("50", DURATION, "median"),
@@ -241,6 +269,20 @@ def _verdict(report: Mapping, path: tuple[str, ...]) -> float:
     return _number(value, f"verdicts.{'.'.join(path)}")
 
 
+def _propagation(report: Mapping, stream: str, key: str) -> float:
+    facts = _section(report, "propagation", "propagation accounting").get(stream)
+    if not isinstance(facts, Mapping):
+        raise MetricMissing(f"the report has no propagation of {stream!r} (nothing was recorded for it)")
+    return _number(facts.get(key), f"propagation.{stream}.{key}")
+
+
+def _propagation_ratio(report: Mapping, stream: str) -> float:
+    expected = _propagation(report, stream, "expected")
+    if expected == 0:
+        raise MetricMissing(f"{stream}: nothing was expected, so the ratio is undefined")
+    return _propagation(report, stream, "missed") / expected
+
+
 def _flag(path: tuple[str, ...]) -> Callable[[Mapping], float]:
     def read(report: Mapping) -> float:
         value: object = report
@@ -275,6 +317,12 @@ def _fixed_catalog() -> dict[str, Metric]:
         add(name, COUNT, direction, f"{words} (counters.{name})", lambda report, name=name: _counter(report, name))
     for name, (path, kind, direction, words) in VERDICTS.items():
         add(name, kind, direction, words, lambda report, path=path: _verdict(report, path))
+    for stream, words in PROPAGATIONS.items():
+        for key, (direction, count_words) in PROPAGATION_COUNTS.items():
+            add(f"{stream}.{key}", COUNT, direction, f"{count_words} — {words}",
+                lambda report, stream=stream, key=key: _propagation(report, stream, key))
+        add(f"{stream}.missed.ratio", RATIO, LOWER, f"missed / expected — {words}",
+            lambda report, stream=stream: _propagation_ratio(report, stream))
     add("duration", DURATION, HIGHER, "the run's length (metadata.started_at_ns → ended_at_ns)",
         lambda report: _run_seconds(report) * 1e6)
     add("health.saturated", FLAG, LOWER, "1 when the harness itself saturated (loop lag, hub stall, CPU)",

@@ -138,6 +138,35 @@ class ChatClient:
         self._call(self._on_loop, "stop", True)
 
 
+class PublishClient:
+    """What a publisher's tasks call: measured messages through the service's publish API (e.g. an
+    HTTP endpoint of the customer's backend), timed from their intended send time."""
+
+    def __init__(self, runtime, user: ChatUser) -> None:
+        self._runtime = runtime
+        self._user = user
+        self.handle = runtime.new_publisher(user.user_id_prefix, population=type(user).__name__)
+        self._seq = 0
+
+    @property
+    def connected(self) -> bool:
+        return True  # no connection to lose
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return True
+
+    def send_message(self, content: str, attributes: dict[str, str] | None = None, *, wait: bool = False,
+                     timeout: float = 10.0, intended_ns: int | None = None):
+        if intended_ns is None:
+            schedule = self._user.__dict__.get("_open_loop")
+            intended_ns = schedule.current_ns() if schedule else time.time_ns()
+        self._seq += 1
+        self._runtime.publish(self.handle, self._seq, intended_ns + self._runtime.clock_offset_ns, content)
+
+    def leave(self) -> None:
+        pass
+
+
 class ChatUser(User):
     """One chat connection. A service's subclasses set `service`, capabilities, reconnect and tasks."""
 
@@ -213,3 +242,15 @@ class SenderUser(ChatUser):
                 self.client.send_message(self.message_text(), intended_ns=due)
             return
         self.client.send_message(self.message_text())
+
+
+class PublisherUser(SenderUser):
+    """Publishes measured messages through the service's publish API, with no connection of its own,
+    on a sender's open-loop schedule (or bursts); the service's subscribers receive them
+    (`ChatService.publish`)."""
+
+    abstract = True
+    user_id_prefix = "publisher"
+
+    def on_start(self) -> None:
+        self.client = PublishClient(runtime_for(self.environment), self)

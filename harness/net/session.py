@@ -22,9 +22,13 @@ from ..services.base import (
     Acked,
     ClientProtocol,
     Delivered,
+    Joined,
     Kicked,
+    Left,
     Measured,
     MustReconnect,
+    Observed,
+    Origin,
     ProtocolError,
     Rejected,
     Request,
@@ -60,7 +64,8 @@ class ChatSession:
         self.state = "new"
         self.ws: Transport | None = None
         self.protocol: ClientProtocol | None = None
-        self.connection_id = 0
+        self.connection_id = 0  # the ledger's id of this user's membership of its room (0: none now)
+        self.memberships: dict[str, int] = {}  # room → ledger id, while a member
         self.seq = 0
         self.kicked = False
         self.was_kicked = False
@@ -69,11 +74,13 @@ class ChatSession:
         self.stopping = False
         self._closed: asyncio.Future | None = None
         self._ready: asyncio.Future | None = None
+        self._ready_at_ns = 0  # corrected clock: when the session became usable (joins are timed from it)
         self._task: asyncio.Task | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self.connected_waiters: list = []
         self.offset_ns = runtime.clock_offset_ns
         self.ever_connected = False
+        self.kick_requested_ns: int | None = None  # set by a kick through the control plane (kick latency)
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
 
@@ -153,7 +160,7 @@ class ChatSession:
             ready_ns = ws.open_ns
         else:
             self._ready = loop.create_future()
-            protocol.opened()
+            protocol.opened(ws.open_ns + self.offset_ns)
             self._flush()
             ready_ns = await self._wait_ready(protocol.ready_timeout_s)
             if ready_ns is None:  # closed, or never confirmed: a failed connect
@@ -163,15 +170,15 @@ class ChatSession:
                     ws.abort()
                     await self._closed
                 return cause
-        self.connection_id = runtime.next_connection_id()
+        self._ready_at_ns = ready_ns + self.offset_ns
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
         self._set_state("open")
         if not self.ever_connected:  # per population: did this user ever get in? (harness.measured)
             self.ever_connected = True
             self.recorder.count(f"users_connected.{self.handle.population}")
-        self.ledger.connected(self.sender_id, self.connection_id, self.room, ready_ns + self.offset_ns,
-                              opening_ns=started_ns + self.offset_ns)
+        if not protocol.joins_rooms:  # a member of its room from now on
+            self._joined(self.room, self._ready_at_ns, opening_ns=started_ns + self.offset_ns)
         runtime.report_connect(self, started_ns, None, None, reconnect=reconnect, open_ns=ready_ns,
                                dropped_at_ns=dropped_at_ns)
         self._resolve_connected_waiters(True)
@@ -213,9 +220,9 @@ class ChatSession:
 
     def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None:
         protocol = self.protocol
-        event = protocol.receive(payload, is_text)
+        arrival_ns += self.offset_ns
+        event = protocol.receive(payload, is_text, arrival_ns)
         if event is not None:
-            arrival_ns += self.offset_ns
             if event.__class__ is Delivered:  # the hot path first
                 self._on_delivered(event, arrival_ns)
             elif event.__class__ is tuple:
@@ -233,8 +240,8 @@ class ChatSession:
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
-        if self.connection_id:
-            self.ledger.disconnected(self.sender_id, self.connection_id, self._dropped_at_ns)
+        for room in list(self.memberships):
+            self._left(room, self._dropped_at_ns)
         self.runtime.report_closed(self, code, reason, clean)
         self._fail_pending(f"connection closed ({code})")
         if self._closed is not None and not self._closed.done():
@@ -242,7 +249,23 @@ class ChatSession:
 
     # -- events → measurements --------------------------------------------------------------------
 
+    def _joined(self, room: str, at_ns: int, opening_ns: int | None = None) -> None:
+        membership = self.runtime.next_connection_id()
+        self.memberships[room] = membership
+        if room == self.room:
+            self.connection_id = membership
+        self.ledger.connected(self.sender_id, membership, room, at_ns, opening_ns=opening_ns)
+
+    def _left(self, room: str, at_ns: int) -> None:
+        membership = self.memberships.pop(room, None)
+        if membership is not None:
+            self.ledger.disconnected(self.sender_id, membership, at_ns)
+        if room == self.room:
+            self.connection_id = 0
+
     def _on_delivered(self, message: Delivered, arrival_ns: int) -> None:
+        if self.runtime.spread is not None:
+            self.runtime.spread.observe(message.sender, message.seq, arrival_ns)
         server_ns = message.server_ns
         if server_ns is not None:
             # The server's time splits each delivery in two: intended → accepted, accepted → here.
@@ -263,8 +286,21 @@ class ChatSession:
             self.recorder.count(f"events.{event.name}")
         elif kind is Measured:
             self.recorder.record(event.histogram, event.us)
+        elif kind is Joined:
+            # The join was asked for when the session became usable: what arrived since is legitimate.
+            self._joined(event.room, arrival_ns, opening_ns=self._ready_at_ns)
+        elif kind is Left:
+            self._left(event.room, arrival_ns)
+        elif kind is Origin:
+            self.runtime.propagation.origin(event.stream, event.room or self.room, event.subject, event.at_ns)
+        elif kind is Observed:
+            self.runtime.propagation.observed(event.stream, event.room or self.room, event.subject,
+                                              self.user.user_id, arrival_ns)
         elif kind is Kicked:
             self.kicked = True
+            if self.kick_requested_ns is not None:  # the control-plane call → this user's own notice
+                self.recorder.record("kick", (arrival_ns - self.kick_requested_ns) // 1000)
+                self.kick_requested_ns = None
         elif kind is MustReconnect:
             self.must_reconnect = True
         elif kind is ProtocolError:
@@ -283,6 +319,8 @@ class ChatSession:
         latency_us = (arrival_ns - request.intended_ns) // 1000
         echo = ack.echo
         if echo is not None:  # our own message came back: we are one of its receivers
+            if self.runtime.spread is not None:
+                self.runtime.spread.observe(echo.sender, echo.seq, arrival_ns)
             server_ns = ack.server_ns if ack.server_ns is not None else arrival_ns
             if ack.server_ns is not None:
                 self.recorder.from_server.record((arrival_ns - server_ns) // 1000)

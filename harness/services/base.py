@@ -17,8 +17,14 @@ Three pieces, each small:
       Kicked(reason)                a moderator removed us: do not come back
       MustReconnect(reason)         the service wants a fresh session (e.g. an expired one)
       ServiceEvent(name)            anything else worth counting, as `events.<name>`
-      Measured(histogram, us)       a service's own latency sample (subscribe, join, roster, …)
-      ForeignMessage / ProtocolError(message)
+      Measured(histogram, us)       a service's own latency sample (subscribe, join, …)
+      Joined(room) / Left(room)     membership of a room began / ended (protocols with joins_rooms)
+      Origin(stream, subject, at_ns) / Observed(stream, subject)
+                                    something happened to `subject` (a user joined a presence channel)
+                                    and another user saw it: matched across processes at the end,
+                                    into a latency histogram named `stream` with exact counts of
+                                    what each member present should have seen
+      FOREIGN / ProtocolError(message)
 
   `receive` returns one event, a tuple of events, or None. Delivered is the hot path: one
   allocation per delivery, no other work.
@@ -153,6 +159,31 @@ class ProtocolError(Event):
 
 
 @dataclass(slots=True)
+class Joined(Event):
+    room: str
+
+
+@dataclass(slots=True)
+class Left(Event):
+    room: str
+
+
+@dataclass(slots=True)
+class Origin(Event):
+    stream: str  # a propagation the service declares (ChatService.propagations)
+    subject: str  # whom it is about, as other users will see it (a user id)
+    at_ns: int  # when it began (corrected clock): a time the protocol was given
+    room: str | None = None  # None: the connection's room
+
+
+@dataclass(slots=True)
+class Observed(Event):
+    stream: str
+    subject: str  # seen at the frame's arrival
+    room: str | None = None
+
+
+@dataclass(slots=True)
 class _Flag(Event):
     name: str
 
@@ -233,6 +264,7 @@ class ClientProtocol(ABC):
 
     text_frames: ClassVar[bool] = True  # the frames this protocol writes are text (False: binary)
     ready_on_open: ClassVar[bool] = True  # usable once the WebSocket opens; else wait for READY
+    joins_rooms: ClassVar[bool] = False  # membership begins with Joined (a subscribe), not with READY
     ready_timeout_s: ClassVar[float] = 5.0  # no READY within this after opening: give up on the connection
     acks_sends: ClassVar[bool] = True  # every send is answered (ack, echo or error); silence is news
     keepalive_s: ClassVar[float | None] = None  # send `keepalive()` this often while open
@@ -243,15 +275,16 @@ class ClientProtocol(ABC):
         self.pending: dict[object, Request] = {}
 
     @abstractmethod
-    def receive(self, payload: bytes, is_text: bool) -> Event | tuple[Event, ...] | None:
-        """One frame from the server. Never raises on what a server sends: ProtocolError instead."""
+    def receive(self, payload: bytes, is_text: bool, at_ns: int) -> Event | tuple[Event, ...] | None:
+        """One frame from the server, read at `at_ns` (corrected clock: the protocol reads no clock).
+        Never raises on what a server sends: ProtocolError instead."""
 
     @abstractmethod
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
         """The frame for a measured message carrying (user.sender_id, request.seq, request.intended_ns)."""
 
-    def opened(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
-        """The WebSocket is open: put any opening frames (a join, a subscribe) in the outbox."""
+    def opened(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """The WebSocket opened at `at_ns`: put any opening frames (a join, a subscribe) in the outbox."""
 
     def encode_request(self, name: str, request: Request, *args) -> bytes:
         """A service-specific request (`ChatClient.request(name, …)`); tracked in `pending` if answered."""
@@ -289,6 +322,8 @@ class ChatService(ABC):
     real_kind: ClassVar[str]  # `[target] kind` for the real service
     populations: ClassVar[dict[str, PopulationKind]] = {}
     histograms: ClassVar[dict[str, str]] = {}  # the service's own latency histograms → what they measure
+    propagations: ClassVar[dict[str, str]] = {}  # Origin/Observed streams → what they measure
+    measures_spread: ClassVar[bool] = False  # fan-out spread per message (last recipient − first)
     bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
 
     # -- scenario ----------------------------------------------------------------------------------------
@@ -376,6 +411,13 @@ class ChatService(ABC):
         """Remove a user through the control plane (a moderator's kick); blocking, gevent-friendly."""
         raise ServiceError(f"{self.title}: kicking users is not supported")
 
+    def publish(self, target: Target, user: UserSpec, seq: int, intended_ns: int, content: str) -> int | None:
+        """Publish one measured message without a socket (a server-side publish API), carrying
+        (user.sender_id, seq, intended_ns) like `ClientProtocol.send_message` does; blocking and
+        gevent-friendly. Returns when the service accepted it (its clock, ns) if it says, else None;
+        raises `PublishRejected` when refused, any other exception when the call itself failed."""
+        raise ServiceError(f"{self.title}: publishing without a connection is not supported")
+
 
 @dataclass
 class RoomSettings:
@@ -387,3 +429,11 @@ class RoomSettings:
 
 class ServiceError(RuntimeError):
     """The service (or its control plane) could not do what a run needs; the message says why."""
+
+
+class PublishRejected(Exception):
+    """The service refused a published message."""
+
+    def __init__(self, category: Category, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.category, self.code, self.message = category, code, message

@@ -54,7 +54,7 @@ class IvsChatProtocol(ClientProtocol):
 
     # -- frames in --------------------------------------------------------------------------------
 
-    def receive(self, payload: bytes, is_text: bool):
+    def receive(self, payload: bytes, is_text: bool, at_ns: int):
         if not is_text:
             return ProtocolError("binary frame from server")
         try:

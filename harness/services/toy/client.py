@@ -22,7 +22,7 @@ from . import codec
 
 
 class ToyProtocol(ClientProtocol):
-    def receive(self, payload: bytes, is_text: bool):
+    def receive(self, payload: bytes, is_text: bool, at_ns: int):
         if not is_text:
             return ProtocolError("binary frame from server")
         try:
