@@ -301,6 +301,9 @@ class Run:
                            f"last lines of {self.raw / 'locust.log'}:\n{tail}")
         results = json.loads(Path(results_path).read_text())
         results["verdicts"] = derive(results, self._room_limits(), self.faults_applied)
+        own = self.scenario.service.verdicts(results, self.scenario)
+        if own:
+            results["verdicts"][self.scenario.service.name] = own
         complete = results.get("complete", False) and not self.interrupted
         reason = "interrupted (Ctrl-C)" if self.interrupted else (None if complete else "a worker did not report")
         thresholds = [parse_rule(rule) for rule in expectations_for(self.scenario)]

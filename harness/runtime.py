@@ -138,6 +138,7 @@ class ChatRuntime:
         self.ledger = DeliveryLedger()
         self.propagation = PropagationLog()  # loop thread only, as the ledger
         self.spread = SpreadLog() if service.measures_spread else None
+        self.replay = service.replay_window(target)
         self.sessions: dict[str, ChatSession] = {}  # loop thread only
         self.handles: dict[str, SessionHandle] = {}  # gevent side only
         self.sink = None  # gevent-side callable taking each interval snapshot
@@ -226,6 +227,24 @@ class ChatRuntime:
     def _publisher_started(self, population: str) -> None:
         self.recorder.count(f"users_spawned.{population}")
         self.recorder.count(f"users_connected.{population}")
+
+    # -- gevent side: users with no connection at all (a control-plane churn) ------------------------------
+
+    def started_without_connection(self, population: str) -> None:
+        """A user that has no connection to open counts as connected once it starts."""
+        self.loop_thread.call(self._publisher_started, population)
+
+    def record_call(self, name: str, latency_us: int, failure: str | None = None) -> None:
+        """One call of a service API made by a user (gevent side): its latency into the histogram
+        `name` (declare it in ChatService.histograms), failures counted by cause, Locust told."""
+        self.loop_thread.call(self._record_call, name, latency_us, failure)
+        self._fire_request(name, latency_us / 1000, RuntimeError(failure) if failure else None)
+
+    def _record_call(self, name: str, latency_us: int, failure: str | None) -> None:
+        self.recorder.record(name, latency_us)
+        self.recorder.count(f"{name}_calls")
+        if failure:
+            self.recorder.count(f"{name}_failures.{failure}")
 
     def _published(self, user: UserSpec, seq: int, intended_ns: int, now_ns: int) -> None:
         self.publishes_in_flight += 1

@@ -153,6 +153,26 @@ def test_message_accepted_just_before_connecting_is_unexpected_not_lost():
     assert (c.expected, c.delivered, c.unexpected, c.lost) == (1, 1, 1, 0)
 
 
+def test_replays_to_a_late_joiner_and_a_returning_member_are_counted_exactly():
+    ledger = DeliveryLedger()
+    window = (ms(50), 3)  # replay what was accepted in the last 50 ms, at most 3 messages
+    for seq, at in enumerate((10, 20, 30, 40, 45), start=1):  # 10 ms is outside the window
+        ledger.sent("s", seq, ROOM)
+        ledger.acked("s", seq, ROOM, ms(at))
+    ledger.connected("late", 1, ROOM, ms(60), replay=window)
+    for seq, at in ((3, 30), (4, 40), (5, 45)):  # the last three of the window (four were in it)
+        ledger.received("late", 1, ROOM, "s", seq, ms(at))
+    ledger.connected("back", 2, ROOM, ms(0), replay=window)
+    ledger.received("back", 2, ROOM, "s", 1, ms(10))
+    ledger.disconnected("back", 2, ms(25))
+    ledger.connected("back", 3, ROOM, ms(60), replay=window)  # away from 25 ms: 30, 40, 45 are owed
+    ledger.received("back", 3, ROOM, "s", 4, ms(40))  # 30 and 45 never came again
+    result = ledger.result(END).per_receiver
+    late, back = result["late"], result["back"]
+    assert (late.replay_expected, late.replayed, late.replay_missed, late.unexpected) == (3, 3, 0, 0)
+    assert (back.replay_expected, back.replayed, back.replay_missed, back.unexpected) == (3, 1, 2, 0)
+
+
 def test_message_accepted_while_the_connection_was_opening_is_named_so():
     ledger = DeliveryLedger()
     ledger.sent("s", 1, ROOM)
@@ -287,7 +307,7 @@ def test_export_is_json_and_merge_checks_the_format():
     assert export["rooms"][ROOM] == {"senders": ["s"], "t": [ms(1), ms(2), ms(3)], "s": [0, 0, 0], "q": [1, 2, 3]}
     assert export["receivers"]["r"]["connections"] == [
         {"id": 1, "room": ROOM, "start": 0, "end": END, "open": True, "last": ms(3), "own": {"s": 3},
-         "foreign": []}
+         "foreign": [], "replay": None, "replayed": 0}
     ]
     with pytest.raises(ValueError):
         merge_exports([{"format": "something else"}])
@@ -471,6 +491,7 @@ def model(msgs, receivers):
             "out_of_order": ooo,
             "unexpected": len(got - expected_all),
             "during_handshake": 0,  # the streams give no opening time: nothing is judged as opening
+            "replay_expected": 0, "replayed": 0, "replay_missed": 0,  # nor a replay window
             "connections": len(conns),
         }
         injected[rid] = drops_lost

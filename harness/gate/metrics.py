@@ -65,6 +65,16 @@ def _service_declarations() -> tuple[dict[str, str], dict[str, str]]:
 
 
 SERVICE_HISTOGRAMS, PROPAGATIONS = _service_declarations()
+
+
+def _service_verdicts() -> dict:
+    from ..services import registry
+
+    return {name: ((service_name, *path), kind, direction, f"{words} ({registry.get(service_name).title})")
+            for service_name in registry.names()
+            for name, (path, kind, direction, words) in registry.get(service_name).verdict_metrics.items()}
+
+
 HISTOGRAMS.update(SERVICE_HISTOGRAMS)
 HISTOGRAMS.update(PROPAGATIONS)
 # statistic → (key in a latency summary, kind, words). Percentile keys are the recorder's ("99.9").
@@ -90,6 +100,9 @@ TOTALS = {
     "out_of_order": (LOWER, "deliveries that arrived before an earlier message of the same sender"),
     "unexpected": (LOWER, "deliveries not expected at their receiver (accepted before its connection began)"),
     "during_handshake": (LOWER, "deliveries accepted while their connection was opening: legitimate, not judged"),
+    "replay_expected": (HIGHER, "messages owed as replays to members joining late or coming back"),
+    "replayed": (HIGHER, "replays that arrived"),
+    "replay_missed": (LOWER, "owed replays that never arrived"),
     "accepted": (HIGHER, "messages the server accepted"),
     "sent": (HIGHER, "messages sent"),
     "rejected": (LOWER, "messages the server rejected (any reason)"),
@@ -315,7 +328,7 @@ def _fixed_catalog() -> dict[str, Metric]:
         add(name, RATE, HIGHER, words, lambda report, key=key: _total(report, key) / _run_seconds(report))
     for name, (direction, words) in COUNTERS.items():
         add(name, COUNT, direction, f"{words} (counters.{name})", lambda report, name=name: _counter(report, name))
-    for name, (path, kind, direction, words) in VERDICTS.items():
+    for name, (path, kind, direction, words) in {**VERDICTS, **_service_verdicts()}.items():
         add(name, kind, direction, words, lambda report, path=path: _verdict(report, path))
     for stream, words in PROPAGATIONS.items():
         for key, (direction, count_words) in PROPAGATION_COUNTS.items():

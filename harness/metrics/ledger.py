@@ -42,6 +42,12 @@ Rules, as implemented:
 - *During handshake*: distinct received messages accepted after the connection attempt began
   (`opening_ns` given to `connected`) but before its interval starts: the server had made the
   receiver a member before its handshake response arrived. Legitimate, not expected, not errors.
+- *Replayed* (services that replay recent messages to members who join late or come back, e.g.
+  Chime's message lifetimes): with a replay window (window_ns, max) given to `connected`, a
+  message accepted in [start − window, start) that arrives on the connection is `replayed`. What
+  should have been replayed: the messages of the room accepted in that window and after the
+  receiver's previous membership of the room ended (what it already had is not sent again), the
+  last `max` of them: `replay_expected`; `replay_missed` = replay_expected − replayed.
 - *Unexpected*: any other distinct received message not expected at that receiver (accepted before
   a connection began and delivered late, or while it was away); reported, not errors.
 
@@ -175,15 +181,18 @@ class _Receiver:
 
 class _Connection:
     __slots__ = ("connection_id", "receiver", "room", "start", "opening", "end", "last", "by_sender", "foreign",
-                 "room_logs", "seen")
+                 "room_logs", "seen", "replay", "replayed")
 
     def __init__(self, connection_id: int, receiver: _Receiver, room: str, start: int,
-                 room_logs: dict[str, _AcceptedLog], opening: int | None = None) -> None:
+                 room_logs: dict[str, _AcceptedLog], opening: int | None = None,
+                 replay: tuple[int, int] | None = None) -> None:
         self.connection_id = connection_id
         self.receiver = receiver
         self.room = room
         self.start = start
         self.opening = start if opening is None else min(opening, start)
+        self.replay = replay  # (window_ns, max messages) when the service replays to late joiners
+        self.replayed = 0
         self.end = _OPEN
         self.last = _NOTHING
         # sender -> [highest seq received on this connection, distinct received in the interval]
@@ -237,7 +246,7 @@ class DeliveryLedger:
 
     # --- receivers --------------------------------------------------------------------------------------
     def connected(self, receiver_id: str, connection_id: int, room: str, at_ns: int,
-                  opening_ns: int | None = None) -> None:
+                  opening_ns: int | None = None, replay: tuple[int, int] | None = None) -> None:
         """A receiving connection's interval starts at `at_ns`; the attempt that opened it began at
         `opening_ns` (messages accepted in between arrive legitimately: `during_handshake`)."""
         key = (receiver_id, connection_id)
@@ -252,7 +261,7 @@ class DeliveryLedger:
         room_logs = self._rooms.get(room)
         if room_logs is None:
             room_logs = self._rooms[room] = {}
-        connection = _Connection(connection_id, receiver, room, at_ns, room_logs, opening_ns)
+        connection = _Connection(connection_id, receiver, room, at_ns, room_logs, opening_ns, replay)
         receiver.connections.append(connection)
         self._connections[key] = connection
 
@@ -408,6 +417,9 @@ class DeliveryLedger:
                     other.foreign = []
                 other.foreign.append((send_time_ns, sender_id))
                 return
+        if conn is not None and conn.replay is not None and conn.start - conn.replay[0] <= send_time_ns < conn.start:
+            conn.replayed += 1
+            return
         if conn is not None and conn.opening <= send_time_ns < conn.start:
             receiver.during_handshake += 1
             return
@@ -429,6 +441,8 @@ def _export_connection(conn: _Connection, end_ns: int) -> dict:
         "last": last,
         "own": {sender: mine[1] for sender, mine in conn.by_sender.items() if mine[1]},
         "foreign": [[t, sender] for t, sender in conn.foreign or ()],
+        "replay": list(conn.replay) if conn.replay is not None else None,
+        "replayed": conn.replayed,
     }
 
 
@@ -444,6 +458,9 @@ class ReceiverCounts:
     out_of_order: int = 0
     unexpected: int = 0
     during_handshake: int = 0
+    replay_expected: int = 0
+    replayed: int = 0
+    replay_missed: int = 0
     connections: int = 0
 
     def add(self, other: ReceiverCounts) -> None:
@@ -560,8 +577,10 @@ def merge_exports(exports: Iterable[Mapping], worst_n: int = 20) -> AccountingRe
         for conn in connections:
             room = conn["room"]
             times = room_times.get(room, [])
-            _judge_connection(rid, conn, times, room_sender_times.get(room, {}), counts, pairs)
             previous = previous_in_room.get(room)
+            _judge_connection(rid, conn, times, room_sender_times.get(room, {}), counts, pairs)
+            if conn.get("replay"):
+                _judge_replay(conn, times, previous["end"] if previous is not None else None, counts)
             if previous is not None and conn["start"] > previous["end"]:
                 counts.missed_while_away += bisect_left(times, conn["start"]) - bisect_left(times, previous["end"])
             previous_in_room[room] = conn
@@ -599,6 +618,15 @@ def rate_series(exports: Iterable[Mapping]) -> dict[str, dict[int, dict]]:
                 series[room][int(second)]["rejected"][str(code)] += n
     return {room: {second: {**row, "rejected": dict(row["rejected"])} for second, row in sorted(seconds.items())}
             for room, seconds in series.items()}
+
+
+def _judge_replay(conn: Mapping, times: list[int], previous_end: int | None, counts: ReceiverCounts) -> None:
+    window, cap = conn["replay"]
+    since = conn["start"] - window if previous_end is None else max(conn["start"] - window, previous_end)
+    expected = min(cap, max(0, bisect_left(times, conn["start"]) - bisect_left(times, since)))
+    counts.replay_expected += expected
+    counts.replayed += conn["replayed"]
+    counts.replay_missed += max(0, expected - conn["replayed"])
 
 
 def _judge_connection(rid: str, conn: Mapping, times: list[int], sender_times: Mapping[str, list[int]],

@@ -254,7 +254,8 @@ class ChatSession:
         self.memberships[room] = membership
         if room == self.room:
             self.connection_id = membership
-        self.ledger.connected(self.sender_id, membership, room, at_ns, opening_ns=opening_ns)
+        self.ledger.connected(self.sender_id, membership, room, at_ns, opening_ns=opening_ns,
+                              replay=self.runtime.replay)
 
     def _left(self, room: str, at_ns: int) -> None:
         membership = self.memberships.pop(room, None)

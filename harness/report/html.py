@@ -59,6 +59,9 @@ ACCOUNTING_MEANING = {
     "unexpected": "received, not expected (accepted before its connection began, or while it was away)",
     "during_handshake": "received, accepted while its connection was opening (after the attempt began, before "
                         "the handshake ended): legitimate, not judged",
+    "replay_expected": "owed as replays to a member joining late or coming back (services that replay)",
+    "replayed": "replays that arrived",
+    "replay_missed": "owed replays that never arrived",
 }
 PROBLEM_KEYS = ("lost", "duplicates", "out_of_order", "unconfirmed_at_disconnect")
 BAD_TOTALS = ("lost", "duplicates", "out_of_order")  # shown in red when not 0

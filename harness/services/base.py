@@ -387,6 +387,20 @@ class ChatService(ABC):
         """Each room's accepted-message rate limit per second, as the service says; {} if none."""
         return {}
 
+    def replay_window(self, target: Target) -> tuple[int, int] | None:
+        """(window ns, max messages) when the service replays recent messages to members who join
+        late or come back: the ledger then counts replays exactly instead of as unexpected."""
+        return None
+
+    # -- after the run: the service's own verdicts --------------------------------------------------------
+
+    # name → (path under report["verdicts"][service name], kind, direction, words): gate metrics
+    verdict_metrics: ClassVar[dict[str, tuple[tuple[str, ...], str, str, str]]] = {}
+
+    def verdicts(self, results: dict, scenario) -> dict:
+        """Facts derived after a run (e.g. where throttling began), as report["verdicts"][name]."""
+        return {}
+
     # -- every process -----------------------------------------------------------------------------------
 
     @abstractmethod
