@@ -29,7 +29,6 @@ Emulator choices, where the service is silent (see also the package docstring):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -42,7 +41,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ....emulation.delivery import DeliveryLine, select_members
+from ....emulation.delivery import DeliveryLine
+from ....emulation.faults import LineFaults
 from ...ivschat.emulator.dataplane import text_frame
 from .. import codec
 from ..tokens import PUBLISH, ParticipantClaims, TokenError, unverified_claims
@@ -166,7 +166,7 @@ def offered_subprotocols(request) -> list[str]:
             for item in header.split(",") if item.strip()]
 
 
-class DataPlane:
+class DataPlane(LineFaults):
     def __init__(self, state: RealtimeState, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
                  max_publishers: int = MAX_PUBLISHERS, max_subscribers: int = MAX_SUBSCRIBERS,
                  token_reuse: str = "replace", roster: str = "all", ping_interval: float | None = 20.0) -> None:
@@ -184,12 +184,9 @@ class DataPlane:
         self.roster = roster
         self.ping_interval = ping_interval
         self.stages: dict[str, StageRuntime] = {}
-        self.delivery_cost_s = 0.0
-        self.default_delay = (0.0, 0.0)
         self._server: Server | None = None
         self._member_ids = iter(range(1, 1 << 62))
         self._open = 0  # admitted connections whose TCP connection is not yet gone
-        self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -444,18 +441,13 @@ class DataPlane:
         if member.connection.protocol.state is OPEN and not member.transport.is_closing():
             member.transport.write(frame)
 
-    def _close(self, member: Member, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _disconnect(self, member: Member, code: str, reason: str, kicked: bool = False) -> None:
         """aws:ivs:DISCONNECT to one member, then a clean close; it leaves the roster at once."""
         runtime = self.stages.get(member.stage_id)
         if runtime is not None:
             runtime.counters.disconnects[code] += 1
         self._send_one(member, text_frame(codec.encode_disconnect(codec.Disconnect(code, reason))))
-        self._close(member, 1000, code)
+        self.close_soon(member, 1000, code)
         self._leave(member, kicked)
 
     # -- operations the control plane calls --------------------------------------------------------------------
@@ -478,66 +470,26 @@ class DataPlane:
             member.left = True
             self._send_one(member, text_frame(codec.encode_disconnect(
                 codec.Disconnect(codec.STAGE_DELETED, "the stage was deleted"))))
-            self._close(member, 1000, codec.STAGE_DELETED)
+            self.close_soon(member, 1000, codec.STAGE_DELETED)
             self.state.left(stage, member.participant_id, member.publishing, time.time())
 
-    # -- faults (the shared admin routes) ----------------------------------------------------------------------
+    # -- faults: the shared ones come from LineFaults; expiry is this service's own -------------------------
+
+    def runtimes(self) -> Iterable[StageRuntime]:
+        return self.stages.values()
 
     def all_members(self) -> Iterable[Member]:
         for runtime in self.stages.values():
             yield from runtime.members.values()
-
-    def select(self, *, room_id=None, user_ids=None, connection_ids=None, fraction=None, seed=None) -> list[Member]:
-        return select_members(self.all_members(), room_id=room_id, user_ids=user_ids,
-                              connection_ids=connection_ids, fraction=fraction, seed=seed)
-
-    def drop(self, members: list[Member], *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
-        """Abrupt: the TCP connection is aborted (clients see 1006). Clean: a close frame."""
-        if mode not in ("abrupt", "clean"):
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        for member in members:
-            if mode == "abrupt":
-                member.transport.abort()
-            else:
-                self._close(member, code, reason or "Dropped by fault injection")
-        return [m.describe() for m in members]
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
         """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK leaves with reason token-expired."""
         error = codec.JoinError(codec.TOKEN_EXPIRED, "the participant token has expired")
         for member in members:
             self._send_one(member, text_frame(codec.encode_join_error(error)))
-            self._close(member, 1000, codec.TOKEN_EXPIRED)
+            self.close_soon(member, 1000, codec.TOKEN_EXPIRED)
             self._leave(member)
         return [m.describe() for m in members]
-
-    def set_delay(self, room: Stage | None, delay_s: float, jitter_s: float = 0.0) -> None:
-        if delay_s < 0 or jitter_s < 0:
-            raise ValueError("delay and jitter must not be negative")
-        for runtime in [self.runtime(room)] if room else list(self.stages.values()):
-            runtime.line.set_delay(delay_s, jitter_s)
-        if room is None:
-            self.default_delay = (delay_s, jitter_s)
-
-    def pause(self, room: Stage, mode: str = "drop") -> None:
-        self.runtime(room).line.pause(mode)
-
-    def resume(self, room: Stage) -> int:
-        return self.runtime(room).line.resume()
-
-    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
-        """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port."""
-        members = list(self.all_members())
-        if mode == "abrupt":
-            for member in members:
-                member.transport.abort()
-        elif mode != "clean":
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        await self.stop()
-        if downtime_s > 0:
-            await asyncio.sleep(downtime_s)
-        await self.start()
-        return len(members)
 
     def connection_count(self) -> int:
         return self._open
