@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -119,10 +120,12 @@ CHART_STATE = """JSON.stringify({
   text: document.body.innerText})"""
 
 
-async def _load(chromium: Path, page: Path, screenshot: Path | None) -> PageRun:
-    run = PageRun()
+@contextlib.asynccontextmanager
+async def open_page(chromium: Path, *extra_flags: str):
+    """A headless Chromium with one blank page attached (Runtime, Log, Page and Network enabled):
+    yields (cdp, session). The browser and its process group end when the block does."""
     with tempfile.TemporaryDirectory(prefix="chatload-chromium-") as profile:
-        process = subprocess.Popen([str(chromium), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        process = subprocess.Popen([str(chromium), *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -139,62 +142,70 @@ async def _load(chromium: Path, page: Path, screenshot: Path | None) -> PageRun:
                                                                     "flatten": True}))["sessionId"]
                 for domain in ("Runtime", "Log", "Page", "Network"):
                     await cdp.send(f"{domain}.enable", session=session)
-                await cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900,
-                                                                      "deviceScaleFactor": 1, "mobile": False},
-                               session=session)
-                cdp.events.clear()
-                await cdp.send("Page.navigate", {"url": page.as_uri()}, session=session)
-                await cdp.wait_event("Page.loadEventFired", timeout=60)
-                state: dict = {}
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    result = await cdp.send("Runtime.evaluate", {"expression": CHART_STATE, "returnByValue": True},
-                                            session=session)
-                    state = json.loads(result["result"]["value"])
-                    if all(chart["rendered"] for chart in state["charts"]):
-                        break
-                    await asyncio.sleep(0.1)
-                run.charts, run.no_data, run.text = state["charts"], state["noData"], state["text"]
-                if screenshot is not None:
-                    metrics = await cdp.send("Page.getLayoutMetrics", session=session)
-                    height = int(metrics["cssContentSize"]["height"])
-                    await cdp.send("Emulation.setDeviceMetricsOverride", {
-                        "width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
-                    await asyncio.sleep(0.8)  # plotly relayouts on resize
-                    shot = await cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                                          session=session, timeout=60)
-                    screenshot.parent.mkdir(parents=True, exist_ok=True)
-                    screenshot.write_bytes(base64.b64decode(shot["data"]))
-                await asyncio.sleep(0.2)  # late console events
-                for event in cdp.events:
-                    method, params = event["method"], event.get("params", {})
-                    if method == "Runtime.consoleAPICalled":
-                        text = " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params["args"])
-                        if params["type"] in ("error", "assert"):
-                            run.errors.append(f"console.{params['type']}: {text}")
-                        elif params["type"] == "warning":
-                            run.warnings.append(text)
-                    elif method == "Runtime.exceptionThrown":
-                        details = params["exceptionDetails"]
-                        run.errors.append("exception: " + details.get("exception", {}).get(
-                            "description", details.get("text", "")))
-                    elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-                        run.errors.append(f"log: {params['entry']['text']} {params['entry'].get('url', '')}")
-                    elif method == "Network.requestWillBeSent":
-                        url = params["request"]["url"]
-                        if not url.startswith(("file:", "data:", "about:", "blob:")):
-                            run.requests.append(url)
                 try:
-                    await cdp.send("Browser.close", timeout=5)
-                except (AssertionError, TimeoutError, ConnectionError):
-                    pass
-                cdp.reader.cancel()
+                    yield cdp, session
+                finally:
+                    try:
+                        await cdp.send("Browser.close", timeout=5)
+                    except (AssertionError, TimeoutError, ConnectionError):
+                        pass
+                    cdp.reader.cancel()
         finally:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)  # the group of the browser this test started
                 process.wait(timeout=10)
+
+
+async def _load(chromium: Path, page: Path, screenshot: Path | None) -> PageRun:
+    run = PageRun()
+    async with open_page(chromium) as (cdp, session):
+        await cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900,
+                                                              "deviceScaleFactor": 1, "mobile": False},
+                       session=session)
+        cdp.events.clear()
+        await cdp.send("Page.navigate", {"url": page.as_uri()}, session=session)
+        await cdp.wait_event("Page.loadEventFired", timeout=60)
+        state: dict = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            result = await cdp.send("Runtime.evaluate", {"expression": CHART_STATE, "returnByValue": True},
+                                    session=session)
+            state = json.loads(result["result"]["value"])
+            if all(chart["rendered"] for chart in state["charts"]):
+                break
+            await asyncio.sleep(0.1)
+        run.charts, run.no_data, run.text = state["charts"], state["noData"], state["text"]
+        if screenshot is not None:
+            metrics = await cdp.send("Page.getLayoutMetrics", session=session)
+            height = int(metrics["cssContentSize"]["height"])
+            await cdp.send("Emulation.setDeviceMetricsOverride", {
+                "width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+            await asyncio.sleep(0.8)  # plotly relayouts on resize
+            shot = await cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
+                                  session=session, timeout=60)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.sleep(0.2)  # late console events
+        for event in cdp.events:
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.consoleAPICalled":
+                text = " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params["args"])
+                if params["type"] in ("error", "assert"):
+                    run.errors.append(f"console.{params['type']}: {text}")
+                elif params["type"] == "warning":
+                    run.warnings.append(text)
+            elif method == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
+                run.errors.append("exception: " + details.get("exception", {}).get(
+                    "description", details.get("text", "")))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                run.errors.append(f"log: {params['entry']['text']} {params['entry'].get('url', '')}")
+            elif method == "Network.requestWillBeSent":
+                url = params["request"]["url"]
+                if not url.startswith(("file:", "data:", "about:", "blob:")):
+                    run.requests.append(url)
     return run
 
 
