@@ -16,6 +16,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from harness.services.ivsrealtime import codec
 from harness.services.ivsrealtime.emulator import EmulatorProcess
 
+from .chat import wait_closed
+
 _names = itertools.count()
 
 
@@ -90,17 +92,17 @@ async def refused(emulator, stage: dict, token: str, **kwargs) -> tuple[codec.Jo
     return frame, code
 
 
-async def wait_closed(ws: ClientConnection, timeout: float = 5.0) -> tuple[int | None, str | None]:
-    async def drain():
-        try:
-            while True:
-                await ws.recv()
-        except Exception:
-            return
-
-    await asyncio.wait_for(drain(), timeout)
-    await asyncio.wait_for(ws.wait_closed(), timeout)
-    return ws.close_code, ws.close_reason
+async def join_when_free(emulator, stage: dict, token: str, *, publish: bool = False,
+                         timeout: float = 5.0) -> tuple[ClientConnection, codec.StageState]:
+    """Join, retrying while refused: a slot frees only once the TCP connection holding it is gone."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        ws = await open_socket(emulator, stage, token, publish=publish)
+        frame = await next_frame(ws)
+        if isinstance(frame, codec.StageState):
+            return ws, frame
+        assert asyncio.get_running_loop().time() < deadline, f"still refused: {frame}"
+        await asyncio.sleep(0.05)
 
 
 async def assert_next_is_pong(ws: ClientConnection) -> None:

@@ -20,6 +20,7 @@ from .ivsrealtime import (  # noqa: F401 - rt, ivs and stage are fixtures
     events_url,
     ivs,
     join,
+    join_when_free,
     next_frame,
     open_socket,
     refused,
@@ -230,14 +231,8 @@ def test_token_reuse_refused_modes(mode):
                 error, _ = await refused(strict, stage_, token["token"])
                 assert error.code == codec.TOKEN_REUSED
             else:  # a token may come back once its connection is gone (how the SDK reconnects)
-                deadline = time.monotonic() + 5
-                while True:
-                    again = await open_socket(strict, stage_, token["token"])
-                    frame = await next_frame(again)
-                    if isinstance(frame, codec.StageState):
-                        break
-                    assert time.monotonic() < deadline, frame
-                    await asyncio.sleep(0.05)
+                again, _ = await join_when_free(strict, stage_, token["token"])
+                await again.close()
 
         run(scenario())
 
@@ -256,14 +251,7 @@ def test_thirteenth_publisher_is_refused(rt, ivs, stage):  # noqa: F811
         sentinel = await assert_next_roster_is(rt, ivs, stage, {ws: last for ws, _, _ in publishers})
         await publishers[0][0].close()
         await publishers[0][0].wait_closed()
-        deadline = time.monotonic() + 5
-        while True:  # a slot frees once the TCP connection is gone
-            again = await open_socket(rt, stage, thirteenth["token"], publish=True)
-            frame = await next_frame(again)
-            if isinstance(frame, codec.StageState):
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        again, _ = await join_when_free(rt, stage, thirteenth["token"], publish=True)
         for ws in [sentinel, again, *(p[0] for p in publishers)]:
             await ws.close()
 

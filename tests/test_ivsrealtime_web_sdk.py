@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from websockets.asyncio.client import connect
 
 from harness.services.ivsrealtime import codec
 from harness.services.ivsrealtime.emulator import EmulatorProcess
-from tests.test_report_browser import FLAGS, Cdp, chromium  # noqa: F401 - chromium is a fixture
+from tests.test_report_browser import Cdp, chromium, open_page  # noqa: F401 - chromium is a fixture
 
 JS_DIR = Path(__file__).parent / "ivsrealtime_js"
 ARTIFACT = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts" / "ivsrealtime-web-sdk.json"
@@ -130,44 +127,15 @@ async def _serve_page(bundle: Path) -> tuple[web.AppRunner, str]:
 
 async def with_browser(chromium_path: Path, bundle: Path, scenario) -> None:
     runner, page_url = await _serve_page(bundle)
-    with tempfile.TemporaryDirectory(prefix="chatload-chromium-") as profile:
-        process = subprocess.Popen([str(chromium_path), *FLAGS, NO_REMOTE_HOSTS, f"--user-data-dir={profile}",
-                                    "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
-                assert process.poll() is None, f"chromium exited with {process.returncode}"
-                assert time.monotonic() < deadline, "chromium did not open its DevTools port in 30 s"
-                await asyncio.sleep(0.05)
-            port, path = port_file.read_text().split()[:2]
-            async with connect(f"ws://127.0.0.1:{port}{path}", max_size=None, ping_interval=None) as ws:
-                cdp = Cdp(ws)
-                target = await cdp.send("Target.createTarget", {"url": "about:blank"})
-                session = (await cdp.send("Target.attachToTarget", {"targetId": target["targetId"],
-                                                                    "flatten": True}))["sessionId"]
-                for domain in ("Runtime", "Log", "Page", "Network"):
-                    await cdp.send(f"{domain}.enable", session=session)
-                await cdp.send("Page.navigate", {"url": page_url}, session=session)
-                await cdp.wait_event("Page.loadEventFired", timeout=60)
-                browser = Browser(cdp, session)
-                await browser.wait_for(lambda e: e["kind"] == "loaded", "that the page loaded", 10)
-                try:
-                    await scenario(browser)
-                finally:
-                    try:
-                        await cdp.send("Browser.close", timeout=5)
-                    except (AssertionError, TimeoutError, ConnectionError):
-                        pass
-                    cdp.reader.cancel()
-        finally:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # the group of the browser this test started
-                process.wait(timeout=10)
-            await runner.cleanup()
+    try:
+        async with open_page(chromium_path, NO_REMOTE_HOSTS) as (cdp, session):
+            await cdp.send("Page.navigate", {"url": page_url}, session=session)
+            await cdp.wait_event("Page.loadEventFired", timeout=60)
+            browser = Browser(cdp, session)
+            await browser.wait_for(lambda e: e["kind"] == "loaded", "that the page loaded", 10)
+            await scenario(browser)
+    finally:
+        await runner.cleanup()
 
 
 async def join_python(emulator, ivs, stage: dict, user_id: str, **kwargs):
