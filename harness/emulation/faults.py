@@ -14,7 +14,7 @@ data plane that mixes `LineFaults` in provides only what is its own:
 and its own `expire_sessions` (what expiry means is the service's own). `close_soon` closes a
 member's WebSocket from synchronous code without losing the task.
 
-IVS Chat's and the toy's emulators predate this module and keep their own copies of these methods.
+Emulators older than this module keep their own copies of these methods.
 """
 
 from __future__ import annotations
