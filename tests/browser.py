@@ -88,10 +88,12 @@ class Cdp:
 
 
 @contextlib.asynccontextmanager
-async def browser_page(chromium: Path, width: int = 1366, height: int = 900):
-    """A fresh Chromium with one page: yields (cdp, session) with Runtime, Log, Page and Network on."""
+async def browser_page(chromium: Path, *extra_flags: str, width: int = 1366, height: int = 900):
+    """A fresh Chromium with one page: yields (cdp, session) with Runtime, Log, Page and Network on.
+    The browser and its process group end when the block does."""
     with tempfile.TemporaryDirectory(prefix="chatload-chromium-") as profile:
-        process = subprocess.Popen([str(chromium), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        process = subprocess.Popen([str(chromium), *FLAGS, *extra_flags, f"--user-data-dir={profile}",
+                                    "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"

@@ -9,8 +9,8 @@ A data plane whose rooms deliver through `DeliveryLine`s mixes in `LineFaults` a
     start(), stop()             listen, and stop listening while dropping every connection
 
 and gets `select`, `drop`, `set_delay`, `pause`, `resume` and `restart` that behave the same for
-every service. What "expire" means stays the service's own. (The Chime emulator uses this first;
-the older emulators still have their own copies of the same logic.)
+every service. What "expire" means stays the service's own. `close_soon` closes a member's
+WebSocket from synchronous code without losing the task (a `close_member` can use it).
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ from .delivery import select_members
 
 class LineFaults:
     default_delay: tuple[float, float] = (0.0, 0.0)  # (delay_s, jitter_s) for rooms made later
+
+    def close_soon(self, member, code: int, reason: str) -> None:
+        """A clean close from synchronous code; the task is kept until it ends."""
+        tasks = self.__dict__.setdefault("_close_tasks", set())
+        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def select(self, *, room_id: str | None = None, user_ids: Iterable[str] | None = None,
                connection_ids: Iterable[int] | None = None, fraction: float | None = None,

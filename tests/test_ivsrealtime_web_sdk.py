@@ -1,0 +1,230 @@
+"""The emulator against the official web broadcast SDK (`amazon-ivs-web-broadcast` 1.41.0) in headless Chromium.
+
+The SDK's own bundle is installed from `tests/ivsrealtime_js/package-lock.json` (`npm ci`) and served
+with `stage_page.html` from localhost (http on localhost is a secure context). The page joins a
+stage with a strategy that neither publishes nor subscribes, so no media and no WebRTC are needed:
+only the events socket. Chromium is driven over the DevTools protocol (the repo's `Cdp` client) and
+resolves no host but localhost, so nothing leaves the machine; what the SDK tried to reach is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from websockets.asyncio.client import connect
+
+from harness.services.ivsrealtime import codec
+from harness.services.ivsrealtime.emulator import EmulatorProcess
+from tests.browser import Cdp, browser_page
+
+JS_DIR = Path(__file__).parent / "ivsrealtime_js"
+ARTIFACT = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts" / "ivsrealtime-web-sdk.json"
+SDK = "amazon-ivs-web-broadcast"
+# Loopback only: the SDK posts analytics to an AWS host, which must fail here without a DNS lookup.
+NO_REMOTE_HOSTS = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"
+
+pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]  # the first run may install Chromium and the SDK
+
+
+def _installed_version() -> str | None:
+    manifest = JS_DIR / "node_modules" / SDK / "package.json"
+    return json.loads(manifest.read_text())["version"] if manifest.exists() else None
+
+
+@pytest.fixture(scope="module")
+def sdk_bundle() -> Path:
+    wanted = json.loads((JS_DIR / "package.json").read_text())["dependencies"][SDK]
+    if _installed_version() != wanted:
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm is not on PATH: the web broadcast SDK test installs the SDK with npm ci")
+        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS_DIR,
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            pytest.fail(f"npm ci in {JS_DIR} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    assert _installed_version() == wanted
+    return JS_DIR / "node_modules" / SDK / "dist"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with EmulatorProcess() as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def ivs(emulator):
+    return emulator.boto3_client()
+
+
+class Browser:
+    """One headless Chromium with one page, served from a localhost HTTP server."""
+
+    def __init__(self, cdp: Cdp, session: str) -> None:
+        self.cdp, self.session = cdp, session
+
+    async def evaluate(self, expression: str, *, await_promise: bool = False):
+        result = await self.cdp.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                          "awaitPromise": await_promise}, session=self.session)
+        return result["result"].get("value")
+
+    async def page_events(self) -> list[dict]:
+        return await self.evaluate("window.chatloadEvents") or []
+
+    async def wait_for(self, predicate, what: str, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in await self.page_events():
+                if predicate(event):
+                    return event
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the SDK never reported {what}; it reported {await self.page_events()}\n"
+                             f"console and network:\n{self.evidence()}")
+
+    def evidence(self) -> str:
+        lines = []
+        for event in self.cdp.events:
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.consoleAPICalled":
+                text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+                lines.append(f"console.{params['type']}: {text[:300]}")
+            elif method == "Runtime.exceptionThrown":
+                lines.append(f"exception: {params['exceptionDetails'].get('text')}")
+            elif method in ("Network.webSocketCreated", "Network.requestWillBeSent"):
+                url = params.get("url") or params.get("request", {}).get("url", "")
+                lines.append(f"{method}: {url.split('?')[0]}")
+        return "\n".join(lines)
+
+    def websocket_urls(self) -> list[str]:
+        return [e["params"]["url"] for e in self.cdp.events if e["method"] == "Network.webSocketCreated"]
+
+    def requested_hosts(self) -> set[str]:
+        from urllib.parse import urlsplit
+
+        return {urlsplit(e["params"]["request"]["url"]).hostname for e in self.cdp.events
+                if e["method"] == "Network.requestWillBeSent"}
+
+
+async def _serve_page(bundle: Path) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(JS_DIR / "stage_page.html")
+
+    app.router.add_get("/", page)
+    app.router.add_static("/sdk/", bundle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://localhost:{runner.addresses[0][1]}/"
+
+
+async def with_browser(chromium_path: Path, bundle: Path, scenario) -> None:
+    runner, page_url = await _serve_page(bundle)
+    try:
+        async with browser_page(chromium_path, NO_REMOTE_HOSTS) as (cdp, session):
+            await cdp.send("Page.navigate", {"url": page_url}, session=session)
+            await cdp.wait_event("Page.loadEventFired", timeout=60)
+            browser = Browser(cdp, session)
+            await browser.wait_for(lambda e: e["kind"] == "loaded", "that the page loaded", 10)
+            await scenario(browser)
+    finally:
+        await runner.cleanup()
+
+
+async def join_python(emulator, ivs, stage: dict, user_id: str, **kwargs):
+    token = ivs.create_participant_token(stageArn=stage["arn"], userId=user_id, **kwargs)["participantToken"]
+    topic = stage["arn"].rsplit("/", 1)[-1]
+    ws = await connect(f"{emulator.messaging_endpoint}/?{codec.join_query(topic, 'python-client')}",
+                       subprotocols=[token["token"]], open_timeout=5)
+    first = codec.parse_server_frame(await asyncio.wait_for(ws.recv(), 5))
+    assert isinstance(first, codec.StageState)
+    return ws, token["participantId"]
+
+
+def test_sdk_joins_and_sees_a_python_participant(chromium, sdk_bundle, emulator, ivs):
+    stage = ivs.create_stage(name="web-sdk")["stage"]
+    token = ivs.create_participant_token(stageArn=stage["arn"], userId="browser",
+                                         attributes={"role": "viewer"})["participantToken"]
+
+    async def scenario(browser: Browser) -> None:
+        await browser.evaluate(f"window.chatloadJoin({json.dumps(token['token'])})")
+        await browser.wait_for(lambda e: e["kind"] == "connection" and e["detail"] == "connected",
+                               "connection state connected")
+        await browser.wait_for(lambda e: e["kind"] == "join-resolved", "that join() resolved")
+        urls = browser.websocket_urls()
+        assert len(urls) == 1 and urls[0].startswith(emulator.messaging_endpoint), urls
+        assert "error_over_ws=1" in urls[0] and f"topic={stage['arn'].rsplit('/', 1)[-1]}/publishers" in urls[0]
+        listed = ivs.list_participants(stageArn=stage["arn"], sessionId=stage["activeSessionId"])["participants"]
+        assert [(p["participantId"], p["state"]) for p in listed] == [(token["participantId"], "CONNECTED")]
+
+        other, other_id = await join_python(emulator, ivs, stage, "python", attributes={"lang": "py"})
+        joined = await browser.wait_for(lambda e: e["kind"] == "joined" and e["detail"]["id"] == other_id,
+                                        "the Python participant joining")
+        assert joined["detail"] == {"id": other_id, "userId": "python", "attributes": {"lang": "py"},
+                                    "isLocal": False}
+        await other.close()
+        await browser.wait_for(lambda e: e["kind"] == "left" and e["detail"]["id"] == other_id,
+                               "the Python participant leaving")
+        # The browser never reached anything but localhost (analytics to AWS fail at name resolution).
+        assert browser.requested_hosts() <= {"localhost", "127.0.0.1", "broadcast.stats.live-video.net"}
+
+        ivs.disconnect_participant(stageArn=stage["arn"], participantId=token["participantId"], reason="test")
+        left = await browser.wait_for(lambda e: e["kind"] == "stage-left", "leaving the stage")
+        assert left["detail"] == "participant-disconnected"
+        # What the SDK reported and tried to reach, for a human to read (no tokens in it).
+        ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+        ARTIFACT.write_text(json.dumps({"sdk_events": await browser.page_events(),
+                                        "websockets": [u.split("?")[0] + "?" + "&".join(
+                                            p for p in u.split("?", 1)[1].split("&") if not p.startswith("traceid"))
+                                            for u in browser.websocket_urls()],
+                                        "requested_hosts": sorted(browser.requested_hosts()),
+                                        "console_and_network": browser.evidence().splitlines()}, indent=1))
+
+    asyncio.run(with_browser(chromium, sdk_bundle, scenario))
+
+
+def test_sdk_leaves_with_token_reused_when_its_token_joins_elsewhere(chromium, sdk_bundle, emulator, ivs):
+    stage = ivs.create_stage(name="web-sdk-reuse")["stage"]
+    token = ivs.create_participant_token(stageArn=stage["arn"], userId="browser")["participantToken"]
+    topic = stage["arn"].rsplit("/", 1)[-1]
+
+    async def scenario(browser: Browser) -> None:
+        await browser.evaluate(f"window.chatloadJoin({json.dumps(token['token'])})")
+        await browser.wait_for(lambda e: e["kind"] == "join-resolved", "that join() resolved")
+        async with connect(f"{emulator.messaging_endpoint}/?{codec.join_query(topic, 'thief')}",
+                           subprotocols=[token["token"]]) as thief:
+            state = codec.parse_server_frame(await asyncio.wait_for(thief.recv(), 5))
+            assert isinstance(state, codec.StageState)
+            left = await browser.wait_for(lambda e: e["kind"] == "stage-left", "leaving the stage")
+            assert left["detail"] == "token-reused"
+
+    asyncio.run(with_browser(chromium, sdk_bundle, scenario))
+
+
+def test_sdk_join_is_refused_when_the_stage_is_at_capacity(chromium, sdk_bundle):
+    with EmulatorProcess("--max-subscribers", "1") as small:
+        ivs = small.boto3_client()
+        stage = ivs.create_stage(name="web-sdk-full")["stage"]
+        token = ivs.create_participant_token(stageArn=stage["arn"], userId="browser")["participantToken"]
+
+        async def scenario(browser: Browser) -> None:
+            occupant, _ = await join_python(small, ivs, stage, "occupant")
+            await browser.evaluate(f"window.chatloadJoin({json.dumps(token['token'])})")
+            refused = await browser.wait_for(lambda e: e["kind"] == "join-rejected", "join() being rejected")
+            # The SDK has no JOIN_ERROR code for capacity: it reports a generic join failure carrying
+            # the emulator's message, and does not retry (the payload says fatal).
+            assert "subscribers" in (refused["detail"]["message"] or "") + (refused["detail"]["details"] or "")
+            assert browser.websocket_urls() and len(browser.websocket_urls()) == 1, browser.websocket_urls()
+            await occupant.close()
+
+        asyncio.run(with_browser(chromium, sdk_bundle, scenario))
+        events = ivs.list_participant_events(stageArn=stage["arn"], sessionId=stage["activeSessionId"],
+                                             participantId=token["participantId"])["events"]
+        assert [(e["name"], e.get("errorCode")) for e in events] == [("JOIN_ERROR", "QUOTA_EXCEEDED")]
