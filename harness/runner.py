@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import measured
 from .gate.rules import format_value
+from .net.transport import TRANSPORTS
 from .report.console import accounting_lines, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
@@ -59,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     parser.add_argument("--reconnect", choices=("sdk", "backoff"),
                         help="reconnect policy for every population (overrides the scenario)")
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS),
+                        help="WebSocket client implementation (overrides the scenario's [run] transport)")
     parser.add_argument("--check", action="store_true",
                         help="only validate the scenario: list every error with its line, run nothing "
                              "(exit 0 valid, 2 invalid); the keys are in docs/scenarios.md")
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "reconnect", None):
         for population in scenario.populations:
             population.reconnect = args.reconnect
+    if getattr(args, "transport", None):
+        scenario.transport = args.transport
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -187,7 +192,7 @@ class Run:
         argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("scenario_locustfile.py")),
                 "--headless", "--only-summary", "-u", str(users), "-r", f"{spawn_rate:.3f}",
                 "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
-                "--chat-target", json.dumps(target.to_dict()),
+                "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
         processes = self._processes()
