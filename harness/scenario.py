@@ -88,6 +88,7 @@ class Scenario:
     policy_expectations: dict[str, list[str]] = field(default_factory=dict)
     min_connected: float = DEFAULT_MIN_CONNECTED  # fraction of each population that must connect
     transport: str = DEFAULT_TRANSPORT  # the WebSocket client implementation ([run] transport)
+    metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
 
     @property
     def users(self) -> int:
@@ -221,6 +222,8 @@ EXPECTATIONS_KEYS = (
 RUN_KEYS = (
     Key("transport", str, DEFAULT_TRANSPORT, "the WebSocket client implementation (same measurements; "
         "`chatload bench` compares their cost)", '"picows"', choices=tuple(sorted(TRANSPORTS))),
+    Key("metrics_port", int, None, "serve live Prometheus /metrics on this port while the run goes "
+        "(docs/live-metrics.md); 0 picks a free port", "9646", minimum=0, maximum=65535),
 )
 TOP_KEYS = ("scenario", "run", "target", "population", "messages", "faults", "expectations")  # + the rooms table
 
@@ -256,7 +259,8 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if scenario.duration_s <= 0:
         head.fail("duration", "must be longer than 0 s")
 
-    scenario.transport = reader("run", data.get("run", {})).read_all(RUN_KEYS)["transport"]
+    values = reader("run", data.get("run", {})).read_all(RUN_KEYS)
+    scenario.transport, scenario.metrics_port = values["transport"], values["metrics_port"]
 
     t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)})
     kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
