@@ -14,7 +14,7 @@ import platform
 import socket
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from .metrics import propagation
@@ -39,6 +39,7 @@ class ChatStats:
         self.health: dict[str, dict] = {}  # by source: worst values seen
         self.finals: dict[str, dict] = {}  # by source: ledger export, totals, samples
         self.last_interval: dict[str, dict] = {}
+        self.by_source: dict[str, Counter] = defaultdict(Counter)  # each process's counters so far
         self.accounting: dict | None = None  # set when the results are built
 
     # -- feeding ----------------------------------------------------------------------------------
@@ -46,6 +47,7 @@ class ChatStats:
     def add_interval(self, snapshot: dict, source: str = "local") -> None:
         self.recorder.merge_snapshot(snapshot)
         self.last_interval[source] = snapshot
+        self.by_source[source].update(snapshot.get("counters", {}))
         second = self._seconds[int(snapshot["t_ns"] // 1_000_000_000)]
         second["sources"].add(source)
         for name, value in snapshot.get("counters", {}).items():
@@ -66,6 +68,10 @@ class ChatStats:
 
     def add_final(self, source: str, final: dict) -> None:
         self.finals[source] = final
+
+    def sources(self) -> set[str]:
+        """Every process that sent an interval."""
+        return set(self.last_interval)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -179,7 +185,23 @@ def _pkey(p: float) -> str:
     return f"{p:g}"  # the recorder's percentile keys: "50", "99.9"
 
 
-def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
+def lost_processes(stats: ChatStats, lost: list[str]) -> tuple[list[dict], str | None]:
+    """What the processes whose final report never came had done, as far as their intervals said,
+    and the reason a report gives: their figures are unknown, not lost."""
+    if not lost:
+        return [], None
+    rows = [{"process": source, "sent": stats.by_source[source].get("sent", 0),
+             "deliveries": stats.by_source[source].get("deliveries", 0),
+             "connections_open": stats.last_interval.get(source, {}).get("gauges", {}).get("connections_open", 0)}
+            for source in lost]
+    sent, deliveries = sum(r["sent"] for r in rows), sum(r["deliveries"] for r in rows)
+    reason = (f"lost worker(s) {', '.join(lost)}: no final report (killed, paused or disconnected). Their ledger "
+              f"never arrived, so what their users sent ({sent:,} sends so far) and received ({deliveries:,} "
+              "deliveries so far) is unknown, not lost; the accounting covers the other processes")
+    return rows, reason
+
+
+def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: list[str] | None = None) -> dict:
     exports = [final["ledger"] for final in stats.finals.values() if final.get("ledger")]
     accounting = merge_exports(exports).to_dict() if exports else None
     stats.accounting = accounting
@@ -203,9 +225,12 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool) -> dict:
         latency["spread"], totals["histograms"]["spread"] = histogram.summary(), histogram.encode()
     timeline = stats.timeline()  # decodes every second's histograms: once
     reasons = stats.saturation(timeline)
+    lost_rows, reason = lost_processes(stats, lost or [])
     return {
         "schema": SCHEMA,
         "complete": complete,
+        "incomplete_reason": reason,
+        "lost_processes": lost_rows,
         "metadata": {
             **metadata,
             "host": socket.gethostname(),

@@ -328,7 +328,8 @@ class Run:
         if own:
             results["verdicts"][self.scenario.service.name] = own
         complete = results.get("complete", False) and not self.interrupted
-        reason = "interrupted (Ctrl-C)" if self.interrupted else (None if complete else "a worker did not report")
+        reason = "interrupted (Ctrl-C)" if self.interrupted else (
+            None if complete else results.get("incomplete_reason") or "a worker did not report")
         thresholds = [parse_rule(rule) for rule in expectations_for(self.scenario)]
         checks = [check.to_dict() if hasattr(check, "to_dict") else dict(check)
                   for check in evaluate(results, thresholds)]

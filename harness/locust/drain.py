@@ -19,7 +19,7 @@ from pathlib import Path
 
 import gevent
 from locust import events
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from .. import clock, measured
 from ..report.console import accounting_lines, latency_table
@@ -79,16 +79,22 @@ def _on_test_stopping(environment, **_kwargs) -> None:
     if isinstance(runner, WorkerRunner):
         return  # the master's chat_drain message does the work
     if isinstance(runner, MasterRunner):
-        state.expected_finals = {client.id for client in runner.clients.all}
-        for worker_id in state.expected_finals:
+        # Every worker that took part: those Locust knows now, and those that sent intervals and have
+        # since gone (killed, paused past the heartbeat timeout). Only the living are asked; a worker
+        # that goes missing while draining is not waited for either.
+        def alive() -> set[str]:
+            return {client.id for client in runner.clients.all if client.state != STATE_MISSING}
+
+        state.expected_finals = alive() | {client.id for client in runner.clients.all} | state.stats.sources()
+        for worker_id in alive():
             runner.send_message("chat_drain", {"drain": drain}, client_id=worker_id)
         deadline = time.monotonic() + drain + 30
-        while not state.expected_finals <= set(state.stats.finals) and time.monotonic() < deadline:
+        while not alive() <= set(state.stats.finals) and time.monotonic() < deadline:
             gevent.sleep(0.05)
-        missing = state.expected_finals - set(state.stats.finals)
-        if missing:
+        state.lost = sorted(state.expected_finals - set(state.stats.finals))
+        if state.lost:
             state.complete = False
-            log.error("chatload: no final report from worker(s) %s; results are incomplete", sorted(missing))
+            log.error("chatload: no final report from worker(s) %s; results are incomplete", state.lost)
         return
     if state.runtime is not None:
         final = state.runtime.finish(drain)
@@ -133,9 +139,11 @@ def _on_test_stop(environment, **_kwargs) -> None:
                                                                                "locust") / stamp
     metadata = {"locustfile": getattr(options, "locustfile", None), "target": public_target(environment),
                 "options": _public_options(options)}
-    document = build_results(state.stats, metadata=metadata, complete=state.complete)
+    document = build_results(state.stats, metadata=metadata, complete=state.complete, lost=state.lost)
     state.results_path = write_json_atomic(folder / "results.json", document)
     _log_summary(document, state.results_path)
+    if not document["complete"] and environment.process_exit_code is None:
+        environment.process_exit_code = 1  # incomplete: not a pass (measured nothing, below, is 2)
     problems = measured.problems(document)
     if problems:
         # A run that measured nothing is an error, never a pass: Locust exits 2 with the cause.

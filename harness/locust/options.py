@@ -40,6 +40,9 @@ def _add_options(parser) -> None:
     parser.add_argument("--chat-connect-timeout", type=float, default=10.0, help="seconds per connection attempt")
     parser.add_argument("--chat-transport", default=DEFAULT_TRANSPORT, choices=sorted(TRANSPORTS),
                         include_in_web_ui=False, help="WebSocket client implementation (default %(default)s)")
+    parser.add_argument("--chat-clock-sync", choices=("auto", "ping"), default="auto", include_in_web_ui=False,
+                        help="workers' clock offset to the master: auto (exact on the master's machine, found by "
+                             "the kernel's boot id; pings elsewhere) or ping (always estimate by min-RTT pings)")
     parser.add_argument("--chat-report-dir", default="reports", include_in_web_ui=False,
                         help="where results.json goes (reports/locust/<timestamp>/ by default)")
     parser.add_argument("--chat-run-name", default="locust", include_in_web_ui=False,

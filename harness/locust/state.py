@@ -22,6 +22,7 @@ class ChatState:
         self.results_path: Path | None = None
         self.expected_finals: set[str] = set()
         self.complete = True
+        self.lost: list[str] = []  # workers whose final report never came (killed, paused, gone)
         self.creating = gevent.lock.BoundedSemaphore()
         self.worker_clock = None
         self.progress = None
@@ -56,7 +57,8 @@ def runtime_for(environment):
                 from .target import resolved_target, token_provider
 
                 is_worker = isinstance(environment.runner, WorkerRunner)
-                state.clock = state.worker_clock.measure() if is_worker else clock.LOCAL
+                force_ping = option(environment, "chat_clock_sync", "auto") == "ping"
+                state.clock = state.worker_clock.measure(force_ping) if is_worker else clock.LOCAL
                 service, target = resolved_target(environment)
                 runtime = ChatRuntime(environment, service, target, token_provider(environment, service, target),
                                       connect_timeout=option(environment, "chat_connect_timeout", 10.0),

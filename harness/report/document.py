@@ -118,7 +118,8 @@ def as_report(document: dict) -> dict:
     if document.get("schema") == SCHEMA:
         return document
     return build_report(document, scenario=None, checks=[], complete=bool(document.get("complete")),
-                        incomplete_reason=None if document.get("complete") else "the results say incomplete")
+                        incomplete_reason=None if document.get("complete") else (
+                            document.get("incomplete_reason") or "the results say incomplete"))
 
 
 def default_versions() -> dict:
