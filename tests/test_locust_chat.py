@@ -32,7 +32,7 @@ def test_every_accepted_message_is_accounted_for_at_every_receiver(tmp_path):
     assert totals["expected"] > totals["accepted"] * 12 * 0.5
     latency = results["latency_us"]
     # Every arrival is timed; the ledger splits arrivals into expected, unexpected and duplicates.
-    arrivals = totals["delivered"] + totals["unexpected"] + totals["duplicates"]
+    arrivals = totals["delivered"] + totals["during_handshake"] + totals["unexpected"] + totals["duplicates"]
     assert latency["delivery"]["count"] + latency["ack"]["count"] == arrivals
     assert latency["connect"]["count"] == 12
     assert results["merge_check"]["equal"]

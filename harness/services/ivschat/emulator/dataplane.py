@@ -23,7 +23,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ....emulation.delivery import DeliveryLine, select_members
+from ....emulation.delivery import DeliveryLine
+from ....emulation.faults import LineFaults
 from .. import codec as ivschat
 from .ids import FrameIdGenerator
 from .limits import make_limiter
@@ -117,7 +118,7 @@ class ChatConnection(ServerConnection):
             self.on_lost(self)
 
 
-class DataPlane:
+class DataPlane(LineFaults):
     def __init__(
         self,
         state: ChatState,
@@ -438,30 +439,6 @@ class DataPlane:
         for runtime in self.rooms.values():
             yield from runtime.members.values()
 
-    def select(
-        self,
-        *,
-        room_id: str | None = None,
-        user_ids: Iterable[str] | None = None,
-        connection_ids: Iterable[int] | None = None,
-        fraction: float | None = None,
-        seed: int | None = None,
-    ) -> list[Member]:
-        """Members matching every filter given; `fraction` then samples that many (rounded)."""
-        return select_members(self.all_members(), room_id=room_id, user_ids=user_ids, connection_ids=connection_ids,
-                              fraction=fraction, seed=seed)
-
-    def drop(self, members: list[Member], *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
-        """Abrupt: the TCP connection is aborted with no close frame (clients see 1006). Clean: a close frame."""
-        if mode not in ("abrupt", "clean"):
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        for member in members:
-            if mode == "abrupt":
-                member.transport.abort()
-            else:
-                self._close(member, code, reason or "Dropped by fault injection")
-        return [m.describe() for m in members]
-
     def expire_sessions(self, members: list[Member]) -> list[dict]:
         for member in members:
             if member.expiry is not None:
@@ -469,33 +446,16 @@ class DataPlane:
             self._expire(member)
         return [m.describe() for m in members]
 
-    def set_delay(self, room: Room | None, delay_s: float, jitter_s: float = 0.0) -> None:
-        if delay_s < 0 or jitter_s < 0:
-            raise ValueError("delay and jitter must not be negative")
-        for runtime in [self.runtime(room)] if room else list(self.rooms.values()):
-            runtime.line.set_delay(delay_s, jitter_s)
-        if room is None:
-            self.default_delay = (delay_s, jitter_s)
+    # The rest of the shared faults (select, drop, delay, pause, resume, restart) come from LineFaults.
 
-    def pause(self, room: Room, mode: str = "drop") -> None:
-        self.runtime(room).line.pause(mode)
+    def line_of(self, room: Room) -> DeliveryLine:
+        return self.runtime(room).line
 
-    def resume(self, room: Room) -> int:
-        return self.runtime(room).line.resume()
+    def lines(self) -> list[DeliveryLine]:
+        return [runtime.line for runtime in self.rooms.values()]
 
-    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
-        """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port."""
-        members = list(self.all_members())
-        if mode == "abrupt":
-            for member in members:
-                member.transport.abort()
-        elif mode != "clean":
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        await self.stop()
-        if downtime_s > 0:
-            await asyncio.sleep(downtime_s)
-        await self.start()
-        return len(members)
+    def close_member(self, member: Member, code: int, reason: str) -> None:
+        self._close(member, code, reason)
 
     def connection_count(self) -> int:
         return self._connection_count
