@@ -324,6 +324,9 @@ class ChatService(ABC):
     histograms: ClassVar[dict[str, str]] = {}  # the service's own latency histograms → what they measure
     propagations: ClassVar[dict[str, str]] = {}  # Origin/Observed streams → what they measure
     measures_spread: ClassVar[bool] = False  # fan-out spread per message (last recipient − first)
+    # `provision` runs against the real service too, not only on emulators: the service's rooms are
+    # made for each run (they are short-lived, or connecting needs what making them returns).
+    provisions_real_rooms: ClassVar[bool] = False
     bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
 
     # -- scenario ----------------------------------------------------------------------------------------
@@ -380,8 +383,9 @@ class ChatService(ABC):
 
     @abstractmethod
     def provision(self, target: Target, rooms: RoomSettings, name: str) -> Target:
-        """Make `rooms.count` rooms (named after `name`) on an emulator; a target that names its
-        rooms is returned as it is. Raises `ServiceError` when the target cannot be reached."""
+        """Make `rooms.count` rooms (named after `name`) on an emulator, and on the real service too
+        when `provisions_real_rooms` is set; a target that names its rooms is returned as it is (or
+        completed with what connecting needs). Raises `ServiceError` when the target cannot be reached."""
 
     def room_limits(self, target: Target) -> dict[str, int]:
         """Each room's accepted-message rate limit per second, as the service says; {} if none."""
