@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import measured
 from .gate.rules import format_value
+from .net.transport import TRANSPORTS
 from .report.console import accounting_lines, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
@@ -59,6 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     parser.add_argument("--reconnect", choices=("sdk", "backoff"),
                         help="reconnect policy for every population (overrides the scenario)")
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS),
+                        help="WebSocket client implementation (overrides the scenario's [run] transport)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve live Prometheus /metrics on PORT while the run goes (0: a free port); "
+                             "overrides [run] metrics_port (docs/live-metrics.md)")
+    parser.add_argument("--metrics-linger", type=float, default=15.0, metavar="S",
+                        help="seconds /metrics stays up after the run, for the last scrape (default %(default)s)")
+    parser.add_argument("--otlp-endpoint", metavar="URL",
+                        help="also push the live metrics to an OpenTelemetry collector (OTLP/HTTP), e.g. "
+                             "http://collector:4318/v1/metrics (needs chatload[otel])")
     parser.add_argument("--check", action="store_true",
                         help="only validate the scenario: list every error with its line, run nothing "
                              "(exit 0 valid, 2 invalid); the keys are in docs/scenarios.md")
@@ -82,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "reconnect", None):
         for population in scenario.populations:
             population.reconnect = args.reconnect
+    if getattr(args, "transport", None):
+        scenario.transport = args.transport
+    if getattr(args, "metrics_port", None) is not None:
+        scenario.metrics_port = args.metrics_port
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -188,9 +203,15 @@ class Run:
         argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("scenario_locustfile.py")),
                 "--headless", "--only-summary", "-u", str(users), "-r", f"{spawn_rate:.3f}",
                 "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
-                "--chat-target", json.dumps(target.to_dict()),
+                "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
+                "--chat-scenario", scenario.name,
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
+        if scenario.metrics_port is not None:
+            argv += ["--chat-metrics-port", str(scenario.metrics_port),
+                     "--chat-metrics-linger", str(getattr(self.args, "metrics_linger", 15.0))]
+        if getattr(self.args, "otlp_endpoint", None):
+            argv += ["--chat-otlp-endpoint", self.args.otlp_endpoint]
         processes = self._processes()
         if processes > 1:
             argv += ["--processes", str(processes)]
@@ -230,6 +251,8 @@ class Run:
                     self._show_new_failures(record.get("failures") or {})
                 elif record.get("event") == "results":
                     self.results_path = Path(record["path"])
+                elif record.get("event") == "metrics":
+                    self.show(f"  live metrics: http://127.0.0.1:{record['port']}/metrics")
             if started_at is not None and not self.interrupted:
                 while pending and time.monotonic() - started_at >= pending[0].at_s:
                     self._apply_fault(pending.pop(0), time.monotonic() - started_at)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .measured import DEFAULT_MIN_CONNECTED
+from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .services import registry
 from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
 from .tables import DURATION, NUMBER, Key, Problems, TableError
@@ -86,6 +87,8 @@ class Scenario:
     expectations: list[str] = field(default_factory=list)
     policy_expectations: dict[str, list[str]] = field(default_factory=dict)
     min_connected: float = DEFAULT_MIN_CONNECTED  # fraction of each population that must connect
+    transport: str = DEFAULT_TRANSPORT  # the WebSocket client implementation ([run] transport)
+    metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
 
     @property
     def users(self) -> int:
@@ -216,7 +219,13 @@ EXPECTATIONS_KEYS = (
     Key("min_connected", float, DEFAULT_MIN_CONNECTED, "each population's share of users that must connect, "
         "or the run measured nothing (an error)", "0.95", minimum=0.0, maximum=1.0),
 )
-TOP_KEYS = ("scenario", "target", "population", "messages", "faults", "expectations")  # + the rooms table
+RUN_KEYS = (
+    Key("transport", str, DEFAULT_TRANSPORT, "the WebSocket client implementation (same measurements; "
+        "`chatload bench` compares their cost)", '"picows"', choices=tuple(sorted(TRANSPORTS))),
+    Key("metrics_port", int, None, "serve live Prometheus /metrics on this port while the run goes "
+        "(docs/live-metrics.md); 0 picks a free port", "9646", minimum=0, maximum=65535),
+)
+TOP_KEYS = ("scenario", "run", "target", "population", "messages", "faults", "expectations")  # + the rooms table
 
 
 def load_scenario(path: str | os.PathLike) -> Scenario:
@@ -249,6 +258,9 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         head.fail("name", "use letters, digits, '.', '_' or '-' (it names a folder)")
     if scenario.duration_s <= 0:
         head.fail("duration", "must be longer than 0 s")
+
+    values = reader("run", data.get("run", {})).read_all(RUN_KEYS)
+    scenario.transport, scenario.metrics_port = values["transport"], values["metrics_port"]
 
     t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)})
     kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))

@@ -59,6 +59,7 @@ def key_table(keys) -> list[str]:
 def render() -> str:
     out = [INTRO]
     out += ["## `[scenario]`", "", "What the run is and how long it lasts.", "", *key_table(s.SCENARIO_KEYS), ""]
+    out += ["## `[run]`", "", "How the harness itself runs (not what it measures).", "", *key_table(s.RUN_KEYS), ""]
     out += ["## `[target]`", "", "Which service and where. `service` and `kind` are the same for every service; "
             "the other keys are the service's own (below).", "", *key_table(s.TARGET_KEYS), ""]
     out += ["## `[[population]]`", "", "One table per population of users (at least one). `kind` is one of "

@@ -31,8 +31,14 @@ class Recorder:
         self.frames: list[tuple[bytes, bool, int, int]] = []  # payload, is_text, arrival_ns, seen_ns
         self.closed: asyncio.Future = asyncio.get_running_loop().create_future()
         self.new_frame = asyncio.Event()
+        self.opened_with = None
+
+    def on_open(self, transport) -> None:
+        assert self.opened_with is None and not self.frames, "on_open: once, before any frame"
+        self.opened_with = transport
 
     def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None:
+        assert self.opened_with is not None, "a frame before on_open"
         self.frames.append((bytes(payload), is_text, arrival_ns, time.time_ns()))
         self.new_frame.set()
 
@@ -89,7 +95,7 @@ async def _open(base: str, path: str, transport: str, **params):
     listener = Recorder()
     before = time.time_ns()
     ws = await connect(ConnectParams(base + path, **params), listener, timeout=5, transport=transport)
-    assert before <= ws.open_ns <= time.time_ns()
+    assert before <= ws.open_ns <= time.time_ns() and listener.opened_with is ws
     return ws, listener
 
 
@@ -179,6 +185,65 @@ def test_sends_text_and_binary(transport):
         ws.close(1000, "done")
         assert await asyncio.wait_for(listener.closed, 5) == (1000, "done", True)
     _run(case, transport)
+
+
+def _tls_context(tmp_path):
+    """A server context with a self-signed certificate for localhost, trusted through SSL_CERT_FILE
+    (which the default client contexts of both transports read)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+def test_tls_wss_connects_to_a_trusted_server(transport, tmp_path, monkeypatch):
+    server_context, cert_file = _tls_context(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+
+    async def main():
+        async with serve(_handler, "127.0.0.1", 0, ssl=server_context) as server:
+            port = server.sockets[0].getsockname()[1]
+            ws, listener = await _open(f"wss://localhost:{port}", "/text", transport)
+            frames = await listener.frames_at_least(1)
+            ws.close()
+            await asyncio.wait_for(listener.closed, 5)
+            return frames
+    assert [p for p, _, _, _ in uvloop.run(main())] == [b"hello"]
+
+
+def test_tls_refuses_an_untrusted_certificate(transport, tmp_path):
+    server_context, _ = _tls_context(tmp_path)  # not trusted: SSL_CERT_FILE is not set
+
+    async def main():
+        async with serve(_handler, "127.0.0.1", 0, ssl=server_context) as server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises((OSError, HandshakeFailed)):
+                await connect(ConnectParams(f"wss://localhost:{port}/text"), Recorder(), timeout=5,
+                              transport=transport)
+    uvloop.run(main())
 
 
 def test_connect_params_never_show_tokens_when_printed(transport):

@@ -198,7 +198,12 @@ def add_admin_routes(app: web.Application, emulator: EmulatorServer) -> None:
         return json_response({"per_delivery_us": per_delivery_us})
 
     async def metrics(request):
-        return web.Response(text=emulator.metrics_text(), content_type="text/plain", charset="utf-8",
+        text = emulator.metrics_text()
+        if hasattr(emulator, "standard_metrics"):  # the names a shared dashboard uses (standard_metrics.py)
+            from .standard_metrics import render
+
+            text += render(emulator.standard_metrics())
+        return web.Response(text=text, content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
     app.middlewares.append(loopback_only)

@@ -7,9 +7,11 @@
     drain     the end of a test: drain, merge across workers, write results
     progress  the progress file and the command file `chatload run` uses
     webui     the web UI's Chat tab
+    live_metrics  a Prometheus endpoint and OTLP pushes while the test runs
+    live_metrics  a Prometheus endpoint and OTLP pushes while the test runs
     users     ChatClient and the neutral user classes services build on
 
 Importing any user class imports this package, which registers the listeners with Locust.
 """
 
-from . import drain, options, progress, target, webui  # noqa: F401 - they register Locust listeners
+from . import drain, live_metrics, options, progress, target, webui  # noqa: F401 - they register listeners

@@ -27,6 +27,9 @@ class ChatState:
         self.progress = None
         self.final_sent = False
         self.clock = clock.LOCAL
+        self.metrics_server = None  # the live /metrics endpoint (live_metrics)
+        self.otlp = None
+        self.otlp_greenlet = None
 
 
 def state_of(environment) -> ChatState:

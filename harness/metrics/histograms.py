@@ -309,6 +309,10 @@ class Recorder:
             "counters": dict(counters),
         }
 
+    def cumulative(self) -> tuple[dict[str, LatencyHistogram], Counter[str]]:
+        """Copies of every histogram and counter so far (snapshotted, pending and merged)."""
+        return self._combined()
+
     def reset(self) -> None:
         """Forget everything (interval and cumulative)."""
         for hist in (*self._interval.values(), *self._cumulative.values()):

@@ -75,6 +75,7 @@ class ChatSession:
         self._closed: asyncio.Future | None = None
         self._ready: asyncio.Future | None = None
         self._ready_at_ns = 0  # corrected clock: when the session became usable (joins are timed from it)
+        self._attempt: tuple[int, bool, int | None] = (0, False, None)  # started_ns, reconnect, dropped_at_ns
         self._task: asyncio.Task | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self.connected_waiters: list = []
@@ -139,12 +140,14 @@ class ChatSession:
             return "token"
         runtime = self.runtime
         started_ns = time.time_ns()
+        self._attempt = (started_ns, reconnect, dropped_at_ns)
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
+        self._ready = loop.create_future()
         self.protocol = self.service.client_protocol(self.user)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
-            ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)
+            await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)
         except HandshakeFailed as exc:
             cause = f"HTTP {exc.status}" if exc.status else "bad handshake"
             runtime.report_connect(self, started_ns, cause, str(exc), reconnect=reconnect)
@@ -153,23 +156,33 @@ class ChatSession:
             cause = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             runtime.report_connect(self, started_ns, cause, str(exc) or cause, reconnect=reconnect)
             return cause
+        # on_open ran when the handshake completed, before any frame; READY may have come too.
+        if await self._wait_ready(self.protocol.ready_timeout_s) is None:  # closed, or never confirmed
+            cause = "closed before ready" if self._closed.done() else "not ready in time"
+            runtime.report_connect(self, started_ns, cause, cause, reconnect=reconnect)
+            if not self._closed.done():
+                self.ws.abort()
+                await self._closed
+            return cause
+        await self._closed
+        return None
+
+    def on_open(self, ws: Transport) -> None:
+        """The handshake completed (the transport calls this before handing over any frame)."""
         self.ws = ws
         self.kicked = self.must_reconnect = False
-        protocol = self.protocol
-        if protocol.ready_on_open:
-            ready_ns = ws.open_ns
+        if self.protocol.ready_on_open:
+            self._become_ready(ws.open_ns)
         else:
-            self._ready = loop.create_future()
-            protocol.opened(ws.open_ns + self.offset_ns)
+            self.protocol.opened(ws.open_ns + self.offset_ns)
             self._flush()
-            ready_ns = await self._wait_ready(protocol.ready_timeout_s)
-            if ready_ns is None:  # closed, or never confirmed: a failed connect
-                cause = "closed before ready" if self._closed.done() else "not ready in time"
-                runtime.report_connect(self, started_ns, cause, cause, reconnect=reconnect)
-                if not self._closed.done():
-                    ws.abort()
-                    await self._closed
-                return cause
+
+    def _become_ready(self, ready_ns: int) -> None:
+        """Usable (local clock `ready_ns`): a member of its room, counted, waiters told. Synchronous, so
+        that no frame can be handled before the connection is registered."""
+        if self._ready.done():
+            return
+        started_ns, reconnect, dropped_at_ns = self._attempt
         self._ready_at_ns = ready_ns + self.offset_ns
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
@@ -177,20 +190,21 @@ class ChatSession:
         if not self.ever_connected:  # per population: did this user ever get in? (harness.measured)
             self.ever_connected = True
             self.recorder.count(f"users_connected.{self.handle.population}")
-        if not protocol.joins_rooms:  # a member of its room from now on
+        if not self.protocol.joins_rooms:  # a member of its room from now on
             self._joined(self.room, self._ready_at_ns, opening_ns=started_ns + self.offset_ns)
-        runtime.report_connect(self, started_ns, None, None, reconnect=reconnect, open_ns=ready_ns,
-                               dropped_at_ns=dropped_at_ns)
+        self.runtime.report_connect(self, started_ns, None, None, reconnect=reconnect, open_ns=ready_ns,
+                                    dropped_at_ns=dropped_at_ns)
         self._resolve_connected_waiters(True)
-        if protocol.keepalive_s:
-            self._keepalive = loop.call_later(protocol.keepalive_s, self._send_keepalive)
-        await self._closed
-        return None
+        if self.protocol.keepalive_s:
+            self._keepalive = asyncio.get_running_loop().call_later(self.protocol.keepalive_s, self._send_keepalive)
+        self._ready.set_result(ready_ns)
 
     async def _wait_ready(self, timeout: float) -> int | None:
+        if self._ready.done():
+            return self._ready.result()
         done, _ = await asyncio.wait((self._ready, self._closed), timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
-        if self._ready in done and not self._closed.done():
+        if self._ready in done:
             return self._ready.result()
         return None
 
@@ -311,7 +325,7 @@ class ChatSession:
             self.recorder.count("foreign_messages")  # other clients' traffic: delivered, not ours to judge
         elif event is READY:
             if self._ready is not None and not self._ready.done():
-                self._ready.set_result(arrival_ns - self.offset_ns)
+                self._become_ready(arrival_ns - self.offset_ns)
         else:  # pragma: no cover - a protocol returned something that is not an event
             raise TypeError(f"{type(self.protocol).__name__} returned {event!r}, not an event")
 

@@ -3,6 +3,9 @@
 A transport connects with `ConnectParams` (URL, subprotocols, headers), then calls its listener
 on the loop thread:
 
+    on_open(transport)                                         once, when the handshake completes,
+                                                               before any frame (even one that came in
+                                                               the same read as the 101)
     on_frame(payload: bytes, is_text: bool, arrival_ns: int)   each complete message
     on_closed(code: int, reason: str, clean: bool, at_ns: int) once, however the connection ended
 
@@ -40,6 +43,8 @@ class ConnectParams:
 
 
 class FrameListener(Protocol):
+    def on_open(self, transport: Transport) -> None: ...
+
     def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None: ...
 
     def on_closed(self, code: int, reason: str, clean: bool, at_ns: int) -> None: ...
@@ -77,7 +82,7 @@ class Transport(ABC):
         return 0
 
 
-TRANSPORTS = {"websockets": "harness.net.websockets_transport"}
+TRANSPORTS = {"websockets": "harness.net.websockets_transport", "picows": "harness.net.picows_transport"}
 DEFAULT_TRANSPORT = "websockets"
 
 

@@ -125,6 +125,7 @@ class WebSocketClient(asyncio.Protocol, Transport):
         if self.protocol.handshake_exc is None:
             self.open_ns = arrival_ns
             self.subprotocol = self.protocol.subprotocol
+            self.listener.on_open(self)  # before the frames that came in the same read
             self.opened.set_result(self)
             return
         exc = self.protocol.handshake_exc

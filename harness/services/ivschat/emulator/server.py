@@ -98,6 +98,13 @@ class Emulator:
     def metrics_text(self) -> str:
         return self.metrics.render(self.dataplane.room_metrics())
 
+    def standard_metrics(self):
+        from ....emulation.standard_metrics import RoomFigures, StandardMetrics
+
+        rooms = {rid: RoomFigures(n, c.messages_accepted, c.frames_delivered, {str(k): v for k, v in c.rejected.items()})
+                 for rid, (n, c) in self.dataplane.room_metrics().items()}
+        return StandardMetrics("ivschat", rooms, dict(self.metrics.handshakes_rejected))
+
     @property
     def messaging_endpoint(self) -> str:
         return self.dataplane.endpoint

@@ -231,6 +231,12 @@ class ToyEmulator:
     def connection_count(self) -> int:
         return len(self.members)
 
+    def standard_metrics(self):
+        from ....emulation.standard_metrics import RoomFigures, StandardMetrics
+
+        return StandardMetrics("toy", {r.id: RoomFigures(len(r.members), r.accepted) for r in self.rooms.values()},
+                               {401: self.handshakes_rejected} if self.handshakes_rejected else {})
+
     def metrics_text(self) -> str:
         lines = ["# TYPE toy_messages_accepted_total counter"]
         lines += [f'toy_messages_accepted_total{{room="{r.id}"}} {r.accepted}' for r in self.rooms.values()]
