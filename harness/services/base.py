@@ -9,6 +9,10 @@ Three pieces, each small:
       Ready                         the service confirmed the session (connect latency ends here)
       Delivered(sender, seq, intended_us, server_ns | None)
                                     a measured message arrived (identity read from the service's frame)
+      Replayed(sender, seq, intended_us, server_ns | None)
+                                    a measured message the service sent again because this member
+                                    joined late or came back (messages it keeps for late joiners):
+                                    accounted like a delivery, timed apart (`replay`: its age on arrival)
       Acked(request, server_ns, echo)
                                     the service confirmed one of our requests; `echo` is the
                                     Delivered when the confirmation is our own message coming back
@@ -115,6 +119,14 @@ class Delivered(Event):
     seq: int
     intended_us: int  # µs since the epoch, the sender's corrected clock
     server_ns: int | None  # when the service accepted it (its clock), if the frame says
+
+
+@dataclass(slots=True)
+class Replayed(Delivered):
+    """A replay of an earlier message (the service keeps recent messages for members who join late or
+    come back): the ledger judges it like any arrival (a replay when it was accepted within the
+    service's `replay_window` before the membership began); its age on arrival goes to the
+    `replay` histogram, never into delivery latency."""
 
 
 @dataclass(slots=True)
