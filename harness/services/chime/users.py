@@ -136,20 +136,29 @@ class ApiChurn(ChatUser):
     service = "chime"
     user_id_prefix = "churn"
 
+    _clients: dict = {}  # one boto3 client per process and target: making one costs the hub ~0.1 s
+
     def on_start(self) -> None:
-        from botocore.config import Config
-
-        from .provision import meetings_client
-
         runtime = runtime_for(self.environment)
         self.runtime = runtime
         settings = dict(runtime.target.settings)
         self.attendees = int(settings.get("churn_attendees", 10))
         self._wait = open_loop(float(settings.get("churn_rate", 1.0)))
-        self.api = meetings_client(runtime.target.region, runtime.target.control_endpoint or None,
-                                   config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=15))
+        self.api = self._client(runtime.target.region, runtime.target.control_endpoint or None)
         self.undeleted: list[tuple[str, str | None]] = []  # (meeting, attendee or None)
         runtime.started_without_connection(type(self).__name__)
+
+    @classmethod
+    def _client(cls, region: str, endpoint: str | None):
+        from botocore.config import Config
+
+        from .provision import meetings_client
+
+        key = (region, endpoint)
+        if key not in cls._clients:
+            cls._clients[key] = meetings_client(region, endpoint, config=Config(
+                retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=15, max_pool_connections=50))
+        return cls._clients[key]
 
     def wait_time(self) -> float:
         return self._wait(self)

@@ -10,8 +10,9 @@ time, accepted by the server's ingest time, throttled by when the sender heard o
   the spec allows it. Sound whatever the number of senders in a meeting (a throttled attendee
   offered at least its own bucket's worth, so its meeting did too).
 - With one sending attendee in the run (the series is then that attendee's): the throttle's start
-  as the bucket predicts it from the offered load (a fluid model, second by second) against the
-  first second with a throttled message (`start_error_us`); `steady_ratio`, accepted per second
+  as the bucket predicts it from the offered load (a fluid model, second by second) against where
+  it began — within the first second with a throttled message, where the accepted rate changed,
+  the load spread evenly (`start_error_us`); `steady_ratio`, accepted per second
   while throttled (the first and last such seconds left out) over the soft rate; `bucket_excess`,
   the most accepted in any window beyond what the bucket allows (burst + rate × length: must be
   ≤ 0); and the hang-up the hard bucket predicts against the second of the close 4429
@@ -104,14 +105,22 @@ def bucket_excess(accepted: list[int], rate: float, burst: float) -> int:
     return 0 if worst is None else math.ceil(worst)
 
 
+def onset_in_second(offered: int, accepted: int, rate: float) -> float:
+    """Where in its second throttling began, the load spread evenly over it: before the onset every
+    message went through, after it `rate` a second did, so accepted = offered·f + rate·(1 − f)."""
+    if offered <= rate:
+        return 0.0
+    return min(1.0, max(0.0, (accepted - rate) / (offered - rate)))
+
+
 def _first(values: list[int]) -> int | None:
     return next((i for i, v in enumerate(values) if v), None)
 
 
-def _error_us(observed: int | None, predicted: float | None) -> int | None:
+def _error_us(observed: float | None, predicted: float | None) -> int | None:
     if observed is None or predicted is None:
         return None
-    return int(abs(observed - int(predicted)) * 1_000_000)
+    return int(abs(observed - predicted) * 1_000_000)
 
 
 def _throttle(results: Mapping, limits: Mapping, single_sender: bool) -> dict | None:
@@ -127,7 +136,9 @@ def _throttle(results: Mapping, limits: Mapping, single_sender: bool) -> dict | 
         if single_sender:
             start = _first(offered)
             load = offered[start:]
-            predicted, observed = bucket_start(load, soft_rate, soft_burst), _first(throttled[start:])
+            predicted, first = bucket_start(load, soft_rate, soft_burst), _first(throttled[start:])
+            observed = None if first is None else first + onset_in_second(
+                offered[start + first], accepted[start + first], soft_rate)
             inner = [accepted[start + i] for i, n in enumerate(throttled[start:]) if n][1:-1]
             close_seconds = [row["t"] - seconds[start] for row in results.get("timeline") or ()
                              if row.get("counters", {}).get(HARD_LIMIT_CLOSE)]
@@ -142,7 +153,9 @@ def _throttle(results: Mapping, limits: Mapping, single_sender: bool) -> dict | 
                 "bucket_excess": bucket_excess(accepted[start:], soft_rate, soft_burst),
                 "hard_limit_predicted_s": hang_up,
                 "hard_limit_observed_s": close_seconds[0] if close_seconds else None,
-                "hard_limit_error_us": _error_us(close_seconds[0] if close_seconds else None, hang_up),
+                # The close is timed by the second it was heard: judged against the predicted second.
+                "hard_limit_error_us": _error_us(close_seconds[0] if close_seconds else None,
+                                                 None if hang_up is None else int(hang_up)),
             })
         meetings[meeting] = facts
     if not meetings:
