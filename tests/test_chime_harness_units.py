@@ -222,3 +222,18 @@ def test_a_meeting_that_is_gone_fails_the_fetch_with_its_code(emulator):
     with pytest.raises(TokenFetchFailed) as failed:
         tokens.fetch(UserSpec("x", "attendee-x", "00000000-0000-0000-0000-000000000000"))
     assert failed.value.cause == "NotFoundException"
+
+
+def test_a_kick_deletes_the_users_attendee_and_its_token_is_forgotten(emulator):
+    chime = client(emulator, retries=True)
+    meeting = chime.create_meeting(ClientRequestToken="units-kick", MediaRegion="us-east-1",
+                                   ExternalMeetingId="units-kick")["Meeting"]["MeetingId"]
+    tokens = AttendeeTokens("us-east-1", emulator.control_endpoint, pace_s=0.01)
+    user = UserSpec("k1", "attendee-k1", meeting)
+    tokens.fetch(user)
+    attendee = tokens.attendee_of(user)
+    target = Target("chime", "running-emulator", control_endpoint=emulator.control_endpoint)
+    CHIME.kick(tokens, target, user)
+    assert tokens.attendee_of(user) is None
+    with pytest.raises(chime.exceptions.NotFoundException):
+        chime.get_attendee(MeetingId=meeting, AttendeeId=attendee.attendee_id)
