@@ -69,7 +69,12 @@ class AttendeeTokens(TokenProvider):
             waiters = {user: users.pop(user) for user in batch}
             if not users:
                 del self._waiting[meeting]
-            self._create(meeting, waiters)
+            try:
+                self._create(meeting, waiters)
+            except Exception as exc:  # a bug here must fail the fetches, not leave them waiting forever
+                failure = TokenFetchFailed(type(exc).__name__, "attendees could not be created")
+                for waiter in (w for ws in waiters.values() for w in ws if not w.ready()):
+                    waiter.set_exception(failure)
 
     def _create(self, meeting: str, waiters: dict[str, list[gevent.event.AsyncResult]]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
