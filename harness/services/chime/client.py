@@ -87,6 +87,7 @@ class ChimeProtocol(ClientProtocol):
     ready_on_open = False  # usable at INDEX, after JOIN
     acks_sends = False  # an accepted data message is acknowledged by nothing
     keepalive_s = 10.0  # the SDK's PING_PONG period
+    ready_timeout_s = 15.0  # the SDK's signaling connection timeout: JOIN has this long to be answered
 
     def __init__(self, user: UserSpec) -> None:
         super().__init__(user)
