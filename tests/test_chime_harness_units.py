@@ -12,7 +12,7 @@ import pytest
 
 from harness.scenario import ScenarioError, load_scenario
 from harness.services import registry
-from harness.services.base import Target, UserSpec
+from harness.services.base import RoomSettings, Target, UserSpec
 from harness.services.chime.emulator import EmulatorProcess
 from harness.services.chime.policy import ChimeSdkPolicy
 from harness.services.chime.tokens import AttendeeTokens
@@ -237,3 +237,20 @@ def test_a_kick_deletes_the_users_attendee_and_its_token_is_forgotten(emulator):
     assert tokens.attendee_of(user) is None
     with pytest.raises(chime.exceptions.NotFoundException):
         chime.get_attendee(MeetingId=meeting, AttendeeId=attendee.attendee_id)
+
+
+def test_provisioning_a_real_target_makes_or_finds_meetings_and_states_the_published_limits(emulator, monkeypatch):
+    # The same code as against AWS, with boto3 aimed at the emulator: a real target has no control endpoint.
+    monkeypatch.setattr(type(CHIME), "_client", lambda self, target: client(emulator, retries=True))
+    real = Target("chime", "chime", region="eu-west-1")
+    made = CHIME.provision(real, RoomSettings(2, {"topic": "news", "lifetime_ms": 7000}), "units real/run")
+    assert len(made.rooms) == 2 and made.kind == "chime" and made.control_endpoint == ""
+    assert set(made.settings["signaling_urls"]) == set(made.rooms)
+    assert made.settings["limits_source"] == "spec" and made.settings["limits"]["replay"] == [300.0, 1024]
+    assert made.settings["topic"] == "news" and made.settings["churn_rate"] == 1.0  # defaults filled in
+    assert CHIME.replay_window(made) == (7_000_000_000, 1024)
+    found = CHIME.provision(Target("chime", "chime", region="eu-west-1", rooms=made.rooms), RoomSettings(), "again")
+    assert found.rooms == made.rooms and found.settings["signaling_urls"] == made.settings["signaling_urls"]
+    params = CHIME.connect_params(made, "a-join-token", UserSpec("s", "u-s", made.rooms[0]))
+    assert params.url.startswith(made.settings["signaling_urls"][made.rooms[0]] + "?X-Chime-Control-Protocol-Version=3")
+    assert params.subprotocols == ("_aws_wt_session", "a-join-token") and "a-join-token" not in repr(params)
