@@ -153,8 +153,9 @@ class Run:
         service, target = scenario.service, scenario.target
         if not target.emulated:
             self._confirm_billing()
-            return target
-        if target.kind == KIND_EMULATOR:
+            if not service.provisions_real_rooms:
+                return target
+        elif target.kind == KIND_EMULATOR:
             self.emulator = service.start_emulator(*service.emulator_args(scenario.users))
             target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
                                "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region})

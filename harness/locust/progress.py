@@ -49,7 +49,8 @@ def _write_progress(environment, state) -> None:
     while not state.stopping:
         gevent.sleep(1.0)
         commands_read = _follow_commands(environment, commands_read)
-        everything = state.stats.recorder.summary()  # not totals(): that re-encodes every histogram
+        # Not totals() (it re-encodes every histogram), and only the histogram shown.
+        everything = state.stats.recorder.summary(names=("delivery",))
         summary, counters = everything["histograms"].get("delivery", {}), everything["counters"]
         last = state.stats.last_interval.values()
         progress_line(environment, {

@@ -300,10 +300,12 @@ class Recorder:
             "counters": dict(counters),
         }
 
-    def summary(self, ps: Iterable[float] = DEFAULT_PERCENTILES) -> dict:
-        """Per histogram count/min/mean/max/percentiles in µs, and the counters; cumulative."""
+    def summary(self, ps: Iterable[float] = DEFAULT_PERCENTILES, names: Iterable[str] | None = None) -> dict:
+        """Per histogram count/min/mean/max/percentiles in µs, and the counters; cumulative. `names`:
+        only these histograms (each summary copies and walks a whole histogram: a once-a-second
+        caller that needs one should not pay for all)."""
         ps = tuple(ps)
-        hists, counters = self._combined()
+        hists, counters = self._combined(names)
         return {
             "histograms": {name: hist.summary(ps) for name, hist in hists.items()},
             "counters": dict(counters),
@@ -320,9 +322,11 @@ class Recorder:
         self._interval_counters.clear()
         self._cumulative_counters.clear()
 
-    def _combined(self) -> tuple[dict[str, LatencyHistogram], Counter[str]]:
+    def _combined(self, names: Iterable[str] | None = None) -> tuple[dict[str, LatencyHistogram], Counter[str]]:
         hists = {}
-        for name, cumulative in self._cumulative.items():
+        chosen = self._cumulative.items() if names is None else [
+            (name, self._cumulative[name]) for name in names if name in self._cumulative]
+        for name, cumulative in chosen:
             hist = cumulative.copy()
             hist.merge(self._interval[name])
             hists[name] = hist

@@ -31,6 +31,7 @@ from ..services.base import (
     Origin,
     ProtocolError,
     Rejected,
+    Replayed,
     Request,
     ServiceEvent,
     UserSpec,
@@ -289,10 +290,18 @@ class ChatSession:
                              server_ns if server_ns is not None else arrival_ns)
         self.recorder.delivery.record(arrival_ns // 1000 - message.intended_us)
 
+    def _on_replayed(self, message: Replayed, arrival_ns: int) -> None:
+        server_ns = message.server_ns
+        self.ledger.received(self.sender_id, self.connection_id, self.room, message.sender, message.seq,
+                             server_ns if server_ns is not None else arrival_ns)
+        self.recorder.record("replay", arrival_ns // 1000 - message.intended_us)
+
     def _dispatch(self, event, arrival_ns: int) -> None:
         kind = event.__class__
         if kind is Delivered:
             self._on_delivered(event, arrival_ns)
+        elif kind is Replayed:
+            self._on_replayed(event, arrival_ns)
         elif kind is Acked:
             self._on_acked(event, arrival_ns)
         elif kind is Rejected:

@@ -9,6 +9,10 @@ Three pieces, each small:
       Ready                         the service confirmed the session (connect latency ends here)
       Delivered(sender, seq, intended_us, server_ns | None)
                                     a measured message arrived (identity read from the service's frame)
+      Replayed(sender, seq, intended_us, server_ns | None)
+                                    a measured message the service sent again because this member
+                                    joined late or came back (messages it keeps for late joiners):
+                                    accounted like a delivery, timed apart (`replay`: its age on arrival)
       Acked(request, server_ns, echo)
                                     the service confirmed one of our requests; `echo` is the
                                     Delivered when the confirmation is our own message coming back
@@ -115,6 +119,14 @@ class Delivered(Event):
     seq: int
     intended_us: int  # µs since the epoch, the sender's corrected clock
     server_ns: int | None  # when the service accepted it (its clock), if the frame says
+
+
+@dataclass(slots=True)
+class Replayed(Delivered):
+    """A replay of an earlier message (the service keeps recent messages for members who join late or
+    come back): the ledger judges it like any arrival (a replay when it was accepted within the
+    service's `replay_window` before the membership began); its age on arrival goes to the
+    `replay` histogram, never into delivery latency."""
 
 
 @dataclass(slots=True)
@@ -324,6 +336,9 @@ class ChatService(ABC):
     histograms: ClassVar[dict[str, str]] = {}  # the service's own latency histograms → what they measure
     propagations: ClassVar[dict[str, str]] = {}  # Origin/Observed streams → what they measure
     measures_spread: ClassVar[bool] = False  # fan-out spread per message (last recipient − first)
+    # `provision` runs against the real service too, not only on emulators: the service's rooms are
+    # made for each run (they are short-lived, or connecting needs what making them returns).
+    provisions_real_rooms: ClassVar[bool] = False
     bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
 
     # -- scenario ----------------------------------------------------------------------------------------
@@ -380,8 +395,9 @@ class ChatService(ABC):
 
     @abstractmethod
     def provision(self, target: Target, rooms: RoomSettings, name: str) -> Target:
-        """Make `rooms.count` rooms (named after `name`) on an emulator; a target that names its
-        rooms is returned as it is. Raises `ServiceError` when the target cannot be reached."""
+        """Make `rooms.count` rooms (named after `name`) on an emulator, and on the real service too
+        when `provisions_real_rooms` is set; a target that names its rooms is returned as it is (or
+        completed with what connecting needs). Raises `ServiceError` when the target cannot be reached."""
 
     def room_limits(self, target: Target) -> dict[str, int]:
         """Each room's accepted-message rate limit per second, as the service says; {} if none."""

@@ -51,19 +51,32 @@ def _batches(items: list, size: int = BATCH_SIZE) -> Iterator[list]:
         yield items[start:start + size]
 
 
+def create_attendee_batch(client, meeting_id: str, external_user_ids: list[str], capabilities: dict | None = None
+                          ) -> tuple[dict[str, ProvisionedAttendee], dict[str, tuple[str, str]]]:
+    """One BatchCreateAttendee call (at most 100): the attendees created and the ones that were not,
+    each by ExternalUserId (errors as (ErrorCode, ErrorMessage))."""
+    if not 1 <= len(external_user_ids) <= BATCH_SIZE:
+        raise ValueError(f"a batch holds 1 to {BATCH_SIZE} attendees, not {len(external_user_ids)}")
+    items = [{"ExternalUserId": user, **({"Capabilities": capabilities} if capabilities else {})}
+             for user in external_user_ids]
+    answer = client.batch_create_attendee(MeetingId=meeting_id, Attendees=items)
+    created = {a["ExternalUserId"]: ProvisionedAttendee(a["AttendeeId"], a["ExternalUserId"], a["JoinToken"])
+               for a in answer.get("Attendees") or ()}
+    errors = {e.get("ExternalUserId", ""): (e.get("ErrorCode", "Unknown"), e.get("ErrorMessage", ""))
+              for e in answer.get("Errors") or ()}
+    return created, errors
+
+
 def add_attendees(client, meeting_id: str, external_user_ids: Iterable[str],
                   capabilities: dict | None = None) -> list[ProvisionedAttendee]:
     """Create attendees in batches of 100; every one must be created (ProvisionError otherwise)."""
     created: list[ProvisionedAttendee] = []
     for batch in _batches(list(external_user_ids)):
-        items = [{"ExternalUserId": user, **({"Capabilities": capabilities} if capabilities else {})}
-                 for user in batch]
-        answer = client.batch_create_attendee(MeetingId=meeting_id, Attendees=items)
-        if answer.get("Errors"):
-            failed = ", ".join(f"{e.get('ExternalUserId')}: {e.get('ErrorCode')}" for e in answer["Errors"][:5])
-            raise ProvisionError(f"{len(answer['Errors'])} attendee(s) of meeting {meeting_id} not created ({failed})")
-        created += [ProvisionedAttendee(a["AttendeeId"], a["ExternalUserId"], a["JoinToken"])
-                    for a in answer["Attendees"]]
+        made, errors = create_attendee_batch(client, meeting_id, batch, capabilities)
+        if errors:
+            failed = ", ".join(f"{user}: {code}" for user, (code, _) in list(errors.items())[:5])
+            raise ProvisionError(f"{len(errors)} attendee(s) of meeting {meeting_id} not created ({failed})")
+        created += made.values()
     return created
 
 

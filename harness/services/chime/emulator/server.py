@@ -3,14 +3,16 @@
 `ChimeEmulator` runs inside any asyncio loop (tests may embed it); `chatload emulator --service
 chime` and `EmulatorProcess` run it as its own process on uvloop. The fault and metrics routes are
 the shared ones (`harness.emulation.admin`): a "room" there is a meeting (MeetingId or ARN), a
-"user" an attendee's ExternalUserId.
+"user" an attendee's ExternalUserId. One route is the emulator's own: `GET /_emulator/chime/settings`
+(loopback only, like every `/_emulator/` route) says which limits and replay window it enforces —
+its options may time-scale them — so the harness judges a run by what this emulator really did.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ....emulation.admin import add_admin_routes
+from ....emulation.admin import add_admin_routes, json_response
 from .limits import API_RATE, DATA_HARD, DATA_SOFT, OperationThrottle, Rate
 from .metrics import Metrics
 from .signaling import SignalingPlane
@@ -54,6 +56,7 @@ class ChimeEmulator:
         app = web.Application(client_max_size=1024 * 1024)
         add_admin_routes(app, self)
         add_control_plane_routes(app, self)
+        app.router.add_get("/_emulator/chime/settings", self._settings_route)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.control_port).start()
@@ -71,6 +74,20 @@ class ChimeEmulator:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
+
+    def settings(self) -> dict:
+        """The limits and replay window this emulator enforces, as [per second, burst] pairs and numbers."""
+        signaling = self.signaling
+        return {
+            "soft_limit": [signaling.soft_limit.per_second, signaling.soft_limit.burst],
+            "hard_limit": [signaling.hard_limit.per_second, signaling.hard_limit.burst],
+            "replay_messages": signaling.replay_messages,
+            "replay_seconds": signaling.replay_seconds,
+            "api_limit": [self.throttle.rate.per_second, self.throttle.rate.burst] if self.throttle else None,
+        }
+
+    async def _settings_route(self, request: web.Request) -> web.Response:
+        return json_response(self.settings())
 
     def find_room(self, identifier: str) -> Meeting | None:
         return self.state.find_meeting(identifier)
