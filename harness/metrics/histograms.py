@@ -312,8 +312,12 @@ class Recorder:
         }
 
     def cumulative(self) -> tuple[dict[str, LatencyHistogram], Counter[str]]:
-        """Copies of every histogram and counter so far (snapshotted, pending and merged)."""
-        return self._combined()
+        """Every histogram and counter so far, for reading only. A recorder fed by merged snapshots
+        (the run owner's) has nothing pending: its cumulative histograms are handed over as they are,
+        not copied (a copy of each, at every scrape, stalls the gevent hub)."""
+        if any(hist.count for hist in self._interval.values()):
+            return self._combined()
+        return dict(self._cumulative), Counter(self._cumulative_counters) + self._interval_counters
 
     def reset(self) -> None:
         """Forget everything (interval and cumulative)."""
