@@ -95,6 +95,13 @@ class ChimeEmulator:
     def metrics_text(self) -> str:
         return self.metrics.render(self.signaling.meeting_metrics())
 
+    def standard_metrics(self):
+        from ....emulation.standard_metrics import RoomFigures, StandardMetrics
+
+        rooms = {mid: RoomFigures(n, c.messages_accepted, c.frames_delivered, {str(k): v for k, v in c.rejected.items()})
+                 for mid, (n, c) in self.signaling.meeting_metrics().items()}
+        return StandardMetrics("chime", rooms, dict(self.metrics.handshakes_rejected))
+
     @property
     def messaging_endpoint(self) -> str:
         return self.signaling.endpoint
