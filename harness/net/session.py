@@ -243,6 +243,10 @@ class ChatSession:
         for room in list(self.memberships):
             self._left(room, self._dropped_at_ns)
         self.runtime.report_closed(self, code, reason, clean)
+        if self.protocol is not None:  # what the close means in this service (e.g. come back at once)
+            meaning = self.protocol.closed(code, reason, clean)
+            for event in meaning if meaning.__class__ is tuple else (meaning,) if meaning is not None else ():
+                self._dispatch(event, self._dropped_at_ns)
         self._fail_pending(f"connection closed ({code})")
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(code)
