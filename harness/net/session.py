@@ -141,7 +141,11 @@ class ChatSession:
         started_ns = time.time_ns()
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
+        self.ws = None  # not the last connection's: frames queued while connecting wait for this one
         self.protocol = self.service.client_protocol(self.user)
+        # Before connecting: a server that speaks first may send its confirmation in the very read
+        # that completes the handshake, which reaches on_frame before `connect` returns here.
+        self._ready = None if self.protocol.ready_on_open else loop.create_future()
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
             ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)
@@ -156,10 +160,10 @@ class ChatSession:
         self.ws = ws
         self.kicked = self.must_reconnect = False
         protocol = self.protocol
+        self._flush()  # what the protocol answered to frames that came with the handshake
         if protocol.ready_on_open:
             ready_ns = ws.open_ns
         else:
-            self._ready = loop.create_future()
             protocol.opened(ws.open_ns + self.offset_ns)
             self._flush()
             ready_ns = await self._wait_ready(protocol.ready_timeout_s)
@@ -396,10 +400,11 @@ class ChatSession:
 
     def _flush(self) -> None:
         protocol, ws = self.protocol, self.ws
+        if ws is None:
+            return  # still connecting: kept until the socket is ours
         frames, protocol.outbox = protocol.outbox, []
-        if ws is not None:
-            for frame in frames:
-                ws.send(frame, protocol.text_frames)
+        for frame in frames:
+            ws.send(frame, protocol.text_frames)
 
     def _send_keepalive(self) -> None:
         self._keepalive = None
