@@ -141,12 +141,14 @@ def presence(emulator, tmp_path_factory):
                   populations=[{"users": 8}, {"users": 4}, {"users": 1, "message_rate": 2.0}],
                   rules={"presence_join.observed >= 1000": "presence_join.observed >= 20",
                          "presence_leave.observed >= 1000": "presence_leave.observed >= 20"},
-                  target=running(emulator))
-    return run_scenario(path, folder)
+                  target={**running(emulator), "heartbeat_timeout": 5})
+    before = metric(emulator, "server_closes_total", cause="heartbeat")
+    report_path, report = run_scenario(path, folder)
+    return report_path, report, metric(emulator, "server_closes_total", cause="heartbeat") - before
 
 
 def test_presence_joins_and_leaves_are_owed_observed_and_matched_exactly(presence, emulator):
-    _, report = presence
+    _, report, _ = presence
     channel = report["metadata"]["target"]["rooms"][0]
     assert channel.startswith("presence.")
     for stream in ("presence_join", "presence_leave"):
@@ -160,8 +162,16 @@ def test_presence_joins_and_leaves_are_owed_observed_and_matched_exactly(presenc
         report["accounting"]["totals"]["accepted"] > 0
 
 
+def test_tokens_with_a_heartbeat_timeout_keep_their_connections_by_heartbeating(presence):
+    _, report, heartbeat_closes = presence
+    assert report["metadata"]["target"]["settings"]["heartbeat_timeout"] == 5
+    # 10 s of connections against a 5 s heartbeatTimeout: without heartbeats every one would be closed.
+    assert heartbeat_closes == 0 and "reconnects" not in report["counters"]
+    assert report["counters"].get("closes.1001", 0) == 0
+
+
 def test_a_hotsock_report_renders_in_chromium_without_errors(presence, chromium):
-    report_path, _ = presence
+    report_path, _, _ = presence
     page = load(chromium, report_path.parent / "report.html")
     assert not page.errors, "console errors:\n" + "\n".join(page.errors)
     assert not page.requests, f"the page went to the network: {page.requests}"
