@@ -145,6 +145,7 @@ class ChatSession:
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
         self._ready = loop.create_future()
+        self.ws = None  # not the last connection's: frames queued while connecting wait for this one
         self.protocol = self.service.client_protocol(self.user)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
@@ -258,6 +259,10 @@ class ChatSession:
         for room in list(self.memberships):
             self._left(room, self._dropped_at_ns)
         self.runtime.report_closed(self, code, reason, clean)
+        if self.protocol is not None:  # what the close means in this service (e.g. come back at once)
+            meaning = self.protocol.closed(code, reason, clean)
+            for event in meaning if meaning.__class__ is tuple else (meaning,) if meaning is not None else ():
+                self._dispatch(event, self._dropped_at_ns)
         self._fail_pending(f"connection closed ({code})")
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(code)
@@ -415,10 +420,11 @@ class ChatSession:
 
     def _flush(self) -> None:
         protocol, ws = self.protocol, self.ws
+        if ws is None:
+            return  # still connecting: kept until the socket is ours
         frames, protocol.outbox = protocol.outbox, []
-        if ws is not None:
-            for frame in frames:
-                ws.send(frame, protocol.text_frames)
+        for frame in frames:
+            ws.send(frame, protocol.text_frames)
 
     def _send_keepalive(self) -> None:
         self._keepalive = None

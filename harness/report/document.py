@@ -35,11 +35,13 @@ CHECK_KEYS = ("name", "rule", "metric", "op", "expected", "observed", "unit", "v
 VERSIONED = {"chatload": "chatload", "locust": "locust", "websockets": "websockets", "uvloop": "uvloop"}
 
 # What a secret looks like. IVS chat tokens are KMS-encrypted blobs: "AQICAH" then base64; the class
-# takes both alphabets (base64url as the service returns them, and standard base64). An AWS key id
-# and the name of the credentials-file key. The look-behind keeps `AKIA` inside a longer word
-# (an encoded histogram, say) from matching.
+# takes both alphabets (base64url as the service returns them, and standard base64). A JSON Web
+# Token (the token of services whose customers sign their own): three base64url parts, the first
+# two JSON objects, so each starts "eyJ". An AWS key id and the name of the credentials-file key.
+# The look-behind keeps `AKIA` inside a longer word (an encoded histogram, say) from matching.
 SECRET_PATTERNS = (
     ("an IVS chat token", re.compile(r"AQICAH[A-Za-z0-9_\-+/]{40,}")),
+    ("a JSON Web Token", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
     ("an AWS access key id", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])")),
     ("an AWS secret access key", re.compile(r"aws_secret_access_key", re.IGNORECASE)),
 )

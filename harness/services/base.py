@@ -19,7 +19,8 @@ Three pieces, each small:
       Rejected(request | None, category, code, message)
                                     an error answer (request None: it matched no request)
       Kicked(reason)                a moderator removed us: do not come back
-      MustReconnect(reason)         the service wants a fresh session (e.g. an expired one)
+      MustReconnect(reason)         the service wants a fresh session (e.g. an expired one); from
+                                    `receive`, or from `closed` when the close itself says so
       ServiceEvent(name)            anything else worth counting, as `events.<name>`
       Measured(histogram, us)       a service's own latency sample (subscribe, join, …)
       Joined(room) / Left(room)     membership of a room began / ended (protocols with joins_rooms)
@@ -303,6 +304,12 @@ class ClientProtocol(ABC):
         raise ValueError(f"{type(self).__name__} has no request {name!r}")
 
     def keepalive(self) -> bytes | None:
+        return None
+
+    def closed(self, code: int, reason: str, clean: bool) -> Event | tuple[Event, ...] | None:
+        """The connection ended with `code` (1006 when it dropped without a close frame): what that
+        close means in this service, when it means something, e.g. `MustReconnect` for a close the
+        vendor's client answers with a fresh session. Default: nothing (the reconnect policy decides)."""
         return None
 
     # -- the pending-request table ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from .base import ChatService
 SERVICES = {  # name → "module:ChatService subclass"
     "ivschat": "harness.services.ivschat.service:IvsChatService",
     "chime": "harness.services.chime.service:ChimeService",
+    "hotsock": "harness.services.hotsock.service:HotsockService",
     # A minimal echo-broadcast service, the tests' proof that the contract suffices (and the
     # walk-through in docs/adding-a-service.md).
     "toy": "harness.services.toy.service:ToyService",
