@@ -145,6 +145,7 @@ class ChatSession:
         self._closed = loop.create_future()
         self._ready = loop.create_future()
         self.protocol = self.service.client_protocol(self.user)
+        self.protocol.connecting(started_ns + self.offset_ns)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
             await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)

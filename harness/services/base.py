@@ -283,6 +283,11 @@ class ClientProtocol(ABC):
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
         """The frame for a measured message carrying (user.sender_id, request.seq, request.intended_ns)."""
 
+    def connecting(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """The connection attempt begins at `at_ns` (corrected clock), before the TCP connect and the
+        opening handshake: where a service's join travels in the handshake itself (a token as the
+        subprotocol), this is when the join began, earlier than anything another member can see."""
+
     def opened(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """The WebSocket opened at `at_ns`: put any opening frames (a join, a subscribe) in the outbox."""
 

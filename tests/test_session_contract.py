@@ -1,0 +1,191 @@
+"""What the session does with the contract's hooks and events, against a real WebSocket server and a
+minimal protocol (no Locust, no gevent: the session lives on an asyncio loop, as on the loop thread).
+
+The runtime here is a stand-in holding only what a session touches; the server answers each
+connection with the frames a test scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from websockets.asyncio.server import serve
+
+from harness.metrics.histograms import Recorder
+from harness.metrics.ledger import DeliveryLedger
+from harness.metrics.propagation import PropagationLog
+from harness.net.reconnect import ReconnectPolicy
+from harness.net.session import ChatSession
+from harness.net.transport import DEFAULT_TRANSPORT, ConnectParams
+from harness.runtime import SessionHandle
+from harness.services.base import (
+    READY,
+    ChatService,
+    ClientProtocol,
+    RoomSettings,
+    Target,
+    UserSpec,
+)
+
+
+class ScriptedProtocol(ClientProtocol):
+    """Ready on a "ready" frame; remembers the times it was given."""
+
+    ready_on_open = False
+    ready_timeout_s = 2.0
+
+    def __init__(self, user: UserSpec) -> None:
+        super().__init__(user)
+        self.times: dict[str, int] = {}
+
+    def connecting(self, at_ns: int) -> None:
+        self.times["connecting"] = at_ns
+
+    def opened(self, at_ns: int) -> None:
+        self.times["opened"] = at_ns
+
+    def receive(self, payload, is_text, at_ns):
+        return READY if payload == b"ready" else None
+
+    def send_message(self, request, content, extra):  # pragma: no cover - nothing sends here
+        raise AssertionError("not used")
+
+
+class ScriptedService(ChatService):
+    name = "scripted"
+    title = "scripted test service"
+    real_kind = "scripted"
+    protocol_class = ScriptedProtocol
+
+    def __init__(self) -> None:
+        self.protocols: list[ClientProtocol] = []
+
+    def read_target(self, table, kind):  # pragma: no cover
+        raise AssertionError
+
+    def read_rooms(self, table):  # pragma: no cover
+        return RoomSettings()
+
+    def provision(self, target, rooms, name):  # pragma: no cover
+        return target
+
+    def token_provider(self, target):  # pragma: no cover
+        raise AssertionError
+
+    def connect_params(self, target, token, user):
+        return ConnectParams(target.endpoint)
+
+    def client_protocol(self, user):
+        protocol = self.protocol_class(user)
+        self.protocols.append(protocol)
+        return protocol
+
+
+class StandInRuntime:
+    """Only what a ChatSession reads or calls."""
+
+    def __init__(self, service: ChatService, endpoint: str) -> None:
+        self.service = service
+        self.target = Target("scripted", "running-emulator", endpoint, endpoint, rooms=("room",))
+        self.recorder = Recorder()
+        self.ledger = DeliveryLedger()
+        self.propagation = PropagationLog()
+        self.spread = None
+        self.replay = None
+        self.clock_offset_ns = 0
+        self.connect_timeout = 5.0
+        self.transport = DEFAULT_TRANSPORT
+        self.connect_outcomes: list[str | None] = []
+        self.gave_up: list[str] = []
+        self._ids = itertools.count(1)
+
+    def post_state(self, handle, state: str) -> None:
+        handle.state = state
+
+    async def fetch_token(self, session) -> str:
+        return "token"
+
+    def report_connect(self, session, started_ns, cause, message, **_kwargs) -> None:
+        self.connect_outcomes.append(cause)
+
+    def report_closed(self, *_args) -> None:
+        pass
+
+    def report_gave_up(self, session, cause: str) -> None:
+        self.gave_up.append(cause)
+
+    def next_connection_id(self) -> int:
+        return next(self._ids)
+
+    def note_protocol_error(self, message: str) -> None:
+        pass
+
+    def report_ack(self, *_args) -> None:
+        pass
+
+    def report_not_sent(self, *_args) -> None:
+        pass
+
+    def resolve(self, waiter, value) -> None:
+        pass
+
+
+class Never(ReconnectPolicy):
+    def after_failure(self, attempt):
+        return None
+
+    def after_drop(self):
+        return 0.0
+
+
+async def _scripted_server(frames_for, *, then_close: bool = False):
+    """A server that sends `frames_for(connection_index)` on each connection, then closes it (or
+    waits for the client to)."""
+    count = itertools.count()
+
+    async def handler(ws):
+        for frame in frames_for(next(count)):
+            await ws.send(frame)
+        if then_close:
+            await ws.close()
+        else:
+            await ws.wait_closed()
+
+    server = await serve(handler, "127.0.0.1", 0)
+    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def _session(service: ChatService, endpoint: str, policy: ReconnectPolicy) -> tuple[ChatSession, StandInRuntime]:
+    runtime = StandInRuntime(service, endpoint)
+    user = UserSpec("s1", "user-s1", "room")
+    handle = SessionHandle(user, "Scripted0")
+    session = ChatSession(runtime, handle, user, policy)
+    handle.session = session
+    return session, runtime
+
+
+async def _until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_the_protocol_learns_when_the_attempt_began_before_the_socket_opened():
+    async def main():
+        server, endpoint = await _scripted_server(lambda index: [b"ready"])
+        service = ScriptedService()
+        session, runtime = _session(service, endpoint, Never())
+        before = time.time_ns()
+        session.start()
+        await _until(lambda: session.state == "open")
+        times = service.protocols[0].times
+        session.stop()
+        await _until(lambda: session.state == "stopped")
+        server.close()
+        await server.wait_closed()
+        return before, times
+
+    before, times = asyncio.run(main())
+    assert before <= times["connecting"] <= times["opened"], times
