@@ -21,8 +21,10 @@ from harness.net.transport import DEFAULT_TRANSPORT, ConnectParams
 from harness.runtime import SessionHandle
 from harness.services.base import (
     READY,
+    Category,
     ChatService,
     ClientProtocol,
+    Refused,
     RoomSettings,
     Target,
     UserSpec,
@@ -139,18 +141,19 @@ class Never(ReconnectPolicy):
         return 0.0
 
 
-async def _scripted_server(frames_for, *, then_close: bool = False):
-    """A server that sends `frames_for(connection_index)` on each connection, then closes it (or
-    waits for the client to)."""
+async def _scripted_server(frames_for):
+    """A server that sends `frames_for(connection_index)` on each connection; then, unless it sent
+    "ready", it closes the connection (a refusal), else it waits for the client to close."""
     count = itertools.count()
 
     async def handler(ws):
-        for frame in frames_for(next(count)):
+        frames = frames_for(next(count))
+        for frame in frames:
             await ws.send(frame)
-        if then_close:
-            await ws.close()
-        else:
+        if b"ready" in frames:
             await ws.wait_closed()
+        else:
+            await ws.close()
 
     server = await serve(handler, "127.0.0.1", 0)
     return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -189,3 +192,66 @@ def test_the_protocol_learns_when_the_attempt_began_before_the_socket_opened():
 
     before, times = asyncio.run(main())
     assert before <= times["connecting"] <= times["opened"], times
+
+
+class RefusingProtocol(ScriptedProtocol):
+    """A "refused" frame is a join error: final unless the frame says "refused-soft"."""
+
+    def receive(self, payload, is_text, at_ns):
+        if payload in (b"refused", b"refused-soft"):
+            return Refused(Category.FORBIDDEN, "AT_CAPACITY", "full", final=payload == b"refused")
+        return super().receive(payload, is_text, at_ns)
+
+
+class Immediately(ReconnectPolicy):
+    """Retries a failed connect at once, forever: only a final refusal can stop it."""
+
+    def after_failure(self, attempt):
+        return 0.0
+
+    def after_drop(self):
+        return 0.0
+
+
+def _refusing_service() -> ScriptedService:
+    service = ScriptedService()
+    service.protocol_class = RefusingProtocol
+    return service
+
+
+def test_a_final_refusal_is_counted_by_category_and_never_retried():
+    async def main():
+        connections = itertools.count()
+        server, endpoint = await _scripted_server(lambda index: (next(connections), [b"refused"])[1])
+        session, runtime = _session(_refusing_service(), endpoint, Immediately())
+        session.start()
+        await _until(lambda: session.state == "stopped")
+        server.close()
+        await server.wait_closed()
+        return session, runtime, next(connections)
+
+    session, runtime, connections = asyncio.run(main())
+    assert connections == 1, "a final refusal is not retried, whatever the policy"
+    counters = runtime.recorder.summary()["counters"]
+    assert counters["refused.forbidden"] == 1 and counters["errors.AT_CAPACITY"] == 1, counters
+    assert runtime.gave_up == ["refused"] and session.end_reason == "refused"
+    assert runtime.connect_outcomes == ["closed before ready"]
+
+
+def test_a_refusal_that_is_not_final_leaves_the_retry_to_the_policy():
+    async def main():
+        # Refused twice, then admitted: the policy's retries get the user in.
+        server, endpoint = await _scripted_server(lambda index: [b"refused-soft"] if index < 2 else [b"ready"])
+        session, runtime = _session(_refusing_service(), endpoint, Immediately())
+        session.start()
+        await _until(lambda: session.state == "open")
+        session.stop()
+        await _until(lambda: session.state == "stopped")
+        server.close()
+        await server.wait_closed()
+        return runtime
+
+    runtime = asyncio.run(main())
+    assert runtime.recorder.summary()["counters"]["refused.forbidden"] == 2
+    assert runtime.connect_outcomes == ["closed before ready", "closed before ready", None]
+    assert runtime.gave_up == []

@@ -30,6 +30,7 @@ from ..services.base import (
     Observed,
     Origin,
     ProtocolError,
+    Refused,
     Rejected,
     Request,
     ServiceEvent,
@@ -70,6 +71,7 @@ class ChatSession:
         self.kicked = False
         self.was_kicked = False
         self.must_reconnect = False
+        self.refused = False  # the service refused the session for good (a final Refused): no retry
         self.end_reason = ""
         self.stopping = False
         self._closed: asyncio.Future | None = None
@@ -117,10 +119,10 @@ class ChatSession:
                     delay = self.policy.after_drop()
                 else:  # failed to connect
                     attempt += 1
-                    delay = self.policy.after_failure(attempt)
-                    if delay is None:
-                        self.runtime.report_gave_up(self, outcome)
-                        self.end_reason = "gave_up"
+                    delay = None if self.refused else self.policy.after_failure(attempt)
+                    if delay is None:  # the vendor's client would stop here too
+                        self.runtime.report_gave_up(self, "refused" if self.refused else outcome)
+                        self.end_reason = "refused" if self.refused else "gave_up"
                         break
                 if delay:
                     await asyncio.sleep(delay)
@@ -319,6 +321,11 @@ class ChatSession:
                 self.kick_requested_ns = None
         elif kind is MustReconnect:
             self.must_reconnect = True
+        elif kind is Refused:
+            self.recorder.count(f"refused.{event.category}")
+            self.recorder.count(f"errors.{event.code}")
+            if event.final:
+                self.refused = True
         elif kind is ProtocolError:
             self.recorder.count("protocol_errors")
             self.runtime.note_protocol_error(event.message)

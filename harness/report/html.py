@@ -30,6 +30,7 @@ LATENCY_MEANING = {
 COUNTER_GROUPS = (
     ("rejected", "rejected by the service (by error code)"),
     ("errors", "ERROR frames (by code)"),
+    ("refused", "sessions the service refused (by category)"),
     ("closes", "connection closes (by close code)"),
     ("connect_failures", "failed connection attempts (by cause)"),
     ("token_fetch_failures", "failed token fetches (by cause)"),

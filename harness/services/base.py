@@ -15,6 +15,9 @@ Three pieces, each small:
       Rejected(request | None, category, code, message)
                                     an error answer (request None: it matched no request)
       Kicked(reason)                a moderator removed us: do not come back
+      Refused(category, code, message, final)
+                                    the service refused the session itself (a join error), by
+                                    neutral category; `final`: the vendor's client does not retry
       MustReconnect(reason)         the service wants a fresh session (e.g. an expired one)
       ServiceEvent(name)            anything else worth counting, as `events.<name>`
       Measured(histogram, us)       a service's own latency sample (subscribe, join, …)
@@ -135,6 +138,18 @@ class Rejected(Event):
 @dataclass(slots=True)
 class Kicked(Event):
     reason: str = ""
+
+
+@dataclass(slots=True)
+class Refused(Event):
+    """The service refused the session itself (a join, not a request on it): counted as
+    `refused.<category>` and `errors.<code>`. With `final` the vendor's client gives up, and so does
+    the session (no retry, `gave_up.refused`); otherwise its reconnect policy decides."""
+
+    category: Category
+    code: str  # the service's own code ("STAGE_AT_CAPACITY")
+    message: str = ""
+    final: bool = True
 
 
 @dataclass(slots=True)
