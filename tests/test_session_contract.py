@@ -255,3 +255,30 @@ def test_a_refusal_that_is_not_final_leaves_the_retry_to_the_policy():
     assert runtime.recorder.summary()["counters"]["refused.forbidden"] == 2
     assert runtime.connect_outcomes == ["closed before ready", "closed before ready", None]
     assert runtime.gave_up == []
+
+
+class Fixed(ReconnectPolicy):
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+
+    def after_failure(self, attempt):
+        return self.wait_s
+
+    def after_drop(self):
+        return 0.0
+
+
+def test_each_retry_after_a_failed_connect_records_the_wait_before_it():
+    async def main():
+        server, endpoint = await _scripted_server(lambda index: [b"refused-soft"] if index < 2 else [b"ready"])
+        session, runtime = _session(_refusing_service(), endpoint, Fixed(0.05))
+        session.start()
+        await _until(lambda: session.state == "open")
+        session.stop()
+        await _until(lambda: session.state == "stopped")
+        server.close()
+        await server.wait_closed()
+        return runtime
+
+    waits = asyncio.run(main()).recorder.summary()["histograms"]["retry_wait"]
+    assert waits["count"] == 2 and 49_900 <= waits["min"] <= waits["max"] <= 50_100, waits

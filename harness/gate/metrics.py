@@ -38,6 +38,7 @@ HISTOGRAMS = {
     "reconnect": "reconnect time (drop noticed → usable again)",
     "token_fetch": "token fetch time",
     "send_lag": "send lag (how late the harness sent against its schedule)",
+    "retry_wait": "wait before trying again after a failed connect or token fetch (the reconnect policy's backoff)",
     "kick": "kick latency (the control-plane call → the kicked user's own notice)",
     "spread": "fan-out spread (a message's last recipient − its first), where the service measures it",
 }

@@ -124,6 +124,8 @@ class ChatSession:
                         self.runtime.report_gave_up(self, "refused" if self.refused else outcome)
                         self.end_reason = "refused" if self.refused else "gave_up"
                         break
+                    # The policy's wait before the next try: whether a client backs off or hammers.
+                    self.recorder.record("retry_wait", max(1, round(delay * 1e6)))
                 if delay:
                     await asyncio.sleep(delay)
         except asyncio.CancelledError:
