@@ -9,6 +9,7 @@ from .base import ChatService
 
 SERVICES = {  # name → "module:ChatService subclass"
     "ivschat": "harness.services.ivschat.service:IvsChatService",
+    "ivsrealtime": "harness.services.ivsrealtime.service:IvsRealtimeService",
     # A minimal echo-broadcast service, the tests' proof that the contract suffices (and the
     # walk-through in docs/adding-a-service.md).
     "toy": "harness.services.toy.service:ToyService",
