@@ -47,3 +47,15 @@ class Publisher(StageUser):
     abstract = True
     capabilities = (PUBLISH, SUBSCRIBE)
     user_id_prefix = "publisher"
+
+
+def _load_botocore_models() -> None:
+    """A process's first boto3 client loads botocore's models (~0.7 s here); later ones take ~20 ms.
+    Made when Locust imports these users, before the run, it no longer stalls the first user's
+    runtime — and every user spawned behind it — at the start of a join storm."""
+    from .boto import ivsrealtime_client
+
+    ivsrealtime_client("us-east-1", "http://127.0.0.1:9")  # no request is made
+
+
+_load_botocore_models()
