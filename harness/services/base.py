@@ -257,6 +257,19 @@ class Target:
         return cls(**{**data, "rooms": tuple(data.get("rooms", ())), "settings": dict(data.get("settings") or {})})
 
 
+def check_emulator_kinds(table, target: Target) -> None:
+    """What `[target]` must say for the two emulator kinds, the same for every service that has one:
+    kind "emulator" starts its own (so it names no endpoints or rooms), "running-emulator" names both
+    endpoints. `table` is the `[target]` TableReader; problems are reported through it."""
+    if target.kind == KIND_EMULATOR and (target.endpoint or target.control_endpoint or target.rooms):
+        table.fail("", "kind \"emulator\" starts its own emulator; for one that is already running use "
+                       "kind = \"running-emulator\" with endpoint and control_endpoint")
+    if target.kind == KIND_RUNNING_EMULATOR:
+        for key in ("endpoint", "control_endpoint"):
+            if not getattr(target, key):
+                table.fail(key, "is required for kind \"running-emulator\"")
+
+
 @dataclass(frozen=True)
 class PopulationKind:
     """A scenario population kind the service offers, and the Locust user class that plays it."""
