@@ -143,11 +143,13 @@ class Never(ReconnectPolicy):
 
 async def _scripted_server(frames_for):
     """A server that sends `frames_for(connection_index)` on each connection; then, unless it sent
-    "ready", it closes the connection (a refusal), else it waits for the client to close."""
-    count = itertools.count()
+    "ready", it closes the connection (a refusal), else it waits for the client to close. Returns the
+    server, its URL and how many connections it has had."""
+    seen = []
 
     async def handler(ws):
-        frames = frames_for(next(count))
+        seen.append(ws)
+        frames = frames_for(len(seen) - 1)
         for frame in frames:
             await ws.send(frame)
         if b"ready" in frames:
@@ -156,7 +158,7 @@ async def _scripted_server(frames_for):
             await ws.close()
 
     server = await serve(handler, "127.0.0.1", 0)
-    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
 
 
 def _session(service: ChatService, endpoint: str, policy: ReconnectPolicy) -> tuple[ChatSession, StandInRuntime]:
@@ -175,22 +177,29 @@ async def _until(condition, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_the_protocol_learns_when_the_attempt_began_before_the_socket_opened():
+def play(service: ChatService, frames_for, policy: ReconnectPolicy) -> tuple[ChatSession, StandInRuntime, int]:
+    """One session against a server playing `frames_for`, until it is open (then stopped) or stops by
+    itself. Returns the session, its runtime and how many connections the server had."""
     async def main():
-        server, endpoint = await _scripted_server(lambda index: [b"ready"])
-        service = ScriptedService()
-        session, runtime = _session(service, endpoint, Never())
-        before = time.time_ns()
+        server, endpoint, seen = await _scripted_server(frames_for)
+        session, runtime = _session(service, endpoint, policy)
         session.start()
-        await _until(lambda: session.state == "open")
-        times = service.protocols[0].times
-        session.stop()
-        await _until(lambda: session.state == "stopped")
+        await _until(lambda: session.state in ("open", "stopped"))
+        if session.state == "open":
+            session.stop()
+            await _until(lambda: session.state == "stopped")
         server.close()
         await server.wait_closed()
-        return before, times
+        return session, runtime, len(seen)
 
-    before, times = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_the_protocol_learns_when_the_attempt_began_before_the_socket_opened():
+    service = ScriptedService()
+    before = time.time_ns()
+    play(service, lambda index: [b"ready"], Never())
+    times = service.protocols[0].times
     assert before <= times["connecting"] <= times["opened"], times
 
 
@@ -220,17 +229,7 @@ def _refusing_service() -> ScriptedService:
 
 
 def test_a_final_refusal_is_counted_by_category_and_never_retried():
-    async def main():
-        connections = itertools.count()
-        server, endpoint = await _scripted_server(lambda index: (next(connections), [b"refused"])[1])
-        session, runtime = _session(_refusing_service(), endpoint, Immediately())
-        session.start()
-        await _until(lambda: session.state == "stopped")
-        server.close()
-        await server.wait_closed()
-        return session, runtime, next(connections)
-
-    session, runtime, connections = asyncio.run(main())
+    session, runtime, connections = play(_refusing_service(), lambda index: [b"refused"], Immediately())
     assert connections == 1, "a final refusal is not retried, whatever the policy"
     counters = runtime.recorder.summary()["counters"]
     assert counters["refused.forbidden"] == 1 and counters["errors.AT_CAPACITY"] == 1, counters
@@ -238,21 +237,13 @@ def test_a_final_refusal_is_counted_by_category_and_never_retried():
     assert runtime.connect_outcomes == ["closed before ready"]
 
 
-def test_a_refusal_that_is_not_final_leaves_the_retry_to_the_policy():
-    async def main():
-        # Refused twice, then admitted: the policy's retries get the user in.
-        server, endpoint = await _scripted_server(lambda index: [b"refused-soft"] if index < 2 else [b"ready"])
-        session, runtime = _session(_refusing_service(), endpoint, Immediately())
-        session.start()
-        await _until(lambda: session.state == "open")
-        session.stop()
-        await _until(lambda: session.state == "stopped")
-        server.close()
-        await server.wait_closed()
-        return runtime
+def _twice_refused_then_admitted(index: int) -> list[bytes]:
+    return [b"refused-soft"] if index < 2 else [b"ready"]
 
-    runtime = asyncio.run(main())
-    assert runtime.recorder.summary()["counters"]["refused.forbidden"] == 2
+
+def test_a_refusal_that_is_not_final_leaves_the_retry_to_the_policy():
+    _, runtime, connections = play(_refusing_service(), _twice_refused_then_admitted, Immediately())
+    assert runtime.recorder.summary()["counters"]["refused.forbidden"] == 2 and connections == 3
     assert runtime.connect_outcomes == ["closed before ready", "closed before ready", None]
     assert runtime.gave_up == []
 
@@ -269,16 +260,6 @@ class Fixed(ReconnectPolicy):
 
 
 def test_each_retry_after_a_failed_connect_records_the_wait_before_it():
-    async def main():
-        server, endpoint = await _scripted_server(lambda index: [b"refused-soft"] if index < 2 else [b"ready"])
-        session, runtime = _session(_refusing_service(), endpoint, Fixed(0.05))
-        session.start()
-        await _until(lambda: session.state == "open")
-        session.stop()
-        await _until(lambda: session.state == "stopped")
-        server.close()
-        await server.wait_closed()
-        return runtime
-
-    waits = asyncio.run(main()).recorder.summary()["histograms"]["retry_wait"]
+    _, runtime, _ = play(_refusing_service(), _twice_refused_then_admitted, Fixed(0.05))
+    waits = runtime.recorder.summary()["histograms"]["retry_wait"]
     assert waits["count"] == 2 and 49_900 <= waits["min"] <= waits["max"] <= 50_100, waits

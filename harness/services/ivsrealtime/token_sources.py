@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ...tokens import TokenFetchFailed, TokenProvider
 from ..base import UserSpec
+from ..hotsock.tokens import KeySourceError, read_secret  # env:NAME or a file, never shown in errors
 from .tokens import PUBLISH, SUBSCRIBE, load_private_key, self_signed_token
 
 ENV_PREFIX = "env:"
@@ -37,22 +38,14 @@ class PrivateKeyError(ValueError):
 
 def read_private_key(reference: str):
     """The ES384 private key a reference names: `env:NAME` (PEM text in that variable) or a PEM file."""
-    if reference.startswith(ENV_PREFIX):
-        name = reference[len(ENV_PREFIX):]
-        pem = os.environ.get(name)
-        if not pem:
-            raise PrivateKeyError(f"private key {reference}: the environment variable {name} is not set")
-        where = reference
-    else:
-        try:
-            pem = Path(reference).read_bytes()
-        except OSError as exc:
-            raise PrivateKeyError(f"private key {reference}: cannot read the file ({exc.strerror})") from None
-        where = f"file {reference}"
+    try:
+        pem = read_secret(reference)
+    except KeySourceError as exc:
+        raise PrivateKeyError(f"private key: {exc}") from None
     try:
         return load_private_key(pem)
     except (ValueError, TypeError):
-        raise PrivateKeyError(f"private key in {where}: not an unencrypted PEM ECDSA P-384 private key") from None
+        raise PrivateKeyError(f"private key {reference}: not an unencrypted PEM ECDSA P-384 private key") from None
 
 
 def check_key_reference(reference: str) -> str | None:
