@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -213,7 +214,10 @@ class Run:
             argv += ["--chat-otlp-endpoint", self.args.otlp_endpoint]
         processes = self._processes()
         if processes > 1:
-            argv += ["--processes", str(processes)]
+            # A port of this run's own for the master and its workers: with Locust's default (5557)
+            # two runs on one machine share it, and one master collects the other run's workers.
+            port = str(free_tcp_port())
+            argv += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
         # Locust builds its users from the scenario *as run* (with command-line overrides applied),
         # never from the file again: what the report says ran is what ran.
         as_run = self.raw / "scenario-as-run.json"
@@ -372,6 +376,13 @@ def ask_before_billing(subject: str, note: str, yes: bool) -> str | None:
     if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
         return "cancelled; nothing was sent"
     return None
+
+
+def free_tcp_port() -> int:
+    """A TCP port nothing listens on now (the kernel's choice), for a child to bind."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
 
 
 def _read_new_lines(path: Path, offset: int) -> tuple[list[dict], int]:
