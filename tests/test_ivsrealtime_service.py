@@ -181,7 +181,7 @@ def _second(issued: int, throttled: int = 0, other: int = 0) -> dict:
     return {"counters": counters}
 
 
-def test_the_token_rate_verdict_judges_the_quota_over_the_inner_throttled_seconds():
+def test_the_token_rate_verdict_judges_the_quota_over_the_throttled_seconds_and_a_burst():
     timeline = [_second(100, 20), _second(50, 60), _second(48, 40), _second(52, 30), _second(30, 5), _second(10)]
     results = {"timeline": timeline,
                "counters": {"token_fetches": 290, "token_fetch_failures.ThrottlingException": 155,
@@ -192,7 +192,12 @@ def test_the_token_rate_verdict_judges_the_quota_over_the_inner_throttled_second
     assert verdict["other_failures"] == 1 and verdict["throttled_seconds"] == 5
     assert verdict["issued_peak_per_s"] == 100 and verdict["peak_ratio"] == 2.0
     assert verdict["offered_peak_per_s"] == 120
-    assert verdict["steady_issued_per_s"] == 50.0 and verdict["quota_ratio"] == 1.0  # 50, 48, 52
+    # 280 issued in the 5 throttled seconds, against 50 × (5 + 1) allowed with a second's burst.
+    assert verdict["steady_issued_per_s"] == 56.0 and verdict["quota_ratio"] == pytest.approx(280 / 300)
+    # A service issuing 75 a second while throttling breaks the quota, whatever its first second did.
+    over = token_rate({"timeline": [_second(100, 20)] + [_second(75, 40)] * 4, "counters": {}},
+                      "create-participant-token")
+    assert over["quota_ratio"] == pytest.approx(400 / 300)
     assert verdict["backs_off"] == 1 and verdict["retry_wait_min_ms"] == pytest.approx(999.936)
 
 

@@ -6,9 +6,10 @@ it reads the same from a run against the emulator or AWS. Under `report["verdict
 - `requests`, `issued`, `throttled` (answered 429 ThrottlingException), `other_failures`;
 - `offered_peak_per_s` / `issued_peak_per_s`: the busiest second's token requests / tokens issued;
 - `throttled_seconds`: seconds with at least one 429;
-- `quota_ratio`: tokens issued per second over the throttled seconds, the first and last left out
-  (partial seconds), over the quota — the quota holds when it is about 1 and never much above;
-  None when fewer than three seconds were throttled;
+- `quota_ratio`: tokens issued from the first second with a 429 to the last, over what the quota
+  allows in that span plus one second (the burst a full bucket, or a window straddling a second,
+  lets through): at most 1 when the quota holds, a little over only from the per-second rows'
+  edges; None when nothing was throttled. `steady_issued_per_s` is the mean over those seconds;
 - `peak_ratio`: the busiest second's issued tokens over the quota (a token bucket that starts full,
   like the emulator's, lets up to twice the quota through in the first second);
 - `retries`, `retry_wait_min_ms`, `retry_wait_p50_ms`: the waits the harness chose before trying
@@ -40,7 +41,8 @@ VERDICT_METRICS = {
     "token_rate.peak_ratio": (("token_rate", "peak_ratio"), "ratio", "lower_is_better",
                               "busiest second's issued tokens / the 50 TPS quota"),
     "token_rate.quota_ratio": (("token_rate", "quota_ratio"), "ratio", "lower_is_better",
-                               "tokens issued per throttled second (first and last left out) / the 50 TPS quota"),
+                               "tokens issued while throttling / what the 50 TPS quota allows then (plus a "
+                               "second's burst): at most 1 when the quota holds"),
     "token_rate.backs_off": (("token_rate", "backs_off"), "flag", "higher_is_better",
                              f"1 when every retry after a failed token fetch waited at least {MIN_BACKOFF_S:g} s"),
 }
@@ -56,9 +58,10 @@ def token_rate(results: dict, source: str, quota_tps: float = QUOTA_TPS) -> dict
     seconds = [row.get("counters") or {} for row in results.get("timeline") or ()]
     requests = _requests(counters)
     issued, throttled = counters.get("token_fetches", 0), counters.get(THROTTLED, 0)
-    throttled_rows = [row for row in seconds if row.get(THROTTLED)]
-    inner = throttled_rows[1:-1]
-    steady = sum(row.get("token_fetches", 0) for row in inner) / len(inner) if inner else None
+    throttled_at = [index for index, row in enumerate(seconds) if row.get(THROTTLED)]
+    span = seconds[throttled_at[0]:throttled_at[-1] + 1] if throttled_at else []
+    issued_in_span = sum(row.get("token_fetches", 0) for row in span)
+    steady = issued_in_span / len(span) if span else None
     issued_peak = max((row.get("token_fetches", 0) for row in seconds), default=0)
     waits = (results.get("latency_us") or {}).get("retry_wait") or {}
     retries = waits.get("count", 0)
@@ -70,12 +73,12 @@ def token_rate(results: dict, source: str, quota_tps: float = QUOTA_TPS) -> dict
         "issued": issued,
         "throttled": throttled,
         "other_failures": requests - issued - throttled,
-        "throttled_seconds": len(throttled_rows),
+        "throttled_seconds": len(throttled_at),
         "offered_peak_per_s": max((_requests(row) for row in seconds), default=0),
         "issued_peak_per_s": issued_peak,
         "peak_ratio": issued_peak / quota_tps,
         "steady_issued_per_s": steady,
-        "quota_ratio": steady / quota_tps if steady is not None else None,
+        "quota_ratio": issued_in_span / (quota_tps * (len(span) + 1)) if span else None,
         "retries": retries,
         "retry_wait_min_ms": wait_min / 1000 if wait_min is not None else None,
         "retry_wait_p50_ms": (waits.get("percentiles") or {}).get("50", 0) / 1000 if retries else None,
