@@ -131,8 +131,8 @@ def test_publisher_cap_refuses_the_13th_publisher_once_as_the_emulator_counts_it
 
 def test_join_storm_accounts_every_roster_change_as_the_emulator_counts_joins_and_pings(tmp_path):
     with EmulatorProcess("--throttle") as emulator:
-        report = run(tmp_path, scaled(tmp_path, "ivsrealtime-join-storm", emulator, users=[60, 2], duration="5s",
-                                      ramp="1s", drain="1s",
+        report = run(tmp_path, scaled(tmp_path, "ivsrealtime-join-storm", emulator, users=[60, 2], duration="6s",
+                                      ramp="2.5s", drain="1s",
                                       rules=["roster.expected > 0", "roster.missed == 0", "roster.unconfirmed == 0",
                                              "roster.duplicates == 0", "roster.unmatched == 0",
                                              "ping.count >= 62", "counters.refused.forbidden == 0",
@@ -143,6 +143,7 @@ def test_join_storm_accounts_every_roster_change_as_the_emulator_counts_joins_an
     assert metric(text, "ivsrealtime_joins_accepted_total", stage) == counters["connects"] == 62
     assert metric(text, "ivsrealtime_pings_total", stage) == report["latency_us"]["ping"]["count"]
     assert report["latency_us"]["join"]["count"] == 62
+    # A ramp of 25 joins a second: the first have joined before the last begin, so some are owed.
     roster = propagation_adds_up(report)
     # Every participant sees every later arrival: with nobody leaving, the observations (judged or not)
     # are the pairs (A, B) in which A joined after B's first roster.
@@ -152,12 +153,14 @@ def test_join_storm_accounts_every_roster_change_as_the_emulator_counts_joins_an
 
 
 def test_token_rate_counts_every_429_the_emulator_sent_and_backs_off(tmp_path):
-    with EmulatorProcess("--throttle") as emulator:
-        report = run(tmp_path, scaled(tmp_path, "ivsrealtime-token-rate", emulator, users=[150], duration="7s",
-                                      ramp="1.5s", drain="1s", processes=1,
+    # A quota of 20 here, not 50: on a busy 2-core machine the harness cannot promise to offer more
+    # than 50 a second, and the point is what happens past the quota, whatever it is.
+    with EmulatorProcess("--throttle-limit", "CreateParticipantToken=20") as emulator:
+        report = run(tmp_path, scaled(tmp_path, "ivsrealtime-token-rate", emulator, users=[60], duration="6s",
+                                      ramp="1s", drain="1s", processes=1,
                                       rules=["token_rate.throttled > 0", "token_rate.backs_off == 1",
                                              "retry_wait.min >= 0.99s", "token_rate.peak_ratio <= 2.2",
-                                             "counters.users_connected.Participant0 == 150", "roster.missed == 0",
+                                             "counters.users_connected.Participant0 == 60", "roster.missed == 0",
                                              "protocol_errors == 0"]))
         text = emulator.admin.metrics_text()
     counters = report["counters"]
@@ -165,7 +168,7 @@ def test_token_rate_counts_every_429_the_emulator_sent_and_backs_off(tmp_path):
     throttled = samples(text, "ivsrealtime_control_requests_total", operation="CreateParticipantToken", status="429")
     issued = samples(text, "ivsrealtime_control_requests_total", operation="CreateParticipantToken", status="200")
     assert counters["token_fetch_failures.ThrottlingException"] == verdict["throttled"] == throttled > 0
-    assert counters["token_fetches"] == verdict["issued"] == issued == 150
+    assert counters["token_fetches"] == verdict["issued"] == issued == 60
     assert verdict["requests"] == issued + throttled == report["latency_us"]["token_fetch"]["count"]
     # Every throttled user came back, each retry after the SDK's first backoff step (1 s) at least.
     assert report["latency_us"]["retry_wait"]["count"] == throttled
