@@ -42,8 +42,8 @@ SECRET_PATTERNS = (
     ("an IVS chat token", re.compile(r"AQICAH[A-Za-z0-9_\-+/]{40,}")),
     ("an AWS access key id", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])")),
     ("an AWS secret access key", re.compile(r"aws_secret_access_key", re.IGNORECASE)),
-    # A signed JWT (IVS Real-Time participant tokens, Hotsock tokens): header and claims are base64url
-    # JSON objects, so both start with "eyJ".
+    # A signed JWT (the tokens of services that sign their own): header and claims are base64url JSON
+    # objects, so both start with "eyJ".
     ("a JWT", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
     ("a private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
 )
