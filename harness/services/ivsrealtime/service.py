@@ -36,6 +36,7 @@ from ..base import (
     UserSpec,
     check_emulator_kinds,
 )
+from ..ivschat.service import IvsChatService
 from . import codec
 from .client import JOIN, PING, ROSTER, StageProtocol
 from .tokens import PUBLISH, TokenError, unverified_claims
@@ -46,6 +47,7 @@ PUBLIC_KEY_ARN = re.compile(r"arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key/[a-zA-Z0-
 USERS = "harness.services.ivsrealtime.users"
 CREATE_PARTICIPANT_TOKEN, SELF_SIGNED = "create-participant-token", "self-signed"
 KICK_REASON = "kicked by chatload scenario"
+_IVS_CHAT_KEYS = {key.name: key for key in IvsChatService.target_keys}
 
 
 @functools.cache
@@ -120,9 +122,8 @@ class IvsRealtimeService(ChatService):
     target_keys = (
         Key("endpoint", str, "", "a running emulator's events endpoint; real stages need none (the events URL is "
             "in each token, where the SDK reads it)", '"ws://127.0.0.1:8765"'),
-        Key("control_endpoint", str, "", "a running emulator's control plane (boto3 endpoint_url); not for AWS",
-            '"http://127.0.0.1:8766"'),
-        Key("region", str, "us-east-1", "AWS region", '"us-east-1"'),
+        _IVS_CHAT_KEYS["control_endpoint"],  # the same boto3 endpoint_url, the same region
+        _IVS_CHAT_KEYS["region"],
         Key("stage_arns", list, [], "existing stages (required for real stages, which chatload never creates)",
             '["arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl"]'),
         Key("token_source", str, CREATE_PARTICIPANT_TOKEN, "where participant tokens come from: one "
