@@ -26,6 +26,29 @@ from pathlib import Path
 from .services.base import UserSpec
 
 
+class KeySourceError(ValueError):
+    """A key source that cannot be read; the message names the source, never the key."""
+
+
+def read_secret(source: str) -> bytes:
+    """The bytes of a file, or of an environment variable when `source` is `env:NAME`; trailing
+    newlines are dropped (a secret file written by `echo` still works)."""
+    if source.startswith("env:"):
+        name = source[4:]
+        value = os.environ.get(name)
+        if not value:
+            raise KeySourceError(f"environment variable {name} is not set or empty")
+        return value.encode().rstrip(b"\r\n")
+    try:
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise KeySourceError(f"cannot read {source}: {exc.strerror or exc}") from None
+    data = data.rstrip(b"\r\n")
+    if not data:
+        raise KeySourceError(f"{source} is empty")
+    return data
+
+
 class TokenFetchFailed(Exception):
     def __init__(self, cause: str, message: str) -> None:
         super().__init__(message)

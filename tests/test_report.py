@@ -174,6 +174,9 @@ def test_wrong_results_schema_is_refused():
 
 TOKEN = "AQICAHh" + "x7Yq_9-Zk2" * 8
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+JWT = ("eyJhbGciOiJFUzM4NCIsInR5cCI6IkpXVCJ9.eyJyZXNvdXJjZSI6ImFybjphd3M6aXZzIiwianRpIjoiYWJjIn0."
+       "MGUCMQDz1x9Q2V7bYwVOm2c3Q4bKq_8Y7pQ")
+PRIVATE_KEY = "-----BEGIN EC PRIVATE KEY-----\nMIGkAgEBBDA\n-----END EC PRIVATE KEY-----\n"
 
 
 @pytest.mark.parametrize(("where", "secret", "kind"), [
@@ -186,6 +189,9 @@ ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
     ("check", ACCESS_KEY, "an AWS access key id"),
     ("fault", TOKEN, "an IVS chat token"),
     ("key", TOKEN, "an IVS chat token"),
+    ("options", JWT, "a JSON Web Token"),
+    ("check", f"token {JWT} refused", "a JSON Web Token"),
+    ("scenario", PRIVATE_KEY, "a private key"),
 ])
 def test_secret_scan_refuses_a_report_with_a_secret(where, secret, kind):
     results = sample_results()

@@ -127,3 +127,19 @@ def test_check_lists_every_error_and_runs_nothing(tmp_path):
     assert "scenario.processes: must be at most 64, not 99 (line 2)" in proc.stderr
     assert "population[0].users: must be at least 1, not 0 (line 5)" in proc.stderr
     assert not list(tmp_path.glob("*/")), "nothing ran"
+
+
+@pytest.mark.parametrize("service", ["ivschat", "ivsrealtime"])
+def test_the_emulator_kinds_are_checked_alike_for_every_service_with_an_emulator(tmp_path, service):
+    from harness.services import registry
+
+    kind = next(iter(registry.get(service).populations))
+    path = tmp_path / "kinds.toml"
+    path.write_text(f'[target]\nservice = "{service}"\nendpoint = "ws://127.0.0.1:1"\n'
+                    f'[[population]]\nkind = "{kind}"\nusers = 1\n')
+    with pytest.raises(ScenarioError, match='kind "emulator" starts its own emulator'):
+        load_scenario(path)
+    path.write_text(f'[target]\nservice = "{service}"\nkind = "running-emulator"\nendpoint = "ws://127.0.0.1:1"\n'
+                    f'[[population]]\nkind = "{kind}"\nusers = 1\n')
+    with pytest.raises(ScenarioError, match='target.control_endpoint: is required for kind "running-emulator"'):
+        load_scenario(path)

@@ -38,6 +38,7 @@ HISTOGRAMS = {
     "reconnect": "reconnect time (drop noticed → usable again)",
     "token_fetch": "token fetch time",
     "send_lag": "send lag (how late the harness sent against its schedule)",
+    "retry_wait": "wait before trying again after a failed connect or token fetch (the reconnect policy's backoff)",
     "kick": "kick latency (the control-plane call → the kicked user's own notice)",
     "spread": "fan-out spread (a message's last recipient − its first), where the service measures it",
 }
@@ -156,6 +157,7 @@ VERDICTS = {
 COUNTER_FAMILIES = {  # <family>.<key>
     "errors": "error answers by the service's own code, e.g. errors.429 (IVS Chat)",
     "untied_rejections": "error answers that matched no request, by category, e.g. untied_rejections.rate_limited",
+    "refused": "sessions the service refused (a join error), by category, e.g. refused.forbidden",
     "events": "EVENT frames by name, e.g. events.aws:DELETE_MESSAGE",
     "closes": "connection closes by close code, e.g. closes.1006",
     "connect_failures": "failed connects by cause",
@@ -164,7 +166,7 @@ COUNTER_FAMILIES = {  # <family>.<key>
     "unanswered_at_close": "requests still unanswered when their connection closed, by kind",
     "not_sent": "scheduled sends skipped, by reason, e.g. not_sent.stopping",
     "gave_up": "users that stopped reconnecting, by cause",
-    "not_connected_at_end": "users not connected when the run ended, by reason (kicked, gave_up, closed_by_server)",
+    "not_connected_at_end": "users not connected when the run ended, by reason (kicked, gave_up, refused, closed_by_server)",
 }
 COUNTER_FAMILY = re.compile(rf"(?:{'|'.join(COUNTER_FAMILIES)})\.[^.\s].*")
 # A category (lower case, from the fixed list) or a service's code: digits (429) or UPPER_SNAKE

@@ -30,6 +30,7 @@ from ..services.base import (
     Observed,
     Origin,
     ProtocolError,
+    Refused,
     Rejected,
     Replayed,
     Request,
@@ -71,6 +72,7 @@ class ChatSession:
         self.kicked = False
         self.was_kicked = False
         self.must_reconnect = False
+        self.refused = False  # the service refused the session for good (a final Refused): no retry
         self.end_reason = ""
         self.stopping = False
         self._closed: asyncio.Future | None = None
@@ -118,11 +120,13 @@ class ChatSession:
                     delay = self.policy.after_drop()
                 else:  # failed to connect
                     attempt += 1
-                    delay = self.policy.after_failure(attempt)
-                    if delay is None:
-                        self.runtime.report_gave_up(self, outcome)
-                        self.end_reason = "gave_up"
+                    delay = None if self.refused else self.policy.after_failure(attempt)
+                    if delay is None:  # the vendor's client would stop here too
+                        self.runtime.report_gave_up(self, "refused" if self.refused else outcome)
+                        self.end_reason = "refused" if self.refused else "gave_up"
                         break
+                    # The policy's wait before the next try: whether a client backs off or hammers.
+                    self.recorder.record("retry_wait", max(1, round(delay * 1e6)))
                 if delay:
                     await asyncio.sleep(delay)
         except asyncio.CancelledError:
@@ -147,6 +151,7 @@ class ChatSession:
         self._ready = loop.create_future()
         self.ws = None  # not the last connection's: frames queued while connecting wait for this one
         self.protocol = self.service.client_protocol(self.user)
+        self.protocol.connecting(started_ns + self.offset_ns)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
             await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)
@@ -332,6 +337,11 @@ class ChatSession:
                 self.kick_requested_ns = None
         elif kind is MustReconnect:
             self.must_reconnect = True
+        elif kind is Refused:
+            self.recorder.count(f"refused.{event.category}")
+            self.recorder.count(f"errors.{event.code}")
+            if event.final:
+                self.refused = True
         elif kind is ProtocolError:
             self.recorder.count("protocol_errors")
             self.runtime.note_protocol_error(event.message)

@@ -37,13 +37,15 @@ VERSIONED = {"chatload": "chatload", "locust": "locust", "websockets": "websocke
 # What a secret looks like. IVS chat tokens are KMS-encrypted blobs: "AQICAH" then base64; the class
 # takes both alphabets (base64url as the service returns them, and standard base64). A JSON Web
 # Token (the token of services whose customers sign their own): three base64url parts, the first
-# two JSON objects, so each starts "eyJ". An AWS key id and the name of the credentials-file key.
+# two JSON objects, so each starts "eyJ". An AWS key id, the name of the credentials-file key, and a
+# PEM private key's header (services whose tokens the harness signs read such keys).
 # The look-behind keeps `AKIA` inside a longer word (an encoded histogram, say) from matching.
 SECRET_PATTERNS = (
     ("an IVS chat token", re.compile(r"AQICAH[A-Za-z0-9_\-+/]{40,}")),
     ("a JSON Web Token", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
     ("an AWS access key id", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])")),
     ("an AWS secret access key", re.compile(r"aws_secret_access_key", re.IGNORECASE)),
+    ("a private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
 )
 
 

@@ -26,10 +26,12 @@ LATENCY_MEANING = {
     "reconnect": "drop noticed → usable again",
     "token_fetch": "chat token request → token",
     "send_lag": "how late the harness sent against its schedule (part of every latency)",
+    "retry_wait": "a failed connect or token fetch → the next try (the reconnect policy's backoff)",
 }
 COUNTER_GROUPS = (
     ("rejected", "rejected by the service (by error code)"),
     ("errors", "ERROR frames (by code)"),
+    ("refused", "sessions the service refused (by category)"),
     ("closes", "connection closes (by close code)"),
     ("connect_failures", "failed connection attempts (by cause)"),
     ("token_fetch_failures", "failed token fetches (by cause)"),

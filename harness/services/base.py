@@ -19,6 +19,9 @@ Three pieces, each small:
       Rejected(request | None, category, code, message)
                                     an error answer (request None: it matched no request)
       Kicked(reason)                a moderator removed us: do not come back
+      Refused(category, code, message, final)
+                                    the service refused the session itself (a join error), by
+                                    neutral category; `final`: the vendor's client does not retry
       MustReconnect(reason)         the service wants a fresh session (e.g. an expired one); from
                                     `receive`, or from `closed` when the close itself says so
       ServiceEvent(name)            anything else worth counting, as `events.<name>`
@@ -151,6 +154,18 @@ class Kicked(Event):
 
 
 @dataclass(slots=True)
+class Refused(Event):
+    """The service refused the session itself (a join, not a request on it): counted as
+    `refused.<category>` and `errors.<code>`. With `final` the vendor's client gives up, and so does
+    the session (no retry, `gave_up.refused`); otherwise its reconnect policy decides."""
+
+    category: Category
+    code: str  # the service's own code ("STAGE_AT_CAPACITY")
+    message: str = ""
+    final: bool = True
+
+
+@dataclass(slots=True)
 class MustReconnect(Event):
     reason: str
 
@@ -255,6 +270,19 @@ class Target:
         return cls(**{**data, "rooms": tuple(data.get("rooms", ())), "settings": dict(data.get("settings") or {})})
 
 
+def check_emulator_kinds(table, target: Target) -> None:
+    """What `[target]` must say for the two emulator kinds, the same for every service that has one:
+    kind "emulator" starts its own (so it names no endpoints or rooms), "running-emulator" names both
+    endpoints. `table` is the `[target]` TableReader; problems are reported through it."""
+    if target.kind == KIND_EMULATOR and (target.endpoint or target.control_endpoint or target.rooms):
+        table.fail("", "kind \"emulator\" starts its own emulator; for one that is already running use "
+                       "kind = \"running-emulator\" with endpoint and control_endpoint")
+    if target.kind == KIND_RUNNING_EMULATOR:
+        for key in ("endpoint", "control_endpoint"):
+            if not getattr(target, key):
+                table.fail(key, "is required for kind \"running-emulator\"")
+
+
 @dataclass(frozen=True)
 class PopulationKind:
     """A scenario population kind the service offers, and the Locust user class that plays it."""
@@ -295,6 +323,11 @@ class ClientProtocol(ABC):
     @abstractmethod
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
         """The frame for a measured message carrying (user.sender_id, request.seq, request.intended_ns)."""
+
+    def connecting(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """The connection attempt begins at `at_ns` (corrected clock), before the TCP connect and the
+        opening handshake: where a service's join travels in the handshake itself (a token as the
+        subprotocol), this is when the join began, earlier than anything another member can see."""
 
     def opened(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """The WebSocket opened at `at_ns`: put any opening frames (a join, a subscribe) in the outbox."""

@@ -11,6 +11,7 @@ SERVICES = {  # name → "module:ChatService subclass"
     "ivschat": "harness.services.ivschat.service:IvsChatService",
     "chime": "harness.services.chime.service:ChimeService",
     "hotsock": "harness.services.hotsock.service:HotsockService",
+    "ivsrealtime": "harness.services.ivsrealtime.service:IvsRealtimeService",
     # A minimal echo-broadcast service, the tests' proof that the contract suffices (and the
     # walk-through in docs/adding-a-service.md).
     "toy": "harness.services.toy.service:ToyService",

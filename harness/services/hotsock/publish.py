@@ -12,8 +12,8 @@ from __future__ import annotations
 import orjson
 import urllib3
 
+from ...tokens import KeySourceError, read_secret
 from ..base import PublishRejected, ServiceError, category_of_http_status
-from .tokens import KeySourceError, read_secret
 
 
 class PublishApi:

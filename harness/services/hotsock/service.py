@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from ...net.transport import ConnectParams
 from ...tables import Key
+from ...tokens import KeySourceError, read_secret
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,
@@ -34,7 +35,7 @@ from ..base import (
 )
 from . import codec
 from .client import EVENT, PRESENCE_JOIN, PRESENCE_LEAVE, HotsockProtocol, identity_data, server_time_ns
-from .tokens import ALGORITHMS, KeySourceError, read_secret
+from .tokens import ALGORITHMS
 
 USERS = "harness.services.hotsock.users"
 SECRET_KEYS = ("signing_key", "api_key")  # sources, never values

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 
 import jwt
 
-from ...tokens import TokenFetchFailed, TokenProvider
+from ...tokens import KeySourceError, TokenFetchFailed, TokenProvider, read_secret
 from ..base import UserSpec
 from .claims import channel_rule
 from .client import EVENT, HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
-from .tokens import KeySourceError, connect_claims, mint, read_secret
+from .tokens import connect_claims, mint
 
 TOKEN_TTL_S = 600
 

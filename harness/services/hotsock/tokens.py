@@ -6,45 +6,20 @@ Key ID that the token's `kid` header must then name). The load harness does the 
 `mint(claims, key, kid, alg)`; `claims.channel_rule` builds the `channels` entries, and
 `connect_claims` / `subscribe_claims` the rest.
 
-Key material comes from a file or an environment variable (`read_secret("env:NAME")`), and is
+Key material comes from a file or an environment variable (`harness.tokens.read_secret`), and is
 never printed: errors name the source, not its content.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import jwt
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 ALGORITHMS = (*HMAC_ALGORITHMS, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
               "ES512", "EdDSA")
-
-
-class KeySourceError(ValueError):
-    """A key source that cannot be read; the message names the source, never the key."""
-
-
-def read_secret(source: str) -> bytes:
-    """The bytes of a file, or of an environment variable when `source` is `env:NAME`; trailing
-    newlines are dropped (a secret file written by `echo` still works)."""
-    if source.startswith("env:"):
-        name = source[4:]
-        value = os.environ.get(name)
-        if not value:
-            raise KeySourceError(f"environment variable {name} is not set or empty")
-        return value.encode().rstrip(b"\r\n")
-    try:
-        data = Path(source).read_bytes()
-    except OSError as exc:
-        raise KeySourceError(f"cannot read {source}: {exc.strerror or exc}") from None
-    data = data.rstrip(b"\r\n")
-    if not data:
-        raise KeySourceError(f"{source} is empty")
-    return data
 
 
 def split_kid(value: str) -> tuple[str | None, str]:

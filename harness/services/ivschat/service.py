@@ -15,14 +15,13 @@ from ...net.reconnect import SdkLike
 from ...net.transport import ConnectParams
 from ...tables import Key
 from ..base import (
-    KIND_EMULATOR,
-    KIND_RUNNING_EMULATOR,
     ChatService,
     PopulationKind,
     RoomSettings,
     ServiceError,
     Target,
     UserSpec,
+    check_emulator_kinds,
 )
 from .client import IvsChatProtocol
 
@@ -73,13 +72,7 @@ class IvsChatService(ChatService):
         target = Target(service=self.name, kind=kind, endpoint=values["endpoint"],
                         control_endpoint=values["control_endpoint"], region=values["region"],
                         rooms=tuple(values["room_arns"]))
-        if kind == KIND_EMULATOR and (target.endpoint or target.control_endpoint or target.rooms):
-            table.fail("", "kind \"emulator\" starts its own emulator; for one that is already running use "
-                           "kind = \"running-emulator\" with endpoint and control_endpoint")
-        if kind == KIND_RUNNING_EMULATOR:
-            for key in ("endpoint", "control_endpoint"):
-                if not getattr(target, key):
-                    table.fail(key, "is required for kind \"running-emulator\"")
+        check_emulator_kinds(table, target)
         if kind == self.real_kind:
             if not target.endpoint.startswith("wss://"):
                 table.fail("endpoint", "a real room needs wss://edge.ivschat.REGION.amazonaws.com")

@@ -143,20 +143,23 @@ def _seconds(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
-def sign_participant_token(claims: ParticipantClaims, private_key: ec.EllipticCurvePrivateKey) -> str:
-    """A self-signed participant token (ES384) in the claim shape IVS issues."""
-    return jwt.encode(claims.to_jwt(), private_key, algorithm=ALGORITHM, headers={"typ": "JWT"})
+def sign_participant_token(claims: ParticipantClaims, private_key: ec.EllipticCurvePrivateKey,
+                           key_id: str | None = None) -> str:
+    """A self-signed participant token (ES384) in the claim shape IVS issues; `key_id` (the imported
+    public key's ARN) goes in the header as `kid` when given (whether the service wants it is inferred)."""
+    headers = {"typ": "JWT", **({"kid": key_id} if key_id else {})}
+    return jwt.encode(claims.to_jwt(), private_key, algorithm=ALGORITHM, headers=headers)
 
 
 def self_signed_token(private_key: ec.EllipticCurvePrivateKey, stage_arn: str, *, events_url: str, whip_url: str,
                       now: float, duration_s: float = 720 * 60, user_id: str = "",
                       capabilities: Iterable[str] = (PUBLISH, SUBSCRIBE), attributes: Mapping[str, str] | None = None,
-                      participant_id: str | None = None) -> tuple[str, ParticipantClaims]:
+                      participant_id: str | None = None, key_id: str | None = None) -> tuple[str, ParticipantClaims]:
     """Claims for one participant, signed: what a harness does instead of CreateParticipantToken."""
     claims = ParticipantClaims(stage_arn=stage_arn, participant_id=participant_id or new_participant_id(),
                                events_url=events_url, whip_url=whip_url, expires_at=now + duration_s, issued_at=now,
                                user_id=user_id, capabilities=frozenset(capabilities), attributes=dict(attributes or {}))
-    return sign_participant_token(claims, private_key), claims
+    return sign_participant_token(claims, private_key, key_id), claims
 
 
 def unverified_claims(token: str) -> dict:

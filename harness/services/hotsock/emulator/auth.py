@@ -18,8 +18,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
+from ....tokens import KeySourceError
 from ..claims import Claims, ClaimsError
-from ..tokens import HMAC_ALGORITHMS, KeySourceError
+from ..tokens import HMAC_ALGORITHMS
 
 MAX_SLOTS = 2
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}

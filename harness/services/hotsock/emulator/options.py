@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from ....emulation.cli import EmulatorOptionError
-from ..tokens import KeySourceError, read_secret, split_kid
+from ....tokens import KeySourceError, read_secret
+from ..tokens import split_kid
 from .auth import MAX_SLOTS, public_key_slot, secret_slot
 from .dataplane import PRESENCE_CAPACITY_BYTES
 from .server import API_KEY_CHARS, Emulator, valid_api_key

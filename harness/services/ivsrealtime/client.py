@@ -1,0 +1,203 @@
+"""IVS Real-Time's client protocol: the events socket's frames → neutral events, sans-I/O.
+
+A stage carries no chat messages: a participant measures its own join, the roster as others change
+it, its pings and its removal. What each server frame becomes (`receive`):
+
+- the first `STAGE_STATE` (or `aws:ivs:STAGE_STATE`): `READY`, `Measured("join", open → this frame)`
+  and, when the roster lists this participant (a publishers-only roster may not),
+  `Origin("roster", own user id, when the connection attempt began)` — the join travels in the
+  handshake (the token is the subprotocol), so it began before anyone could see it;
+- a later `STAGE_STATE` with a higher `sequenceNumber`: `Observed("roster", userId)` for every
+  participant id it lists that the previous one did not (a participant who comes back has a new
+  participant id, so its return is seen again). The first roster is the baseline: whoever is in it
+  was there before this participant joined and is owed to nobody. A `STAGE_STATE` whose sequence
+  number is not above the last one is stale and ignored, as the SDK does (`events.STAGE_STATE.stale`);
+- `PONG`: the answer to the oldest pending `ping` request (`Acked`, `Measured("ping", round trip)`);
+- `aws:ivs:JOIN_ERROR` before the first roster: `Refused(category, code, message, final=fatal)` —
+  the SDK gives up on a fatal join error; after it (the emulator's `expire` fault): TOKEN_EXPIRED
+  is `MustReconnect` (the application rejoins with a new token), any other code an event;
+- `aws:ivs:DISCONNECT`: `events.disconnect.<code>`, and `Kicked` for PARTICIPANT_DISCONNECTED
+  (DisconnectParticipant): the SDK leaves and does not come back;
+- any other type (SDP_ANSWER, SUBSCRIBER_COUNT, …): `events.<type>`; binary or unreadable frames:
+  `ProtocolError`. Nothing a server sends raises.
+
+The roster is the hot path (every join sends every member the whole roster): one `orjson.loads`
+and one pass over the listed ids against the previous frame's set; no objects per participant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from ..base import (
+    READY,
+    Acked,
+    Category,
+    ClientProtocol,
+    Kicked,
+    Measured,
+    MustReconnect,
+    Observed,
+    Origin,
+    ProtocolError,
+    Refused,
+    Request,
+    ServiceEvent,
+    UserSpec,
+)
+from . import codec
+
+ROSTER = "roster"  # the propagation stream: A joins → each other participant's roster first listing A
+JOIN = "join"  # histogram: socket open → first STAGE_STATE
+PING = "ping"  # histogram and request: PING → PONG
+
+_STATE_TYPES = (codec.STAGE_STATE, codec.STAGE_STATE_NAMESPACED)
+
+# JOIN_ERROR codes → neutral categories (the emulator's HTTP statuses for the same refusals agree).
+JOIN_ERROR_CATEGORIES = {
+    codec.TOKEN_EXPIRED: Category.UNAUTHORIZED,
+    codec.TOKEN_INVALID: Category.UNAUTHORIZED,
+    codec.TOKEN_INVALID_SIGNATURE: Category.UNAUTHORIZED,
+    codec.TOKEN_MISSING: Category.UNAUTHORIZED,
+    codec.STAGE_AT_CAPACITY: Category.FORBIDDEN,
+    codec.PARTICIPANT_DISCONNECTED: Category.FORBIDDEN,
+    codec.INSUFFICIENT_CAPABILITIES: Category.FORBIDDEN,
+    codec.TOKEN_REUSED: Category.INVALID,
+    codec.STAGE_DELETED: Category.NOT_FOUND,
+    codec.BAD_REQUEST: Category.INVALID,
+    "INTERNAL": Category.SERVER_ERROR,
+}
+# Codes the SDK does not name fall back on the JOIN_ERROR's `type`.
+JOIN_ERROR_TYPE_CATEGORIES = {
+    codec.NOT_AUTHORIZED: Category.UNAUTHORIZED,
+    codec.BAD_REQUEST: Category.INVALID,
+    codec.INTERNAL_SERVER_ERROR: Category.SERVER_ERROR,
+}
+
+
+def join_error_category(error: codec.JoinError) -> Category:
+    return JOIN_ERROR_CATEGORIES.get(error.code) or JOIN_ERROR_TYPE_CATEGORIES.get(error.type, Category.FORBIDDEN)
+
+
+class StageProtocol(ClientProtocol):
+    text_frames = True
+    ready_on_open = False  # joined once the first STAGE_STATE arrives
+    ready_timeout_s = 10.0
+    acks_sends = False  # nothing is sent as a measured message on a stage
+    keepalive_s = None  # the users' own ping task sends the SDK's PINGs, timed (`request("ping")`)
+
+    def __init__(self, user: UserSpec) -> None:
+        super().__init__(user)
+        self._attempt_ns = 0  # when the connection attempt began (the join's start)
+        self._opened_ns = 0
+        self._sequence: int | None = None  # the last STAGE_STATE's sequence number (None: not joined)
+        self._present: set[str] = set()  # participant ids of the last roster
+        self._pings = 0
+
+    # -- times we are given ------------------------------------------------------------------------------
+
+    def connecting(self, at_ns: int) -> None:
+        self._attempt_ns = at_ns
+
+    def opened(self, at_ns: int) -> None:
+        self._opened_ns = at_ns
+
+    # -- frames in ---------------------------------------------------------------------------------------
+
+    def receive(self, payload: bytes, is_text: bool, at_ns: int):
+        if not is_text:
+            return ProtocolError("binary frame from the events socket")
+        try:
+            raw = orjson.loads(payload)
+            kind = raw["type"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            return ProtocolError("not a JSON object with a type")
+        if kind in _STATE_TYPES:
+            try:
+                return self._stage_state(raw["payload"], at_ns)
+            except (TypeError, KeyError, AttributeError):
+                return self._unreadable(payload)
+        if kind == codec.PONG:
+            return self._pong(at_ns)
+        try:
+            frame = codec.parse_server_frame(payload)
+        except codec.FrameError as exc:
+            return ProtocolError(f"{str(kind)[:40]}: {exc}")
+        if isinstance(frame, codec.JoinError):
+            return self._join_error(frame)
+        if isinstance(frame, codec.Disconnect):
+            event = ServiceEvent(f"disconnect.{frame.code[:40]}")
+            return (event, Kicked(frame.reason)) if frame.code == codec.PARTICIPANT_DISCONNECTED else event
+        return ServiceEvent(str(kind)[:60])
+
+    def _stage_state(self, state: dict, at_ns: int):
+        """READY and the join's facts; an observation per participant new to the roster; or None when
+        nobody is new. Raises TypeError, KeyError or AttributeError when the roster cannot be read."""
+        sequence = state["sequenceNumber"]
+        participants = state["participants"]
+        if sequence.__class__ is not int or participants.__class__ is not list:
+            raise TypeError("sequenceNumber and participants")
+        if self._sequence is None:
+            return self._joined(sequence, participants, at_ns)
+        if sequence <= self._sequence:
+            return ServiceEvent("STAGE_STATE.stale")
+        present = self._present
+        arrived = [p for p in participants if p["id"] not in present]
+        own = self.user.user_id
+        seen = [Observed(ROSTER, p["userId"]) for p in arrived if p["userId"] != own]
+        if any(o.subject.__class__ is not str for o in seen):
+            raise TypeError("userId")
+        self._sequence = sequence
+        if len(participants) == len(present) + len(arrived):  # nobody left: the set only grows
+            present.update(p["id"] for p in arrived)
+        else:
+            self._present = {p["id"] for p in participants}
+        if not seen:
+            return None
+        return seen[0] if len(seen) == 1 else tuple(seen)
+
+    def _joined(self, sequence: int, participants: list, at_ns: int):
+        present = {p["id"] for p in participants}
+        listed = any(p.get("userId") == self.user.user_id for p in participants)
+        self._sequence, self._present = sequence, present
+        # In the same socket read as the 101 it is 0: recorded as 1 µs, the resolution of a read's stamp.
+        joined = Measured(JOIN, max(1, (at_ns - self._opened_ns) // 1000))
+        if not listed:  # not on the roster (a publishers-only roster): nobody is owed our join
+            return READY, joined
+        return READY, joined, Origin(ROSTER, self.user.user_id, self._attempt_ns or self._opened_ns)
+
+    def _unreadable(self, payload: bytes) -> ProtocolError:
+        try:
+            codec.parse_server_frame(payload)
+        except codec.FrameError as exc:
+            return ProtocolError(f"STAGE_STATE: {exc}")
+        return ProtocolError("STAGE_STATE: a participant without a readable id or userId")
+
+    def _pong(self, at_ns: int):
+        if not self.pending:
+            return ServiceEvent("PONG.unsolicited")
+        request = self.pending.pop(next(iter(self.pending)))  # PONGs answer PINGs in order
+        return Acked(request), Measured(PING, max(1, (at_ns - request.intended_ns) // 1000))
+
+    def _join_error(self, error: codec.JoinError):
+        if self._sequence is None:  # the join itself was refused
+            return Refused(join_error_category(error), error.code[:60] or error.type[:60], error.message[:200],
+                           final=error.fatal)
+        event = ServiceEvent(f"join_error.{error.code[:40]}")
+        if error.code == codec.TOKEN_EXPIRED:
+            return event, MustReconnect("participant token expired")
+        return event
+
+    # -- requests out ------------------------------------------------------------------------------------
+
+    def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
+        raise ValueError("an IVS Real-Time stage carries no chat messages: its populations do not send")
+
+    def encode_request(self, name: str, request: Request, *args) -> bytes:
+        if name == PING:
+            self._pings += 1
+            self.pending[self._pings] = request
+            return codec.encode_ping()
+        return super().encode_request(name, request, *args)
