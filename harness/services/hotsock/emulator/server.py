@@ -157,6 +157,13 @@ class Emulator:
     def metrics_text(self) -> str:
         return self.metrics.render(self.dataplane.connection_count(), self.dataplane.channel_metrics())
 
+    def standard_metrics(self):
+        from ....emulation.standard_metrics import RoomFigures, StandardMetrics
+
+        rooms = {name: RoomFigures(n, c.client_messages + c.server_messages, c.frames_delivered, dict(c.rejected))
+                 for name, (n, c) in self.dataplane.channel_metrics().items()}
+        return StandardMetrics("hotsock", rooms, dict(self.metrics.handshakes_rejected))
+
     def describe(self) -> dict:
         """Endpoints and where keys are; never a key itself."""
         info = {

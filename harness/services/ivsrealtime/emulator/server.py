@@ -80,6 +80,15 @@ class Emulator:
     def metrics_text(self) -> str:
         return self.metrics.render(self.dataplane.stage_metrics())
 
+    def standard_metrics(self):
+        from ....emulation.standard_metrics import RoomFigures, StandardMetrics
+
+        # A stage carries no chat messages: what it fans out is roster changes (STAGE_STATE), so
+        # "accepted" counts those and "deliveries" the frames written; refusals are JOIN_ERRORs.
+        rooms = {sid: RoomFigures(n, c.roster_changes, c.frames_delivered, dict(c.joins_rejected))
+                 for sid, (n, c) in self.dataplane.stage_metrics().items()}
+        return StandardMetrics("ivsrealtime", rooms, dict(self.metrics.handshakes_rejected))
+
     def endpoints(self) -> dict[str, str]:
         """The `endpoints` of every stage and the URLs in its tokens: all point at this emulator."""
         return {"events": self.messaging_endpoint, "whip": self.control_endpoint + WHIP_PATH,
