@@ -34,3 +34,16 @@ def room(ivschat):
         ivschat.delete_room(identifier=created["arn"])
     except ivschat.exceptions.ResourceNotFoundException:
         pass
+
+
+def pytest_collection_finish(session):
+    """Importing Locust gevent-patches the importing process; in the test process that makes asyncio
+    tests and child-process waits hang until they time out. Test modules that need Locust run it in a
+    child process (as `chatload run` and the Locust end-to-end tests do); fail at once, naming the
+    cause, if one imported it here."""
+    import sys
+
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        raise pytest.UsageError("a test module imported Locust (or gevent-patched) into the test process; "
+                                "import it in a child process instead (see tests/test_locust_defaults_cached.py)")

@@ -15,8 +15,8 @@ from harness.services import registry
 from harness.services.base import RoomSettings, Target, UserSpec
 from harness.services.chime.emulator import EmulatorProcess
 from harness.services.chime.policy import ChimeSdkPolicy
+from harness.services.chime.schedule import RampSchedule
 from harness.services.chime.tokens import AttendeeTokens
-from harness.services.chime.users import RampSchedule
 from harness.services.chime.verdicts import (
     bucket_excess,
     bucket_start,
