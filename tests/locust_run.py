@@ -40,3 +40,10 @@ def metric(metrics_text: str, name: str, room_id: str) -> int:
         if line.startswith(prefix):
             return int(float(line[len(prefix):]))
     return 0
+
+
+def arrivals(totals: dict) -> int:
+    """Every message frame that reached a receiver, however the ledger judged it: expected, sent while the
+    receiver's handshake was still completing (under load a frame can race the handshake), unexpected, a
+    duplicate, or a replay (services that replay to late joiners)."""
+    return sum(totals.get(k, 0) for k in ("delivered", "during_handshake", "unexpected", "duplicates", "replayed"))

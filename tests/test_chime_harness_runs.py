@@ -14,7 +14,7 @@ from harness.services.chime.emulator import EmulatorProcess
 
 from .browser import chromium  # noqa: F401  (the fixture)
 from .chime import client
-from .locust_run import ROOT
+from .locust_run import ROOT, arrivals
 from .test_report_browser import load
 from .test_run import chatload, only_report
 
@@ -73,11 +73,6 @@ def metric(text: str, name: str, **labels: str) -> int:
             if all(f'{key}="{want}"' in sample for key, want in labels.items()):
                 total += int(float(value))
     return total
-
-
-def arrivals(totals: dict) -> int:
-    """Every data message an attendee received, however the ledger judged it."""
-    return sum(totals[k] for k in ("delivered", "duplicates", "unexpected", "during_handshake", "replayed"))
 
 
 def test_meeting_counts_match_the_emulator_render_cleanly_and_pass_the_gate(tmp_path, chromium):  # noqa: F811
@@ -163,12 +158,20 @@ def test_api_churn_latency_and_429s_match_the_emulators_count(tmp_path):
         report = run(path, tmp_path)
         text = emulator.admin.metrics_text()
     counters, latency = report["counters"], report["latency_us"]
+
+    def served(operation: str, status: str) -> int:
+        return metric(text, "control_requests_total", operation=operation, status=status)
+
+    # What the emulator answered equals what the users counted, but for calls the end of the run cut short
+    # (counted apart as `_interrupted`: the request may have reached the emulator, its answer never came).
+    create_cut, delete_cut = (counters.get(f"api_{op}_meeting_interrupted", 0) for op in ("create", "delete"))
     throttled = counters["api_create_meeting_failures.ThrottlingException"]
-    assert throttled == metric(text, "control_requests_total", operation="CreateMeeting", status="429") > 0
     made = counters["api_create_meeting_calls"] - throttled
-    assert metric(text, "control_requests_total", operation="CreateMeeting", status="200") == made + 1  # + the run's
+    assert served("CreateMeeting", "429") > 0 and throttled > 0
+    assert throttled <= served("CreateMeeting", "429") and made + 1 <= served("CreateMeeting", "200")  # + the run's
+    assert served("CreateMeeting", "429") + served("CreateMeeting", "200") - 1 - (throttled + made) <= create_cut
     deleted = counters["api_delete_meeting_calls"] - sum(
         n for k, n in counters.items() if k.startswith("api_delete_meeting_failures."))
-    assert metric(text, "control_requests_total", operation="DeleteMeeting", status="204") == deleted
+    assert deleted <= served("DeleteMeeting", "204") <= deleted + delete_cut
     assert latency["api_create_meeting"]["count"] == counters["api_create_meeting_calls"]
     assert report["verdicts"]["chime"]["api"]["operations"]["api_create_meeting"]["throttled"] == throttled

@@ -135,11 +135,14 @@ def test_a_skewed_worker_clock_is_measured_and_corrected(tmp_path, unskewed, fak
     # Against the same scenario unskewed. Raw percentiles of two runs on a shared 2-core machine differ
     # by a millisecond or two even for ack latency, which never crosses clocks, so the cross-clock part
     # is compared: delivery (sender and receiver on different workers, half the time) minus ack (one
-    # worker's clock at both ends). A correction off by the skew would move it by 120 or 350 ms.
+    # worker's clock at both ends). A correction off by the skew would move it by 120 or 350 ms. On a
+    # quiet machine the two agree within 1 ms; with the whole suite's load before it, CI once saw the
+    # medians of ~100 acks drift 1.3 ms between runs, so the bound is 2 ms (the offset itself is held to
+    # its stated uncertainty above, which is the precise check).
     mine, theirs = results["latency_us"], unskewed["latency_us"]
     cross_clock = mine["delivery"]["percentiles"]["50"] - mine["ack"]["percentiles"]["50"]
     cross_clock_unskewed = theirs["delivery"]["percentiles"]["50"] - theirs["ack"]["percentiles"]["50"]
-    assert abs(cross_clock - cross_clock_unskewed) <= max(1000, uncertainty_us), (mine, theirs)
+    assert abs(cross_clock - cross_clock_unskewed) <= max(2000, uncertainty_us), (mine, theirs)
     for name in ("delivery", "ack"):  # and the raw figures within what noise alone can do
         assert abs(mine[name]["percentiles"]["50"] - theirs[name]["percentiles"]["50"]) <= 5000, (name, mine, theirs)
         assert abs(mine[name]["percentiles"]["99"] - theirs[name]["percentiles"]["99"]) <= 60_000, (name, mine, theirs)

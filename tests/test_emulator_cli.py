@@ -70,7 +70,9 @@ def test_emulator_child_never_outlives_its_parent(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text("import os\nfrom harness.services.ivschat.emulator import EmulatorProcess\n"
                       "print(EmulatorProcess().start().pid, flush=True)\nos._exit(0)  # no clean-up at all\n")
-    child = int(subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30).stdout)
+    parent = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert parent.returncode == 0 and parent.stdout.strip().isdigit(), parent.stderr
+    child = int(parent.stdout)
     deadline = time.monotonic() + 10
     while True:
         try:

@@ -104,7 +104,8 @@ BAD_CLAIMS = st.one_of(
     NOT_A_SCOPE.map(lambda scope: _claims(scope=scope)),
     st.one_of(st.integers(max_value=int(time.time()) - 5), st.text(max_size=5), st.just(_DROP)).map(
         lambda exp: _claims(exp=exp)),
-    st.integers(min_value=int(time.time()) + 60).map(lambda nbf: _claims(nbf=nbf)),
+    # "Not yet valid" is relative to when the example runs, not to collection: the suite takes minutes.
+    st.integers(min_value=60, max_value=10**9).map(lambda ahead: _claims(nbf=int(time.time()) + ahead)),
     st.one_of(st.integers(max_value=4), st.integers(min_value=601), st.text(max_size=3), st.booleans()).map(
         lambda h: _claims(heartbeatTimeout=h)),
     st.one_of(st.text(min_size=129, max_size=140), st.integers(), st.lists(st.text(), max_size=2)).map(

@@ -13,7 +13,7 @@ import pytest
 
 from harness.services.ivschat.emulator import EmulatorProcess
 
-from .locust_run import BASIC, assert_accounting_adds_up, metric, results_of, run_locust
+from .locust_run import BASIC, arrivals, assert_accounting_adds_up, metric, results_of, run_locust
 
 
 def test_every_accepted_message_is_accounted_for_at_every_receiver(tmp_path):
@@ -31,9 +31,8 @@ def test_every_accepted_message_is_accounted_for_at_every_receiver(tmp_path):
     assert totals["expected"] == totals["delivered"] <= totals["accepted"] * 12
     assert totals["expected"] > totals["accepted"] * 12 * 0.5
     latency = results["latency_us"]
-    # Every arrival is timed; the ledger splits arrivals into expected, unexpected and duplicates.
-    arrivals = totals["delivered"] + totals["during_handshake"] + totals["unexpected"] + totals["duplicates"]
-    assert latency["delivery"]["count"] + latency["ack"]["count"] == arrivals
+    # Every arrival is timed.
+    assert latency["delivery"]["count"] + latency["ack"]["count"] == arrivals(totals)
     assert latency["connect"]["count"] == 12
     assert results["merge_check"]["equal"]
     assert "WS" in proc.stderr and "connect" in proc.stderr  # Locust's own table shows the connects
@@ -96,8 +95,7 @@ def test_paused_room_shows_exact_lost_counts(tmp_path):
     assert totals["presumed_accepted"] == paused == results["counters"]["timeouts.send"]
     assert totals["lost"] == paused * receivers
     # Independent check of arrivals: the emulator's own count of frames written.
-    assert totals["delivered"] + totals["unexpected"] + totals["duplicates"] == metric(
-        text, "ivschat_frames_delivered_total", room["id"])
+    assert arrivals(totals) == metric(text, "ivschat_frames_delivered_total", room["id"])
 
 
 def test_dropped_connections_reconnect_and_are_accounted_exactly(tmp_path):
@@ -126,8 +124,7 @@ def test_dropped_connections_reconnect_and_are_accounted_exactly(tmp_path):
     assert results["counters"]["reconnects"] == 4
     assert results["latency_us"]["reconnect"]["count"] == 4
     assert totals["lost"] == 0  # nothing was lost while connected; what they missed is counted apart
-    assert totals["delivered"] + totals["duplicates"] + totals["unexpected"] == metric(
-        text, "ivschat_frames_delivered_total", room["id"])
+    assert arrivals(totals) == metric(text, "ivschat_frames_delivered_total", room["id"])
 
 
 @pytest.mark.timeout(180)
