@@ -20,7 +20,6 @@ join token rejected, 4429 hard rate limit, 4401 session expired (fault injection
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import secrets
@@ -168,7 +167,6 @@ class SignalingPlane(WebSocketPlane, LineFaults):
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
         self._member_ids = itertools.count(1)
         self._connections: set[SignalingConnection] = set()
-        self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -372,9 +370,7 @@ class SignalingPlane(WebSocketPlane, LineFaults):
         if runtime is not None:
             runtime.counters.closed[code] += 1
         member.closing = True
-        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.close_soon(member, code, reason)
 
     def _fanout(self, runtime: MeetingRuntime, out: Outgoing) -> None:
         cost, clock = self.delivery_cost_s, time.perf_counter

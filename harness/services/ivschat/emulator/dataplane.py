@@ -121,7 +121,6 @@ class DataPlane(WebSocketPlane, LineFaults):
         self.rooms: dict[str, RoomRuntime] = {}
         self.frame_ids = FrameIdGenerator()
         self._member_ids = iter(range(1, 1 << 62))
-        self._tasks: set[asyncio.Task] = set()
         self._connection_count = 0
         self.default_delay = (0.0, 0.0)  # (delay_s, jitter_s) for rooms not set one by one
         # Artificial CPU cost per frame written (capacity tests): the emulator runs on one thread,
@@ -331,15 +330,10 @@ class DataPlane(WebSocketPlane, LineFaults):
                 delivered += 1
         runtime.counters.frames_delivered += delivered
 
-    def _close(self, member: Member, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _expire(self, member: Member) -> None:
         """Session expiry: ERROR 401, then a clean close (emulator choice, see the spec)."""
         write_framed(member, self._error_frame("", 401, "Session expired"))
-        self._close(member, 1000, "Session expired")
+        self.close_soon(member, 1000, "Session expired")
 
     # -- operations shared with the control plane -------------------------------------------------
 
@@ -369,7 +363,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         def close_targets() -> None:
             # After the event has gone out, so the kicked user sees why before the close frame.
             for member in runtime.members_of(user_id):
-                self._close(member, 1000, reason or "Disconnected by moderator")
+                self.close_soon(member, 1000, reason or "Disconnected by moderator")
 
         self._deliver(runtime, text_frame(payload), after=close_targets)
 
@@ -385,7 +379,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         runtime.line.close()
         for member in list(runtime.members.values()):
             write_framed(member, self._error_frame("", 404, "Room deleted"))
-            self._close(member, 1000, "Room deleted")
+            self.close_soon(member, 1000, "Room deleted")
 
     # -- faults (loopback admin endpoints and tests) ----------------------------------------------
 
@@ -409,7 +403,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         return [runtime.line for runtime in self.rooms.values()]
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
-        self._close(member, code, reason)
+        self.close_soon(member, code, reason)
 
     def connection_count(self) -> int:
         return self._connection_count
