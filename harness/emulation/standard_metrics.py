@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .prometheus_text import Exposition, label_value
+
 
 @dataclass
 class RoomFigures:
@@ -30,28 +32,24 @@ class StandardMetrics:
     handshakes_rejected: dict[int, int] = field(default_factory=dict)  # HTTP status → n
 
 
-def _label(value: object) -> str:
-    """A Prometheus label value: backslash, double quote and newline escaped."""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def render(metrics: StandardMetrics) -> str:
-    service = _label(metrics.service)
-    out: list[str] = []
-
-    def family(name: str, kind: str, help_text: str, rows: list[tuple[str, float]]) -> None:
-        out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"])
-        out.extend(f'{name}{{service="{service}"{labels}}} {value}' for labels, value in rows)
-
+    service = label_value(metrics.service)
     rooms = sorted(metrics.rooms.items())
-    family("chatload_emulator_connections", "gauge", "Open connections per room.",
-           [(f',room="{_label(r)}"', f.connections) for r, f in rooms])
-    family("chatload_emulator_messages_accepted_total", "counter", "Messages the emulator accepted.",
-           [(f',room="{_label(r)}"', f.accepted) for r, f in rooms])
-    family("chatload_emulator_deliveries_total", "counter", "Frames written to members.",
-           [(f',room="{_label(r)}"', f.deliveries) for r, f in rooms])
-    family("chatload_emulator_rejections_total", "counter", "Requests refused, by the service's own code.",
-           [(f',room="{_label(r)}",code="{_label(c)}"', n) for r, f in rooms for c, n in sorted(f.rejections.items())])
-    family("chatload_emulator_handshakes_rejected_total", "counter", "Handshakes refused, by HTTP status.",
-           [(f',status="{status}"', n) for status, n in sorted(metrics.handshakes_rejected.items())])
-    return "\n".join(out) + "\n"
+
+    def per_room(value) -> list[tuple[str, int]]:
+        return [(f'{{service="{service}",room="{label_value(r)}"}}', value(f)) for r, f in rooms]
+
+    text = Exposition()
+    text.family("chatload_emulator_connections", "gauge", "Open connections per room.",
+                per_room(lambda f: f.connections))
+    text.family("chatload_emulator_messages_accepted_total", "counter", "Messages the emulator accepted.",
+                per_room(lambda f: f.accepted))
+    text.family("chatload_emulator_deliveries_total", "counter", "Frames written to members.",
+                per_room(lambda f: f.deliveries))
+    text.family("chatload_emulator_rejections_total", "counter", "Requests refused, by the service's own code.",
+                [(f'{{service="{service}",room="{label_value(r)}",code="{label_value(c)}"}}', n)
+                 for r, f in rooms for c, n in sorted(f.rejections.items())])
+    text.family("chatload_emulator_handshakes_rejected_total", "counter", "Handshakes refused, by HTTP status.",
+                [(f'{{service="{service}",status="{status}"}}', n)
+                 for status, n in sorted(metrics.handshakes_rejected.items())])
+    return text.text()

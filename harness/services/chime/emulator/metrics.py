@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ....emulation.prometheus_text import Exposition, RoomRows, by, by_operation_and_status
+
 
 @dataclass(slots=True)
 class MeetingCounters:
@@ -36,48 +38,37 @@ class Metrics:
 
     def render(self, meetings: dict[str, tuple[int, MeetingCounters]]) -> str:
         """`meetings` maps MeetingId → (open connections, counters)."""
-        out: list[str] = []
-        rows = sorted(meetings.items())
-
-        def family(name: str, kind: str, help_text: str, samples) -> None:
-            out.append(f"# HELP chime_{name} {help_text}")
-            out.append(f"# TYPE chime_{name} {kind}")
-            out.extend(f"chime_{name}{labels} {value}" for labels, value in samples)
-
-        def per_room(attr: str):
-            return [(f'{{room="{mid}"}}', getattr(c, attr)) for mid, (_, c) in rows]
-
-        def per_room_by(attr: str, label: str):
-            return [(f'{{room="{mid}",{label}="{key}"}}', n)
-                    for mid, (_, c) in rows for key, n in sorted(getattr(c, attr).items())]
-
-        family("connections", "gauge", "Open signaling connections per meeting.",
-               [(f'{{room="{mid}"}}', n) for mid, (n, _) in rows])
-        family("connections_opened_total", "counter", "Signaling connections accepted per meeting.",
-               per_room("connections_opened"))
-        family("joins_total", "counter", "JOIN frames answered with JOIN_ACK and INDEX.", per_room("joins"))
-        family("messages_accepted_total", "counter", "Data messages accepted and fanned out.",
-               per_room("messages_accepted"))
-        family("messages_throttled_total", "counter",
-               "Data messages returned to their sender throttled (ingest_time_ns = 0).", per_room("messages_throttled"))
-        family("messages_replayed_total", "counter", "Retained data messages replayed to joining attendees.",
-               per_room("messages_replayed"))
-        family("frames_delivered_total", "counter", "DATA_MESSAGE frames written to receivers (replays included).",
-               per_room("frames_delivered"))
-        family("messages_dropped_paused_total", "counter",
-               "Accepted messages dropped because delivery in the meeting was paused (fault injection).",
-               per_room("messages_dropped_paused"))
-        family("slow_consumers_dropped_total", "counter",
-               "Connections aborted because their unsent backlog passed the cap.", per_room("slow_consumers_dropped"))
-        family("rejected_total", "counter", "ERROR frames sent, by status.", per_room_by("rejected", "code"))
-        family("closed_total", "counter", "Connections closed by the server, by close code.",
-               per_room_by("closed", "code"))
-        family("handshakes_rejected_total", "counter", "WebSocket upgrades refused, by HTTP status.",
-               [(f'{{status="{s}"}}', n) for s, n in sorted(self.handshakes_rejected.items())])
-        family("sessions_rejected_total", "counter",
-               "Connections closed right after the upgrade because of their join token, by close code.",
-               [(f'{{code="{c}"}}', n) for c, n in sorted(self.sessions_rejected.items())])
-        family("protocol_errors_total", "counter", "Client frames that could not be read.", [("", self.protocol_errors)])
-        family("control_requests_total", "counter", "Control-plane requests, by operation and status.",
-               [(f'{{operation="{op}",status="{st}"}}', n) for (op, st), n in sorted(self.control_requests.items())])
-        return "\n".join(out) + "\n"
+        rows = RoomRows(meetings)
+        text = Exposition("chime_")
+        text.family("connections", "gauge", "Open signaling connections per meeting.", rows.open())
+        text.family("connections_opened_total", "counter", "Signaling connections accepted per meeting.",
+                    rows.value("connections_opened"))
+        text.family("joins_total", "counter", "JOIN frames answered with JOIN_ACK and INDEX.", rows.value("joins"))
+        text.family("messages_accepted_total", "counter", "Data messages accepted and fanned out.",
+                    rows.value("messages_accepted"))
+        text.family("messages_throttled_total", "counter",
+                    "Data messages returned to their sender throttled (ingest_time_ns = 0).",
+                    rows.value("messages_throttled"))
+        text.family("messages_replayed_total", "counter", "Retained data messages replayed to joining attendees.",
+                    rows.value("messages_replayed"))
+        text.family("frames_delivered_total", "counter", "DATA_MESSAGE frames written to receivers (replays included).",
+                    rows.value("frames_delivered"))
+        text.family("messages_dropped_paused_total", "counter",
+                    "Accepted messages dropped because delivery in the meeting was paused (fault injection).",
+                    rows.value("messages_dropped_paused"))
+        text.family("slow_consumers_dropped_total", "counter",
+                    "Connections aborted because their unsent backlog passed the cap.",
+                    rows.value("slow_consumers_dropped"))
+        text.family("rejected_total", "counter", "ERROR frames sent, by status.", rows.by("rejected", "code"))
+        text.family("closed_total", "counter", "Connections closed by the server, by close code.",
+                    rows.by("closed", "code"))
+        text.family("handshakes_rejected_total", "counter", "WebSocket upgrades refused, by HTTP status.",
+                    by(self.handshakes_rejected, "status"))
+        text.family("sessions_rejected_total", "counter",
+                    "Connections closed right after the upgrade because of their join token, by close code.",
+                    by(self.sessions_rejected, "code"))
+        text.family("protocol_errors_total", "counter", "Client frames that could not be read.",
+                    [("", self.protocol_errors)])
+        text.family("control_requests_total", "counter", "Control-plane requests, by operation and status.",
+                    by_operation_and_status(self.control_requests))
+        return text.text()

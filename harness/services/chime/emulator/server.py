@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ....emulation.admin import add_admin_routes, json_response
+from ....emulation.admin import json_response
+from ....emulation.two_ports import TwoPortEmulator
 from .limits import API_RATE, DATA_HARD, DATA_SOFT, OperationThrottle, Rate
 from .metrics import Metrics
 from .signaling import SignalingPlane
 from .state import MAX_ACTIVE_MEETINGS, Meeting, MeetingState
 
 
-class ChimeEmulator:
+class ChimeEmulator(TwoPortEmulator):
     def __init__(
         self,
         *,
@@ -47,33 +48,12 @@ class ChimeEmulator:
         self.dataplane = self.signaling  # what the shared fault routes call it
         # True: the published quota (10/s, burst 20 per operation); a Rate: that one instead.
         self.throttle = OperationThrottle(throttle if isinstance(throttle, Rate) else API_RATE) if throttle else None
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    def add_routes(self, app: web.Application) -> None:
         from .controlplane import add_control_plane_routes
 
-        await self.signaling.start()
-        app = web.Application(client_max_size=1024 * 1024)
-        add_admin_routes(app, self)
         add_control_plane_routes(app, self)
         app.router.add_get("/_emulator/chime/settings", self._settings_route)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.control_port).start()
-        self.control_port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        await self.signaling.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> ChimeEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
 
     def settings(self) -> dict:
         """The limits and replay window this emulator enforces, as [per second, burst] pairs and numbers."""
@@ -101,14 +81,6 @@ class ChimeEmulator:
         rooms = {mid: RoomFigures(n, c.messages_accepted, c.frames_delivered, {str(k): v for k, v in c.rejected.items()})
                  for mid, (n, c) in self.signaling.meeting_metrics().items()}
         return StandardMetrics("chime", rooms, dict(self.metrics.handshakes_rejected))
-
-    @property
-    def messaging_endpoint(self) -> str:
-        return self.signaling.endpoint
-
-    @property
-    def control_endpoint(self) -> str:
-        return f"http://{self.host}:{self.control_port}"
 
     def describe(self) -> dict:
         return {

@@ -6,8 +6,9 @@ join token; the server selects `_aws_wt_session` (the SDK never reads the select
 browser, `ws` or undici fail a handshake that selects nothing or something not offered, and
 echoing the marker keeps the token out of response headers).
 
-Fan-out is the hot path, as in the IVS Chat emulator: an accepted message is serialised once,
-framed once (unmasked, no compression) and written straight to each receiver's transport. It goes
+Fan-out is the hot path, as in every emulator: an accepted message is serialised once, framed once
+(unmasked, no compression; `harness.emulation.frames`) and written straight to each receiver's
+transport. It goes
 through the meeting's `DeliveryLine` (shared fault behaviour: delay, jitter, pause) as an
 `Outgoing` record, which the line passes through untouched.
 
@@ -19,7 +20,6 @@ join token rejected, 4429 hard rate limit, 4401 session expired (fault injection
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import secrets
@@ -29,12 +29,13 @@ from functools import partial
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from ....emulation.delivery import DeliveryLine
 from ....emulation.faults import LineFaults
+from ....emulation.frames import OPEN, binary_frame, write_framed
+from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane, offered_subprotocols
 from .. import codec
 from .limits import DATA_HARD, DATA_SOFT, Rate, ReplayBuffer, TokenBucket
 from .metrics import MeetingCounters, Metrics
@@ -42,7 +43,6 @@ from .state import PLACEHOLDER_HOST, Attendee, Meeting, MeetingState
 
 log = logging.getLogger(__name__)
 
-OPEN = State.OPEN
 PATH_PREFIX = "/control/"
 HARD_FRAME_LIMIT = 1024 * 1024  # websockets closes with 1009 above this: protects the emulator itself
 SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a receiver is aborted
@@ -57,16 +57,6 @@ CLOSE_MEETING_ENDED = 4410
 CLOSE_HARD_LIMIT = 4429
 AUDIO_STATUS_MEETING_ENDED = 410  # the SDK's MeetingEnded
 AUDIO_STATUS_ATTENDEE_REMOVED = 411  # the SDK's AudioAttendeeRemoved
-
-
-def binary_frame(payload: bytes) -> bytes:
-    """An unmasked, unfragmented WebSocket binary frame (RFC 6455 §5.2) around `payload`."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x82, n)) + payload
-    if n < 65536:
-        return b"\x82\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x82\x7f" + n.to_bytes(8, "big") + payload
 
 
 def now_ms() -> int:
@@ -150,30 +140,16 @@ class MeetingRuntime:
         return [m for m in self.members.values() if m.joined and m.attendee_id == attendee_id and m is not besides]
 
 
-class SignalingConnection(ServerConnection):
-    """A websockets connection that carries its join token through the handshake and reports its end.
-
-    Members leave their meeting in `connection_lost`, which always runs: a member stays a receiver
-    exactly as long as frames could still reach it.
-    """
+class SignalingConnection(EndReportingConnection):
+    """A websockets connection that carries its join token through the handshake. Members leave
+    their meeting at its end: a member stays a receiver exactly as long as frames could reach it."""
 
     join_token: str | None = None
     close_on_error = True
     member: Member | None = None
-    on_lost: Callable[[SignalingConnection], None] | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.on_lost is not None:
-            self.on_lost(self)
 
 
-def offered_subprotocols(request) -> list[str]:
-    return [p.strip() for value in request.headers.get_all("Sec-WebSocket-Protocol") for p in value.split(",")
-            if p.strip()]
-
-
-class SignalingPlane(LineFaults):
+class SignalingPlane(WebSocketPlane, LineFaults):
     def __init__(self, state: MeetingState, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
                  soft_limit: Rate = DATA_SOFT, hard_limit: Rate = DATA_HARD, replay_messages: int = 1024,
                  replay_seconds: float = 300.0, ping_interval: float | None = 20.0) -> None:
@@ -189,16 +165,13 @@ class SignalingPlane(LineFaults):
         self.meetings: dict[str, MeetingRuntime] = {}
         self.ended: dict[str, MeetingCounters] = {}  # counters of deleted meetings, still scraped
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
-        self._server: Server | None = None
         self._member_ids = itertools.count(1)
         self._connections: set[SignalingConnection] = set()
-        self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._server = await serve(
-            self._handler, self.host, self.port,
+    def serve_options(self) -> dict:
+        return dict(
             process_request=self._check_request,
             select_subprotocol=self._select_subprotocol,
             compression=None,  # one framing for every receiver; see the module docstring
@@ -207,19 +180,6 @@ class SignalingPlane(LineFaults):
             server_header="chatload-chime-emulator",
             create_connection=SignalingConnection,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
-        for runtime in self.meetings.values():
-            runtime.line.close()
-
-    @property
-    def endpoint(self) -> str:
-        return f"ws://{self.host}:{self.port}"
 
     @property
     def signaling_base(self) -> str:
@@ -347,7 +307,7 @@ class SignalingPlane(LineFaults):
         retained = runtime.replay.live(time.time_ns(), after_ns=seen, until_ns=runtime.last_fanned_ns,
                                        excluding=member.attendee_id)
         for item in retained:
-            self._write(member, item.frame)
+            write_framed(member, item.frame)
         runtime.counters.messages_replayed += len(retained)
         runtime.counters.frames_delivered += len(retained)
 
@@ -399,12 +359,8 @@ class SignalingPlane(LineFaults):
 
     # -- sending ----------------------------------------------------------------------------------
 
-    def _write(self, member: Member, wire: bytes) -> None:
-        if member.connection.protocol.state is OPEN and not member.transport.is_closing():
-            member.transport.write(wire)
-
     def _send_one(self, member: Member, frame: codec.Frame) -> None:
-        self._write(member, binary_frame(codec.encode(frame, now_ms())))
+        write_framed(member, binary_frame(codec.encode(frame, now_ms())))
 
     def _reject(self, runtime: MeetingRuntime, member: Member, status: int, description: str) -> None:
         runtime.counters.rejected[status] += 1
@@ -414,9 +370,7 @@ class SignalingPlane(LineFaults):
         if runtime is not None:
             runtime.counters.closed[code] += 1
         member.closing = True
-        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.close_soon(member, code, reason)
 
     def _fanout(self, runtime: MeetingRuntime, out: Outgoing) -> None:
         cost, clock = self.delivery_cost_s, time.perf_counter

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 from ....emulation.delivery import DeliveryLine, select_members
+from ....emulation.frames import OPEN, text_frame
+from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
 from .. import codec
 from ..claims import ChannelGrant, Claims
 from ..codec import FrameError, Member, Meta
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 handshake_log = logging.getLogger(__name__ + ".websockets")
 handshake_log.setLevel(logging.INFO)
 
-OPEN = State.OPEN
 MESSAGE_LIMIT = 128 * 1024  # API Gateway's WebSocket message limit: websockets closes 1009 above it
 SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a subscriber is aborted
 GOING_AWAY = 1001
@@ -89,11 +88,6 @@ class Timings:
 
     def heartbeat_s(self, claim_s: int) -> float:
         return claim_s * self.scale
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked text frame: fan-out frames once and writes the same bytes to every subscriber."""
-    return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
 def rfc3339(seconds: float) -> str:
@@ -179,19 +173,13 @@ def member_size(uid: str, umd) -> int:
     return len(codec.dumps({"uid": uid, "umd": umd}))
 
 
-class HotsockServerConnection(ServerConnection):
-    """A websockets connection that knows its Hotsock connection and reports its own end."""
+class HotsockServerConnection(EndReportingConnection):
+    """A websockets connection that knows its Hotsock connection."""
 
     hotsock: Connection | None = None
-    on_lost = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.on_lost is not None:
-            self.on_lost(self)
 
 
-class DataPlane:
+class DataPlane(WebSocketPlane):
     def __init__(self, verifier: Verifier, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
                  timings: Timings = Timings(), presence_capacity_bytes: int = PRESENCE_CAPACITY_BYTES) -> None:
         self.verifier = verifier
@@ -207,32 +195,17 @@ class DataPlane:
         self.default_delay = (0.0, 0.0)
         self._deduplication: dict[tuple[str, str], tuple[str, float]] = {}
         self._ids = iter(range(1, 1 << 62))
-        self._server: Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._server = await serve(
-            self._handler, self.host, self.port, process_request=self._process_request, compression=None,
-            max_size=MESSAGE_LIMIT, ping_interval=None, server_header="chatload-hotsock-emulator",
-            create_connection=HotsockServerConnection, logger=handshake_log,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+    def serve_options(self) -> dict:
+        return dict(process_request=self._process_request, compression=None, max_size=MESSAGE_LIMIT,
+                    ping_interval=None, server_header="chatload-hotsock-emulator",
+                    create_connection=HotsockServerConnection, logger=handshake_log)
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
-        for channel in self.channels.values():
-            channel.line.close()
-
-    @property
-    def endpoint(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+    def lines(self) -> list[DeliveryLine]:
+        return [channel.line for channel in self.channels.values()]
 
     def channel(self, name: str) -> Channel:
         channel = self.channels.get(name)

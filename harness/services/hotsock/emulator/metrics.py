@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ....emulation.prometheus_text import Exposition, RoomRows, by, by_operation_and_status, label_value
+
 
 @dataclass(slots=True)
 class ChannelCounters:
@@ -21,10 +23,6 @@ class ChannelCounters:
     dropped_paused: int = 0
     slow_consumers_dropped: int = 0
     rejected: Counter = field(default_factory=Counter)  # hotsock.error codes answered about this channel
-
-
-def label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Metrics:
@@ -41,43 +39,33 @@ class Metrics:
 
     def render(self, open_connections: int, channels: dict[str, tuple[int, ChannelCounters]]) -> str:
         """`channels` maps channel name → (subscribers, counters)."""
-        out: list[str] = []
-        rooms = sorted(channels.items())
-
-        def family(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
-            out.append(f"# HELP hotsock_{name} {help_text}")
-            out.append(f"# TYPE hotsock_{name} {kind}")
-            out.extend(f"hotsock_{name}{labels} {value}" for labels, value in samples)
-
-        def per_room(attr: str) -> list[tuple[str, int]]:
-            return [(f'{{room="{label(name)}"}}', getattr(c, attr)) for name, (_, c) in rooms]
-
-        family("open_connections", "gauge", "Open WebSocket connections.", [("", open_connections)])
-        family("connections_opened_total", "counter", "Successful handshakes.", [("", self.connections_opened)])
-        family("connections", "gauge", "Connections subscribed to each channel.",
-               [(f'{{room="{label(name)}"}}', n) for name, (n, _) in rooms])
-        family("subscriptions_total", "counter", "Successful subscribes per channel.", per_room("subscriptions"))
-        family("messages_accepted_total", "counter", "Messages accepted per channel, by source.",
-               [(f'{{room="{label(name)}",source="client"}}', c.client_messages) for name, (_, c) in rooms]
-               + [(f'{{room="{label(name)}",source="server"}}', c.server_messages) for name, (_, c) in rooms])
-        family("messages_rejected_total", "counter", "hotsock.error answers about a channel, by code.",
-               [(f'{{room="{label(name)}",code="{code}"}}', n)
-                for name, (_, c) in rooms for code, n in sorted(c.rejected.items())])
-        family("frames_delivered_total", "counter", "Message and presence frames written to subscribers.",
-               per_room("frames_delivered"))
-        family("messages_dropped_paused_total", "counter",
-               "Frames dropped because delivery in the channel was paused (fault injection).",
-               per_room("dropped_paused"))
-        family("slow_consumers_dropped_total", "counter",
-               "Connections aborted because their unsent backlog passed the cap.", per_room("slow_consumers_dropped"))
-        family("errors_total", "counter", "hotsock.error frames sent, by code.",
-               [(f'{{code="{code}"}}', n) for code, n in sorted(self.errors.items())])
-        family("handshakes_rejected_total", "counter", "WebSocket handshakes refused, by HTTP status.",
-               [(f'{{status="{s}"}}', n) for s, n in sorted(self.handshakes_rejected.items())])
-        family("protocol_errors_total", "counter", "Client frames that could not be read or acted on.",
-               [("", self.protocol_errors)])
-        family("server_closes_total", "counter", "Connections the server closed, by cause.",
-               [(f'{{cause="{cause}"}}', n) for cause, n in sorted(self.server_closes.items())])
-        family("control_requests_total", "counter", "HTTP API requests, by operation and status.",
-               [(f'{{operation="{op}",status="{st}"}}', n) for (op, st), n in sorted(self.control_requests.items())])
-        return "\n".join(out) + "\n"
+        rows = RoomRows(channels)
+        text = Exposition("hotsock_")
+        text.family("open_connections", "gauge", "Open WebSocket connections.", [("", open_connections)])
+        text.family("connections_opened_total", "counter", "Successful handshakes.", [("", self.connections_opened)])
+        text.family("connections", "gauge", "Connections subscribed to each channel.", rows.open())
+        text.family("subscriptions_total", "counter", "Successful subscribes per channel.",
+                    rows.value("subscriptions"))
+        text.family("messages_accepted_total", "counter", "Messages accepted per channel, by source.",
+                    [(f'{{room="{label_value(name)}",source="client"}}', c.client_messages) for name, (_, c) in rows]
+                    + [(f'{{room="{label_value(name)}",source="server"}}', c.server_messages) for name, (_, c) in rows])
+        text.family("messages_rejected_total", "counter", "hotsock.error answers about a channel, by code.",
+                    rows.by("rejected", "code"))
+        text.family("frames_delivered_total", "counter", "Message and presence frames written to subscribers.",
+                    rows.value("frames_delivered"))
+        text.family("messages_dropped_paused_total", "counter",
+                    "Frames dropped because delivery in the channel was paused (fault injection).",
+                    rows.value("dropped_paused"))
+        text.family("slow_consumers_dropped_total", "counter",
+                    "Connections aborted because their unsent backlog passed the cap.",
+                    rows.value("slow_consumers_dropped"))
+        text.family("errors_total", "counter", "hotsock.error frames sent, by code.", by(self.errors, "code"))
+        text.family("handshakes_rejected_total", "counter", "WebSocket handshakes refused, by HTTP status.",
+                    by(self.handshakes_rejected, "status"))
+        text.family("protocol_errors_total", "counter", "Client frames that could not be read or acted on.",
+                    [("", self.protocol_errors)])
+        text.family("server_closes_total", "counter", "Connections the server closed, by cause.",
+                    by(self.server_closes, "cause"))
+        text.family("control_requests_total", "counter", "HTTP API requests, by operation and status.",
+                    by_operation_and_status(self.control_requests))
+        return text.text()

@@ -35,7 +35,8 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from ....emulation.admin import add_admin_routes, json_response
+from ....emulation.admin import json_response
+from ....emulation.two_ports import TwoPortEmulator
 from .. import codec
 from ..claims import STORE_MAX_S
 from ..ulid import UlidError, timestamp_ms
@@ -64,7 +65,7 @@ def valid_api_key(key: bytes) -> bool:
     return len(key) == API_KEY_CHARS and all(33 <= b < 127 for b in key)
 
 
-class Emulator:
+class Emulator(TwoPortEmulator):
     def __init__(
         self,
         *,
@@ -100,7 +101,6 @@ class Emulator:
         self.metrics = Metrics()
         self.dataplane = DataPlane(self.verifier, self.metrics, host=host, port=port, timings=Timings(time_scale),
                                    presence_capacity_bytes=presence_capacity_bytes)
-        self._runner: web.AppRunner | None = None
 
     def _generate(self, name: str, length: int) -> bytes:
         """A random key written to a 0600 file in the emulator's own 0700 folder."""
@@ -114,41 +114,16 @@ class Emulator:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        await self.dataplane.start()
-        app = web.Application(client_max_size=1024 * 1024)
-        add_admin_routes(app, self)
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/publish", self._publish)
         app.router.add_post("/connection/listMessages", self._list_messages)
-        self._runner = web.AppRunner(app, access_log=None)  # no access log: query strings hold secrets
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.control_port).start()
-        self.control_port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
-        await self.dataplane.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
 
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
-
     # -- what the shared routes and launcher read --------------------------------------------------------
-
-    @property
-    def messaging_endpoint(self) -> str:
-        return self.dataplane.endpoint
-
-    @property
-    def control_endpoint(self) -> str:
-        return f"http://{self.host}:{self.control_port}"
 
     def find_room(self, identifier: str) -> Channel | None:
         """A channel by name; any valid name is a channel (channels exist as soon as they are named)."""

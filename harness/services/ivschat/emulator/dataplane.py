@@ -1,10 +1,7 @@
 """The messaging WebSocket of the emulator: handshakes, requests, fan-out and injected faults.
 
-Fan-out is the hot path. A MESSAGE is serialised once, framed once (server frames are unmasked and
-we negotiate no compression, so every member gets the same bytes) and written straight to each
-member's transport — what `websockets.broadcast` does, minus re-framing per connection. Close
-frames, pings and pongs still go through websockets' protocol object, so the connection state
-machine stays websockets' own.
+Fan-out is the hot path. A MESSAGE is serialised once, framed once and written straight to each
+member's transport (`harness.emulation.frames`, shared by every emulator).
 
 Delivery goes through one ordered line per room (`harness.emulation.delivery`, shared by every
 emulator), so injected delay, jitter and pauses never reorder a room's frames (emulator choice: the
@@ -19,12 +16,13 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from ....emulation.delivery import DeliveryLine
 from ....emulation.faults import LineFaults
+from ....emulation.frames import OPEN, text_frame, write_framed
+from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
 from .. import codec as ivschat
 from .ids import FrameIdGenerator
 from .limits import make_limiter
@@ -34,21 +32,10 @@ from .state import ChatState, Room, TokenGrant, TokenRejected
 
 log = logging.getLogger(__name__)
 
-OPEN = State.OPEN
 FRAME_LIMIT = 10 * 1024  # bytes; larger frames get ERROR 413 (emulator choice)
 HARD_FRAME_LIMIT = 1024 * 1024  # websockets closes with 1009 above this: protects the emulator itself
 ATTRIBUTES_LIMIT = 1024  # bytes of keys and values in a SEND_MESSAGE's Attributes (emulator choice)
 SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a member is aborted
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2) around `payload`."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 def _map_size(attributes: dict[str, str]) -> int:
@@ -102,23 +89,14 @@ class RoomRuntime:
         return [m for m in self.members.values() if m.grant.user_id == user_id]
 
 
-class ChatConnection(ServerConnection):
-    """A websockets server connection that knows its chat member and reports its own end.
-
-    The quota count must drop exactly once per counted handshake, including handshakes that fail
-    after we accepted the token, so it is released in `connection_lost`, which always runs.
-    """
+class ChatConnection(EndReportingConnection):
+    """A websockets server connection that knows its chat member. The quota count drops exactly
+    once per counted handshake, including handshakes that fail after we accepted the token."""
 
     chat_member: Member | None = None
-    on_lost: Callable[[ChatConnection], None] | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.on_lost is not None:
-            self.on_lost(self)
 
 
-class DataPlane(LineFaults):
+class DataPlane(WebSocketPlane, LineFaults):
     def __init__(
         self,
         state: ChatState,
@@ -142,11 +120,8 @@ class DataPlane(LineFaults):
         self.ping_interval = ping_interval
         self.rooms: dict[str, RoomRuntime] = {}
         self.frame_ids = FrameIdGenerator()
-        self._server: Server | None = None
         self._member_ids = iter(range(1, 1 << 62))
-        self._tasks: set[asyncio.Task] = set()
         self._connection_count = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.default_delay = (0.0, 0.0)  # (delay_s, jitter_s) for rooms not set one by one
         # Artificial CPU cost per frame written (capacity tests): the emulator runs on one thread,
         # so a cost of C µs caps fan-out near 1e6 / C deliveries per second, a knee you can predict.
@@ -154,12 +129,8 @@ class DataPlane(LineFaults):
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._server = await serve(
-            self._handler,
-            self.host,
-            self.port,
+    def serve_options(self) -> dict:
+        return dict(
             select_subprotocol=self._select_subprotocol,
             process_response=self._process_response,
             compression=None,  # one framing for all members; see the module docstring
@@ -168,19 +139,6 @@ class DataPlane(LineFaults):
             server_header="chatload-ivschat-emulator",
             create_connection=ChatConnection,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
-        for runtime in self.rooms.values():
-            runtime.line.close()
-
-    @property
-    def endpoint(self) -> str:
-        return f"ws://{self.host}:{self.port}"
 
     def runtime(self, room: Room) -> RoomRuntime:
         runtime = self.rooms.get(room.id)
@@ -226,7 +184,7 @@ class DataPlane(LineFaults):
         try:
             room = self.state.rooms.get(member.grant.room_id)
             if room is None:  # deleted between the handshake and now
-                self._send_one(member, self._error_frame("", 404, "Room not found"))
+                write_framed(member, self._error_frame("", 404, "Room not found"))
                 await connection.close(1000, "Room deleted")
                 return
             runtime = member.runtime = self.runtime(room)
@@ -333,12 +291,7 @@ class DataPlane(LineFaults):
     def _reject(self, member: Member, request_id: str, code: int, message: str) -> None:
         if member.runtime is not None:
             member.runtime.counters.rejected[code] += 1
-        self._send_one(member, self._error_frame(request_id, code, message))
-
-    @staticmethod
-    def _send_one(member: Member, frame: bytes) -> None:
-        if member.connection.protocol.state is OPEN and not member.transport.is_closing():
-            member.transport.write(frame)
+        write_framed(member, self._error_frame(request_id, code, message))
 
     def _deliver(self, runtime: RoomRuntime, frame: bytes, after: Callable[[], None] | None = None) -> None:
         """Fan a frame out to the room now, or through the room's delivery line when faults are set."""
@@ -377,15 +330,10 @@ class DataPlane(LineFaults):
                 delivered += 1
         runtime.counters.frames_delivered += delivered
 
-    def _close(self, member: Member, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _expire(self, member: Member) -> None:
         """Session expiry: ERROR 401, then a clean close (emulator choice, see the spec)."""
-        self._send_one(member, self._error_frame("", 401, "Session expired"))
-        self._close(member, 1000, "Session expired")
+        write_framed(member, self._error_frame("", 401, "Session expired"))
+        self.close_soon(member, 1000, "Session expired")
 
     # -- operations shared with the control plane -------------------------------------------------
 
@@ -415,7 +363,7 @@ class DataPlane(LineFaults):
         def close_targets() -> None:
             # After the event has gone out, so the kicked user sees why before the close frame.
             for member in runtime.members_of(user_id):
-                self._close(member, 1000, reason or "Disconnected by moderator")
+                self.close_soon(member, 1000, reason or "Disconnected by moderator")
 
         self._deliver(runtime, text_frame(payload), after=close_targets)
 
@@ -430,8 +378,8 @@ class DataPlane(LineFaults):
             return
         runtime.line.close()
         for member in list(runtime.members.values()):
-            self._send_one(member, self._error_frame("", 404, "Room deleted"))
-            self._close(member, 1000, "Room deleted")
+            write_framed(member, self._error_frame("", 404, "Room deleted"))
+            self.close_soon(member, 1000, "Room deleted")
 
     # -- faults (loopback admin endpoints and tests) ----------------------------------------------
 
@@ -455,7 +403,7 @@ class DataPlane(LineFaults):
         return [runtime.line for runtime in self.rooms.values()]
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
-        self._close(member, code, reason)
+        self.close_soon(member, code, reason)
 
     def connection_count(self) -> int:
         return self._connection_count

@@ -11,7 +11,8 @@ import logging
 
 from aiohttp import web
 
-from ....emulation.admin import add_admin_routes, choice, json_response, read_body
+from ....emulation.admin import choice, json_response, read_body
+from ....emulation.two_ports import TwoPortEmulator
 from .dataplane import DataPlane
 from .limits import ALGORITHMS, make_limiter
 from .metrics import Metrics
@@ -21,7 +22,7 @@ from .state import DEFAULT_TOKEN_MINUTES, ChatState, Room
 log = logging.getLogger(__name__)
 
 
-class Emulator:
+class Emulator(TwoPortEmulator):
     def __init__(
         self,
         *,
@@ -52,35 +53,16 @@ class Emulator:
             self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else None)
         else:
             self.throttle = None
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    def add_routes(self, app: web.Application) -> None:
         from .controlplane import add_control_plane_routes
 
-        await self.dataplane.start()
-        app = web.Application(client_max_size=1024 * 1024)
-        add_admin_routes(app, self)
         app.router.add_post("/_emulator/limits", self._set_rate_algorithm)
         add_control_plane_routes(app, self)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.control_port)
-        await site.start()
-        self.control_port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
-        await self.dataplane.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
         await self.review.close()
-
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
 
     async def _set_rate_algorithm(self, request: web.Request) -> web.Response:
         """POST /_emulator/limits {algorithm}: the room rate-limit algorithm for every room."""
@@ -104,14 +86,6 @@ class Emulator:
         rooms = {rid: RoomFigures(n, c.messages_accepted, c.frames_delivered, {str(k): v for k, v in c.rejected.items()})
                  for rid, (n, c) in self.dataplane.room_metrics().items()}
         return StandardMetrics("ivschat", rooms, dict(self.metrics.handshakes_rejected))
-
-    @property
-    def messaging_endpoint(self) -> str:
-        return self.dataplane.endpoint
-
-    @property
-    def control_endpoint(self) -> str:
-        return f"http://{self.host}:{self.control_port}"
 
     def describe(self) -> dict:
         return {

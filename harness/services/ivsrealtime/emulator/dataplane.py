@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from ....emulation.delivery import DeliveryLine
 from ....emulation.faults import LineFaults
-from ...ivschat.emulator.dataplane import text_frame
+from ....emulation.frames import OPEN, text_frame, write_framed
+from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane, offered_subprotocols
 from .. import codec
 from ..tokens import PUBLISH, ParticipantClaims, TokenError, unverified_claims
 from .metrics import Metrics, StageCounters
@@ -51,7 +51,6 @@ from .state import MAX_PUBLISHERS, MAX_SUBSCRIBERS, RealtimeState, Stage
 
 log = logging.getLogger(__name__)
 
-OPEN = State.OPEN
 FRAME_LIMIT = 64 * 1024  # client frames above this close the socket with 1009 (emulator choice)
 SLOW_CONSUMER_BYTES = 4 * 1024 * 1024
 KICKED_KEPT = 50  # `disconnected` entries a STAGE_STATE carries (the most recent kicks)
@@ -148,25 +147,14 @@ class StageRuntime:
         return member if member is not None and not member.left else None
 
 
-class EventsConnection(ServerConnection):
-    """A websockets server connection carrying its join verdict; reports its own end exactly once."""
+class EventsConnection(EndReportingConnection):
+    """A websockets server connection carrying its join verdict (its slot is released at its end)."""
 
     verdict: Admission | Refusal | None = None
     member: Member | None = None
-    on_lost: Callable[[EventsConnection], None] | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.on_lost is not None:
-            self.on_lost(self)
 
 
-def offered_subprotocols(request) -> list[str]:
-    return [item.strip() for header in request.headers.get_all("Sec-WebSocket-Protocol")
-            for item in header.split(",") if item.strip()]
-
-
-class DataPlane(LineFaults):
+class DataPlane(WebSocketPlane, LineFaults):
     def __init__(self, state: RealtimeState, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
                  max_publishers: int = MAX_PUBLISHERS, max_subscribers: int = MAX_SUBSCRIBERS,
                  token_reuse: str = "replace", roster: str = "all", ping_interval: float | None = 20.0) -> None:
@@ -184,32 +172,15 @@ class DataPlane(LineFaults):
         self.roster = roster
         self.ping_interval = ping_interval
         self.stages: dict[str, StageRuntime] = {}
-        self._server: Server | None = None
         self._member_ids = iter(range(1, 1 << 62))
         self._open = 0  # admitted connections whose TCP connection is not yet gone
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._server = await serve(
-            self._handler, self.host, self.port, process_request=self._process_request,
-            select_subprotocol=self._select_subprotocol, compression=None, max_size=FRAME_LIMIT,
-            ping_interval=self.ping_interval, server_header="chatload-ivsrealtime-emulator",
-            create_connection=EventsConnection,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
-        for runtime in self.stages.values():
-            runtime.line.close()
-
-    @property
-    def endpoint(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+    def serve_options(self) -> dict:
+        return dict(process_request=self._process_request, select_subprotocol=self._select_subprotocol,
+                    compression=None, max_size=FRAME_LIMIT, ping_interval=self.ping_interval,
+                    server_header="chatload-ivsrealtime-emulator", create_connection=EventsConnection)
 
     def runtime(self, stage: Stage) -> StageRuntime:
         runtime = self.stages.get(stage.id)
@@ -350,7 +321,7 @@ class DataPlane(LineFaults):
         if self.roster == "all" or member.publishing:
             self._roster_changed(runtime)
         else:  # a subscriber, invisible in a publishers-only roster: it alone learns the current state
-            self._send_one(member, self._state_frame(runtime))
+            write_framed(member, self._state_frame(runtime))
         return member
 
     def _on_frame(self, member: Member, data: str | bytes) -> None:
@@ -366,7 +337,7 @@ class DataPlane(LineFaults):
             return
         if isinstance(frame, codec.Ping):
             counters.pings += 1
-            self._send_one(member, text_frame(codec.encode_pong()))
+            write_framed(member, text_frame(codec.encode_pong()))
         elif isinstance(frame, codec.SetState):
             if member.publishing and (frame.audio_muted, frame.video_stopped) != (member.audio_muted,
                                                                                   member.video_stopped):
@@ -374,10 +345,10 @@ class DataPlane(LineFaults):
                 if runtime is not None and not member.left:
                     self._roster_changed(runtime)
         elif isinstance(frame, codec.SdpOffer):
-            self._send_one(member, text_frame(codec.encode_sdp_answer(frame.request_id, 501,
+            write_framed(member, text_frame(codec.encode_sdp_answer(frame.request_id, 501,
                                                                       "media is not emulated")))
         elif isinstance(frame, codec.ExchangeToken):
-            self._send_one(member, text_frame(codec.encode_exchange_token_error(
+            write_framed(member, text_frame(codec.encode_exchange_token_error(
                 frame.request_id, frame.trace_id, "token exchange is not emulated")))
         else:
             counters.protocol_errors += 1
@@ -436,17 +407,12 @@ class DataPlane(LineFaults):
             log.warning("aborting slow consumer %s in stage %s", member.id, runtime.stage.id)
             member.transport.abort()
 
-    @staticmethod
-    def _send_one(member: Member, frame: bytes) -> None:
-        if member.connection.protocol.state is OPEN and not member.transport.is_closing():
-            member.transport.write(frame)
-
     def _disconnect(self, member: Member, code: str, reason: str, kicked: bool = False) -> None:
         """aws:ivs:DISCONNECT to one member, then a clean close; it leaves the roster at once."""
         runtime = self.stages.get(member.stage_id)
         if runtime is not None:
             runtime.counters.disconnects[code] += 1
-        self._send_one(member, text_frame(codec.encode_disconnect(codec.Disconnect(code, reason))))
+        write_framed(member, text_frame(codec.encode_disconnect(codec.Disconnect(code, reason))))
         self.close_soon(member, 1000, code)
         self._leave(member, kicked)
 
@@ -468,7 +434,7 @@ class DataPlane(LineFaults):
         runtime.line.close()
         for member in list(runtime.members.values()):
             member.left = True
-            self._send_one(member, text_frame(codec.encode_disconnect(
+            write_framed(member, text_frame(codec.encode_disconnect(
                 codec.Disconnect(codec.STAGE_DELETED, "the stage was deleted"))))
             self.close_soon(member, 1000, codec.STAGE_DELETED)
             self.state.left(stage, member.participant_id, member.publishing, time.time())
@@ -492,7 +458,7 @@ class DataPlane(LineFaults):
         """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK leaves with reason token-expired."""
         error = codec.JoinError(codec.TOKEN_EXPIRED, "the participant token has expired")
         for member in members:
-            self._send_one(member, text_frame(codec.encode_join_error(error)))
+            write_framed(member, text_frame(codec.encode_join_error(error)))
             self.close_soon(member, 1000, codec.TOKEN_EXPIRED)
             self._leave(member)
         return [m.describe() for m in members]

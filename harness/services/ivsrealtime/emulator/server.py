@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ....emulation.admin import add_admin_routes
+from ....emulation.two_ports import TwoPortEmulator
 from .controlplane import DEFAULT_TPS, add_control_plane_routes
 from .dataplane import DataPlane
 from .metrics import Metrics
@@ -19,7 +19,7 @@ from .state import MAX_PUBLISHERS, MAX_STAGES, MAX_SUBSCRIBERS, RealtimeState, S
 WHIP_PATH = "/whip"
 
 
-class Emulator:
+class Emulator(TwoPortEmulator):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, control_port: int = 0, region: str = "us-east-1",
                  account_id: str = "123456789012", minute_s: float = 60.0, max_stages: int = MAX_STAGES,
                  max_publishers: int = MAX_PUBLISHERS, max_subscribers: int = MAX_SUBSCRIBERS,
@@ -39,31 +39,12 @@ class Emulator:
             self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else DEFAULT_TPS)
         else:
             self.throttle = None
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        await self.dataplane.start()
-        app = web.Application(client_max_size=256 * 1024)
-        add_admin_routes(app, self)
+    client_max_size = 256 * 1024
+
+    def add_routes(self, app: web.Application) -> None:
         add_control_plane_routes(app, self)
         app.router.add_route("*", WHIP_PATH + "{tail:.*}", self._whip)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.control_port).start()
-        self.control_port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        await self.dataplane.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
 
     async def _whip(self, request: web.Request) -> web.Response:
         """WHIP publish/subscribe: media is not emulated, so 501 (CORS-open, so a page's SDK can read it)."""
@@ -93,14 +74,6 @@ class Emulator:
         """The `endpoints` of every stage and the URLs in its tokens: all point at this emulator."""
         return {"events": self.messaging_endpoint, "whip": self.control_endpoint + WHIP_PATH,
                 "rtmp": f"rtmp://{self.host}:1935/app/", "rtmps": f"rtmps://{self.host}:443/app/"}
-
-    @property
-    def messaging_endpoint(self) -> str:
-        return self.dataplane.endpoint
-
-    @property
-    def control_endpoint(self) -> str:
-        return f"http://{self.host}:{self.control_port}"
 
     def describe(self) -> dict:
         return {"messaging_endpoint": self.messaging_endpoint, "control_endpoint": self.control_endpoint,

@@ -1,0 +1,61 @@
+"""The emulator object's lifecycle: a data plane on one port, an HTTP control app on another.
+
+Every emulator is the same pair: a data plane (a `WebSocketPlane` or anything with `start`, `stop`
+and `endpoint`) and an aiohttp app that serves the shared loopback-only fault and metrics routes
+(`admin.add_admin_routes`) next to the service's own control plane. A service's emulator subclasses
+`TwoPortEmulator`, sets `host`, `control_port` and `dataplane` in its `__init__`, and supplies
+
+    add_routes(app)     the service's own routes, added after the shared ones, in its own order
+
+and gets `start` (data plane first, so `describe()` is complete once the control port answers),
+`stop`, `async with`, `messaging_endpoint` and `control_endpoint`. `client_max_size` is the control
+app's request-body limit. A service with more to release (files, sessions) extends `stop`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .admin import FaultTarget, add_admin_routes
+
+
+class TwoPortEmulator:
+    host: str
+    control_port: int
+    dataplane: FaultTarget  # with start(), stop() and endpoint
+    client_max_size = 1024 * 1024
+    _runner: web.AppRunner | None = None
+
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        await self.dataplane.start()
+        app = web.Application(client_max_size=self.client_max_size)
+        add_admin_routes(app, self)
+        self.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)  # no access log: query strings may hold secrets
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.control_port).start()
+        self.control_port = self._runner.addresses[0][1]  # port 0 picked a free one
+
+    async def stop(self) -> None:
+        await self.dataplane.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    @property
+    def messaging_endpoint(self) -> str:
+        return self.dataplane.endpoint
+
+    @property
+    def control_endpoint(self) -> str:
+        return f"http://{self.host}:{self.control_port}"
