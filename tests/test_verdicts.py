@@ -6,10 +6,10 @@ misconfigured to let excess through, and the reconnect expectations are exact co
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -108,20 +108,49 @@ def test_throttled_token_fetches_are_reported_by_cause(tmp_path):
 RECONNECT = ["reconnect-drop", "reconnect-clean", "reconnect-expiry", "reconnect-kick", "reconnect-restart"]
 
 
-@functools.cache
-def reconnect_run(name: str, policy: str, base: str) -> tuple[int, dict, str]:
-    return chatload_run(SCENARIOS / f"{name}.toml", Path(base) / f"{name}-{policy}", "--reconnect", policy)
+# Ten runs of 10–20 s each that spend their time waiting on sessions, not on the CPU (40-odd users at a few
+# messages a second): the ones this session selected start together, a few at a time, when the first is
+# asked for. Their checks are counts and second-scale reconnect times, which four runs side by side on two
+# cores leave untouched; the timing-sensitive rate-limit runs above stay one at a time.
+SIDE_BY_SIDE = 4
+NEEDS_DROP_RUNS = ("test_missed_while_away_is_counted_per_client",
+                   "test_storm_peak_is_higher_with_immediate_retries_than_with_backoff")
+
+
+class ReconnectRuns:
+    def __init__(self, base: Path, wanted: set[tuple[str, str]]):
+        self.base, self.wanted = base, wanted
+        self.pool = ThreadPoolExecutor(SIDE_BY_SIDE)
+        self.runs: dict[tuple[str, str], Future] = {}
+
+    def _start(self, name: str, policy: str) -> Future:
+        if (name, policy) not in self.runs:
+            self.runs[name, policy] = self.pool.submit(
+                chatload_run, SCENARIOS / f"{name}.toml", self.base / f"{name}-{policy}", "--reconnect", policy)
+        return self.runs[name, policy]
+
+    def get(self, name: str, policy: str) -> tuple[int, dict, str]:
+        for other in sorted(self.wanted):
+            self._start(*other)
+        return self._start(name, policy).result()
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("reconnects"))
+def reconnects(request, tmp_path_factory):
+    selected = [item for item in request.session.items if item.module is request.module]
+    wanted = {(item.callspec.params["name"], item.callspec.params["policy"]) for item in selected
+              if getattr(item, "callspec", None) and "policy" in item.callspec.params}
+    if any(item.originalname in NEEDS_DROP_RUNS for item in selected):
+        wanted |= {("reconnect-drop", "sdk"), ("reconnect-drop", "backoff")}
+    runs = ReconnectRuns(tmp_path_factory.mktemp("reconnects"), wanted)
+    yield runs
+    runs.pool.shutdown(cancel_futures=True)
 
 
 @pytest.mark.parametrize("policy", ["sdk", "backoff"])
 @pytest.mark.parametrize("name", RECONNECT)
-def test_reconnect_scenario_verdicts_pass(base, name, policy):
-    code, report, output = reconnect_run(name, policy, base)
+def test_reconnect_scenario_verdicts_pass(reconnects, name, policy):
+    code, report, output = reconnects.get(name, policy)
     assert code == 0, output
     assert report["checks"] and set(checks_of(report).values()) == {"pass"}
     assert {p["reconnect"] for p in report["scenario"]["as_run"]["populations"]} == {policy}
@@ -129,16 +158,16 @@ def test_reconnect_scenario_verdicts_pass(base, name, policy):
     assert "error" not in fault and fault["result"]
 
 
-def test_missed_while_away_is_counted_per_client(base):
-    _, report, _ = reconnect_run("reconnect-drop", "backoff", base)
+def test_missed_while_away_is_counted_per_client(reconnects):
+    _, report, _ = reconnects.get("reconnect-drop", "backoff")
     away = [r for r in report["accounting"]["per_receiver"].values() if r["missed_while_away"]]
     assert away, "clients away for up to 3 s must have missed messages"
     assert all(r["connections"] == 2 for r in away)
 
 
-def test_storm_peak_is_higher_with_immediate_retries_than_with_backoff(base):
-    _, sdk, _ = reconnect_run("reconnect-drop", "sdk", base)
-    _, backoff, _ = reconnect_run("reconnect-drop", "backoff", base)
+def test_storm_peak_is_higher_with_immediate_retries_than_with_backoff(reconnects):
+    _, sdk, _ = reconnects.get("reconnect-drop", "sdk")
+    _, backoff, _ = reconnects.get("reconnect-drop", "backoff")
     sdk_peak = sdk["verdicts"]["reconnect"]["storm_token_fetch_peak_per_s"]
     backoff_peak = backoff["verdicts"]["reconnect"]["storm_token_fetch_peak_per_s"]
     assert sdk_peak >= 1.5 * backoff_peak, (sdk_peak, backoff_peak)
