@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import time
 from types import SimpleNamespace
 
@@ -53,14 +54,15 @@ def frames(messages: int, start_ns: int) -> list[bytes]:
 
 def sessions(n: int, recorder: Recorder, ledger: DeliveryLedger, now_ns: int) -> list[ChatSession]:
     service = registry.get("ivschat")
-    runtime = SimpleNamespace(recorder=recorder, ledger=ledger, service=service, clock_offset_ns=0, spread=None)
+    ids = itertools.count(1)
+    runtime = SimpleNamespace(recorder=recorder, ledger=ledger, service=service, clock_offset_ns=0, spread=None,
+                              replay=None, next_connection_id=lambda: next(ids))
     out = []
     for i in range(n):
         user = UserSpec(sender_id=f"r{i:x}", user_id=f"viewer-r{i:x}", room=ROOM)
         session = ChatSession(runtime, None, user, SdkLike())
         session.protocol = service.client_protocol(user)
-        session.connection_id = i + 1
-        ledger.connected(user.sender_id, i + 1, ROOM, now_ns - 10**12)
+        session._joined(ROOM, now_ns - 10**12)  # a member of its room, as when its connection became ready
         out.append(session)
     return out
 
