@@ -31,6 +31,11 @@ def test_every_copy_of_a_message_is_a_delivery_with_the_same_identity():
     assert one == other
 
 
+def test_a_bytearray_copy_reads_like_bytes():  # the websockets transport hands over bytearrays
+    frame = message(11)
+    assert protocol("a").receive(bytearray(frame), True, 0) == protocol("b").receive(frame, True, 0)
+
+
 def test_the_senders_own_copy_is_still_its_ack_and_a_moderator_still_keeps_the_id():
     frame = message(3, sender="s9")
     assert protocol("viewer").receive(frame, True, 0).__class__ is Delivered  # read (and remembered) first

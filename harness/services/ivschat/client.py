@@ -63,6 +63,8 @@ class IvsChatProtocol(ClientProtocol):
     def receive(self, payload: bytes, is_text: bool, at_ns: int):
         if not is_text:
             return ProtocolError("binary frame from server")
+        if payload.__class__ is not bytes:  # websockets hands over a bytearray: a key must be immutable
+            payload = bytes(payload)
         read = _read_messages.get(payload)  # the hot path: another member already read these bytes
         if read is None:
             try:
@@ -164,7 +166,7 @@ class ReadMessages:
         read = (message, message_meaning(message))
         if len(self._read) >= self.limit:
             self._read.clear()
-        self._read[bytes(payload)] = read
+        self._read[payload] = read
         return read
 
     def __len__(self) -> int:
