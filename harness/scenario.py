@@ -221,7 +221,7 @@ EXPECTATIONS_KEYS = (
 )
 RUN_KEYS = (
     Key("transport", str, DEFAULT_TRANSPORT, "the WebSocket client implementation (same measurements; "
-        "`chatload bench` compares their cost)", '"picows"', choices=tuple(sorted(TRANSPORTS))),
+        "`chatload bench` compares their cost)", '"websockets"', choices=tuple(sorted(TRANSPORTS))),
     Key("metrics_port", int, None, "serve live Prometheus /metrics on this port while the run goes "
         "(docs/live-metrics.md); 0 picks a free port", "9646", minimum=0, maximum=65535),
 )

@@ -176,8 +176,11 @@ def test_ratio_verdict_conventions():
 def test_bench_receive_quick(tmp_path, capsys):
     code, out, document = _quick(tmp_path, capsys, "receive")
     assert code in (0, 1), out
-    assert "harness/bare CPU per frame" in out and "bare (baseline)" in out
-    assert {r["client"] for r in document["runs"]} == {"harness", "bare"}
+    assert "harness/bare picows CPU per frame" in out and "harness/bare websockets" in out
+    assert "bare picows (baseline)" in out and "bare websockets (baseline)" in out
+    assert {r["client"] for r in document["runs"]} == {"harness", "bare_picows", "bare"}
+    assert document["options"]["harness_transport"] in ("picows", "websockets")
+    assert document["options"]["harness_locust_users"] is True
     for run in document["runs"]:
         for field in ("frames_per_s", "cpu_us_per_frame", "cpu_share", "server_cpu_share", "limited_by"):
             assert field in run
@@ -187,7 +190,12 @@ def test_bench_receive_quick(tmp_path, capsys):
         assert frames["received"] == frames["expected"]
         assert run["frames"] > 0 and run["cpu_us_per_frame"] > 0
     (entry,) = document["summary"]
-    assert entry["ratio"]["median"] > 0
+    # each ratio is the harness's figure over a baseline's, both from the same repeat of the same stream
+    by_client = {r["client"]: r for r in document["runs"]}
+    for baseline in ("bare_picows", "bare"):
+        (ratio,) = entry["ratios"][baseline]["values"]
+        assert ratio == pytest.approx(by_client["harness"]["cpu_us_per_frame"] / by_client[baseline]["cpu_us_per_frame"])
+    assert entry["ratio"]["median"] == entry["ratios"]["bare_picows"]["median"]
     assert entry["verdict"] in ("PASS", "SHORT")
 
 
@@ -195,13 +203,18 @@ def test_bench_receive_quick(tmp_path, capsys):
 def test_bench_memory_quick(tmp_path, capsys):
     code, out, document = _quick(tmp_path, capsys, "memory")
     assert code in (0, 1), out
-    assert "RSS per connection" in out
+    assert "RSS per connection incl. its Locust user" in out and "bare picows (baseline)" in out
+    assert {r["client"] for r in document["runs"]} == {"harness", "bare_picows", "bare"}
     for run in document["runs"]:
         assert run["connections_open"] == run["n"]
         assert run["rss_after_bytes"] > run["rss_before_bytes"]
         assert run["rss_per_connection_bytes"] > 0
     (entry,) = document["summary"]
-    assert entry["ratio"]["median"] > 0
+    by_client = {r["client"]: r for r in document["runs"]}
+    for baseline in ("bare_picows", "bare"):
+        (ratio,) = entry["ratios"][baseline]["values"]
+        assert ratio == pytest.approx(by_client["harness"]["rss_per_connection_bytes"]
+                                      / by_client[baseline]["rss_per_connection_bytes"])
     assert entry["verdict"] in ("PASS", "SHORT")
 
 

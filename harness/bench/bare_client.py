@@ -37,14 +37,17 @@ LAG_TICK_S = 0.02
 
 
 class BareReceivers:
+    """What every bare baseline shares: connecting N clients with single-use tokens, counting and
+    (with `stamp`) timing frames, the window's snapshots, drain, RSS. A subclass opens one
+    connection (`open`) and drops one (`abort`); its frames go to `received`/`count_frame`."""
+
     def __init__(self, config: dict) -> None:
         self.endpoint = config["endpoint"]
         self.tokens = list(config.get("tokens") or [])
         self.concurrency = int(config.get("concurrency", 200))
         self.connect_timeout = float(config.get("connect_timeout", 15.0))
         self.stamp = bool(config.get("stamp"))
-        self.connections: list[ClientConnection] = []
-        self.tasks: list[asyncio.Task] = []
+        self.connections: list = []
         self.frames = 0
         self.lost = 0
         self.closing = False
@@ -57,26 +60,26 @@ class BareReceivers:
         self.max_lag_s = 0.0
         self._lag_on = False
 
+    # -- what a subclass provides --------------------------------------------------------------------
+
+    async def open(self, token: str):
+        """Open one connection (subprotocol `token`) and start receiving on it; return it."""
+        raise NotImplementedError
+
+    def abort(self, connection) -> None:
+        raise NotImplementedError
+
     # -- receiving ----------------------------------------------------------------------------------
 
-    async def receive(self, ws: ClientConnection) -> None:
+    def timed(self, frame: dict, arrival_us: int) -> None:
+        """One parsed frame, timed from the intended send time the sender put in `cl.t`."""
+        self.frames += 1
         try:
-            if self.stamp:
-                latencies = self.latencies_us
-                async for message in ws:
-                    arrival_us = time.time_ns() // 1000
-                    frame = orjson.loads(message)
-                    self.frames += 1
-                    try:
-                        latencies.append(arrival_us - int(frame["Attributes"]["cl.t"]))
-                    except (KeyError, TypeError, ValueError):
-                        self.unreadable += 1
-            else:
-                async for message in ws:
-                    orjson.loads(message)
-                    self.frames += 1
-        except ConnectionClosed:
-            pass
+            self.latencies_us.append(arrival_us - int(frame["Attributes"]["cl.t"]))
+        except (KeyError, TypeError, ValueError):
+            self.unreadable += 1
+
+    def connection_lost(self) -> None:
         if not self.closing:
             self.lost += 1
 
@@ -90,15 +93,13 @@ class BareReceivers:
         async def worker() -> None:
             for i in indexes:
                 try:
-                    ws = await connect(self.endpoint, subprotocols=[self.tokens[i]],
-                                       open_timeout=self.connect_timeout, proxy=None)
-                except Exception as exc:  # OSError, TimeoutError, InvalidStatus, InvalidHandshake …
+                    connection = await self.open(self.tokens[i])
+                except Exception as exc:  # OSError, TimeoutError, a refused handshake …
                     self.failed += 1
                     if len(self.errors) < 5:
                         self.errors.append(f"{type(exc).__name__}: {exc}")
                     continue
-                self.connections.append(ws)
-                self.tasks.append(asyncio.ensure_future(self.receive(ws)))
+                self.connections.append(connection)
 
         async def progress() -> None:
             while True:
@@ -154,8 +155,38 @@ class BareReceivers:
 
     def close(self) -> None:
         self.closing = True
-        for ws in self.connections:
-            abort_transport(ws.transport)
+        for connection in self.connections:
+            self.abort(connection)
+
+
+class WebsocketsReceivers(BareReceivers):
+    """websockets' asyncio client: one `connect` and one `async for` task per connection."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        self.tasks: list[asyncio.Task] = []
+
+    async def open(self, token: str) -> ClientConnection:
+        ws = await connect(self.endpoint, subprotocols=[token], open_timeout=self.connect_timeout, proxy=None)
+        self.tasks.append(asyncio.ensure_future(self.receive(ws)))
+        return ws
+
+    def abort(self, ws: ClientConnection) -> None:
+        abort_transport(ws.transport)
+
+    async def receive(self, ws: ClientConnection) -> None:
+        try:
+            if self.stamp:
+                async for message in ws:
+                    arrival_us = time.time_ns() // 1000
+                    self.timed(orjson.loads(message), arrival_us)
+            else:
+                async for message in ws:
+                    orjson.loads(message)
+                    self.frames += 1
+        except ConnectionClosed:
+            pass
+        self.connection_lost()
 
 
 def take_snapshot(frames: int, watched: dict[str, psutil.Process | None]) -> dict:
@@ -222,12 +253,12 @@ def abort_transport(transport) -> None:
     transport.abort()
 
 
-async def main_async() -> int:
+async def main_async(kind: type[BareReceivers] = WebsocketsReceivers) -> int:
     reader = await open_stdin()
     line = await reader.readline()
     if not line:
         return 2
-    receivers = BareReceivers(apply_config(line))
+    receivers = kind(apply_config(line))
     lag_task = asyncio.ensure_future(receivers.watch_lag())
     emit({"event": "ready", "pid": os.getpid(), **receivers.rss()})
     try:
@@ -241,7 +272,7 @@ async def main_async() -> int:
             elif cmd == "window":
                 receivers.schedule_window(command["start"], command["end"])
             elif cmd == "reset":
-                receivers.latencies_us.clear()  # in place: the reader loops hold this list
+                receivers.latencies_us.clear()
                 receivers.unreadable = 0
                 emit({"event": "reset", "frames": receivers.frames})
             elif cmd == "drain":

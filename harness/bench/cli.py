@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 
+from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from . import emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 from .common import BenchError, BenchOptions, Progress, report_path, utc_stamp, write_json_atomically
 
@@ -87,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin", action="store_true",
                         help="emulator benchmark: pin the server to a core of its own and the load clients to the others; off by "
                              "default: on 2 cores it pushed loopback softirq work to ksoftirqd and starved the clients")
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS), metavar="NAME",
+                        help=f"the transport chatload's receivers use ({', '.join(sorted(TRANSPORTS))}; default: "
+                             f"chatload's own default, {DEFAULT_TRANSPORT})")
     parser.add_argument("--json", dest="json_path", metavar="PATH",
                         help="report file, or directory for <timestamp>-<name>.json "
                              "(default reports/bench/<timestamp>-<name>.json)")
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     options = BenchOptions(sizes=args.sizes, seconds=args.seconds, warmup=args.warmup, repeat=repeat,
                            rate=args.rate, connect_concurrency=args.connect_concurrency,
                            drain_timeout=args.drain_timeout, json_path=args.json_path, pin=args.pin,
-                           extra={"quick": quick})
+                           extra={"quick": quick, "transport": getattr(args, "transport", None)})
     progress = Progress()
     stamp = utc_stamp()
     status = 0

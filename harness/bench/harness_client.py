@@ -1,19 +1,27 @@
 """chatload's own receive path as a benchmark child process: one `ChatRuntime`, N sessions.
 
 The process is set up the way a Locust process is: gevent monkey-patching first, a real
-`locust.env.Environment()` for the runtime's request events, the runtime's uvloop thread holding
-the sockets, and `runtime.new_session(...)` per connection (what `ChatClient` calls for each
-Locust user). Deliveries go through the real receive path: `WebSocketClient.data_received` →
-websockets' sans-I/O parser → `ChatSession.on_frame` → IVS Chat client protocol → ledger + HDR histogram.
+`locust.env.Environment`, the runtime's uvloop thread holding the sockets. Config options beyond
+the rig's (see `rig.ClientChild`):
+
+- `transport`: the runtime's transport (`picows` or `websockets`; the default is chatload's own);
+- `locust_users`: each connection is a real Locust user — `BenchViewer`, a `ViewerUser` as a
+  locustfile's `Viewer` is — spawned by Locust's `LocalRunner`, its greenlet opening its session in
+  `on_start` through `ChatClient` as under `locust -f`. Without it, `runtime.new_session(...)` per
+  connection (what `ChatClient` calls), and no user objects or greenlets.
+
+Deliveries go through the real receive path: the transport's read (arrival stamped before parsing)
+→ `ChatSession.on_frame` → IVS Chat client protocol → ledger + HDR histogram.
 
 Tokens come from the parent (made with CreateChatToken) through a `TokenProvider` that hands them
-out once each. Sessions never retry: a benchmark connection that fails is a failed run, not
-something to paper over.
+out once each. Bare sessions never retry: a benchmark connection that fails is a failed run, not
+something to paper over (Locust users retry as the SDK would, with the next token, so a failure
+still leaves some user short of one and the run fails).
 
 Same stdin/stdout JSON-lines protocol as `bare_client` (see `rig.ClientChild`). The window's two
-snapshots are taken on the loop thread, so the delivery count and the CPU times are read at the same
-instant by the thread that owns the counts. A greenlet probe records how late every 10 ms sleep
-wakes up (the gevent hub's stalls), with wall-clock times, so any window can be judged afterwards.
+snapshots are taken by a sampler thread at the exact instants; the frame count it reads only grows.
+A greenlet probe records how late every 10 ms sleep wakes up (the gevent hub's stalls), with
+wall-clock times, so any window can be judged afterwards.
 """
 
 from gevent import monkey
@@ -30,11 +38,15 @@ import gevent  # noqa: E402
 import orjson  # noqa: E402
 import psutil  # noqa: E402
 from gevent.fileobject import FileObjectPosix  # noqa: E402
+from locust.event import Events  # noqa: E402
 
+from ..locust.state import state_of  # noqa: E402
 from ..metrics.histograms import DELIVERY  # noqa: E402
 from ..net.reconnect import SdkLike  # noqa: E402
+from ..net.transport import DEFAULT_TRANSPORT  # noqa: E402
 from ..services import registry  # noqa: E402
 from ..services.base import KIND_RUNNING_EMULATOR, Target, UserSpec  # noqa: E402
+from ..services.ivschat.users import ViewerUser  # noqa: E402
 from ..tokens import TokenFetchFailed, TokenProvider  # noqa: E402
 from .bare_client import WindowSampler, abort_transport  # noqa: E402
 from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
@@ -54,6 +66,10 @@ class HandedOutTokens(TokenProvider):
         if not self._tokens:
             raise TokenFetchFailed("exhausted", "no benchmark tokens left")
         return self._tokens.popleft()
+
+
+class BenchViewer(ViewerUser):
+    """The listener a chatload locustfile runs (`class Viewer(ViewerUser)`), as Locust spawns it."""
 
 
 class HubStallRecorder:
@@ -89,10 +105,20 @@ class HarnessReceivers:
 
         self.concurrency = int(config.get("concurrency", 200))
         self.stamp = bool(config.get("stamp"))
+        self.transport = config.get("transport") or DEFAULT_TRANSPORT
         target = Target("ivschat", KIND_RUNNING_EMULATOR, config["endpoint"], rooms=(config["room"],))
-        self.runtime = ChatRuntime(Environment(), registry.get("ivschat"), target,
+        # Locust's events of its own: the chatload plugin's listeners (emulator, drain, results)
+        # belong to a `chatload run`, not to this measurement; users and runner are Locust's own.
+        self.environment = Environment(user_classes=[BenchViewer], events=Events())
+        self.runtime = ChatRuntime(self.environment, registry.get("ivschat"), target,
                                    HandedOutTokens(list(config.get("tokens") or [])),
-                                   connect_timeout=float(config.get("connect_timeout", 15.0)))
+                                   connect_timeout=float(config.get("connect_timeout", 15.0)),
+                                   transport=self.transport)
+        self.locust_users = bool(config.get("locust_users"))
+        self.runner = None
+        if self.locust_users:
+            state_of(self.environment).runtime = self.runtime  # what every user's on_start picks up
+            self.runner = self.environment.create_local_runner()
         self.intervals: list[dict] = []
         self.runtime.sink = self._on_interval
         # A second hub probe only when a benchmark asks: it wakes the hub thread 100 times a second,
@@ -126,24 +152,27 @@ class HarnessReceivers:
         for session in self.runtime.sessions.values():
             session.stopping = True
             if session.ws is not None:
-                abort_transport(session.ws.transport)
+                # picows wraps the asyncio transport that holds the socket
+                transport = session.ws.transport
+                abort_transport(getattr(transport, "underlying_transport", transport))
             if session._task is not None:
                 session._task.cancel()
 
     # -- gevent side -------------------------------------------------------------------------------
 
-    def ask(self, fn, *args):
-        return self.runtime.loop_thread.ask(fn, *args)
+    def ask(self, fn, *args, timeout: float | None = 30.0):
+        return self.runtime.loop_thread.ask(fn, *args, timeout=timeout)
 
     def connect_more(self, count: int) -> None:
         started = time.monotonic()
         in_flight: list = []
         made = 0
         next_note = 0.0
+        spawn = self._spawn_users if self.locust_users else self._new_sessions
         while made < count or in_flight:
-            while made < count and len(in_flight) < self.concurrency:
-                in_flight.append(self.runtime.new_session("bench", (), SdkLike(max_attempts=0), None, None))
-                made += 1
+            new = spawn(min(count - made, self.concurrency - len(in_flight)))
+            in_flight += new
+            made += len(new)
             gevent.sleep(0.005)
             waiting = []
             for session in in_flight:
@@ -167,6 +196,21 @@ class HarnessReceivers:
                       if name.startswith(("connect_failures.", "token_fetch_failures.", "gave_up."))][:5]
         emit({"event": "connected", "connected": len(self.opened), "failed": self.failed, "errors": errors,
               "seconds": round(time.monotonic() - started, 3)})
+
+    def _new_sessions(self, k: int) -> list:
+        """`k` bare sessions, as a Locust user's `ChatClient` makes them (no retry: see above)."""
+        return [self.runtime.new_session("bench", (), SdkLike(max_attempts=0), None, None) for _ in range(k)]
+
+    def _spawn_users(self, k: int) -> list:
+        """`k` more real Locust users (each opens its session in `on_start`): their handles."""
+        if k <= 0:
+            return []
+        before = len(self.runtime.handles)
+        self.runner.start(self.runner.user_count + k, spawn_rate=k, wait=False)
+        deadline = time.monotonic() + 30
+        while len(self.runtime.handles) < before + k and time.monotonic() < deadline:
+            gevent.sleep(0.005)  # the spawner greenlet starts them; each makes its handle at once
+        return list(self.runtime.handles.values())[before:]
 
     def schedule_window(self, start: float, end: float) -> None:
         self.sampler.schedule(start, end)
@@ -232,6 +276,9 @@ class HarnessReceivers:
 
     def close(self) -> None:
         try:
+            if self.runner is not None:
+                state_of(self.environment).stopping = True  # the users must not close one by one
+                self.runner.quit()
             self.ask(self._abort_all, timeout=10)
         finally:
             if self.hub is not None:

@@ -1,10 +1,11 @@
 """The test rig the client-side benchmarks share: an emulator room, receiving child processes
 (chatload's or the bare baseline), an open-loop sender, and one measured stream.
 
-Receiving children (`harness_client`, `bare_client`) speak JSON lines:
+Receiving children (`harness_client`, `bare_client`, `bare_picows_client`) speak JSON lines:
 
     parent → stdin   config {"endpoint", "room", "tokens", "concurrency", "connect_timeout",
-                             "pids": {"server": pid}, "stamp": bool, "cpus": [...] | null}
+                             "pids": {"server": pid}, "stamp": bool, "cpus": [...] | null,
+                             harness only: "transport", "locust_users": bool, "hub_probe": bool}
     stdout → parent  {"event": "ready", "rss", "uss", "connections"}
     parent → stdin   {"cmd": "connect", "count": k}         → progress…, {"event": "connected", …}
                      {"cmd": "rss"}                          → {"event": "rss", "rss", "uss", "connections"}
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from ..net.transport import DEFAULT_TRANSPORT
 from ..services.ivschat import codec as ivschat
 from ..services.ivschat.client import identity_attributes
 from .chattokens import create_chat_tokens
@@ -50,7 +52,11 @@ from .sender import OpenLoopSender, request_id
 from .wsclient import Tally, connect
 
 CLIENTS = ("harness", "bare")
-CHILD_MODULES = {"harness": "harness.bench.harness_client", "bare": "harness.bench.bare_client"}
+# "bare" is the bare websockets client, the baseline every benchmark has had; receive and memory add
+# the bare picows client beside it.
+CHILD_MODULES = {"harness": "harness.bench.harness_client", "bare": "harness.bench.bare_client",
+                 "bare_picows": "harness.bench.bare_picows_client"}
+CLIENT_LABELS = {"harness": "harness", "bare": "bare websockets", "bare_picows": "bare picows"}
 CONTENT = "hello from chatload bench"
 SENDER_ID = "benchsender"
 TAIL_S = 0.25  # keep sending past the window's end so its last instant is under load
@@ -122,7 +128,7 @@ def emulator_room(max_connections: int, name: str = "bench", rate: int = MAX_ROO
 
 
 class ClientChild(LoadClient):
-    """One receiving child process (`harness_client` or `bare_client`)."""
+    """One receiving child process (one of `CHILD_MODULES`)."""
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -174,13 +180,19 @@ class ClientChild(LoadClient):
 
 
 async def start_child(kind: str, room: BenchRoom, tokens: list[str], options: BenchOptions, *,
-                      stamp: bool = False, hub_probe: bool = False) -> ClientChild:
+                      stamp: bool = False, hub_probe: bool = False, locust_users: bool = False) -> ClientChild:
     child = ClientChild(kind)
     await child.start({"endpoint": room.endpoint, "room": room.arn, "tokens": tokens,
                        "concurrency": options.connect_concurrency, "connect_timeout": 15.0,
                        "pids": {"server": room.pid, "sender": os.getpid()}, "stamp": stamp,
-                       "hub_probe": hub_probe})
+                       "hub_probe": hub_probe, "transport": harness_transport(options),
+                       "locust_users": locust_users})
     return child
+
+
+def harness_transport(options: BenchOptions) -> str:
+    """The transport chatload's child runs on: `--transport`, else chatload's default."""
+    return options.extra.get("transport") or DEFAULT_TRANSPORT
 
 
 # -- the sender -------------------------------------------------------------------------------------

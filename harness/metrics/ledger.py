@@ -126,6 +126,16 @@ class _Seen:
         self.hole_lo: array | None = None
         self.hole_hi: array | None = None
 
+    def take(self, seq: int) -> bool:
+        """`seq` arrived: True if it is new (and now seen), False if a duplicate."""
+        if seq == self.hi + 1:
+            self.hi = seq
+            return True
+        if seq > self.hi:
+            self.skip_to(seq)
+            return True
+        return self.add_old(seq)
+
     def skip_to(self, seq: int) -> None:
         """`seq` > hi + 1 arrived: hi+1 … seq-1 are missing (for now)."""
         if self.hole_lo is None:
@@ -195,8 +205,9 @@ class _Connection:
         self.replayed = 0
         self.end = _OPEN
         self.last = _NOTHING
-        # sender -> [highest seq received on this connection, distinct received in the interval]
-        self.by_sender: dict[str, list[int]] = {}
+        # sender -> [highest seq received on this connection, distinct received in the interval,
+        #            the receiver's `_Seen` of that sender (one lookup for both on the hot path)]
+        self.by_sender: dict[str, list] = {}
         self.foreign: list[tuple[int, str]] | None = None
         # Shortcuts for the hot path.
         self.room_logs = room_logs
@@ -246,12 +257,13 @@ class DeliveryLedger:
 
     # --- receivers --------------------------------------------------------------------------------------
     def connected(self, receiver_id: str, connection_id: int, room: str, at_ns: int,
-                  opening_ns: int | None = None, replay: tuple[int, int] | None = None) -> None:
+                  opening_ns: int | None = None, replay: tuple[int, int] | None = None) -> _Connection:
         """A receiving connection's interval starts at `at_ns`; the attempt that opened it began at
-        `opening_ns` (messages accepted in between arrive legitimately: `during_handshake`)."""
+        `opening_ns` (messages accepted in between arrive legitimately: `during_handshake`). Returns the
+        connection, for `received_on`."""
         key = (receiver_id, connection_id)
         if key in self._connections:
-            return
+            return self._connections[key]
         receiver = self._receivers.get(receiver_id)
         if receiver is None:
             receiver = self._receivers[receiver_id] = _Receiver()
@@ -264,6 +276,7 @@ class DeliveryLedger:
         connection = _Connection(connection_id, receiver, room, at_ns, room_logs, opening_ns, replay)
         receiver.connections.append(connection)
         self._connections[key] = connection
+        return connection
 
     def disconnected(self, receiver_id: str, connection_id: int, at_ns: int) -> None:
         connection = self._connections.get((receiver_id, connection_id))
@@ -272,42 +285,49 @@ class DeliveryLedger:
 
     def received(self, receiver_id: str, connection_id: int, room: str, sender_id: str, seq: int,
                  send_time_ns: int) -> None:
-        """Hot path: a handful of dict operations and integer comparisons."""
         conn = self._connections.get((receiver_id, connection_id))
         if conn is None or room != conn.room:
             self._received_odd(receiver_id, connection_id, room, sender_id, seq, send_time_ns)
             return
+        self.received_on(conn, sender_id, seq, send_time_ns)
+
+    def received_on(self, conn: _Connection, sender_id: str, seq: int, send_time_ns: int) -> None:
+        """`received` on the connection `connected` returned, in its own room: the hot path, a few dict
+        lookups and integer comparisons (a session holds its connection, so no (id, id) lookup)."""
         # The server accepted it: remember its SendTime once per room.
         log = conn.room_logs.get(sender_id)
         if log is None:
             conn.room_logs[sender_id] = _AcceptedLog(seq, send_time_ns)
         elif seq != log.hi:
             log.add(seq, send_time_ns)
-        # Has this receiver had it before, on any of its connections?
-        seen = conn.seen.get(sender_id)
-        if seen is None:
-            conn.seen[sender_id] = _Seen(seq)
-        elif seq == seen.hi + 1:
-            seen.hi = seq
-        elif seq > seen.hi:
-            seen.skip_to(seq)
-        elif not seen.add_old(seq):
-            conn.receiver.duplicates += 1
-            return
-        # Order on this connection, then the interval it counts for.
+        # Has this receiver had it before, on any of its connections? Then order on this connection.
         mine = conn.by_sender.get(sender_id)
-        if mine is None:
-            conn.by_sender[sender_id] = mine = [seq, 0]
-        elif seq > mine[0]:
-            mine[0] = seq
-        else:
-            conn.receiver.out_of_order += 1
+        if mine is not None:
+            seen = mine[2]
+            if seq == seen.hi + 1:
+                seen.hi = seq
+            elif not seen.take(seq):
+                conn.receiver.duplicates += 1
+                return
+            if seq > mine[0]:
+                mine[0] = seq
+            else:
+                conn.receiver.out_of_order += 1
+        else:  # the first from this sender on this connection
+            seen = conn.seen.get(sender_id)
+            if seen is None:
+                conn.seen[sender_id] = seen = _Seen(seq)
+            elif not seen.take(seq):
+                conn.receiver.duplicates += 1
+                return
+            conn.by_sender[sender_id] = mine = [seq, 0, seen]
+        # The interval it counts for.
         if conn.start <= send_time_ns < conn.end:
             mine[1] += 1
             if send_time_ns > conn.last:
                 conn.last = send_time_ns
         else:
-            self._credit_elsewhere(conn.receiver, conn, room, sender_id, send_time_ns)
+            self._credit_elsewhere(conn.receiver, conn, conn.room, sender_id, send_time_ns)
 
     # --- export -----------------------------------------------------------------------------------------
     def export(self, end_ns: int) -> dict:
@@ -386,19 +406,15 @@ class DeliveryLedger:
             receiver = self._receivers[receiver_id] = _Receiver()
         seen = receiver.seen.get(sender_id)
         if seen is None:
-            receiver.seen[sender_id] = _Seen(seq)
-        elif seq == seen.hi + 1:
-            seen.hi = seq
-        elif seq > seen.hi:
-            seen.skip_to(seq)
-        elif not seen.add_old(seq):
+            receiver.seen[sender_id] = seen = _Seen(seq)
+        elif not seen.take(seq):
             receiver.duplicates += 1
             return
         conn = self._connections.get((receiver_id, connection_id))
         if conn is not None:
             mine = conn.by_sender.get(sender_id)
             if mine is None:
-                conn.by_sender[sender_id] = [seq, 0]
+                conn.by_sender[sender_id] = [seq, 0, seen]
             elif seq > mine[0]:
                 mine[0] = seq
             else:

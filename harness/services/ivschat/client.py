@@ -10,6 +10,11 @@
 - Binary frames are not part of the protocol: a protocol error, counted.
 - A moderator (DELETE_MESSAGE capability) keeps the ids of the last messages it received, for its
   deletes; nobody else pays for them.
+- A room's fan-out brings the very same MESSAGE bytes to every member, and a load generator holds
+  many members of one room: what a MESSAGE frame says is read once per process (`ReadMessages`) and
+  each later copy, byte for byte the same, is looked up instead of parsed again (reading is a pure
+  function of the bytes, so the result is the same). Every copy is still a delivery of its own:
+  stamped by its transport, judged by its connection's ledger, timed into the histograms.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ..base import (
 from . import codec
 
 SENDER, SEQ, INTENDED = "cl.s", "cl.n", "cl.t"
+READ_MESSAGES_MAX = 4096  # distinct frames remembered: ~1.5 MiB, seconds of a busy room's backlog
 
 
 def identity_attributes(sender: str, seq: int, intended_us: int) -> dict[str, str]:
@@ -57,34 +63,28 @@ class IvsChatProtocol(ClientProtocol):
     def receive(self, payload: bytes, is_text: bool, at_ns: int):
         if not is_text:
             return ProtocolError("binary frame from server")
-        try:
-            frame = codec.parse_server_frame(payload)
-        except codec.ProtocolViolation as exc:
-            return ProtocolError(str(exc))
-        kind = frame.__class__
-        if kind is codec.ChatMessage:
-            return self._message(frame)
-        if kind is codec.ChatError:
-            return self._error(frame)
-        return self._event(frame)
-
-    def _message(self, message: codec.ChatMessage):
+        if payload.__class__ is not bytes:  # websockets hands over a bytearray: a key must be immutable
+            payload = bytes(payload)
+        read = _read_messages.get(payload)  # the hot path: another member already read these bytes
+        if read is None:
+            try:
+                frame = codec.parse_server_frame(payload)
+            except codec.ProtocolViolation as exc:
+                return ProtocolError(str(exc))
+            kind = frame.__class__
+            if kind is codec.ChatError:
+                return self._error(frame)
+            if kind is not codec.ChatMessage:
+                return self._event(frame)
+            read = _read_messages.remember(payload, frame)
+        message, meaning = read
         if self.recent_ids is not None:
             self.recent_ids.append(message.id)
-        attributes = message.attributes
-        if not attributes or SENDER not in attributes:
-            return FOREIGN
-        try:
-            sender = attributes[SENDER]
-            delivered = Delivered(sender, int(attributes[SEQ]), int(attributes[INTENDED]),
-                                  codec.parse_send_time(message.send_time))
-        except (KeyError, ValueError, TypeError):
-            return ProtocolError("chatload message with unreadable cl.* attributes or SendTime")
-        if sender == self.user.sender_id:
+        if meaning.__class__ is Delivered and meaning.sender == self.user.sender_id:
             request = self.pending.pop(message.request_id, None)
             if request is not None:
-                return Acked(request, delivered.server_ns, delivered)
-        return delivered
+                return Acked(request, meaning.server_ns, meaning)
+        return meaning
 
     def _error(self, error: codec.ChatError):
         request = self.pending.pop(error.request_id, None) if error.request_id else None
@@ -132,3 +132,45 @@ class IvsChatProtocol(ClientProtocol):
 
     def recent_message_ids(self) -> list[str]:
         return list(self.recent_ids or ())
+
+
+def message_meaning(message: codec.ChatMessage):
+    """What a MESSAGE means to any receiver: a chatload delivery (`Delivered`, the same for every
+    member of the room), another client's message (`FOREIGN`), or a `ProtocolError`."""
+    attributes = message.attributes
+    if not attributes or SENDER not in attributes:
+        return FOREIGN
+    try:
+        return Delivered(attributes[SENDER], int(attributes[SEQ]), int(attributes[INTENDED]),
+                         codec.parse_send_time(message.send_time))
+    except (KeyError, ValueError, TypeError):
+        return ProtocolError("chatload message with unreadable cl.* attributes or SendTime")
+
+
+class ReadMessages:
+    """MESSAGE frames this process has read lately: exact bytes → (message, meaning).
+
+    Shared by every connection of the process (they all live on its loop thread). Each operation is
+    a single dict call, atomic under the GIL, and an entry is only ever right for its key, so even a
+    second thread reading frames could not get a wrong answer. Bounded by starting afresh: a room's
+    copies of one message arrive within moments of each other, so the recent ones are all it needs.
+    The `Delivered` it hands out is shared: consumers only read it.
+    """
+
+    def __init__(self, limit: int = READ_MESSAGES_MAX) -> None:
+        self.limit = limit
+        self._read: dict[bytes, tuple[codec.ChatMessage, object]] = {}
+        self.get = self._read.get
+
+    def remember(self, payload: bytes, message: codec.ChatMessage) -> tuple[codec.ChatMessage, object]:
+        read = (message, message_meaning(message))
+        if len(self._read) >= self.limit:
+            self._read.clear()
+        self._read[payload] = read
+        return read
+
+    def __len__(self) -> int:
+        return len(self._read)
+
+
+_read_messages = ReadMessages()
