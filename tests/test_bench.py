@@ -223,6 +223,8 @@ def test_bench_fidelity_quick(tmp_path, capsys):
     code, out, document = _quick(tmp_path, capsys, "fidelity")
     assert code in (0, 1), out
     assert "added (harness − bare)" in out
+    # The baseline stamps as early as a client can (picows' on_ws_frame), as chatload does.
+    assert document["baseline"] == "bare picows" and "bare picows (baseline)" in out
     assert document["capacity"]["frames_per_s"] > 0
     assert {r["phase"] for r in document["runs"]} == {"low", "high"}
     for run in document["runs"]:

@@ -109,10 +109,13 @@ RECONNECT = ["reconnect-drop", "reconnect-clean", "reconnect-expiry", "reconnect
 
 
 # Ten runs of 10–20 s each that spend their time waiting on sessions, not on the CPU (40-odd users at a few
-# messages a second): the ones this session selected start together, a few at a time, when the first is
-# asked for. Their checks are counts and second-scale reconnect times, which four runs side by side on two
-# cores leave untouched; the timing-sensitive rate-limit runs above stay one at a time.
-SIDE_BY_SIDE = 4
+# messages a second): the ones this session selected start together, two at a time, when the first is
+# asked for. Their checks are counts and second-scale reconnect times, which two runs side by side on two
+# cores leave untouched (6 of 6 clean); four at a time overloaded the ramp (connect p50 86 ms) and in 2 of
+# 8 runs a few users' first token fetch never came back within the run (reported, as
+# not_connected_at_end.stopped, but the exact reconnect counts then fail). The timing-sensitive
+# rate-limit runs above stay one at a time.
+SIDE_BY_SIDE = 2
 NEEDS_DROP_RUNS = ("test_missed_while_away_is_counted_per_client",
                    "test_storm_peak_is_higher_with_immediate_retries_than_with_backoff")
 
