@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.capacity.plan import dump_toml
 from harness.services.chime.emulator import EmulatorProcess
 
 from .browser import chromium  # noqa: F401  (the fixture)
@@ -19,27 +20,6 @@ from .test_report_browser import load
 from .test_run import chatload, only_report
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def to_toml(data: dict) -> str:
-    """The few TOML shapes a scenario uses: tables of scalars and lists, arrays of such tables."""
-    out = []
-    for name, table in data.items():
-        for each in table if isinstance(table, list) else [table]:
-            out.append(f"[[{name}]]" if isinstance(table, list) else f"[{name}]")
-            out += [f"{key} = {toml_value(value)}" for key, value in each.items()]
-            out.append("")
-    return "\n".join(out)
 
 
 def shipped(name: str, emulator: EmulatorProcess, tmp_path: Path, *, scenario: dict, meetings: dict | None = None,
@@ -54,7 +34,7 @@ def shipped(name: str, emulator: EmulatorProcess, tmp_path: Path, *, scenario: d
     for fault in data.get("faults", []):
         fault.update(faults or {})
     path = tmp_path / f"{name}.toml"
-    path.write_text(to_toml(data))
+    path.write_text(dump_toml(data))
     return path
 
 

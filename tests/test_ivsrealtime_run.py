@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.capacity.plan import dump_toml
 from harness.services.ivsrealtime.emulator import EmulatorProcess
 
 from .locust_run import ROOT, metric
@@ -24,25 +25,6 @@ pytestmark = pytest.mark.timeout(240)
 
 
 # -- the shipped scenario, scaled -------------------------------------------------------------------------------
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(item) for item in value) + "]"
-    return repr(value)
-
-
-def _toml(data: dict) -> str:
-    """The scenario subset of TOML: tables of scalars and lists, and arrays of such tables."""
-    lines = []
-    for name, table in data.items():
-        for each in table if isinstance(table, list) else [table]:
-            lines.append(f"[[{name}]]" if isinstance(table, list) else f"[{name}]")
-            lines += [f"{key} = {_value(value)}" for key, value in each.items()]
-    return "\n".join(lines) + "\n"
 
 
 def scaled(tmp_path: Path, name: str, emulator, *, users: list[int], rules: list[str] | None = None,
@@ -61,7 +43,7 @@ def scaled(tmp_path: Path, name: str, emulator, *, users: list[int], rules: list
     for fault, at in zip(data.get("faults", []), faults_at or [], strict=False):
         fault["at"] = at
     path = tmp_path / f"{name}.toml"
-    path.write_text(_toml(data))
+    path.write_text(dump_toml(data))
     return path
 
 
