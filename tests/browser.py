@@ -8,7 +8,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -18,6 +17,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from .debian import debian_program
+
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -26,21 +27,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if CHROMIUM.exists():
-        return CHROMIUM
-    apt = shutil.which("apt-get")
-    if apt is None:
-        pytest.skip("Chromium is not installed (/usr/bin/chromium) and apt-get is unavailable to install the "
-                    "Debian package `chromium`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, env=env)
-    if install.returncode != 0:  # a fresh image has no package lists yet
-        subprocess.run([apt, "update"], capture_output=True, text=True, env=env)
-        install = subprocess.run([apt, "install", "-y", "chromium"], capture_output=True, text=True, env=env)
-    if install.returncode != 0 or not CHROMIUM.exists():
-        pytest.fail(f"`apt-get install -y chromium` failed (exit {install.returncode}):\n"
-                    f"{(install.stdout + install.stderr)[-3000:]}")
-    return CHROMIUM
+    return debian_program(CHROMIUM, "chromium")
 
 
 class Cdp:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from .debian import debian_program
 from .locust_run import BASIC, ROOT, assert_accounting_adds_up
 from .netns import Hosts, NamespaceUnavailable
 
@@ -27,20 +28,7 @@ MASTER_PORT = 5557  # inside the master's own namespace: nothing else can hold i
 
 @pytest.fixture(scope="module")
 def faketime() -> str:
-    path = shutil.which("faketime")
-    if path:
-        return path
-    apt = shutil.which("apt-get")
-    if apt is None:
-        pytest.skip("faketime is not installed and apt-get is unavailable to install the Debian package")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run([apt, "install", "-y", "faketime"], capture_output=True, env=env).returncode != 0:
-        subprocess.run([apt, "update"], capture_output=True, env=env)
-        subprocess.run([apt, "install", "-y", "faketime"], capture_output=True, env=env)
-    path = shutil.which("faketime")
-    if not path:
-        pytest.fail("`apt-get install -y faketime` did not provide faketime")
-    return path
+    return str(debian_program(Path(shutil.which("faketime") or "/usr/bin/faketime"), "faketime"))
 
 
 def _first_line(proc: subprocess.Popen, timeout: float = 20.0) -> bytes:

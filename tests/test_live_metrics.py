@@ -5,8 +5,6 @@ it falls in); OTLP pushes decode as the OpenTelemetry protocol with the same fam
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +20,7 @@ import pytest
 from harness.export.live import BUCKETS_S
 from harness.services.ivschat.emulator import EmulatorProcess
 
+from .debian import debian_program
 from .locust_run import ROOT, run_locust
 from .test_run import only_report
 
@@ -60,20 +59,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def prometheus() -> Path:
-    if PROMETHEUS.exists():
-        return PROMETHEUS
-    apt = shutil.which("apt-get")
-    if apt is None:
-        pytest.skip("Prometheus is not installed (/usr/bin/prometheus) and apt-get is unavailable to install the "
-                    "Debian package `prometheus`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = subprocess.run([apt, "install", "-y", "prometheus"], capture_output=True, text=True, env=env)
-    if install.returncode != 0:  # a fresh image has no package lists yet
-        subprocess.run([apt, "update"], capture_output=True, text=True, env=env)
-        install = subprocess.run([apt, "install", "-y", "prometheus"], capture_output=True, text=True, env=env)
-    if install.returncode != 0 or not PROMETHEUS.exists():
-        pytest.fail(f"`apt-get install -y prometheus` failed:\n{(install.stdout + install.stderr)[-3000:]}")
-    return PROMETHEUS
+    return debian_program(PROMETHEUS, "prometheus")
 
 
 def _query(api: str, expression: str) -> list:
