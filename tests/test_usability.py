@@ -83,3 +83,21 @@ def test_a_run_leaves_no_child_log_in_the_temp_folder(tmp_path):
                     env={**__import__("os").environ, "TMPDIR": str(temp)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not list(temp.glob("chatload-child-*.log")), list(temp.iterdir())
+
+
+def test_summary_tells_echo_acks_from_publish_api_answers():
+    from harness.report.console import accounting_lines
+
+    def summary(delivered: int, delivery: int, ack: int) -> str:
+        report = {"accounting": {"totals": {"delivered": delivered, "expected": delivered}},
+                  "latency_us": {"delivery": {"count": delivery}, "ack": {"count": ack}}}
+        return "\n".join(accounting_lines(report))
+
+    # IVS Chat: a sender's own copy comes back, is a delivery to it and its ack.
+    echoed = summary(delivered=105, delivery=100, ack=5)
+    assert "timed 105 arrivals (105 delivered): 100 to other members" in echoed
+    assert "5 senders' own echoes" in echoed and "answers" not in echoed
+    # Hotsock server publishes: the ack is POST /publish's answer, no frame arrives for it.
+    published = summary(delivered=100, delivery=100, ack=5)
+    assert "timed 100 arrivals (100 delivered): 100 to other members" in published
+    assert "0 senders' own echoes" in published and "5 acks were the service's answers to the sends" in published

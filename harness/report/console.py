@@ -39,8 +39,15 @@ def accounting_lines(report: dict) -> list[str]:
         parts += [f"{totals[key]:,} {words}" for key, words in (
             ("during_handshake", "accepted while their connection was opening"),
             ("unexpected", "unexpected"), ("duplicates", "duplicates")) if totals.get(key)]
-        lines.append(f"timed {delivery + ack:,} arrivals ({' + '.join(parts)}): {delivery:,} to other members "
-                     f"(delivery latency), {ack:,} senders' own echoes (ack latency)")
+        # An ack is an arrival only where the service echoes a send to its sender; a publish API answers
+        # over HTTP instead (Hotsock's server publishes), and those acks are no arrival at all.
+        arrivals = sum(totals.get(key, 0) for key in ("delivered", "during_handshake", "unexpected", "duplicates"))
+        echoes = min(ack, max(0, arrivals - delivery))
+        line = (f"timed {delivery + echoes:,} arrivals ({' + '.join(parts)}): {delivery:,} to other members "
+                f"(delivery latency), {echoes:,} senders' own echoes (ack latency)")
+        if ack > echoes:
+            line += f"; {ack - echoes:,} acks were the service's answers to the sends, not arrivals"
+        lines.append(line)
     return lines
 
 
