@@ -240,10 +240,11 @@ class ChatRuntime:
         self.loop_thread.call(self._record_call, name, latency_us, failure)
         self._fire_request(name, latency_us / 1000, RuntimeError(failure) if failure else None)
 
-    def record_interrupted_call(self, name: str) -> None:
-        """A service API call the end of the run cut short (gevent side): the request may have reached the
-        service, its answer never came back. Counted apart, and no latency: it has none."""
-        self.loop_thread.call(self.recorder.count, f"{name}_interrupted")
+    def record_call_started(self, name: str) -> None:
+        """A service API call about to go out (gevent side). Counted before the request, so a call the end
+        of the run cuts short (its answer never read, whether or not the service acted) still shows:
+        `<name>_started` − `<name>_calls` were in flight when the run stopped."""
+        self.loop_thread.call(self.recorder.count, f"{name}_started")
 
     def _record_call(self, name: str, latency_us: int, failure: str | None) -> None:
         self.recorder.record(name, latency_us)

@@ -133,14 +133,15 @@ class ApiChurn(ChatUser):
     def call(self, name: str, fn, **params) -> tuple[dict | None, str | None]:
         """One timed API call: (its answer, None), or (None, the error code) when it failed."""
         from botocore.exceptions import BotoCoreError, ClientError
-        from gevent import GreenletExit
 
+        if self.runtime.publishing_stopped:
+            # The run is draining toward its final counts (Locust stops users only after that): a call
+            # made now would reach the service and never be counted.
+            return None, "stopping"
+        self.runtime.record_call_started(name)
         started = time.perf_counter_ns()
         try:
             answer, failure = fn(**params), None
-        except GreenletExit:  # the run stopped this user mid-call: whether the service acted is unknown
-            self.runtime.record_interrupted_call(name)
-            raise
         except ClientError as exc:
             answer, failure = None, exc.response.get("Error", {}).get("Code", "ClientError")
         except BotoCoreError as exc:
