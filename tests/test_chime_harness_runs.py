@@ -17,7 +17,7 @@ from .browser import chromium  # noqa: F401  (the fixture)
 from .chime import client
 from .locust_run import ROOT, arrivals
 from .test_report_browser import load
-from .test_run import chatload, only_report
+from .test_run import assert_gate_reads, chatload, only_report
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -80,12 +80,7 @@ def test_meeting_counts_match_the_emulator_render_cleanly_and_pass_the_gate(tmp_
     assert not shown.errors, "console errors:\n" + "\n".join(shown.errors)
     assert not shown.requests and shown.charts and all(c["rendered"] == "true" for c in shown.charts)
     assert "Amazon Chime SDK meetings" in shown.text or "chime" in shown.text
-    json_report = str(page.with_name("report.json"))
-    assert chatload("gate", json_report).returncode == 0
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[[threshold]]\nrule = "join.p99 < 1us"\n')
-    failed = chatload("gate", json_report, "--rules", str(rules))
-    assert failed.returncode == 1 and "join.p99 < 1us" in failed.stdout
+    assert_gate_reads(page.with_name("report.json"), tmp_path, failing="join.p99 < 1us")
 
 
 def test_throttle_onset_and_hang_up_match_a_time_scaled_emulator(tmp_path):

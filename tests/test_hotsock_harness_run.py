@@ -14,7 +14,7 @@ import pytest
 from harness.capacity.plan import dump_toml
 from harness.services.hotsock.emulator import EmulatorProcess
 from tests.test_report_browser import load
-from tests.test_run import ROOT, chatload, only_report
+from tests.test_run import ROOT, assert_gate_reads, chatload, only_report
 
 SCENARIOS = ROOT / "scenarios"
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
@@ -120,13 +120,7 @@ def test_fanout_delivers_every_publish_to_every_subscriber_as_the_emulator_count
 
 def test_the_gate_reads_a_hotsock_report(fanout, tmp_path):
     report_path, _, _ = fanout
-    proc = chatload("gate", str(report_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[[threshold]]\nrule = "subscribe.p99 < 1us"\n[[threshold]]\nrule = "spread.p50 < 1s"\n')
-    proc = chatload("gate", str(report_path), "--rules", str(rules))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "subscribe.p99 < 1us" in proc.stdout and "FAIL" in proc.stdout
+    assert_gate_reads(report_path, tmp_path, "spread.p50 < 1s", failing="subscribe.p99 < 1us")
 
 
 def test_a_run_leaves_no_key_and_no_token_behind(fanout, emulator):

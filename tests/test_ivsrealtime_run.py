@@ -19,7 +19,7 @@ from harness.capacity.plan import dump_toml
 from harness.services.ivsrealtime.emulator import EmulatorProcess
 
 from .locust_run import ROOT, metric
-from .test_run import chatload, only_report
+from .test_run import assert_gate_reads, chatload, only_report
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -178,14 +178,7 @@ def test_kick_reaches_exactly_the_kicked_who_stay_out(tmp_path):
 
 def test_the_gate_reads_the_services_own_metrics_from_a_report(publisher_cap, tmp_path):
     report, _ = publisher_cap
-    path = report["_path"]
-    proc = chatload("gate", str(path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[[threshold]]\nrule = "refused.forbidden == 1"\n[[threshold]]\nrule = "join.p99 < 1us"\n')
-    proc = chatload("gate", str(path), "--rules", str(rules))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "join.p99 < 1us" in proc.stdout and "FAIL" in proc.stdout
+    assert_gate_reads(report["_path"], tmp_path, "refused.forbidden == 1", failing="join.p99 < 1us")
 
 
 def test_the_report_renders_in_chromium_without_errors(publisher_cap, chromium):

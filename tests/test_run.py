@@ -20,6 +20,18 @@ def chatload(*args: str, timeout: float = 120, **kwargs) -> subprocess.Completed
                           timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
 
 
+def assert_gate_reads(report: Path, tmp_path: Path, *rules: str, failing: str) -> None:
+    """`chatload gate` passes `report` on its own expectations, then fails it on a rules file holding
+    `rules` and the impossible `failing`, naming that rule: the gate found the report's metrics."""
+    proc = chatload("gate", str(report))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = tmp_path / "rules.toml"
+    path.write_text("".join(f'[[threshold]]\nrule = "{rule}"\n' for rule in (*rules, failing)))
+    proc = chatload("gate", str(report), "--rules", str(path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert failing in proc.stdout and "FAIL" in proc.stdout
+
+
 def only_report(report_dir: Path, name: str) -> Path:
     reports = sorted(report_dir.glob(f"{name}/*/report.json"))
     assert len(reports) == 1, reports
