@@ -31,6 +31,7 @@ from .metrics.propagation import PropagationLog, SpreadLog
 from .net.boundary import LoopThread
 from .net.reconnect import make_policy
 from .net.session import ChatSession, RequestFailed
+from .net.tls import target_context
 from .net.transport import DEFAULT_TRANSPORT
 from .services.base import ChatService, PublishRejected, Target, UserSpec
 from .tokens import TokenFetchFailed, TokenProvider
@@ -122,6 +123,9 @@ class ChatRuntime:
         self.target = target
         self.token_provider = token_provider
         self.transport = transport
+        # One TLS context for every connection of this process, built here (the hub, before any user
+        # connects), never per connect on the loop: loading the trust store takes ~20-30 ms.
+        self.ssl_context = target_context(target)
         self.connect_timeout = connect_timeout
         self.ack_timeout_ns = int(ack_timeout * 1e9)
         self.clock_offset_ns = clock_offset_ns
@@ -133,6 +137,7 @@ class ChatRuntime:
         self.recorder.from_server = self.recorder.histogram("from_server")
         self.recorder.histogram("send_lag")
         self.recorder.histogram("reconnect_attempts")  # a count per outage, not µs
+        self.recorder.histogram("connect.tls")  # wss://: TCP connected → TLS established
         for name in service.histograms:
             self.recorder.histogram(name)
         self.ledger = DeliveryLedger()

@@ -98,6 +98,7 @@ class StandInRuntime:
         self.clock_offset_ns = 0
         self.connect_timeout = 5.0
         self.transport = DEFAULT_TRANSPORT
+        self.ssl_context = None
         self.connect_outcomes: list[str | None] = []
         self.gave_up: list[str] = []
         self._ids = itertools.count(1)

@@ -46,6 +46,7 @@ class _Runtime:
     clock_offset_ns = 0
     connect_timeout = 5.0
     transport = "fake"
+    ssl_context = None
     replay = None
     spread = None
 
@@ -73,6 +74,7 @@ class _Runtime:
 
 class _Socket:
     open_ns = 0
+    tls_ns = 0
     is_open = True
 
     def __init__(self) -> None:

@@ -187,58 +187,33 @@ def test_sends_text_and_binary(transport):
     _run(case, transport)
 
 
-def _tls_context(tmp_path):
-    """A server context with a self-signed certificate for localhost, trusted through SSL_CERT_FILE
-    (which the default client contexts of both transports read)."""
-    import datetime
-    import ipaddress
-    import ssl
+def test_tls_wss_connects_to_a_server_its_context_trusts(transport, tmp_path):
+    from harness.emulation.tls import make_certificates
+    from harness.net.tls import build_context
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    return context, cert_file
-
-
-def test_tls_wss_connects_to_a_trusted_server(transport, tmp_path, monkeypatch):
-    server_context, cert_file = _tls_context(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
 
     async def main():
-        async with serve(_handler, "127.0.0.1", 0, ssl=server_context) as server:
+        async with serve(_handler, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
             port = server.sockets[0].getsockname()[1]
-            ws, listener = await _open(f"wss://localhost:{port}", "/text", transport)
+            listener = Recorder()
+            ws = await connect(ConnectParams(f"wss://localhost:{port}/text"), listener, timeout=5, transport=transport,
+                               ssl_context=build_context(str(certificates.ca_file)))
             frames = await listener.frames_at_least(1)
             ws.close()
             await asyncio.wait_for(listener.closed, 5)
-            return frames
-    assert [p for p, _, _, _ in uvloop.run(main())] == [b"hello"]
+            return frames, ws.tls_ns
+    frames, tls_ns = uvloop.run(main())
+    assert [p for p, _, _, _ in frames] == [b"hello"] and tls_ns > 0
 
 
 def test_tls_refuses_an_untrusted_certificate(transport, tmp_path):
-    server_context, _ = _tls_context(tmp_path)  # not trusted: SSL_CERT_FILE is not set
+    from harness.emulation.tls import make_certificates
+
+    certificates = make_certificates(tmp_path, hosts=("localhost",))  # its CA is in no trust store
 
     async def main():
-        async with serve(_handler, "127.0.0.1", 0, ssl=server_context) as server:
+        async with serve(_handler, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
             port = server.sockets[0].getsockname()[1]
             with pytest.raises((OSError, HandshakeFailed)):
                 await connect(ConnectParams(f"wss://localhost:{port}/text"), Recorder(), timeout=5,

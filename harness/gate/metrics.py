@@ -35,6 +35,7 @@ HISTOGRAMS = {
     "delivery": "delivery latency (intended send time → arrival at each receiver)",
     "ack": "ack latency (intended send time → the sender's own echo)",
     "connect": "connect time (token in hand → usable socket)",
+    "connect.tls": "TLS handshake time, a phase of each wss:// connect (TCP connected → TLS established)",
     "reconnect": "reconnect time (drop noticed → usable again)",
     "token_fetch": "token fetch time",
     "send_lag": "send lag (how late the harness sent against its schedule)",

@@ -6,6 +6,10 @@ ends it), so it is the time the bytes were read give or take picows' C parsing o
 (nanoseconds): no Python work precedes it. Messages are reassembled from fragments here (picows
 hands over raw frames), bounded by MAX_SIZE like the websockets transport: a longer message ends
 the connection with 1009. Server pings are answered by picows itself; closes are answered here.
+wss:// takes the target's context (`harness/net/tls.py`); the TLS handshake is timed apart from the
+TCP connect through picows' own hooks: `socket_factory` connects TCP here (stamped), and picows reads
+`extra_headers` in its protocol's `connection_made`, which asyncio calls once TLS is established
+(stamped by `_StampedHeaders`).
 The contract is `harness/net/transport.py`'s; `tests/test_transport_contract.py` checks it.
 """
 
@@ -25,6 +29,7 @@ from picows import (
     ws_connect,
 )
 
+from .tls import context_for, keep_session, open_socket
 from .transport import (
     ABNORMAL_CLOSURE,
     MESSAGE_TOO_BIG,
@@ -68,6 +73,8 @@ class PicowsClient(WSListener, Transport):
         self._closed_reported = False
         self._close_received: tuple[int, str] | None = None
         self._failed_with: int | None = None
+        self._headers: _StampedHeaders | None = None  # wss://: the TLS phase's stamps, until connected
+        self._tcp_done_ns = 0
 
     # -- picows' listener -------------------------------------------------------------------------
 
@@ -75,6 +82,9 @@ class PicowsClient(WSListener, Transport):
         self.transport = transport
         self.open_ns = time.time_ns()
         self.subprotocol = transport.response.headers.get("sec-websocket-protocol")
+        if self._tcp_done_ns:  # wss://: TCP connected → TLS established (picows read the headers then)
+            self.tls_ns = self._headers.tls_done_ns - self._tcp_done_ns
+            keep_session(transport.underlying_transport)  # for a resumed handshake next time
         self.listener.on_open(self)  # before any frame
 
     def on_ws_frame(self, transport, frame: WSFrame) -> None:
@@ -168,17 +178,41 @@ class PicowsClient(WSListener, Transport):
         self.listener.on_closed(code, reason, clean, time.time_ns())
 
 
-async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0) -> PicowsClient:
+class _StampedHeaders(list):
+    """The upgrade request's extra headers, noting when picows first reads them: in its protocol's
+    `connection_made`, i.e. the moment TLS is established (truthy even when empty, or it is not read)."""
+
+    tls_done_ns = 0
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self):
+        if not self.tls_done_ns:
+            self.tls_done_ns = time.time_ns()
+        return super().__iter__()
+
+
+async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
+                  ssl_context=None) -> PicowsClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
-    headers = list(params.headers)
+    headers = _StampedHeaders(params.headers)
     if params.subprotocols:
         headers.append(("Sec-WebSocket-Protocol", ", ".join(params.subprotocols)))
     client = PicowsClient(listener)
+    secure = {}
+    ssl_context = context_for(params.url, ssl_context)
+    if ssl_context is not None:
+        async def socket_factory(url):
+            sock = await open_socket(url.host, url.port)
+            client._tcp_done_ns, client._headers = time.time_ns(), headers
+            return sock
+        secure = {"ssl_context": ssl_context, "socket_factory": socket_factory}
     try:
         async with asyncio.timeout(timeout):
             await ws_connect(lambda: client, params.url, extra_headers=headers, websocket_handshake_timeout=None,
                              max_frame_size=MAX_SIZE, read_buffer_init_size=READ_BUFFER_INIT, max_redirects=0,
-                             use_aiofastnet=USE_AIOFASTNET, logger_name=_LOG)
+                             use_aiofastnet=USE_AIOFASTNET, logger_name=_LOG, **secure)
     except WSInvalidStatusError as exc:
         raise HandshakeFailed(_status_of(exc), str(exc)) from None
     except WSError as exc:

@@ -38,6 +38,7 @@ from ..services.base import (
     UserSpec,
 )
 from .reconnect import ReconnectPolicy
+from .tls import certificate_failure
 from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
@@ -164,15 +165,23 @@ class ChatSession:
         self.protocol.connecting(started_ns + self.offset_ns)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
-            await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport)
+            ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport,
+                               ssl_context=runtime.ssl_context)
         except HandshakeFailed as exc:
             cause = f"HTTP {exc.status}" if exc.status else "bad handshake"
             runtime.report_connect(self, started_ns, cause, str(exc), reconnect=reconnect)
             return cause
         except (OSError, TimeoutError) as exc:
-            cause = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+            cause = certificate_failure(exc)
+            if cause is not None:  # the server's certificate is not trusted: no retry makes it so
+                self.refused = True
+                self.recorder.count("refused.tls")
+            else:
+                cause = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             runtime.report_connect(self, started_ns, cause, str(exc) or cause, reconnect=reconnect)
             return cause
+        if ws.tls_ns:
+            self.recorder.record("connect.tls", ws.tls_ns // 1000)
         # on_open ran when the handshake completed, before any frame; READY may have come too.
         if await self._wait_ready(self.protocol.ready_timeout_s) is None:  # closed, or never confirmed
             cause = "closed before ready" if self._closed.done() else "not ready in time"

@@ -15,7 +15,11 @@ when their first bytes were read); a message over the transport's size limit end
 with 1009. A refused handshake raises `HandshakeFailed` with the HTTP status.
 
 The session calls `send(payload, text)`, `close(code, reason)` (closing handshake; `on_closed`
-follows), `abort()` (drop at once), and reads `is_open`, `open_ns`, `subprotocol`.
+follows), `abort()` (drop at once), and reads `is_open`, `open_ns`, `subprotocol` and `tls_ns`.
+
+wss:// connects take the process's `ssl.SSLContext` for the target (`harness/net/tls.py`; built
+off the loop, once) and time the TLS handshake as a phase of its own: the transport opens the TCP
+socket itself (`tls.open_socket`), so `tls_ns` is TCP connected → TLS established.
 
 Implementations register in `TRANSPORTS`; `tests/test_transport_contract.py` runs the same
 suite against each.
@@ -24,6 +28,7 @@ suite against each.
 from __future__ import annotations
 
 import importlib
+import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
@@ -61,6 +66,7 @@ class HandshakeFailed(ConnectionError):
 class Transport(ABC):
     open_ns: int = 0  # time.time_ns() when the opening handshake's response arrived
     subprotocol: str | None = None  # the one the server selected
+    tls_ns: int = 0  # wss://: how long the TLS handshake took (TCP connected → TLS established); 0 for ws://
 
     @abstractmethod
     def send(self, payload: bytes, text: bool = True) -> bool:
@@ -91,11 +97,13 @@ DEFAULT_TRANSPORT = "picows"
 
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
-                  transport: str = DEFAULT_TRANSPORT) -> Transport:
+                  transport: str = DEFAULT_TRANSPORT, ssl_context: ssl.SSLContext | None = None) -> Transport:
     """Open a connection with the named transport within `timeout`; raise HandshakeFailed, OSError
-    or TimeoutError when it cannot be opened."""
+    (ssl.SSLCertVerificationError for a rejected certificate) or TimeoutError when it cannot be
+    opened. A wss:// URL uses `ssl_context`, else the process's default (system trust store)."""
     try:
         module = importlib.import_module(TRANSPORTS[transport])
     except KeyError:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}") from None
-    return await module.connect(params, listener, timeout=timeout)
+    return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context)
+

@@ -20,6 +20,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from .tls import context_for, keep_session, open_socket
 from .transport import ABNORMAL_CLOSURE, ConnectParams, FrameListener, HandshakeFailed, Transport
 
 TEXT, BINARY, CONT, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
@@ -43,11 +44,14 @@ class WebSocketClient(asyncio.Protocol, Transport):
         self._fragments_ns = 0
         self._closed_reported = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._tcp_done_ns = 0  # wss://: set by `connect` once TCP is up; connection_made follows TLS
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        if self._tcp_done_ns:  # asyncio calls this once the TLS handshake is done
+            self.tls_ns = time.time_ns() - self._tcp_done_ns
         request = self.protocol.connect()
         for name, value in self.headers:
             request.headers[name] = value
@@ -125,6 +129,8 @@ class WebSocketClient(asyncio.Protocol, Transport):
         if self.protocol.handshake_exc is None:
             self.open_ns = arrival_ns
             self.subprotocol = self.protocol.subprotocol
+            if self.tls_ns:
+                keep_session(self.transport)  # for a resumed handshake next time
             self.listener.on_open(self)  # before the frames that came in the same read
             self.opened.set_result(self)
             return
@@ -169,15 +175,21 @@ class WebSocketClient(asyncio.Protocol, Transport):
         self.listener.on_closed(code, reason, clean, time.time_ns())
 
 
-async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0) -> WebSocketClient:
+async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
+                  ssl_context=None) -> WebSocketClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
     loop = asyncio.get_running_loop()
     parsed = parse_uri(params.url)
     client = WebSocketClient(params, listener)
+    ssl_context = context_for(params.url, ssl_context)
     async with asyncio.timeout(timeout):
         try:
-            await loop.create_connection(lambda: client, parsed.host, parsed.port,
-                                         ssl=True if parsed.secure else None)
+            if ssl_context is None:
+                await loop.create_connection(lambda: client, parsed.host, parsed.port)
+            else:  # TCP first, stamped, so that the TLS handshake is timed apart
+                sock = await open_socket(parsed.host, parsed.port)
+                client._tcp_done_ns = time.time_ns()
+                await loop.create_connection(lambda: client, sock=sock, ssl=ssl_context, server_hostname=parsed.host)
             return await client.opened
         except BaseException:
             client.abort()

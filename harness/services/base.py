@@ -254,6 +254,8 @@ class Target:
     region: str = "us-east-1"
     rooms: tuple[str, ...] = ()
     settings: Mapping = field(default_factory=dict)  # the service's own keys
+    ca_file: str = ""  # wss:// and https:// trust only this CA (PEM); "": the system trust store
+    tls_verify: bool = True  # False only for an emulator target (the scenario refuses it otherwise)
 
     @property
     def emulated(self) -> bool:

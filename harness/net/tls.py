@@ -1,0 +1,169 @@
+"""TLS for wss:// clients: one context per process and target, and what a certificate failure means.
+
+TLS is a property of the target, not of a transport. Building a context loads a trust store (the
+system bundle: ~20-30 ms on this machine), so it is built once per (CA file, verification) in each
+process, on the thread that resolves the target, before any user connects: never per connect and
+never on the loop thread, where a 1,000-user ramp would otherwise stall every receive for half a
+minute. Both transports take the same context.
+
+The context asks for TLS 1.2 or later, sends SNI (asyncio passes the URL's host as
+`server_hostname`) and checks the certificate and the host name. Turning verification off is
+allowed only for an emulator target (`verify=False`), and the runtime says so on the console.
+
+A certificate the client rejects (unknown CA, another host, expired, not yet valid) is not a
+transient failure: `certificate_failure` names the cause, and the session stops trying (a refused
+connect, counted as `connect_failures.<cause>` and `refused.tls`).
+
+Session resumption: asyncio's and uvloop's TLS transports call `context.wrap_bio(...)` without a
+session, so nothing is resumed by default. `ResumingContext` passes the last session the server
+gave for that host name to `wrap_bio`; the transports hand it each connection's session when the
+connection ends (TLS 1.3 tickets arrive after the handshake, so the end is where one is surely
+there). `chatload bench connect --resume` measures what it saves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+
+log = logging.getLogger("chatload")
+
+# OpenSSL's X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) → the cause a person reads.
+_CAUSES = {
+    9: "TLS certificate not yet valid",
+    10: "TLS certificate expired",
+    18: "TLS self-signed certificate",
+    19: "TLS unknown CA",  # the chain ends at a root the client does not trust
+    20: "TLS unknown CA",
+    21: "TLS unknown CA",
+    62: "TLS hostname mismatch",
+    64: "TLS hostname mismatch",  # an IP address the certificate does not name
+}
+
+
+def certificate_failure(exc: BaseException) -> str | None:
+    """The cause of a rejected server certificate ("TLS certificate expired", …), or None if `exc`
+    is not one (a reset during the handshake is a transient failure, not a refusal)."""
+    if not isinstance(exc, ssl.SSLCertVerificationError):
+        return None
+    return _CAUSES.get(exc.verify_code, f"TLS certificate rejected ({exc.verify_message or exc.verify_code})")
+
+
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers the server's last session for the same host name again.
+
+    One per process and target like any other context (a session belongs to the context that made
+    it). `wrap_bio` runs on the loop thread, `keep_session` too: the dict is the loop's alone."""
+
+    def __new__(cls, *args, **kwargs):
+        context = super().__new__(cls, *args, **kwargs)
+        context.sessions = {}
+        context.resumed = 0  # connections whose handshake resumed a session (read by benchmarks)
+        return context
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+        if session is None and not server_side:
+            session = self.sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
+                                session=session)
+
+    def keep_session(self, ssl_object) -> None:
+        """After a connection: remember its session (if the server gave one) for the next connect."""
+        if ssl_object is None:
+            return
+        if ssl_object.session_reused:
+            self.resumed += 1
+        session = ssl_object.session
+        if session is not None and (session.has_ticket or session.id):  # resumable: a ticket or a server id
+            self.sessions[ssl_object.server_hostname] = session
+
+
+def keep_session(transport) -> None:
+    """Hand a finished connection's TLS session to its context, if that context resumes sessions."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    context = getattr(ssl_object, "context", None)
+    if isinstance(context, ResumingContext):
+        context.keep_session(ssl_object)
+
+
+def build_context(ca_file: str = "", *, verify: bool = True, resume: bool = False) -> ssl.SSLContext:
+    """A fresh client context: TLS 1.2+, the system trust store or only `ca_file`, host names checked
+    unless `verify` is False. Slow (it reads the trust store): call `client_context` instead."""
+    context = (ResumingContext if resume else ssl.SSLContext)(ssl.PROTOCOL_TLS_CLIENT)  # hostname + chain checks
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+_contexts: dict[tuple[str, bool, bool], ssl.SSLContext] = {}
+_lock = threading.Lock()
+
+
+def client_context(ca_file: str = "", *, verify: bool = True, resume: bool = True) -> ssl.SSLContext:
+    """This process's context for a target's (CA file, verification): built on first use, then shared."""
+    key = (ca_file, verify, resume)
+    context = _contexts.get(key)
+    if context is None:
+        with _lock:
+            context = _contexts.get(key)
+            if context is None:
+                context = _contexts[key] = build_context(ca_file, verify=verify, resume=resume)
+    return context
+
+
+def target_context(target) -> ssl.SSLContext | None:
+    """The process's context for a `Target` (None when its data plane is ws://). Call it where the
+    target is resolved, off the loop; an unverified context is said on the console."""
+    if not target.endpoint.startswith("wss://"):
+        return None
+    if not target.tls_verify:
+        if not target.emulated:
+            raise ValueError(f"TLS verification can be turned off only for an emulator, not for {target.endpoint}")
+        log.warning("chatload: TLS certificate verification is OFF for the emulator at %s", target.endpoint)
+    return client_context(target.ca_file, verify=target.tls_verify)
+
+
+def http_verify(target) -> str | bool:
+    """What HTTP clients (boto3's `verify`, the emulator admin) take for the target's https:// control
+    plane: its CA file, False where verification is off (emulators only), else True (system store)."""
+    if not target.tls_verify and target.emulated:
+        return False
+    return target.ca_file or True
+
+
+def context_for(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
+    """The context a connect to `url` uses: None for ws://, the given one or the process default."""
+    if not url.startswith("wss://"):
+        return None
+    if ssl_context is not None:
+        return ssl_context
+    return client_context()
+
+
+async def open_socket(host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket (the first address that answers), so that a TLS connect
+    can stamp the moment TCP is up and time its handshake apart."""
+    loop = asyncio.get_running_loop()
+    error: OSError | None = None
+    for family, kind, proto, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise error or OSError(f"no address for {host}")

@@ -1,0 +1,115 @@
+"""wss:// on both transports against real TLS servers on loopback, with certificates made here.
+
+The client side (`harness/net/tls.py`): one context per target, the TLS handshake timed apart
+(`tls_ns`), sessions resumed on the next connect, and every certificate a real endpoint might get
+wrong (expired, not yet valid, for another host, from an unknown CA, self-signed) named as its
+cause, never mistaken for a transient failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+
+import pytest
+import uvloop
+from websockets.asyncio.server import serve
+
+from harness.emulation.tls import make_certificates
+from harness.net.tls import ResumingContext, build_context, certificate_failure, target_context
+from harness.net.transport import TRANSPORTS, ConnectParams, connect
+from harness.services.base import Target
+
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue = asyncio.Queue()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def on_open(self, transport) -> None:
+        pass
+
+    def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None:
+        self.frames.put_nowait(payload)
+
+    def on_closed(self, code: int, reason: str, clean: bool, at_ns: int) -> None:
+        if not self.closed.done():
+            self.closed.set_result(code)
+
+
+async def _hello(ws) -> None:
+    await ws.send("hello")
+    await ws.wait_closed()
+
+
+async def _serve_and_connect(certificates, client_context, transport: str, host: str = "localhost", times: int = 1):
+    """Serve wss:// with `certificates`; connect `times` times one after the other; the transports."""
+    async with serve(_hello, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
+        port = server.sockets[0].getsockname()[1]
+        opened = []
+        for _ in range(times):
+            listener = Listener()
+            ws = await connect(ConnectParams(f"wss://{host}:{port}/"), listener, timeout=5, transport=transport,
+                               ssl_context=client_context)
+            assert await asyncio.wait_for(listener.frames.get(), 5) == b"hello"
+            ws.close()
+            await asyncio.wait_for(listener.closed, 5)
+            opened.append(ws)
+        return opened
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+def test_a_trusted_run_ca_connects_times_tls_apart_and_resumes_the_session(transport, tmp_path):
+    certificates = make_certificates(tmp_path)
+    context = build_context(str(certificates.ca_file), resume=True)
+    assert isinstance(context, ResumingContext) and context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    first, second = uvloop.run(_serve_and_connect(certificates, context, transport, times=2))
+    # The handshake is a phase of its own: positive, and shorter than the whole connect.
+    assert 0 < first.tls_ns < 5e9 and 0 < second.tls_ns
+    assert context.resumed == 1, "the second connect resumes the first one's session"
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+@pytest.mark.parametrize(("case", "cause"), [
+    ("expired", "TLS certificate expired"),
+    ("not yet valid", "TLS certificate not yet valid"),
+    ("another host", "TLS hostname mismatch"),
+    ("unknown CA", "TLS unknown CA"),
+    ("self-signed", "TLS self-signed certificate"),
+])
+def test_a_bad_certificate_is_refused_with_its_cause(transport, case, cause, tmp_path):
+    trusted = make_certificates(tmp_path / "trusted")
+    certificates = {
+        "expired": lambda: make_certificates(tmp_path / "c", not_before=NOW - 3 * datetime.timedelta(days=1),
+                                             not_after=NOW - datetime.timedelta(days=1)),
+        "not yet valid": lambda: make_certificates(tmp_path / "c", not_before=NOW + datetime.timedelta(days=1)),
+        "another host": lambda: make_certificates(tmp_path / "c", hosts=("chat.example.com",)),
+        "unknown CA": lambda: trusted,  # served as made; the client trusts the system store only
+        "self-signed": lambda: make_certificates(tmp_path / "c", self_signed=True),
+    }[case]()
+    client = build_context() if case == "unknown CA" else build_context(str(certificates.ca_file))
+    if case == "self-signed":
+        client = build_context(str(trusted.ca_file))
+    with pytest.raises(ssl.SSLCertVerificationError) as caught:
+        uvloop.run(_serve_and_connect(certificates, client, transport))
+    assert certificate_failure(caught.value) == cause
+
+
+def test_only_a_certificate_failure_is_a_refusal():
+    assert certificate_failure(ConnectionResetError()) is None
+    assert certificate_failure(ssl.SSLError(1, "handshake failure")) is None
+
+
+def test_one_context_per_target_and_verification_off_only_for_an_emulator(tmp_path, caplog):
+    certificates = make_certificates(tmp_path)
+    emulator = Target("ivschat", "emulator", "wss://127.0.0.1:1", ca_file=str(certificates.ca_file))
+    assert target_context(emulator) is target_context(Target(**{**emulator.to_dict(), "rooms": ("r",)}))
+    assert target_context(Target("ivschat", "emulator", "ws://127.0.0.1:1")) is None
+    unverified = Target("ivschat", "emulator", "wss://127.0.0.1:1", tls_verify=False)
+    assert target_context(unverified).verify_mode == ssl.CERT_NONE
+    assert "verification is OFF" in caplog.text
+    with pytest.raises(ValueError, match="only for an emulator"):
+        target_context(Target("ivschat", "ivschat", "wss://edge.ivschat.us-east-1.amazonaws.com", tls_verify=False))
