@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import measured
 from .gate.rules import format_value
+from .net.tls import trust_target
 from .net.transport import TRANSPORTS
 from .report.console import accounting_lines, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
@@ -63,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reconnect policy for every population (overrides the scenario)")
     parser.add_argument("--transport", choices=sorted(TRANSPORTS),
                         help="WebSocket client implementation (overrides the scenario's [run] transport)")
+    parser.add_argument("--tls", action="store_true",
+                        help="run the embedded emulator over TLS (wss://, https://) with a CA made for the run, "
+                             "which the clients alone trust; as [target] tls = true")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve live Prometheus /metrics on PORT while the run goes (0: a free port); "
                              "overrides [run] metrics_port (docs/live-metrics.md)")
@@ -98,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         scenario.transport = args.transport
     if getattr(args, "metrics_port", None) is not None:
         scenario.metrics_port = args.metrics_port
+    if getattr(args, "tls", False):
+        if scenario.target.kind != KIND_EMULATOR:
+            print(f"chatload run: --tls starts the embedded emulator over TLS, but {scenario.file} targets kind "
+                  f"\"{scenario.target.kind}\": give its wss:// endpoint (and [target] ca_file for a private CA)",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        scenario.tls = True
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -157,9 +168,11 @@ class Run:
             if not service.provisions_real_rooms:
                 return target
         elif target.kind == KIND_EMULATOR:
-            self.emulator = service.start_emulator(*service.emulator_args(scenario.users))
+            tls = ["--tls"] if scenario.tls else []
+            self.emulator = service.start_emulator(*tls, *service.emulator_args(scenario.users))
             target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
-                               "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region})
+                               "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region,
+                               "ca_file": self.emulator.ca_file})
         else:
             from .emulation.client import AdminError, EmulatorAdmin
 
@@ -168,6 +181,7 @@ class Run:
             except (OSError, AdminError) as exc:
                 raise RunError(f"{scenario.file}: target.control_endpoint {target.control_endpoint} does not "
                                f"answer: {exc}") from None
+        trust_target(target)  # this process's control-plane calls trust the target's CA too
         try:
             return service.provision(target, scenario.rooms, scenario.name)
         except ServiceError as exc:
@@ -353,7 +367,7 @@ class Run:
         return EXIT_PASS
 
     def _summary(self, report: dict, json_path: Path, html_path: Path) -> None:
-        print(f"\n{self.scenario.name}: {verdict_line(report)}")
+        print(f"\n{self.scenario.name}: {verdict_line(report)}  ({self.target.service} at {self.target.endpoint})")
         for problem in (report.get("measured") or {}).get("problems") or ():
             print(f"  measured nothing: {problem}")
         for line in [*accounting_lines(report), *latency_table(report)]:

@@ -10,6 +10,7 @@ what is wrong, and unknown keys are errors (a typo must never silently become a 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .measured import DEFAULT_MIN_CONNECTED
+from .net.tls import ca_file_problem
 from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .services import registry
 from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
@@ -89,6 +91,7 @@ class Scenario:
     min_connected: float = DEFAULT_MIN_CONNECTED  # fraction of each population that must connect
     transport: str = DEFAULT_TRANSPORT  # the WebSocket client implementation ([run] transport)
     metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
+    tls: bool = False  # the embedded emulator serves TLS ([target] tls, `chatload run --tls`)
 
     @property
     def users(self) -> int:
@@ -157,6 +160,13 @@ TARGET_KEYS = (
     Key("kind", str, KIND_EMULATOR, "\"emulator\" (started for the run), \"running-emulator\" (one that is "
         "already running: give its endpoints), or the service's own name for the real service",
         '"running-emulator"'),
+    Key("tls", bool, False, "kind \"emulator\": serve wss:// and https:// with a CA made for the run, which the "
+        "clients alone trust (`chatload run --tls` does the same)", "true"),
+    Key("ca_file", str, "", "a running emulator or real endpoint behind a private CA: trust only this CA "
+        "(a PEM file; a relative path is from the scenario's folder) for wss:// and https:// (default: the "
+        "system trust store)", '"certs/ca.pem"'),
+    Key("tls_verify", bool, True, "false turns certificate checks off; emulators only (the console says so)",
+        "false"),
 )
 POPULATION_KEYS = (
     Key("kind", str, None, "one of the service's population kinds (listed per service below)", '"viewer"',
@@ -265,6 +275,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)})
     kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
     scenario.target = service.read_target(t, kind)
+    scenario.tls, scenario.target = _read_tls(t, scenario.target, service)
     rooms = reader(service.rooms_table, data.get(service.rooms_table, {}))
     rooms.check_keys({key.name for key in service.room_keys})
     scenario.rooms = service.read_rooms(rooms)
@@ -343,6 +354,26 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if problems:
         raise ScenarioError("\n".join(problems.messages()), problems=problems.messages())
     return scenario
+
+
+def _read_tls(t: TableReader, target: Target, service) -> tuple[bool, Target]:
+    """`[target]` tls, ca_file and tls_verify, the same for every service: (tls, the target with them)."""
+    tls, ca_file, verify = (t.read(key) for key in TARGET_KEYS[2:5])
+    if tls and target.kind != KIND_EMULATOR:
+        t.fail("tls", "is for kind \"emulator\" (started for the run); a running emulator or a real service "
+                      "names its wss:// endpoint, and ca_file if its CA is private")
+    if ca_file:
+        ca_file = str((Path(t.path).parent / ca_file).resolve())  # relative to the scenario file
+        if target.kind == KIND_EMULATOR:
+            t.fail("ca_file", "kind \"emulator\" makes its own CA (tls = true); ca_file is for a running emulator "
+                              "or a real endpoint")
+        else:
+            problem = ca_file_problem(ca_file)
+            if problem:
+                t.fail("ca_file", problem)
+    if not verify and not target.emulated:
+        t.fail("tls_verify", f"certificate checks stay on against the real {service.title}")
+    return tls, dataclasses.replace(target, ca_file=ca_file, tls_verify=verify)
 
 
 def expectations_for(scenario: Scenario) -> list[str]:

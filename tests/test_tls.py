@@ -113,3 +113,41 @@ def test_one_context_per_target_and_verification_off_only_for_an_emulator(tmp_pa
     assert "verification is OFF" in caplog.text
     with pytest.raises(ValueError, match="only for an emulator"):
         target_context(Target("ivschat", "ivschat", "wss://edge.ivschat.us-east-1.amazonaws.com", tls_verify=False))
+
+
+def _scenario(tmp_path, target: str):
+    from harness.scenario import ScenarioError, load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(f"[target]\n{target}\n[[population]]\nkind = \"viewer\"\nusers = 1\n")
+    try:
+        return load_scenario(path), []
+    except ScenarioError as exc:
+        return None, exc.problems
+
+
+ARN = 'room_arns = ["arn:aws:ivschat:us-east-1:123456789012:room/AbCdEfGhIjKl"]'
+
+
+def test_scenario_tls_keys_name_the_key_and_the_line(tmp_path):
+    certificates = make_certificates(tmp_path / "certs")
+    (tmp_path / "not.pem").write_text("not a certificate\n")
+    running = 'kind = "running-emulator"\nendpoint = "wss://127.0.0.1:1"\ncontrol_endpoint = "https://127.0.0.1:2"'
+    scenario, problems = _scenario(tmp_path, f'{running}\nca_file = "certs/ca.pem"')
+    assert not problems and scenario.target.ca_file == str(certificates.ca_file)  # relative to the scenario
+    _, problems = _scenario(tmp_path, f'{running}\nca_file = "missing.pem"')
+    assert len(problems) == 1 and "target.ca_file: cannot read" in problems[0] and "(line 5)" in problems[0]
+    _, problems = _scenario(tmp_path, f'{running}\nca_file = "not.pem"')
+    assert "target.ca_file:" in problems[0] and "not a PEM certificate file" in problems[0]
+    _, problems = _scenario(tmp_path, f'{running}\ntls = true')
+    assert "target.tls: is for kind \"emulator\"" in problems[0]
+    scenario, problems = _scenario(tmp_path, 'kind = "emulator"\ntls = true')
+    assert not problems and scenario.tls
+    _, problems = _scenario(tmp_path, f'kind = "ivschat"\nendpoint = "wss://edge.ivschat.us-east-1.amazonaws.com"\n'
+                                      f'{ARN}\ntls_verify = false')
+    assert "target.tls_verify: certificate checks stay on" in problems[0]
+    _, problems = _scenario(tmp_path, f'kind = "ivschat"\nendpoint = "ws://edge.ivschat.us-east-1.amazonaws.com"\n{ARN}')
+    assert "target.endpoint" in problems[0] and "wss://" in problems[0]
+    _, problems = _scenario(tmp_path, 'service = "ivsrealtime"\nkind = "ivsrealtime"\nendpoint = "ws://x:1"\n'
+                                      'stage_arns = ["arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl"]')
+    assert any("target.endpoint" in p and "wss:// only" in p for p in problems), problems

@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser, service: str | None = None) -
     parser.add_argument("--port", type=int, default=0, help="data-plane port; 0 picks a free one (default)")
     parser.add_argument("--control-port", type=int, default=0,
                         help="control-plane/admin HTTP port; 0 picks a free one (default)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve wss:// and https:// with a CA and a server certificate made for this run "
+                             "(the CA file's path is printed: clients and boto3's verify= trust it)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON line with the endpoints instead of the human banner (for programs)")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level for stderr (default %(default)s)")
@@ -73,6 +76,24 @@ async def serve(args: argparse.Namespace) -> int:
     except EmulatorOptionError as exc:
         print(f"chatload emulator: {exc}", file=sys.stderr)
         return 2
+    certificates = None
+    if getattr(args, "tls", False):
+        from .tls import make_certificates
+        from .two_ports import TwoPortEmulator
+
+        if not isinstance(emulator, TwoPortEmulator):
+            print(f"chatload emulator: the {options.TITLE} emulator does not serve TLS", file=sys.stderr)
+            return 2
+        certificates = make_certificates(hosts=(args.host, "localhost"))
+        emulator.ssl_context = certificates.server_context()
+    try:
+        return await _serve_until_stopped(args, options, emulator, certificates)
+    finally:
+        if certificates is not None:
+            certificates.remove()
+
+
+async def _serve_until_stopped(args: argparse.Namespace, options, emulator, certificates) -> int:
     try:
         await emulator.start()
     except OSError as exc:
@@ -83,12 +104,16 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     info = emulator.describe() | {"pid": os.getpid(), "service": args.service}
+    if certificates is not None:
+        info["ca_file"] = str(certificates.ca_file)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(info) + b"\n")
     else:
         print(f"chatload {options.TITLE} emulator (pid {info['pid']})")
         for line in options.banner(emulator):
             print(f"  {line}")
+        if certificates is not None:
+            print(f"  TLS CA file        : {certificates.ca_file}   (trust it: boto3 verify=, [target] ca_file)")
         print("Ctrl-C to stop.")
     sys.stdout.flush()
     await stop.wait()

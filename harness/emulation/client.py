@@ -11,6 +11,8 @@ import urllib.request
 
 import orjson
 
+from ..net.tls import http_context
+
 
 class AdminError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
@@ -28,7 +30,7 @@ class EmulatorAdmin:
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=http_context(self.base)) as response:
                 raw = response.read()
                 if response.headers.get_content_type() == "application/json":
                     return orjson.loads(raw)

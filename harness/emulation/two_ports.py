@@ -10,9 +10,15 @@ and `endpoint`) and an aiohttp app that serves the shared loopback-only fault an
 and gets `start` (data plane first, so `describe()` is complete once the control port answers),
 `stop`, `async with`, `messaging_endpoint` and `control_endpoint`. `client_max_size` is the control
 app's request-body limit. A service with more to release (files, sessions) extends `stop`.
+
+TLS is one switch for both planes: set `ssl_context` (a server context, `harness.emulation.tls`)
+before `start`, and the data plane serves wss://, the control app https:// (boto3 reaches it with
+`verify=<CA file>`), each endpoint saying so.
 """
 
 from __future__ import annotations
+
+import ssl
 
 from aiohttp import web
 
@@ -24,19 +30,21 @@ class TwoPortEmulator:
     control_port: int
     dataplane: FaultTarget  # with start(), stop() and endpoint
     client_max_size = 1024 * 1024
+    ssl_context: ssl.SSLContext | None = None  # both planes serve TLS with it when set
     _runner: web.AppRunner | None = None
 
     def add_routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
     async def start(self) -> None:
+        self.dataplane.ssl_context = self.ssl_context
         await self.dataplane.start()
         app = web.Application(client_max_size=self.client_max_size)
         add_admin_routes(app, self)
         self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)  # no access log: query strings may hold secrets
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.control_port).start()
+        await web.TCPSite(self._runner, self.host, self.control_port, ssl_context=self.ssl_context).start()
         self.control_port = self._runner.addresses[0][1]  # port 0 picked a free one
 
     async def stop(self) -> None:
@@ -58,4 +66,4 @@ class TwoPortEmulator:
 
     @property
     def control_endpoint(self) -> str:
-        return f"http://{self.host}:{self.control_port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.control_port}"

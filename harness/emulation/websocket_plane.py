@@ -10,13 +10,15 @@ A data plane subclasses `WebSocketPlane` and supplies
 
 and gets `start` (listen; port 0 picks a free one, which is then kept, so a `restart` fault listens
 again on the same port), `stop` (stop listening, close every connection and every room's delivery
-line) and `endpoint`. It runs on one event loop, which it records at `start` (`_loop`): timers and
-connection state belong to that loop's thread alone.
+line) and `endpoint` (wss:// when `ssl_context` is set, as `TwoPortEmulator` does for `--tls`). It
+runs on one event loop, which it records at `start` (`_loop`): timers and connection state belong
+to that loop's thread alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +50,7 @@ def offered_subprotocols(request) -> list[str]:
 class WebSocketPlane:
     host: str
     port: int
+    ssl_context: ssl.SSLContext | None = None  # serve wss:// with it
     _server: Server | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -62,7 +65,7 @@ class WebSocketPlane:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = await serve(self._handler, self.host, self.port, **self.serve_options())
+        self._server = await serve(self._handler, self.host, self.port, ssl=self.ssl_context, **self.serve_options())
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -76,4 +79,4 @@ class WebSocketPlane:
 
     @property
     def endpoint(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"

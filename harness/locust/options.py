@@ -24,6 +24,11 @@ def _add_options(parser) -> None:
     parser.add_argument("--chat-control-endpoint", default="", include_in_web_ui=False,
                         help="control plane of a running emulator (http://…); omit for AWS (default credential chain)")
     parser.add_argument("--chat-region", default="us-east-1", include_in_web_ui=False, help="AWS region")
+    parser.add_argument("--chat-ca-file", default="", include_in_web_ui=False,
+                        help="trust only this CA (PEM) for the endpoint's wss:// and the control plane's https:// "
+                             "(a running emulator or an endpoint behind a private CA); default: the system store")
+    parser.add_argument("--chat-tls", action="store_true", include_in_web_ui=False,
+                        help="start the embedded emulator over TLS (wss://, https://) with a CA made for the run")
     parser.add_argument("--chat-room", "--chat-room-arn", dest="chat_room", default="", include_in_web_ui=False,
                         help="existing rooms (IVS Chat room ARNs, channels, …), comma-separated; required "
                              "against a real service")

@@ -15,6 +15,7 @@ import logging
 from locust import events
 from locust.runners import WorkerRunner
 
+from ..net.tls import ca_file_problem, trust_target
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
 from .options import option
@@ -73,8 +74,16 @@ def _prepare_target(environment, service: ChatService) -> None:
         return  # resolved by `chatload run`
     state = state_of(environment)
     endpoint, control, region = options.chat_endpoint, options.chat_control_endpoint, options.chat_region
+    ca_file = options.chat_ca_file
+    if ca_file:
+        if endpoint and (problem := ca_file_problem(ca_file)):
+            raise SystemExit(f"chatload: --chat-ca-file: {problem}")
     if not endpoint:
-        state.emulator = service.start_emulator()
+        if ca_file:
+            raise SystemExit("chatload: --chat-ca-file is for a running emulator or a real endpoint; the embedded "
+                             "emulator makes its own CA (--chat-tls)")
+        state.emulator = service.start_emulator(*(["--tls"] if options.chat_tls else []))
+        ca_file = state.emulator.ca_file
         endpoint, control = state.emulator.messaging_endpoint, state.emulator.control_endpoint
         region = state.emulator.region
         kind = KIND_EMULATOR
@@ -83,7 +92,8 @@ def _prepare_target(environment, service: ChatService) -> None:
     else:
         kind = KIND_RUNNING_EMULATOR if control else service.real_kind
     rooms = tuple(r for r in options.chat_room.split(",") if r)
-    target = Target(service.name, kind, endpoint, control, region, rooms)
+    target = Target(service.name, kind, endpoint, control, region, rooms, ca_file=ca_file)
+    trust_target(target)  # provisioning below reaches an https:// control plane through its CA
     if not rooms:
         if not control:
             raise SystemExit(f"chatload: --chat-room is required against the real {service.title} "
@@ -108,6 +118,7 @@ def resolved_target(environment) -> tuple[ChatService, Target]:
     if not raw:
         raise RuntimeError("chatload: no resolved target; the master/local process sets it at init")
     target = Target.from_dict(json.loads(raw))
+    trust_target(target)  # before any token provider or control-plane client of this process is made
     return registry.get(target.service), target
 
 

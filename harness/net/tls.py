@@ -28,6 +28,8 @@ import logging
 import socket
 import ssl
 import threading
+from pathlib import Path
+from urllib.parse import urlsplit
 
 log = logging.getLogger("chatload")
 
@@ -89,6 +91,21 @@ def keep_session(transport) -> None:
         context.keep_session(ssl_object)
 
 
+def ca_file_problem(path: str) -> str | None:
+    """Why `path` is not a CA file a TLS client can trust (missing, unreadable, not PEM), or None."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        return f"{path} is not a PEM certificate file (no -----BEGIN CERTIFICATE----- block)"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except (ssl.SSLError, ValueError) as exc:
+        return f"{path} holds no certificate a TLS client can load ({exc})"
+    return None
+
+
 def build_context(ca_file: str = "", *, verify: bool = True, resume: bool = False) -> ssl.SSLContext:
     """A fresh client context: TLS 1.2+, the system trust store or only `ca_file`, host names checked
     unless `verify` is False. Slow (it reads the trust store): call `client_context` instead."""
@@ -123,6 +140,7 @@ def client_context(ca_file: str = "", *, verify: bool = True, resume: bool = Tru
 def target_context(target) -> ssl.SSLContext | None:
     """The process's context for a `Target` (None when its data plane is ws://). Call it where the
     target is resolved, off the loop; an unverified context is said on the console."""
+    trust_target(target)
     if not target.endpoint.startswith("wss://"):
         return None
     if not target.tls_verify:
@@ -132,12 +150,42 @@ def target_context(target) -> ssl.SSLContext | None:
     return client_context(target.ca_file, verify=target.tls_verify)
 
 
-def http_verify(target) -> str | bool:
-    """What HTTP clients (boto3's `verify`, the emulator admin) take for the target's https:// control
-    plane: its CA file, False where verification is off (emulators only), else True (system store)."""
-    if not target.tls_verify and target.emulated:
-        return False
-    return target.ca_file or True
+# https:// origins (scheme://host:port) whose CA is not in the system store → the CA file (or False:
+# verification off, emulators only). Filled where a target is resolved or an emulator started in this
+# process; read by every HTTP client of a control plane (boto3's `verify=`, urllib's `context=`).
+_http_trust: dict[str, str | bool] = {}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def trust(ca_file: str | bool, *urls: str) -> None:
+    """HTTP clients in this process reach these URLs' origins trusting `ca_file` (False: unverified)."""
+    for url in urls:
+        if url.startswith("https://"):
+            _http_trust[_origin(url)] = ca_file
+
+
+def trust_target(target) -> None:
+    """Register a target's CA for its own https:// endpoints (control plane, publish API)."""
+    if target.ca_file or not target.tls_verify:
+        trust(target.ca_file if target.tls_verify else False, target.control_endpoint,
+              *(value for value in target.settings.values() if isinstance(value, str) and "://" in value))
+
+
+def http_verify(url: str) -> str | bool:
+    """boto3's `verify=` for a control-plane URL: its CA file, False, or True (the system store)."""
+    return _http_trust.get(_origin(url), True) if url.startswith("https://") else True
+
+
+def http_context(url: str) -> ssl.SSLContext | None:
+    """urllib's `context=` for a URL: None (urllib's default) unless its origin has a CA of its own."""
+    verify = http_verify(url)
+    if verify is True:
+        return None
+    return client_context(verify or "", verify=verify is not False, resume=False)
 
 
 def context_for(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:

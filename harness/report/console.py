@@ -7,6 +7,7 @@ LATENCY_ROWS = (  # histogram → what it measures, as the table says it
     ("delivery", "delivery (intended send → each other member)"),
     ("ack", "ack (intended send → the sender's own echo)"),
     ("connect", "connect (token in hand → usable)"),
+    ("connect.tls", "  of which TLS handshake (wss://)"),
     ("reconnect", "reconnect (drop noticed → usable again)"),
     ("token_fetch", "token fetch"),
 )

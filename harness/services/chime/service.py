@@ -19,6 +19,7 @@ import re
 import urllib.request
 import uuid
 
+from ...net.tls import http_context
 from ...net.transport import ConnectParams
 from ...tables import DURATION, Key
 from ..base import (
@@ -198,7 +199,7 @@ class ChimeService(ChatService):
             return {**verdicts.SPEC_LIMITS, "replay": list(SPEC_REPLAY)}, "spec"
         url = f"{target.control_endpoint.rstrip('/')}/_emulator/chime/settings"
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            with urllib.request.urlopen(url, timeout=10, context=http_context(url)) as response:
                 said = json.loads(response.read())
         except (OSError, ValueError) as exc:
             raise ServiceError(f"the emulator at {target.control_endpoint} does not say its limits: {exc}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import orjson
 import urllib3
 
+from ...net.tls import http_context
 from ...tokens import KeySourceError, read_secret
 from ..base import PublishRejected, ServiceError, category_of_http_status
 
@@ -27,7 +28,8 @@ class PublishApi:
         self._authorization: str | None = None
         # No retries: a refused or failed publish is a fact the run reports, once.
         self._pool = urllib3.PoolManager(maxsize=pool_size, block=False, retries=False,
-                                         timeout=urllib3.Timeout(connect=5.0, read=timeout_s))
+                                         timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
+                                         ssl_context=http_context(url))  # an emulator's own CA over https://
 
     def _header(self) -> str:
         if self._authorization is None:

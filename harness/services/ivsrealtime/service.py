@@ -152,6 +152,8 @@ class IvsRealtimeService(ChatService):
                         rooms=tuple(values["stage_arns"]), settings=settings)
         check_emulator_kinds(table, target)
         if kind == self.real_kind:
+            if target.endpoint and not target.endpoint.startswith("wss://"):
+                table.fail("endpoint", "real stages' events endpoint is wss:// only")
             if not target.rooms:
                 table.fail("stage_arns", "a real stage's ARN is required (stages are not created)")
             if target.control_endpoint:

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from ....emulation.process import EmulatorProcess as _EmulatorProcess
+from ....net.tls import http_context
 from .. import tokens
 
 
@@ -49,7 +50,7 @@ def post_json(url: str, body, *, api_key: str | None = None, timeout: float = 10
         headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=http_context(url)) as response:
             return response.status, orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, orjson.loads(exc.read())
