@@ -29,7 +29,7 @@ from picows import (
     ws_connect,
 )
 
-from .tls import context_for, keep_session, open_socket
+from .tls import context_for, open_socket, session_of
 from .transport import (
     ABNORMAL_CLOSURE,
     MESSAGE_TOO_BIG,
@@ -84,7 +84,8 @@ class PicowsClient(WSListener, Transport):
         self.subprotocol = transport.response.headers.get("sec-websocket-protocol")
         if self._tcp_done_ns:  # wss://: TCP connected → TLS established (picows read the headers then)
             self.tls_ns = self._headers.tls_done_ns - self._tcp_done_ns
-            keep_session(transport.underlying_transport)  # for a resumed handshake next time
+            # offered when this user comes back
+            self.tls_session, self.tls_resumed = session_of(transport.underlying_transport)
         self.listener.on_open(self)  # before any frame
 
     def on_ws_frame(self, transport, frame: WSFrame) -> None:

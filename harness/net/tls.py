@@ -15,15 +15,16 @@ transient failure: `certificate_failure` names the cause, and the session stops 
 connect, counted as `connect_failures.<cause>` and `refused.tls`).
 
 Session resumption: asyncio's and uvloop's TLS transports call `context.wrap_bio(...)` without a
-session, so nothing is resumed by default. `ResumingContext` passes the last session the server
-gave for that host name to `wrap_bio`; the transports hand it each connection's session when the
-connection ends (TLS 1.3 tickets arrive after the handshake, so the end is where one is surely
-there). `chatload bench connect --resume` measures what it saves.
+session, so nothing is resumed by default. A chat session keeps the TLS session its last connection
+got (`Transport.tls_session`) and offers it when it reconnects; `ResumingContext` hands it to
+`wrap_bio`. A reconnect storm against a real endpoint is then a storm of resumed handshakes, as the
+vendors' clients (browsers, OkHttp) make it. `chatload bench connect --reconnect` measures it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 import ssl
@@ -54,41 +55,39 @@ def certificate_failure(exc: BaseException) -> str | None:
     return _CAUSES.get(exc.verify_code, f"TLS certificate rejected ({exc.verify_message or exc.verify_code})")
 
 
+_offered: contextvars.ContextVar = contextvars.ContextVar("chatload_tls_session", default=None)
+
+
 class ResumingContext(ssl.SSLContext):
-    """A client context that offers the server's last session for the same host name again.
+    """A client context that offers a connection's own previous TLS session again.
 
-    One per process and target like any other context (a session belongs to the context that made
-    it). `wrap_bio` runs on the loop thread, `keep_session` too: the dict is the loop's alone."""
-
-    def __new__(cls, *args, **kwargs):
-        context = super().__new__(cls, *args, **kwargs)
-        context.sessions = {}
-        context.resumed = 0  # connections whose handshake resumed a session (read by benchmarks)
-        return context
+    Resumption is per user, never shared between users: 1,000 users are 1,000 clients, each making
+    its full handshake once, as real devices do (a session shared across users would show the
+    server a load it never sees). The connecting task names its session (`offering`); asyncio's
+    and uvloop's TLS transports call `wrap_bio` from within that task's context, where it is read."""
 
     def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
         if session is None and not server_side:
-            session = self.sessions.get(server_hostname)
+            session = _offered.get()
         return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
                                 session=session)
 
-    def keep_session(self, ssl_object) -> None:
-        """After a connection: remember its session (if the server gave one) for the next connect."""
-        if ssl_object is None:
-            return
-        if ssl_object.session_reused:
-            self.resumed += 1
-        session = ssl_object.session
-        if session is not None and (session.has_ticket or session.id):  # resumable: a ticket or a server id
-            self.sessions[ssl_object.server_hostname] = session
+
+def offering(session) -> None:
+    """Offer `session` (a previous connection's, or None) to the next TLS handshake of this task."""
+    _offered.set(session)
 
 
-def keep_session(transport) -> None:
-    """Hand a finished connection's TLS session to its context, if that context resumes sessions."""
+def session_of(transport) -> tuple[object, bool]:
+    """(the TLS session to offer next time or None, whether this handshake resumed one) of an
+    asyncio transport whose handshake is done. TLS 1.3 tickets come after the handshake and before
+    the server's 101, so by the time the WebSocket is open they have been read."""
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    context = getattr(ssl_object, "context", None)
-    if isinstance(context, ResumingContext):
-        context.keep_session(ssl_object)
+    if ssl_object is None:
+        return None, False
+    session = ssl_object.session
+    resumable = session is not None and (session.has_ticket or bool(session.id))
+    return (session if resumable else None), ssl_object.session_reused
 
 
 def ca_file_problem(path: str) -> str | None:

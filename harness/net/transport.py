@@ -15,7 +15,8 @@ when their first bytes were read); a message over the transport's size limit end
 with 1009. A refused handshake raises `HandshakeFailed` with the HTTP status.
 
 The session calls `send(payload, text)`, `close(code, reason)` (closing handshake; `on_closed`
-follows), `abort()` (drop at once), and reads `is_open`, `open_ns`, `subprotocol` and `tls_ns`.
+follows), `abort()` (drop at once), and reads `is_open`, `open_ns`, `subprotocol` and the TLS
+facts `tls_ns`, `tls_session`, `tls_resumed`.
 
 wss:// connects take the process's `ssl.SSLContext` for the target (`harness/net/tls.py`; built
 off the loop, once) and time the TLS handshake as a phase of its own: the transport opens the TCP
@@ -32,6 +33,8 @@ import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
+
+from .tls import offering
 
 ABNORMAL_CLOSURE = 1006  # no close frame: the connection dropped
 MESSAGE_TOO_BIG = 1009
@@ -67,6 +70,8 @@ class Transport(ABC):
     open_ns: int = 0  # time.time_ns() when the opening handshake's response arrived
     subprotocol: str | None = None  # the one the server selected
     tls_ns: int = 0  # wss://: how long the TLS handshake took (TCP connected → TLS established); 0 for ws://
+    tls_session: object = None  # wss://: the TLS session to offer when this user connects again (or None)
+    tls_resumed: bool = False  # wss://: this handshake resumed the session it was offered
 
     @abstractmethod
     def send(self, payload: bytes, text: bool = True) -> bool:
@@ -97,13 +102,16 @@ DEFAULT_TRANSPORT = "picows"
 
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
-                  transport: str = DEFAULT_TRANSPORT, ssl_context: ssl.SSLContext | None = None) -> Transport:
+                  transport: str = DEFAULT_TRANSPORT, ssl_context: ssl.SSLContext | None = None,
+                  tls_session=None) -> Transport:
     """Open a connection with the named transport within `timeout`; raise HandshakeFailed, OSError
     (ssl.SSLCertVerificationError for a rejected certificate) or TimeoutError when it cannot be
-    opened. A wss:// URL uses `ssl_context`, else the process's default (system trust store)."""
+    opened. A wss:// URL uses `ssl_context`, else the process's default (system trust store), and
+    offers `tls_session` (the user's previous connection's) for resumption."""
     try:
         module = importlib.import_module(TRANSPORTS[transport])
     except KeyError:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}") from None
+    offering(tls_session)  # read by the context's wrap_bio within this task (None: a full handshake)
     return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context)
 

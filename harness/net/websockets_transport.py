@@ -20,7 +20,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from .tls import context_for, keep_session, open_socket
+from .tls import context_for, open_socket, session_of
 from .transport import ABNORMAL_CLOSURE, ConnectParams, FrameListener, HandshakeFailed, Transport
 
 TEXT, BINARY, CONT, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
@@ -130,7 +130,8 @@ class WebSocketClient(asyncio.Protocol, Transport):
             self.open_ns = arrival_ns
             self.subprotocol = self.protocol.subprotocol
             if self.tls_ns:
-                keep_session(self.transport)  # for a resumed handshake next time
+                # offered when this user comes back
+                self.tls_session, self.tls_resumed = session_of(self.transport)
             self.listener.on_open(self)  # before the frames that came in the same read
             self.opened.set_result(self)
             return
