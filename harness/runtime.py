@@ -33,6 +33,7 @@ from .net.reconnect import make_policy
 from .net.session import ChatSession, RequestFailed
 from .net.tls import target_context
 from .net.transport import DEFAULT_TRANSPORT
+from .net.transport import load as load_transport
 from .services.base import ChatService, PublishRejected, Target, UserSpec
 from .tokens import TokenFetchFailed, TokenProvider
 
@@ -126,6 +127,7 @@ class ChatRuntime:
         # One TLS context for every connection of this process, built here (the hub, before any user
         # connects), never per connect on the loop: loading the trust store takes ~20-30 ms.
         self.ssl_context = target_context(target)
+        load_transport(transport)  # imported here, not by the loop's first connect
         self.connect_timeout = connect_timeout
         self.ack_timeout_ns = int(ack_timeout * 1e9)
         self.clock_offset_ns = clock_offset_ns

@@ -30,7 +30,9 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ..net.tls import build_context
 from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
+from .connect_phase import ConnectPhase, LoopStallProbe
 from .loadclient import cpu_seconds, runqueue_wait_seconds
 
 LAG_TICK_S = 0.02
@@ -47,6 +49,9 @@ class BareReceivers:
         self.concurrency = int(config.get("concurrency", 200))
         self.connect_timeout = float(config.get("connect_timeout", 15.0))
         self.stamp = bool(config.get("stamp"))
+        # wss://: one context for every connection, built here (before any connect), trusting the
+        # emulator's CA — what a competent bare client does, so the comparison is like for like.
+        self.ssl_context = build_context(config.get("ca_file") or "") if self.endpoint.startswith("wss://") else None
         self.connections: list = []
         self.frames = 0
         self.lost = 0
@@ -86,6 +91,9 @@ class BareReceivers:
     # -- connecting ---------------------------------------------------------------------------------
 
     async def connect_more(self, count: int) -> None:
+        phase, probe = ConnectPhase(), LoopStallProbe()
+        phase.begin()
+        probe.start()
         started = time.monotonic()
         first = len(self.connections) + self.failed  # tokens are single-use: never reuse one
         indexes = iter(range(first, min(first + count, len(self.tokens))))
@@ -112,8 +120,9 @@ class BareReceivers:
             await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, count)))))
         finally:
             reporter.cancel()
+        seconds = time.monotonic() - started
         emit({"event": "connected", "connected": len(self.connections), "failed": self.failed,
-              "errors": self.errors, "seconds": round(time.monotonic() - started, 3)})
+              "errors": self.errors, "seconds": round(seconds, 3), **phase.figures(probe.stop())})
 
     # -- measuring ----------------------------------------------------------------------------------
 
@@ -167,7 +176,8 @@ class WebsocketsReceivers(BareReceivers):
         self.tasks: list[asyncio.Task] = []
 
     async def open(self, token: str) -> ClientConnection:
-        ws = await connect(self.endpoint, subprotocols=[token], open_timeout=self.connect_timeout, proxy=None)
+        ws = await connect(self.endpoint, subprotocols=[token], open_timeout=self.connect_timeout, proxy=None,
+                           ssl=self.ssl_context)
         self.tasks.append(asyncio.ensure_future(self.receive(ws)))
         return ws
 

@@ -52,7 +52,8 @@ class PicowsReceivers(BareReceivers):
     async def open(self, token: str):
         transport, _ = await ws_connect(lambda: BareListener(self), self.endpoint,
                                         extra_headers=[("Sec-WebSocket-Protocol", token)],
-                                        websocket_handshake_timeout=self.connect_timeout)
+                                        websocket_handshake_timeout=self.connect_timeout,
+                                        ssl_context=self.ssl_context)
         return transport
 
     def abort(self, transport) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ..net.tls import http_context
 from .common import BenchError
 
 DEFAULT_THREADS = 4  # the emulator's control plane is one event loop: more threads only queue
@@ -35,7 +36,11 @@ def create_chat_tokens(control_endpoint: str, room_arn: str, user_ids: list[str]
     def one(user_id: str) -> str:
         conn = getattr(local, "conn", None)
         if conn is None:
-            conn = local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            if parts.scheme == "https":  # an emulator started with --tls: trusted through its CA
+                conn = local.conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=30,
+                                                                context=http_context(control_endpoint))
+            else:
+                conn = local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         body = orjson.dumps({"roomIdentifier": room_arn, "userId": user_id, "capabilities": capabilities})
         conn.request("POST", "/CreateChatToken", body, {"Content-Type": "application/json"})
         response = conn.getresponse()

@@ -7,11 +7,12 @@ import dataclasses
 import sys
 
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from . import emulator_fanout, fidelity, hubstall, memory, receive, scaleout
+from . import connect, emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 from .common import BenchError, BenchOptions, Progress, report_path, utc_stamp, write_json_atomically
 
 # name → module with NAME, SUMMARY and run(options, progress); each gets the shared options.
-BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout)}
+BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout,
+                                                 connect)}
 
 # `--quick` for benchmarks that do not read options.extra["quick"] themselves: their small settings.
 QUICK_DEFAULTS = {emulator_fanout.NAME: {"sizes": [50], "seconds": 1.0, "warmup": 0.5}}
@@ -31,6 +32,8 @@ examples:
   chatload bench receive memory fidelity hubstall scaleout   chatload's own costs only
   chatload bench emulator --rooms-sizes 1000 --repeat 5
   chatload bench receive --rooms-sizes 2000 --seconds 2 --repeat 1 --json /tmp/bench.json
+  chatload bench connect --tls --connections 1000  a TLS connect ramp: the loop's longest stall, CPU ratio
+  chatload bench receive memory --tls              the receive path and idle memory over wss://
 
 exit status: 0 every verdict PASS, 1 some verdict SHORT, 2 bad arguments, 3 a benchmark could not
 run, 130 interrupted (Ctrl-C stops every child process cleanly)."""
@@ -65,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "receivers in the room (1000,5000); memory: idle connections per client (10000); "
                              "fidelity: low-load receivers per client (100, first size only); hubstall: receivers "
                              "(200); scaleout: receivers split over the processes (2000)")
+    parser.add_argument("--connections", dest="sizes", type=_sizes, metavar="N,N…",
+                        help="the same as --rooms-sizes (for connect: connections per ramp, default 1000)")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect, receive and memory: the emulator serves wss:// with a CA made for the run; "
+                             "chatload and the bare clients trust it through one context each")
     parser.add_argument("--seconds", type=_positive(float), metavar="S",
                         help="measured window per run (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_SECONDS:g}, receive 4, fidelity 15 at low load and 4 at high "
@@ -108,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     options = BenchOptions(sizes=args.sizes, seconds=args.seconds, warmup=args.warmup, repeat=repeat,
                            rate=args.rate, connect_concurrency=args.connect_concurrency,
                            drain_timeout=args.drain_timeout, json_path=args.json_path, pin=args.pin,
-                           extra={"quick": quick, "transport": getattr(args, "transport", None)})
+                           extra={"quick": quick, "transport": getattr(args, "transport", None),
+                                  "tls": bool(getattr(args, "tls", False))})
     progress = Progress()
     stamp = utc_stamp()
     status = 0

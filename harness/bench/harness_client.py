@@ -50,6 +50,7 @@ from ..services.ivschat.users import ViewerUser  # noqa: E402
 from ..tokens import TokenFetchFailed, TokenProvider  # noqa: E402
 from .bare_client import WindowSampler, abort_transport  # noqa: E402
 from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
+from .connect_phase import ConnectPhase, LoopStallProbe  # noqa: E402
 
 STALL_PERIOD_S = 0.01  # the runtime's HubStallProbe period
 
@@ -106,7 +107,8 @@ class HarnessReceivers:
         self.concurrency = int(config.get("concurrency", 200))
         self.stamp = bool(config.get("stamp"))
         self.transport = config.get("transport") or DEFAULT_TRANSPORT
-        target = Target("ivschat", KIND_RUNNING_EMULATOR, config["endpoint"], rooms=(config["room"],))
+        target = Target("ivschat", KIND_RUNNING_EMULATOR, config["endpoint"], rooms=(config["room"],),
+                        ca_file=config.get("ca_file") or "")
         # Locust's events of its own: the chatload plugin's listeners (emulator, drain, results)
         # belong to a `chatload run`, not to this measurement; users and runner are Locust's own.
         self.environment = Environment(user_classes=[BenchViewer], events=Events())
@@ -164,6 +166,9 @@ class HarnessReceivers:
         return self.runtime.loop_thread.ask(fn, *args, timeout=timeout)
 
     def connect_more(self, count: int) -> None:
+        phase, probe = ConnectPhase(), LoopStallProbe()
+        phase.begin()
+        self.ask(probe.start)  # on the loop thread, which makes the connects
         started = time.monotonic()
         in_flight: list = []
         made = 0
@@ -194,8 +199,9 @@ class HarnessReceivers:
             counters = self.ask(self.runtime.recorder.totals)["counters"]
             errors = [f"{name}: {n}" for name, n in sorted(counters.items())
                       if name.startswith(("connect_failures.", "token_fetch_failures.", "gave_up."))][:5]
+        seconds = time.monotonic() - started
         emit({"event": "connected", "connected": len(self.opened), "failed": self.failed, "errors": errors,
-              "seconds": round(time.monotonic() - started, 3)})
+              "seconds": round(seconds, 3), **phase.figures(self.ask(probe.stop))})
 
     def _new_sessions(self, k: int) -> list:
         """`k` bare sessions, as a Locust user's `ChatClient` makes them (no retry: see above)."""

@@ -115,10 +115,13 @@ class BenchRoom:
 
 
 @contextmanager
-def emulator_room(max_connections: int, name: str = "bench", rate: int = MAX_ROOM_RATE) -> Iterator[BenchRoom]:
+def emulator_room(max_connections: int, name: str = "bench", rate: int = MAX_ROOM_RATE,
+                  tls: bool = False) -> Iterator[BenchRoom]:
+    """An IVS Chat emulator and one room; `tls`: wss:// and https:// with the run's own CA."""
     from ..services.ivschat.emulator import EmulatorProcess
 
-    with EmulatorProcess(*EMULATOR_ARGS, "--max-connections", str(max_connections)) as emulator:
+    tls_args = ("--tls",) if tls else ()
+    with EmulatorProcess(*EMULATOR_ARGS, *tls_args, "--max-connections", str(max_connections)) as emulator:
         client = emulator.boto3_client()
         room = client.create_room(name=name, maximumMessageRatePerSecond=rate)
         yield BenchRoom(emulator, room["arn"], client)
@@ -182,7 +185,7 @@ class ClientChild(LoadClient):
 async def start_child(kind: str, room: BenchRoom, tokens: list[str], options: BenchOptions, *,
                       stamp: bool = False, hub_probe: bool = False, locust_users: bool = False) -> ClientChild:
     child = ClientChild(kind)
-    await child.start({"endpoint": room.endpoint, "room": room.arn, "tokens": tokens,
+    await child.start({"endpoint": room.endpoint, "room": room.arn, "tokens": tokens, "ca_file": room.emulator.ca_file,
                        "concurrency": options.connect_concurrency, "connect_timeout": 15.0,
                        "pids": {"server": room.pid, "sender": os.getpid()}, "stamp": stamp,
                        "hub_probe": hub_probe, "transport": harness_transport(options),

@@ -7,9 +7,10 @@ ends it), so it is the time the bytes were read give or take picows' C parsing o
 hands over raw frames), bounded by MAX_SIZE like the websockets transport: a longer message ends
 the connection with 1009. Server pings are answered by picows itself; closes are answered here.
 wss:// takes the target's context (`harness/net/tls.py`); the TLS handshake is timed apart from the
-TCP connect through picows' own hooks: `socket_factory` connects TCP here (stamped), and picows reads
-`extra_headers` in its protocol's `connection_made`, which asyncio calls once TLS is established
-(stamped by `_StampedHeaders`).
+TCP connect through picows' own hooks: `socket_factory` connects TCP here (then the `TlsPhase`
+starts, once one of the loop's handshake places is free), and picows reads `extra_headers` in its
+protocol's `connection_made`, which asyncio calls once TLS is established (`_StampedHeaders` ends
+the phase there).
 The contract is `harness/net/transport.py`'s; `tests/test_transport_contract.py` checks it.
 """
 
@@ -29,7 +30,7 @@ from picows import (
     ws_connect,
 )
 
-from .tls import context_for, open_socket, session_of
+from .tls import TlsPhase, context_for, open_socket, session_of
 from .transport import (
     ABNORMAL_CLOSURE,
     MESSAGE_TOO_BIG,
@@ -73,8 +74,7 @@ class PicowsClient(WSListener, Transport):
         self._closed_reported = False
         self._close_received: tuple[int, str] | None = None
         self._failed_with: int | None = None
-        self._headers: _StampedHeaders | None = None  # wss://: the TLS phase's stamps, until connected
-        self._tcp_done_ns = 0
+        self._tls: TlsPhase | None = None  # wss://
 
     # -- picows' listener -------------------------------------------------------------------------
 
@@ -82,8 +82,8 @@ class PicowsClient(WSListener, Transport):
         self.transport = transport
         self.open_ns = time.time_ns()
         self.subprotocol = transport.response.headers.get("sec-websocket-protocol")
-        if self._tcp_done_ns:  # wss://: TCP connected → TLS established (picows read the headers then)
-            self.tls_ns = self._headers.tls_done_ns - self._tcp_done_ns
+        if self._tls is not None:  # wss://: TCP connected → TLS established (picows read the headers then)
+            self.tls_ns = self._tls.elapsed_ns
             # offered when this user comes back
             self.tls_session, self.tls_resumed = session_of(transport.underlying_transport)
         self.listener.on_open(self)  # before any frame
@@ -180,17 +180,18 @@ class PicowsClient(WSListener, Transport):
 
 
 class _StampedHeaders(list):
-    """The upgrade request's extra headers, noting when picows first reads them: in its protocol's
-    `connection_made`, i.e. the moment TLS is established (truthy even when empty, or it is not read)."""
+    """The upgrade request's extra headers, ending the TLS phase when picows first reads them: in its
+    protocol's `connection_made`, i.e. once TLS is established (truthy even when empty, or it is not
+    read)."""
 
-    tls_done_ns = 0
+    tls: TlsPhase | None = None
 
     def __bool__(self) -> bool:
         return True
 
     def __iter__(self):
-        if not self.tls_done_ns:
-            self.tls_done_ns = time.time_ns()
+        if self.tls is not None:
+            self.tls.done()
         return super().__iter__()
 
 
@@ -204,10 +205,10 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
     secure = {}
     ssl_context = context_for(params.url, ssl_context)
     if ssl_context is not None:
+        client._tls = headers.tls = TlsPhase()
+
         async def socket_factory(url):
-            sock = await open_socket(url.host, url.port)
-            client._tcp_done_ns, client._headers = time.time_ns(), headers
-            return sock
+            return await client._tls.tcp_up(await open_socket(url.host, url.port))
         secure = {"ssl_context": ssl_context, "socket_factory": socket_factory}
     try:
         async with asyncio.timeout(timeout):
@@ -221,6 +222,9 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
     except BaseException:
         client.abort()
         raise
+    finally:
+        if client._tls is not None:
+            client._tls.done()  # a failed handshake gives its place back too
     return client
 
 

@@ -20,7 +20,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from .tls import context_for, open_socket, session_of
+from .tls import TlsPhase, context_for, open_socket, session_of
 from .transport import ABNORMAL_CLOSURE, ConnectParams, FrameListener, HandshakeFailed, Transport
 
 TEXT, BINARY, CONT, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
@@ -44,14 +44,15 @@ class WebSocketClient(asyncio.Protocol, Transport):
         self._fragments_ns = 0
         self._closed_reported = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._tcp_done_ns = 0  # wss://: set by `connect` once TCP is up; connection_made follows TLS
+        self._tls: TlsPhase | None = None  # wss://: started by `connect` once TCP is up; ended here
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        if self._tcp_done_ns:  # asyncio calls this once the TLS handshake is done
-            self.tls_ns = time.time_ns() - self._tcp_done_ns
+        if self._tls is not None:  # asyncio calls this once the TLS handshake is done
+            self._tls.done()
+            self.tls_ns = self._tls.elapsed_ns
         request = self.protocol.connect()
         for name, value in self.headers:
             request.headers[name] = value
@@ -187,11 +188,14 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
         try:
             if ssl_context is None:
                 await loop.create_connection(lambda: client, parsed.host, parsed.port)
-            else:  # TCP first, stamped, so that the TLS handshake is timed apart
-                sock = await open_socket(parsed.host, parsed.port)
-                client._tcp_done_ns = time.time_ns()
+            else:  # TCP first, so that the TLS handshake is timed apart (and waits for a place)
+                client._tls = TlsPhase()
+                sock = await client._tls.tcp_up(await open_socket(parsed.host, parsed.port))
                 await loop.create_connection(lambda: client, sock=sock, ssl=ssl_context, server_hostname=parsed.host)
             return await client.opened
         except BaseException:
             client.abort()
             raise
+        finally:
+            if client._tls is not None:
+                client._tls.done()  # a failed handshake gives its place back too
