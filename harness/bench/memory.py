@@ -109,7 +109,8 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
             order = alternating(CLIENTS, repeat)
             label = f"[memory N={n:,} repeat {repeat + 1}/{options.repeat}]"
             progress.step(f"{label} starting the emulator")
-            with emulator_room(max(20_000, n + 100), name=f"memory-{n}") as room:
+            with emulator_room(max(20_000, n + 100), name=f"memory-{n}",
+                               tls=bool(options.extra.get("tls"))) as room:
                 tokens = room.tokens(len(CLIENTS) * n, "idle", progress, label)
                 for i, kind in enumerate(order):
                     figures = uvloop.run(measure(room, kind, tokens[i * n:(i + 1) * n], n, options, progress, label))
@@ -124,7 +125,8 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
         NAME, SUMMARY, started,
         {"sizes": sizes, "repeat": options.repeat, "idle_seconds": IDLE_S, "quick": bool(options.extra.get("quick")),
          "emulator_args": list(EMULATOR_ARGS), "connect_concurrency": options.connect_concurrency,
-         "harness_transport": harness_transport(options), "harness_locust_users": True},
+         "harness_transport": harness_transport(options), "harness_locust_users": True,
+         "tls": bool(options.extra.get("tls"))},
         target_bytes_per_connection=TARGET_BYTES, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
@@ -162,7 +164,7 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
 def render(document: dict) -> str:
     o = document["options"]
     lines = [
-        f"chatload bench memory — idle connections in one process, RSS after − before connecting (after "
+        f"chatload bench memory{' over TLS (wss://)' if o.get('tls') else ''} — idle connections in one process, RSS after − before connecting (after "
         f"gc.collect, {o['idle_seconds']:g} s idle); median [min–max] of {o['repeat']} repeat(s)",
         "",
     ]

@@ -104,6 +104,12 @@ class BenchRoom:
         return self.boto3.create_chat_token(roomIdentifier=self.arn, userId=SENDER_ID,
                                             capabilities=["SEND_MESSAGE"])["token"]
 
+    def ssl_context(self):
+        """A client context trusting the emulator's own CA when it serves wss:// (`--tls`), else None."""
+        from ..net.tls import client_context
+
+        return client_context(self.emulator.ca_file) if self.emulator.ca_file else None
+
     def open_connections(self) -> int:
         return int(self.emulator.admin.health()["connections"])
 
@@ -211,7 +217,8 @@ class StreamSender(OpenLoopSender):
 
     async def open(self, room: BenchRoom) -> None:
         host, port = room.host_port
-        self.client = await connect(host, port, Tally(), subprotocol=room.sender_token(), on_text=self.on_frame)
+        self.client = await connect(host, port, Tally(), subprotocol=room.sender_token(), on_text=self.on_frame,
+                                    ssl_context=room.ssl_context())
 
     def close(self) -> None:
         if self.client is not None:

@@ -215,15 +215,18 @@ class CountingClient(asyncio.Protocol):
 
 
 async def connect(host: str, port: int, tally: Tally, *, subprotocol: str | None = None,
-                  on_text: Callable[[bytes], None] | None = None, timeout: float = 15.0) -> CountingClient:
-    """Open one connection and wait for its handshake; raises on failure or after `timeout`."""
+                  on_text: Callable[[bytes], None] | None = None, timeout: float = 15.0,
+                  ssl_context=None) -> CountingClient:
+    """Open one connection and wait for its handshake (over TLS with `ssl_context`); raises on failure
+    or after `timeout`."""
     loop = asyncio.get_running_loop()
 
     def factory() -> CountingClient:
         return CountingClient(host, port, tally, subprotocol=subprotocol, on_text=on_text)
 
     async def open_it() -> CountingClient:
-        _, protocol = await loop.create_connection(factory, host, port)
+        tls = {"ssl": ssl_context, "server_hostname": host} if ssl_context is not None else {}
+        _, protocol = await loop.create_connection(factory, host, port, **tls)
         try:
             await protocol.handshake
         except BaseException:  # a failed or timed-out handshake must not leave a socket behind
