@@ -56,12 +56,15 @@ class ConnectPhase:
         self._cpu = 0.0
         self._gc_started = 0.0
         self.gc_pause_max_s = 0.0
+        self.gc_pause_generation = None
 
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "start":
             self._gc_started = time.perf_counter()
         else:
-            self.gc_pause_max_s = max(self.gc_pause_max_s, time.perf_counter() - self._gc_started)
+            pause = time.perf_counter() - self._gc_started
+            if pause > self.gc_pause_max_s:
+                self.gc_pause_max_s, self.gc_pause_generation = pause, info["generation"]
 
     def _cpu_now(self) -> float:
         times = self.process.cpu_times()
@@ -75,4 +78,4 @@ class ConnectPhase:
         cpu = self._cpu_now() - self._cpu
         gc.callbacks.remove(self._on_gc)
         return {"cpu_s": round(cpu, 6), "loop_stall_max_s": round(loop_stall_max_s, 6),
-                "gc_pause_max_s": round(self.gc_pause_max_s, 6)}
+                "gc_pause_max_s": round(self.gc_pause_max_s, 6), "gc_pause_generation": self.gc_pause_generation}
