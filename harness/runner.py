@@ -241,6 +241,9 @@ class Run:
         log = open(self.raw / "locust.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
         print(f"chatload run: {scenario.name}: {users} users ({self._mix()}), {scenario.duration_s:g} s, "
               f"{processes} process(es), target {target.service} {target.kind} {target.endpoint}", file=sys.stderr)
+        if not target.tls_verify:
+            print(f"chatload run: TLS certificate verification is OFF for the emulator at {target.endpoint} "
+                  "([target] tls_verify = false)", file=sys.stderr)
         self.locust = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)  # our Ctrl-C handling decides what it gets
         try:

@@ -75,7 +75,8 @@ async def ramp(room, kind: str, tokens: list[str], n: int, options: BenchOptions
         await child.stop()
     return {"client": kind, "n": n, "seconds": event["seconds"], "connects_per_s": n / max(event["seconds"], 1e-9),
             "cpu_us_per_connect": event["cpu_s"] * 1e6 / n, "server_cpu_us_per_connect": server_cpu * 1e6 / n,
-            "loop_stall_max_ms": event["loop_stall_max_s"] * 1e3, "gc_pause_max_ms": event["gc_pause_max_s"] * 1e3}
+            "loop_stall_max_ms": event["loop_stall_max_s"] * 1e3, "gc_pause_max_ms": event["gc_pause_max_s"] * 1e3,
+            "gc_pause_generation": event["gc_pause_generation"]}
 
 
 # -- resumption: chatload's transport, full handshakes, then each connection's own session offered ---------
@@ -155,7 +156,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
                     progress.note(f"{label} {kind}: {figures['connects_per_s']:.0f} connects/s, "
                                   f"{figures['cpu_us_per_connect']:.0f} µs CPU per connect, loop stall max "
                                   f"{figures['loop_stall_max_ms']:.1f} ms (collector pause max "
-                                  f"{figures['gc_pause_max_ms']:.1f} ms)")
+                                  f"{figures['gc_pause_max_ms']:.1f} ms, generation {figures['gc_pause_generation']})")
                 if tls:
                     progress.update(f"{label}: resumption: {n:,} full handshakes, then {n:,} resumed")
                     figures = uvloop.run(resumption(room, tokens[len(CLIENTS) * n:], options))

@@ -75,6 +75,9 @@ def _prepare_target(environment, service: ChatService) -> None:
     state = state_of(environment)
     endpoint, control, region = options.chat_endpoint, options.chat_control_endpoint, options.chat_region
     ca_file = options.chat_ca_file
+    if endpoint and options.chat_tls:
+        raise SystemExit("chatload: --chat-tls starts the embedded emulator over TLS; with --chat-endpoint, give "
+                         "its wss:// URL (and --chat-ca-file for a private CA)")
     if ca_file:
         if endpoint and (problem := ca_file_problem(ca_file)):
             raise SystemExit(f"chatload: --chat-ca-file: {problem}")
