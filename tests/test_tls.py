@@ -67,7 +67,7 @@ async def _serve_and_connect(certificates, client_context, transport: str, host:
 @pytest.mark.parametrize("transport", sorted(TRANSPORTS))
 def test_a_trusted_run_ca_connects_times_tls_apart_and_a_reconnect_resumes_its_own_session(transport, tmp_path):
     certificates = make_certificates(tmp_path)
-    context = build_context(str(certificates.ca_file), resume=True)
+    context = build_context(str(certificates.ca_file))
     assert isinstance(context, ResumingContext) and context.minimum_version >= ssl.TLSVersion.TLSv1_2
     first, other_user, reconnect = uvloop.run(
         _serve_and_connect(certificates, context, transport, offers=(False, False, True)))
@@ -156,3 +156,63 @@ def test_scenario_tls_keys_name_the_key_and_the_line(tmp_path):
     _, problems = _scenario(tmp_path, 'service = "ivsrealtime"\nkind = "ivsrealtime"\nendpoint = "ws://x:1"\n'
                                       'stage_arns = ["arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl"]')
     assert any("target.endpoint" in p and "wss:// only" in p for p in problems), problems
+
+
+# -- the session: a reconnect offers the user's own TLS session; a refused certificate ends the tries ------
+
+
+class RetryAtOnce:
+    """A policy that would retry any failure and come back after any drop at once."""
+
+    def after_failure(self, attempt):
+        return 0.0
+
+    def after_drop(self):
+        return 0.0
+
+    def reconnect_after(self, code, clean):
+        return True
+
+
+def _tls_session_run(certificates, client_context, until):
+    from tests.test_session_contract import ScriptedService, _session, _until
+
+    connections = []
+
+    async def handler(ws):  # the first connection is dropped abruptly once ready; the next ones stay
+        connections.append(ws)
+        await ws.send(b"ready")
+        if len(connections) == 1:
+            await asyncio.sleep(0.05)
+            ws.transport.abort()
+        await ws.wait_closed()
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
+            session, runtime = _session(ScriptedService(), f"wss://localhost:{server.sockets[0].getsockname()[1]}",
+                                        RetryAtOnce())
+            runtime.ssl_context = client_context
+            session.start()
+            await _until(lambda: until(session, runtime))
+            session.stop()
+            await _until(lambda: session.state == "stopped")
+            return runtime, len(connections)
+    return uvloop.run(main())
+
+
+def test_a_session_that_reconnects_resumes_its_own_tls_session(tmp_path):
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    runtime, connections = _tls_session_run(certificates, build_context(str(certificates.ca_file)),
+                                            lambda session, runtime: runtime.connect_outcomes.count(None) >= 2)
+    summary = runtime.recorder.summary()
+    assert connections == 2 and summary["histograms"]["connect.tls"]["count"] == 2
+    assert summary["counters"]["tls_resumed"] == 1, "the reconnect resumed; the first connect could not"
+
+
+def test_a_refused_certificate_is_tried_once_whatever_the_policy(tmp_path):
+    certificates = make_certificates(tmp_path, hosts=("localhost",), not_before=NOW - datetime.timedelta(days=3),
+                                     not_after=NOW - datetime.timedelta(days=1))
+    runtime, connections = _tls_session_run(certificates, build_context(str(certificates.ca_file)),
+                                            lambda session, runtime: session.state == "stopped")
+    assert runtime.connect_outcomes == ["TLS certificate expired"] and runtime.gave_up == ["refused"]
+    assert runtime.recorder.totals()["counters"]["refused.tls"] == 1 and connections == 0

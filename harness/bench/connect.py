@@ -119,7 +119,7 @@ async def _connect_all(room, tokens: list[str], sessions: list, context, concurr
 async def resumption(room, tokens: list[str], options: BenchOptions) -> dict:
     from ..net.tls import build_context
 
-    context = build_context(room.emulator.ca_file, resume=True)  # a process's one context, as the runtime's
+    context = build_context(room.emulator.ca_file)  # a process's one context, as the runtime's
     n = len(tokens) // 2
     transport = harness_transport(options)
     full = await _connect_all(room, tokens[:n], [None] * n, context, options.connect_concurrency, transport)

@@ -6,11 +6,9 @@ ends it), so it is the time the bytes were read give or take picows' C parsing o
 (nanoseconds): no Python work precedes it. Messages are reassembled from fragments here (picows
 hands over raw frames), bounded by MAX_SIZE like the websockets transport: a longer message ends
 the connection with 1009. Server pings are answered by picows itself; closes are answered here.
-wss:// takes the target's context (`harness/net/tls.py`); the TLS handshake is timed apart from the
-TCP connect through picows' own hooks: `socket_factory` connects TCP here (then the `TlsPhase`
-starts, once one of the loop's handshake places is free), and picows reads `extra_headers` in its
-protocol's `connection_made`, which asyncio calls once TLS is established (`_StampedHeaders` ends
-the phase there).
+wss:// takes the target's context (`harness/net/tls.py`), which stamps the TLS phase's start; picows
+reads `extra_headers` in its protocol's `connection_made`, which asyncio calls once TLS is
+established, and `_StampedHeaders` ends the phase there.
 The contract is `harness/net/transport.py`'s; `tests/test_transport_contract.py` checks it.
 """
 
@@ -30,7 +28,7 @@ from picows import (
     ws_connect,
 )
 
-from .tls import TlsPhase, context_for, open_socket, session_of
+from .tls import TlsPhase
 from .transport import (
     ABNORMAL_CLOSURE,
     MESSAGE_TOO_BIG,
@@ -84,8 +82,7 @@ class PicowsClient(WSListener, Transport):
         self.subprotocol = transport.response.headers.get("sec-websocket-protocol")
         if self._tls is not None:  # wss://: TCP connected → TLS established (picows read the headers then)
             self.tls_ns = self._tls.elapsed_ns
-            # offered when this user comes back
-            self.tls_session, self.tls_resumed = session_of(transport.underlying_transport)
+            self._ssl_object = transport.underlying_transport.get_extra_info("ssl_object")
         self.listener.on_open(self)  # before any frame
 
     def on_ws_frame(self, transport, frame: WSFrame) -> None:
@@ -196,20 +193,14 @@ class _StampedHeaders(list):
 
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
-                  ssl_context=None) -> PicowsClient:
+                  ssl_context=None, tls: TlsPhase | None = None) -> PicowsClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
     headers = _StampedHeaders(params.headers)
     if params.subprotocols:
         headers.append(("Sec-WebSocket-Protocol", ", ".join(params.subprotocols)))
     client = PicowsClient(listener)
-    secure = {}
-    ssl_context = context_for(params.url, ssl_context)
-    if ssl_context is not None:
-        client._tls = headers.tls = TlsPhase()
-
-        async def socket_factory(url):
-            return await client._tls.tcp_up(await open_socket(url.host, url.port))
-        secure = {"ssl_context": ssl_context, "socket_factory": socket_factory}
+    client._tls = headers.tls = tls
+    secure = {"ssl_context": ssl_context} if ssl_context is not None else {}
     try:
         async with asyncio.timeout(timeout):
             await ws_connect(lambda: client, params.url, extra_headers=headers, websocket_handshake_timeout=None,
@@ -222,9 +213,6 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
     except BaseException:
         client.abort()
         raise
-    finally:
-        if client._tls is not None:
-            client._tls.done()  # a failed handshake gives its place back too
     return client
 
 

@@ -60,8 +60,7 @@ class ChatSession:
                  "state", "ws", "protocol", "connection_id", "receiving", "memberships", "seq", "kicked",
                  "was_kicked", "must_reconnect", "refused", "end_reason", "stopping", "_closed", "_ready",
                  "_ready_at_ns", "_attempt", "_task", "_keepalive", "connected_waiters", "offset_ns",
-                 "ever_connected", "kick_requested_ns", "_close_code", "_close_clean", "_dropped_at_ns",
-                 "tls_session")
+                 "ever_connected", "kick_requested_ns", "_close_code", "_close_clean", "_dropped_at_ns")
 
     def __init__(self, runtime, handle, user: UserSpec, policy: ReconnectPolicy) -> None:
         self.runtime = runtime
@@ -97,7 +96,6 @@ class ChatSession:
         self.ever_connected = False
         self.kick_requested_ns: int | None = None  # set by a kick through the control plane (kick latency)
         self._close_code, self._close_clean, self._dropped_at_ns = 0, False, 0  # the last close (on_closed)
-        self.tls_session = None  # wss://: the last connection's TLS session, offered on reconnect
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
 
@@ -162,13 +160,15 @@ class ChatSession:
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
         self._ready = loop.create_future()
+        # wss://: the last connection's TLS session, offered again (read now, not at every connect: costly)
+        tls_session = self.ws.tls_session if self.ws is not None and self.ws.tls_ns else None
         self.ws = None  # not the last connection's: frames queued while connecting wait for this one
         self.protocol = self.service.client_protocol(self.user)
         self.protocol.connecting(started_ns + self.offset_ns)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
             ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport,
-                               ssl_context=runtime.ssl_context, tls_session=self.tls_session)
+                               ssl_context=runtime.ssl_context, tls_session=tls_session)
         except HandshakeFailed as exc:
             cause = f"HTTP {exc.status}" if exc.status else "bad handshake"
             runtime.report_connect(self, started_ns, cause, str(exc), reconnect=reconnect)
@@ -184,7 +184,6 @@ class ChatSession:
             return cause
         if ws.tls_ns:
             self.recorder.record("connect.tls", ws.tls_ns // 1000)
-            self.tls_session = ws.tls_session  # this user's, offered when it reconnects
             if ws.tls_resumed:
                 self.recorder.count("tls_resumed")
         # on_open ran when the handshake completed, before any frame; READY may have come too.

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -57,64 +56,39 @@ def certificate_failure(exc: BaseException) -> str | None:
     return _CAUSES.get(exc.verify_code, f"TLS certificate rejected ({exc.verify_message or exc.verify_code})")
 
 
-_offered: contextvars.ContextVar = contextvars.ContextVar("chatload_tls_session", default=None)
-
-
-class ResumingContext(ssl.SSLContext):
-    """A client context that offers a connection's own previous TLS session again.
-
-    Resumption is per user, never shared between users: 1,000 users are 1,000 clients, each making
-    its full handshake once, as real devices do (a session shared across users would show the
-    server a load it never sees). The connecting task names its session (`offering`); asyncio's
-    and uvloop's TLS transports call `wrap_bio` from within that task's context, where it is read."""
-
-    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
-        if session is None and not server_side:
-            session = _offered.get()
-        return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
-                                session=session)
-
-
-def offering(session) -> None:
-    """Offer `session` (a previous connection's, or None) to the next TLS handshake of this task."""
-    _offered.set(session)
-
-
 # TLS handshakes in progress at once on one loop. Each costs the loop ~1-2 ms of CPU (measured: 1.5-1.9 ms
 # per wss:// connect on 2 loaded cores), and the handshakes that complete together are handled in one
 # loop iteration: with 16 in flight the loop stalled 10-32 ms again and again during a ramp, with 200
 # (`chatload bench connect`'s default concurrency) over 60 ms; every receive due meanwhile waits. At 8
-# a ramp's handshakes queue here instead, before their TLS phase starts (connect.tls excludes the
-# wait; connect includes it). Against an endpoint 50 ms away that still allows ~160 handshakes/s.
+# a ramp's connects queue here instead, before their TCP connect (connect.tls excludes the wait;
+# connect includes it). Against an endpoint 50 ms away that still allows ~80 connects/s per process.
 TLS_IN_FLIGHT = 8
+
+_phase: contextvars.ContextVar = contextvars.ContextVar("chatload_tls_phase", default=None)
 
 
 class TlsPhase:
-    """One wss:// connect's TLS phase: waits for a place among the loop's `TLS_IN_FLIGHT` handshakes
-    once TCP is up (`tcp_up`), stamps its start and, at `done`, its end, and gives its place back.
-    Loop thread only."""
+    """One wss:// connect's TLS phase. `begin` takes a place among the loop's `TLS_IN_FLIGHT` and makes
+    the phase the connecting task's own; asyncio's and uvloop's TLS transports call the context's
+    `wrap_bio` the moment TCP is up, within that task's context, where `ResumingContext` stamps the
+    start and offers `offer` (the user's previous TLS session); the transport calls `done` once TLS is
+    established, which stamps the end and gives the place back. Loop thread only."""
 
     _gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop → its semaphore
 
-    def __init__(self) -> None:
+    def __init__(self, offer=None) -> None:
+        self.offer = offer
         self.started_ns = self.done_ns = 0
         self._gate: asyncio.Semaphore | None = None
 
-    async def tcp_up(self, sock: socket.socket) -> socket.socket:
-        """TCP is connected on `sock`: wait for a place, then the TLS phase starts. Closes `sock` if
-        the wait is cut short (a timeout), since no transport owns it yet."""
+    async def begin(self) -> None:
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
         if gate is None:
             gate = self._gates[loop] = asyncio.Semaphore(TLS_IN_FLIGHT)
-        try:
-            await gate.acquire()
-        except BaseException:
-            sock.close()
-            raise
+        await gate.acquire()
         self._gate = gate
-        self.started_ns = time.time_ns()
-        return sock
+        _phase.set(self)
 
     def done(self) -> None:
         """TLS is established (or the attempt ended): stamp once, and free the place."""
@@ -124,21 +98,41 @@ class TlsPhase:
             self._gate.release()
             self._gate = None
 
+    def end(self) -> None:
+        """In the connecting task, after the connect: done, and no longer the task's phase."""
+        self.done()
+        _phase.set(None)
+
     @property
     def elapsed_ns(self) -> int:
         return self.done_ns - self.started_ns if self.done_ns else 0
 
 
-def session_of(transport) -> tuple[object, bool]:
-    """(the TLS session to offer next time or None, whether this handshake resumed one) of an
-    asyncio transport whose handshake is done. TLS 1.3 tickets come after the handshake and before
-    the server's 101, so by the time the WebSocket is open they have been read."""
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None, False
-    session = ssl_object.session
-    resumable = session is not None and (session.has_ticket or bool(session.id))
-    return (session if resumable else None), ssl_object.session_reused
+class ResumingContext(ssl.SSLContext):
+    """chatload's client context: times each connect's TLS phase and offers a user's own previous
+    TLS session again.
+
+    Resumption is per user, never shared between users: 1,000 users are 1,000 clients, each making
+    its full handshake once, as real devices do (a session shared across users would show the
+    server a load it never sees)."""
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+        phase = _phase.get()
+        if phase is not None and not server_side:
+            phase.started_ns = time.time_ns()  # TCP is up: the TLS handshake starts now
+            if session is None:
+                session = phase.offer
+        return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
+                                session=session)
+
+
+def resumable_session(ssl_object):
+    """The TLS session to offer when this user connects again, or None. Read only when needed: CPython
+    copies the session on every read (~200 µs of CPU, measured), so a connection that never drops
+    never pays for it. TLS 1.3 tickets come after the handshake and before the server's 101, so by
+    the time the WebSocket was open they had been read."""
+    session = ssl_object.session if ssl_object is not None else None
+    return session if session is not None and (session.has_ticket or bool(session.id)) else None
 
 
 def ca_file_problem(path: str) -> str | None:
@@ -156,10 +150,10 @@ def ca_file_problem(path: str) -> str | None:
     return None
 
 
-def build_context(ca_file: str = "", *, verify: bool = True, resume: bool = False) -> ssl.SSLContext:
+def build_context(ca_file: str = "", *, verify: bool = True) -> ResumingContext:
     """A fresh client context: TLS 1.2+, the system trust store or only `ca_file`, host names checked
     unless `verify` is False. Slow (it reads the trust store): call `client_context` instead."""
-    context = (ResumingContext if resume else ssl.SSLContext)(ssl.PROTOCOL_TLS_CLIENT)  # hostname + chain checks
+    context = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the chain and the host name
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
@@ -171,19 +165,19 @@ def build_context(ca_file: str = "", *, verify: bool = True, resume: bool = Fals
     return context
 
 
-_contexts: dict[tuple[str, bool, bool], ssl.SSLContext] = {}
+_contexts: dict[tuple[str, bool], ResumingContext] = {}
 _lock = threading.Lock()
 
 
-def client_context(ca_file: str = "", *, verify: bool = True, resume: bool = True) -> ssl.SSLContext:
+def client_context(ca_file: str = "", *, verify: bool = True) -> ResumingContext:
     """This process's context for a target's (CA file, verification): built on first use, then shared."""
-    key = (ca_file, verify, resume)
+    key = (ca_file, verify)
     context = _contexts.get(key)
     if context is None:
         with _lock:
             context = _contexts.get(key)
             if context is None:
-                context = _contexts[key] = build_context(ca_file, verify=verify, resume=resume)
+                context = _contexts[key] = build_context(ca_file, verify=verify)
     return context
 
 
@@ -235,7 +229,7 @@ def http_context(url: str) -> ssl.SSLContext | None:
     verify = http_verify(url)
     if verify is True:
         return None
-    return client_context(verify or "", verify=verify is not False, resume=False)
+    return client_context(verify or "", verify=verify is not False)
 
 
 def context_for(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
@@ -245,23 +239,3 @@ def context_for(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext 
     if ssl_context is not None:
         return ssl_context
     return client_context()
-
-
-async def open_socket(host: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket (the first address that answers), so that a TLS connect
-    can stamp the moment TCP is up and time its handshake apart."""
-    loop = asyncio.get_running_loop()
-    error: OSError | None = None
-    for family, kind, proto, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        sock = socket.socket(family, kind, proto)
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, address)
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-        except BaseException:
-            sock.close()
-            raise
-    raise error or OSError(f"no address for {host}")

@@ -19,8 +19,8 @@ follows), `abort()` (drop at once), and reads `is_open`, `open_ns`, `subprotocol
 facts `tls_ns`, `tls_session`, `tls_resumed`.
 
 wss:// connects take the process's `ssl.SSLContext` for the target (`harness/net/tls.py`; built
-off the loop, once) and time the TLS handshake as a phase of its own: the transport opens the TCP
-socket itself (`tls.open_socket`), so `tls_ns` is TCP connected → TLS established.
+off the loop, once) and time the TLS handshake as a phase of its own (`tls.TlsPhase`): `tls_ns` is
+TCP connected → TLS established; `connect` below takes a place among the loop's handshakes first.
 
 Implementations register in `TRANSPORTS`; `tests/test_transport_contract.py` runs the same
 suite against each.
@@ -28,13 +28,14 @@ suite against each.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
-from .tls import offering
+from .tls import TlsPhase, context_for
 
 ABNORMAL_CLOSURE = 1006  # no close frame: the connection dropped
 MESSAGE_TOO_BIG = 1009
@@ -70,8 +71,19 @@ class Transport(ABC):
     open_ns: int = 0  # time.time_ns() when the opening handshake's response arrived
     subprotocol: str | None = None  # the one the server selected
     tls_ns: int = 0  # wss://: how long the TLS handshake took (TCP connected → TLS established); 0 for ws://
-    tls_session: object = None  # wss://: the TLS session to offer when this user connects again (or None)
-    tls_resumed: bool = False  # wss://: this handshake resumed the session it was offered
+    _ssl_object = None  # wss://: the connection's ssl.SSLObject, kept by the transport once open
+
+    @property
+    def tls_session(self):
+        """wss://: the TLS session to offer when this user connects again (or None); read when asked."""
+        from .tls import resumable_session
+
+        return resumable_session(self._ssl_object)
+
+    @property
+    def tls_resumed(self) -> bool:
+        """wss://: this handshake resumed the session it was offered."""
+        return self._ssl_object is not None and self._ssl_object.session_reused
 
     @abstractmethod
     def send(self, payload: bytes, text: bool = True) -> bool:
@@ -118,6 +130,14 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
     opened. A wss:// URL uses `ssl_context`, else the process's default (system trust store), and
     offers `tls_session` (the user's previous connection's) for resumption."""
     module = load(transport)
-    offering(tls_session)  # read by the context's wrap_bio within this task (None: a full handshake)
-    return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context)
+    ssl_context = context_for(params.url, ssl_context)
+    if ssl_context is None:
+        return await module.connect(params, listener, timeout=timeout)
+    phase = TlsPhase(offer=tls_session)
+    try:
+        async with asyncio.timeout(timeout):
+            await phase.begin()  # a place among the loop's handshakes in flight
+            return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context, tls=phase)
+    finally:
+        phase.end()  # a failed connect gives its place back too
 

@@ -20,7 +20,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from .tls import TlsPhase, context_for, open_socket, session_of
+from .tls import TlsPhase
 from .transport import ABNORMAL_CLOSURE, ConnectParams, FrameListener, HandshakeFailed, Transport
 
 TEXT, BINARY, CONT, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
@@ -44,7 +44,7 @@ class WebSocketClient(asyncio.Protocol, Transport):
         self._fragments_ns = 0
         self._closed_reported = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._tls: TlsPhase | None = None  # wss://: started by `connect` once TCP is up; ended here
+        self._tls: TlsPhase | None = None  # wss://: its start stamped by the context, its end here
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
@@ -130,9 +130,8 @@ class WebSocketClient(asyncio.Protocol, Transport):
         if self.protocol.handshake_exc is None:
             self.open_ns = arrival_ns
             self.subprotocol = self.protocol.subprotocol
-            if self.tls_ns:
-                # offered when this user comes back
-                self.tls_session, self.tls_resumed = session_of(self.transport)
+            if self._tls is not None:
+                self._ssl_object = self.transport.get_extra_info("ssl_object")  # its session: for a reconnect
             self.listener.on_open(self)  # before the frames that came in the same read
             self.opened.set_result(self)
             return
@@ -178,24 +177,17 @@ class WebSocketClient(asyncio.Protocol, Transport):
 
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
-                  ssl_context=None) -> WebSocketClient:
+                  ssl_context=None, tls: TlsPhase | None = None) -> WebSocketClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
     loop = asyncio.get_running_loop()
     parsed = parse_uri(params.url)
     client = WebSocketClient(params, listener)
-    ssl_context = context_for(params.url, ssl_context)
+    client._tls = tls
+    secure = {"ssl": ssl_context, "server_hostname": parsed.host} if ssl_context is not None else {}
     async with asyncio.timeout(timeout):
         try:
-            if ssl_context is None:
-                await loop.create_connection(lambda: client, parsed.host, parsed.port)
-            else:  # TCP first, so that the TLS handshake is timed apart (and waits for a place)
-                client._tls = TlsPhase()
-                sock = await client._tls.tcp_up(await open_socket(parsed.host, parsed.port))
-                await loop.create_connection(lambda: client, sock=sock, ssl=ssl_context, server_hostname=parsed.host)
+            await loop.create_connection(lambda: client, parsed.host, parsed.port, **secure)
             return await client.opened
         except BaseException:
             client.abort()
             raise
-        finally:
-            if client._tls is not None:
-                client._tls.done()  # a failed handshake gives its place back too
