@@ -80,6 +80,7 @@ class TlsPhase:
         self.offer = offer
         self.started_ns = self.done_ns = 0
         self._gate: asyncio.Semaphore | None = None
+        self._token: contextvars.Token | None = None
 
     async def begin(self) -> None:
         loop = asyncio.get_running_loop()
@@ -88,7 +89,7 @@ class TlsPhase:
             gate = self._gates[loop] = asyncio.Semaphore(TLS_IN_FLIGHT)
         await gate.acquire()
         self._gate = gate
-        _phase.set(self)
+        self._token = _phase.set(self)
 
     def done(self) -> None:
         """TLS is established (or the attempt ended): stamp once, and free the place."""
@@ -99,9 +100,12 @@ class TlsPhase:
             self._gate = None
 
     def end(self) -> None:
-        """In the connecting task, after the connect: done, and no longer the task's phase."""
+        """In the connecting task, after the connect: done, and no longer the task's phase (reset, not
+        set to None: the task's context then holds nothing of it, 4 fewer objects per connection)."""
         self.done()
-        _phase.set(None)
+        if self._token is not None:
+            _phase.reset(self._token)
+            self._token = None
 
     @property
     def elapsed_ns(self) -> int:
