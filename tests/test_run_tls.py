@@ -99,3 +99,22 @@ users = 3
     assert f"connect {cause} ×3; endpoint {endpoint}" in proc.stdout, proc.stdout
     report = json.loads(only_report(tmp_path / "reports", "badcert").read_text())
     assert report["counters"]["refused.tls"] == 3 and report["counters"][f"connect_failures.{cause}"] == 3
+
+
+def test_plain_locust_reaches_a_running_tls_emulator_through_its_ca_file(tmp_path):
+    from harness.services.ivschat.emulator import EmulatorProcess
+    from tests.locust_run import results_of, run_locust
+
+    with EmulatorProcess("--tls") as emulator:
+        target = ("--chat-endpoint", emulator.messaging_endpoint, "--chat-control-endpoint", emulator.control_endpoint)
+        proc = run_locust(tmp_path / "bad", *target, "--chat-ca-file", str(tmp_path / "missing.pem"), "-u", "1",
+                          "-t", "2s")
+        assert proc.returncode != 0 and "--chat-ca-file: cannot read" in proc.stdout + proc.stderr
+        # Rooms made over https:// (boto3 trusting the CA file), users over wss:// trusting it alone.
+        proc = run_locust(tmp_path / "good", *target, "--chat-ca-file", emulator.ca_file, "-u", "4", "-r", "4",
+                          "-t", "3s", "--chat-drain", "2")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = results_of(tmp_path / "good")
+    assert results["metadata"]["target"]["endpoint"].startswith("wss://")
+    assert results["latency_us"]["connect.tls"]["count"] == results["latency_us"]["connect"]["count"] == 4
+    assert results["accounting"]["totals"]["lost"] == 0 and results["accounting"]["totals"]["delivered"] > 0
