@@ -14,11 +14,12 @@ A certificate the client rejects (unknown CA, another host, expired, not yet val
 transient failure: `certificate_failure` names the cause, and the session stops trying (a refused
 connect, counted as `connect_failures.<cause>` and `refused.tls`).
 
-Session resumption: asyncio's and uvloop's TLS transports call `context.wrap_bio(...)` without a
-session, so nothing is resumed by default. A chat session keeps the TLS session its last connection
-got (`Transport.tls_session`) and offers it when it reconnects; `ResumingContext` hands it to
-`wrap_bio`. A reconnect storm against a real endpoint is then a storm of resumed handshakes, as the
-vendors' clients (browsers, OkHttp) make it. `chatload bench connect --reconnect` measures it.
+Timing and resumption: asyncio's and uvloop's TLS transports call `context.wrap_bio(...)` (without
+a session) the moment TCP is up, within the connecting task's context. The connect's `TlsPhase` is
+that task's own, so `ResumingContext.wrap_bio` stamps the TLS start and offers the session the phase
+carries: the one the user's last connection got (`Transport.tls_session`, read only when it
+reconnects). A reconnect storm against a real endpoint is then a storm of resumed handshakes, as the
+vendors' clients (browsers, OkHttp) make it; `chatload bench connect --tls` measures what it saves.
 """
 
 from __future__ import annotations
