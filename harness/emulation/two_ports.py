@@ -34,7 +34,9 @@ class TwoPortEmulator:
         app = web.Application(client_max_size=self.client_max_size)
         add_admin_routes(app, self)
         self.add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None)  # no access log: query strings may hold secrets
+        # No access log: query strings may hold secrets. No decompression: bodies are plain JSON, and
+        # a Content-Encoding is refused with 415 (`request_body`) instead of failing mid-body.
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.control_port).start()
         self.control_port = self._runner.addresses[0][1]  # port 0 picked a free one

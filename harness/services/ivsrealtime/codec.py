@@ -44,6 +44,8 @@ from urllib.parse import urlencode
 
 import orjson
 
+from ...emulation import untrusted
+
 STAGE_STATE = "STAGE_STATE"
 STAGE_STATE_NAMESPACED = "aws:ivs:STAGE_STATE"
 PONG = "PONG"
@@ -239,9 +241,9 @@ def encode_exchange_token_error(request_id: str, trace_id: str, message: str) ->
 
 def _load(data: str | bytes) -> tuple[str, object]:
     try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError(f"not JSON: {exc}") from None
+        raw = untrusted.loads(data)  # a depth limit: nothing deeper ever reaches a repr or an echo
+    except untrusted.Refused as refused:
+        raise FrameError(refused.reason) from None
     if not isinstance(raw, dict):
         raise FrameError("a frame is a JSON object")
     kind = raw.get("type")

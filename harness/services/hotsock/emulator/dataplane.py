@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ....emulation.delivery import DeliveryLine, select_members
 from ....emulation.frames import OPEN, text_frame
+from ....emulation.untrusted import close_reason
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
 from .. import codec
 from ..claims import ChannelGrant, Claims
@@ -319,16 +320,20 @@ class DataPlane(WebSocketPlane):
             meta = Meta(extra.uid or meta.uid, meta.umd if extra.umd is None else extra.umd)
         if not auto and not grant.subscribe:
             return self._error(conn, name, codec.SUBSCRIBE_PERMISSION_DENIED, "no subscribe permission for this channel")
-        channel = self.channel(name)
+        # Every check before the channel is made: a refused subscribe leaves nothing behind (no
+        # channel, no /metrics series), however many names a hostile client tries.
+        existing = self.channels.get(name)
         entry = None
-        if channel.presence:
+        if codec.is_presence(name):
             if not meta.uid:
                 return self._error(conn, name, codec.PRESENCE_CHANNEL_USER_ID_REQUIRED,
                                    "presence channels need a uid claim")
-            entry = channel.roster.get(meta.uid)
-            if entry is None and channel.roster_bytes() + member_size(meta.uid, meta.umd) > self.presence_capacity_bytes:
+            entry = existing.roster.get(meta.uid) if existing is not None else None
+            roster_bytes = existing.roster_bytes() if existing is not None else 0
+            if entry is None and roster_bytes + member_size(meta.uid, meta.umd) > self.presence_capacity_bytes:
                 return self._error(conn, name, codec.PRESENCE_CHANNEL_CAPACITY_REACHED,
                                    f"member payloads would exceed {self.presence_capacity_bytes} bytes")
+        channel = self.channel(name)
         conn.subscriptions[name] = Subscription(grant, meta)
         channel.subscribers[conn.id] = conn
         channel.counters.subscriptions += 1
@@ -464,8 +469,9 @@ class DataPlane(WebSocketPlane):
 
     def _error(self, conn: Connection, channel: str | None, code: str, message: str) -> None:
         self.metrics.errors[code] += 1
-        if channel is not None and codec.channel_problem(channel) is None:
-            self.channel(channel).counters.rejected[code] += 1
+        known = self.channels.get(channel) if channel is not None else None
+        if known is not None:  # counted where the channel exists; a refusal never makes one
+            known.counters.rejected[code] += 1
         self._send(conn, codec.Error(channel, code, message))
 
     def _fanout(self, channel: Channel, item: tuple[bytes, int | None]) -> None:
@@ -496,7 +502,7 @@ class DataPlane(WebSocketPlane):
             conn.transport.abort()
 
     def _close(self, conn: Connection, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(conn.ws.close(code, reason))
+        task = asyncio.ensure_future(conn.ws.close(code, close_reason(reason)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

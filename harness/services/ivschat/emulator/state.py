@@ -17,6 +17,7 @@ DEFAULT_LENGTH = 500
 DEFAULT_SESSION_MINUTES = 60
 DEFAULT_TOKEN_MINUTES = 60  # emulator choice: the service's token lifetime is not published
 NS_PER_MINUTE = 60 * 1_000_000_000
+PRUNE_FLOOR = 1024  # token entries below which the tables are never pruned
 
 
 def iso8601(time_ns: int) -> str:
@@ -87,8 +88,12 @@ class ChatState:
         self.tags: dict[str, dict[str, str]] = {}  # by resource ARN
         self._tokens: dict[str, TokenGrant] = {}
         # Hashes, not tokens: a reconnect storm redeems many tokens and we only need to say "reused"
-        # rather than "invalid" (both are 403), so a rare hash collision costs nothing.
-        self._used_tokens: set[int] = set()
+        # rather than "invalid" (both are 403), so a rare hash collision costs nothing. Each is kept
+        # until its token would have expired anyway (then "invalid" is as true), and both tables are
+        # pruned whenever together they double (`_prune_when_grown`): a long soak stays bounded by
+        # the tokens alive at once, not by every token ever issued.
+        self._used_tokens: dict[int, int] = {}  # hash → the token's expiry (ns)
+        self._prune_at = PRUNE_FLOOR
 
     # -- rooms ------------------------------------------------------------------------------------
 
@@ -147,6 +152,7 @@ class ChatState:
         )
         token = new_chat_token()
         self._tokens[token] = grant
+        self._prune_when_grown(now_ns)
         return token, grant
 
     def redeem_token(self, token: str | None, *, now_ns: int | None = None) -> TokenGrant:
@@ -172,13 +178,26 @@ class ChatState:
         if grant.room_id not in self.rooms:
             raise TokenRejected(404, "room not found")
         del self._tokens[token]
-        self._used_tokens.add(hash(token))
+        self._used_tokens[hash(token)] = grant.token_expiration_ns
         return grant
 
+    def token_bookkeeping(self) -> int:
+        """Entries kept about tokens: issued and unused, plus used and not yet expired."""
+        return len(self._tokens) + len(self._used_tokens)
+
+    def _prune_when_grown(self, now_ns: int) -> None:
+        """Prune once the tables have doubled since the last pruning: O(1) per token, amortised."""
+        if self.token_bookkeeping() >= self._prune_at:
+            self.prune_tokens(now_ns)
+            self._prune_at = max(PRUNE_FLOOR, 2 * self.token_bookkeeping())
+
     def prune_tokens(self, now_ns: int | None = None) -> int:
-        """Forget expired, unused tokens (a long soak must not grow without bound)."""
+        """Forget expired tokens, used or not (a long soak must not grow without bound)."""
         now_ns = time.time_ns() if now_ns is None else now_ns
         stale = [t for t, g in self._tokens.items() if now_ns >= g.token_expiration_ns]
         for token in stale:
             del self._tokens[token]
-        return len(stale)
+        spent = [h for h, expiry in self._used_tokens.items() if now_ns >= expiry]
+        for token_hash in spent:
+            del self._used_tokens[token_hash]
+        return len(stale) + len(spent)
