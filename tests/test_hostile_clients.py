@@ -131,6 +131,29 @@ def test_a_kick_with_a_long_multibyte_reason_closes_the_kicked_user(emulator, iv
     assert_no_traceback(emulator)
 
 
+def test_a_kicked_user_is_heard_no_more_even_before_its_close(emulator, ivschat, room):
+    """The kick's event waits in a held delivery line, so the close has not happened yet: what the
+    kicked user sends meanwhile must not reach anyone (it once went out on resume)."""
+    async def scenario():
+        listener = await join(emulator, ivschat, room, "listener")
+        kicked = await join(emulator, ivschat, room, "kicked", ["SEND_MESSAGE"])
+        emulator.admin.pause(room["id"], mode="hold")
+        ivschat.disconnect_user(roomIdentifier=room["arn"], userId="kicked", reason="bye")
+        await send(kicked, "sent after the kick")
+        await kicked.send(ivschat_codec.encode_disconnect_user("k", "listener").decode())
+        emulator.admin.pause(room["id"], mode="hold")  # a round trip: the kicked user's frames have arrived
+        emulator.admin.resume(room["id"])
+        event = await next_event(listener)
+        assert event.event_name == ivschat_codec.EVENT_DISCONNECT_USER, event
+        assert (await wait_closed(kicked))[0] == 1000
+        sender = await join(emulator, ivschat, room, "sender", ["SEND_MESSAGE"])
+        await assert_next_is_sentinel(sender, listener)
+        for ws in (listener, sender):
+            await ws.close()
+
+    run(scenario())
+
+
 def test_deep_json_from_a_chat_client_is_an_error_frame(emulator, ivschat, room):
     async def scenario():
         ws = await join(emulator, ivschat, room, "deep", ["SEND_MESSAGE"])
