@@ -32,6 +32,7 @@ from harness.services.ivsrealtime import tokens as rt_tokens
 from .chat import ALL_CAPABILITIES, assert_next_is_sentinel, join, next_event, send, wait_closed
 from .chime import client as chime_client
 from .hostile import assert_no_traceback, raw_request
+from .hotsock_chat import assert_next_is_sentinel as assert_next_is_sentinel_hotsock
 from .hotsock_chat import (
     expect,
     expect_error,
@@ -229,6 +230,25 @@ def test_a_refused_subscribe_leaves_no_channel_behind(hotsock):  # noqa: F811
     text = hotsock.admin.metrics_text()
     assert not any(name in text for name in names), "a refused request made a channel and its series"
     assert 'hotsock_errors_total{code="SUBSCRIBE_PERMISSION_DENIED"}' in text  # still counted overall
+
+
+def test_a_dropped_connection_is_heard_no_more_even_before_its_close(hotsock):  # noqa: F811
+    room = unique("dropped")
+    rules = {room: channel_rule(publish=["chat"])}
+
+    async def scenario():
+        listener, _ = await hotsock_join(hotsock, rules, subscribe=[room])
+        dropped, connected = await hotsock_join(hotsock, rules, subscribe=[room])
+        chosen = [c["connection_id"] for c in hotsock.admin.connections()
+                  if c["hotsock_connection_id"] == connected.connection_id]
+        hotsock.admin.drop(connections=chosen, mode="clean")
+        for _ in range(3):  # on its way before the close frame comes back
+            await dropped.send(hotsock_codec.ClientMessage(room, "chat", "after the drop").encode().decode())
+        assert (await wait_closed(dropped))[0] == 1001
+        await assert_next_is_sentinel_hotsock(hotsock, room, listener)
+        await listener.close()
+
+    run(scenario())
 
 
 @pytest.mark.parametrize("exp", ["1e999", str(10**400), "NaN", "Infinity"])

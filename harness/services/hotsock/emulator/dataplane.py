@@ -251,6 +251,8 @@ class DataPlane(WebSocketPlane):
         loop = self._loop
         try:
             async for data in ws:
+                if conn.closed:
+                    continue
                 conn.active_at = loop.time()
                 self._on_frame(conn, data)
         except ConnectionClosed:
@@ -502,6 +504,9 @@ class DataPlane(WebSocketPlane):
             conn.transport.abort()
 
     def _close(self, conn: Connection, code: int, reason: str) -> None:
+        # Closed from now: its close takes a round trip, and what it sends meanwhile is not heard
+        # (a dropped or expired connection's messages were once fanned out in that gap).
+        conn.closed = True
         task = asyncio.ensure_future(conn.ws.close(code, close_reason(reason)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
