@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
 from ....emulation import untrusted
+from ....emulation.memory import Expiring
 from ....tokens import KeySourceError
 from ..claims import Claims, ClaimsError
 from ..tokens import HMAC_ALGORITHMS
@@ -75,7 +76,7 @@ class Verifier:
         self.slots = slots
         self.audience = audience
         self.issuer = issuer
-        self._used_jtis: dict[str, float] = {}  # single-use tokens seen, until they expire
+        self._used_jtis = Expiring()  # single-use tokens seen, until they expire
 
     def verify(self, token: str, scope: str, now: float) -> Claims:
         """The claims of a valid token carrying `scope`; `TokenInvalid` otherwise. `now` (Unix
@@ -130,8 +131,6 @@ class Verifier:
         return claims
 
     def _spend(self, claims: Claims, now: float) -> None:
-        if len(self._used_jtis) > 10_000:
-            self._used_jtis = {jti: exp for jti, exp in self._used_jtis.items() if exp > now}
-        if claims.jti in self._used_jtis:
+        if self._used_jtis.get(claims.jti, now=now):
             raise TokenInvalid("single-use token already used")
-        self._used_jtis[claims.jti] = claims.exp
+        self._used_jtis.put(claims.jti, claims.exp)

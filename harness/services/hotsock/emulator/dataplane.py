@@ -59,6 +59,7 @@ SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a subscriber
 GOING_AWAY = 1001
 PRESENCE_CAPACITY_BYTES = 100_000  # "100KB" of member payloads per presence channel
 SECRET_ALPHABET = string.ascii_letters + string.digits
+CHANNELS_FLOOR = 1024  # channels below which idle ones are never swept
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class DataPlane(WebSocketPlane):
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
         self.default_delay = (0.0, 0.0)
         self._deduplication: dict[tuple[str, str], tuple[str, float]] = {}
+        self._sweep_channels_at = CHANNELS_FLOOR
         self._ids = iter(range(1, 1 << 62))
         self._tasks: set[asyncio.Task] = set()
 
@@ -211,9 +213,27 @@ class DataPlane(WebSocketPlane):
     def channel(self, name: str) -> Channel:
         channel = self.channels.get(name)
         if channel is None:
+            if len(self.channels) >= self._sweep_channels_at:
+                self._sweep_idle_channels()
             channel = self.channels[name] = Channel(name, self._fanout)
             channel.line.set_delay(*self.default_delay)
         return channel
+
+    def _sweep_idle_channels(self) -> None:
+        """Forget channels nobody is in and nothing waits on, whenever the table has doubled since the
+        last sweep (O(1) per channel, amortised): channels exist as soon as they are named, so clients
+        naming ever new ones would otherwise grow memory and /metrics without end. A forgotten
+        channel's series leave /metrics; named again, it starts afresh."""
+        now = self._loop.time() if self._loop is not None else 0.0
+        for name in [name for name, channel in self.channels.items() if self._idle(channel, now)]:
+            del self.channels[name]
+        self._sweep_channels_at = max(CHANNELS_FLOOR, 2 * len(self.channels))
+
+    def _idle(self, channel: Channel, now: float) -> bool:
+        line = channel.line
+        return (not channel.subscribers and not channel.roster and line.paused is None and not line.pending
+                and not line.held and (line.delay_s, line.jitter_s) == self.default_delay
+                and all(expiry <= now for expiry, _ in channel.stored))
 
     # -- handshake ---------------------------------------------------------------------------------------
 

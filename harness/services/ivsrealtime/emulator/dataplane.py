@@ -190,6 +190,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         self.stages: dict[str, StageRuntime] = {}
         self._member_ids = iter(range(1, 1 << 62))
         self._open = 0  # admitted connections whose TCP connection is not yet gone
+        self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -436,9 +437,9 @@ class DataPlane(WebSocketPlane, LineFaults):
 
     def disconnect_participant(self, stage: Stage, participant_id: str, reason: str) -> None:
         """The participant's token can no longer join; a joined participant is told and removed."""
-        self.state.blocked.add(participant_id)
         runtime = self.stages.get(stage.id)
         member = runtime.member_of(participant_id) if runtime is not None else None
+        self.state.block(participant_id, member.claims.expires_at if member is not None else None)
         if member is not None:
             self._disconnect(member, codec.PARTICIPANT_DISCONNECTED, reason or "Disconnected by the control plane",
                              kicked=True)
