@@ -8,7 +8,9 @@ child's log for tracebacks: a refusal is an answer, never an exception.
 from __future__ import annotations
 
 import base64
+import socket
 import time
+from urllib.parse import urlsplit
 
 import jwt
 import orjson
@@ -365,3 +367,20 @@ def test_create_meeting_with_attendees_that_fails_validation_creates_nothing():
                                                    Attendees=[{"ExternalUserId": "attendee-a"}])
         assert made["Meeting"]["MeetingId"] and len(made["Attendees"]) == 1
         assert_no_traceback(emulator)
+
+
+JUNK = [b"GARBAGE\r\n\r\n", b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n", b"POST /x?\xc3\xbf HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"]
+
+
+def test_junk_on_every_port_is_answered_without_a_traceback(emulator, hotsock, rt):  # noqa: F811
+    for process in (emulator, hotsock, rt):
+        for endpoint in (process.control_endpoint, process.messaging_endpoint):
+            url = urlsplit(endpoint)
+            for junk in JUNK:
+                with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+                    sock.sendall(junk)
+                    sock.shutdown(socket.SHUT_WR)
+                    while sock.recv(65536):  # until the server closes: it has handled the junk
+                        pass
+        assert_no_traceback(process)
