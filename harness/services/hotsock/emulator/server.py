@@ -13,7 +13,8 @@ Errors are JSON `{"error": {"code", "message"}}` (emulator choice: the service's
 unpublished): 401 UNAUTHORIZED for a wrong or missing key or connection secret, 400 with the
 codec's codes (INVALID_CHANNEL, INVALID_EVENT, DATA_TOO_LARGE) or INVALID_REQUEST /
 UNSUPPORTED for the body, 403 NOT_SUBSCRIBED for history of a channel the connection is not in,
-413 DATA_TOO_LARGE for a body over 1 MiB. `id` is always in a publish's answer (the service adds it
+413 DATA_TOO_LARGE for a body over 1 MiB, 415 UNSUPPORTED_MEDIA_TYPE for a body with a
+Content-Encoding (the shared reader, `harness/emulation/request_body.py`). `id` is always in a publish's answer (the service adds it
 only with `eagerIdGeneration`: emulator choice). Scheduled messages (`scheduleExpression`) and
 storage writes (`key`) are not emulated: 400 UNSUPPORTED.
 
