@@ -310,6 +310,9 @@ class DataPlane(WebSocketPlane, LineFaults):
         try:
             if isinstance(verdict, Admission) and verdict.stage.id not in self.state.stages:
                 verdict = refusal(codec.STAGE_DELETED, "the stage has been deleted")  # deleted meanwhile
+            elif isinstance(verdict, Admission) and verdict.claims.participant_id in self.state.blocked:
+                verdict = refusal(codec.PARTICIPANT_DISCONNECTED, "this participant was disconnected",  # meanwhile
+                                  stage=verdict.stage, participant_id=verdict.claims.participant_id)
             if isinstance(verdict, Refusal):
                 self._count_refusal(verdict)
                 await connection.send(codec.encode_join_error(verdict.error).decode())
