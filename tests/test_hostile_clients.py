@@ -7,7 +7,9 @@ child's log for tracebacks: a refusal is an answer, never an exception.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import socket
 import time
 from urllib.parse import urlsplit
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from harness.emulation import untrusted
 from harness.services.chime.emulator import EmulatorProcess as ChimeProcess
@@ -311,6 +313,29 @@ def test_a_failed_second_handshake_leaves_the_first_connection_joined(rt, ivs, s
 
     run(scenario())
     assert_no_traceback(rt)
+
+
+def test_one_token_joining_many_times_at_once_is_joined_once(rt, ivs, stage):  # noqa: F811
+    async def scenario():
+        token = token_for(ivs, stage, "many")
+        sockets = await asyncio.gather(*(open_socket(rt, stage, token["token"]) for _ in range(4)))
+        for ws in sockets:  # each joined: after all four, every displacement has been sent
+            assert isinstance(await rt_next_frame(ws), rt_codec.StageState)
+        joined = 0
+        for ws in sockets:  # a PING: the one still joined answers PONG; the others were told to go first
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(rt_codec.encode_ping().decode())
+            while not isinstance(frame := await rt_next_frame(ws), rt_codec.Pong | rt_codec.Disconnect):
+                assert isinstance(frame, rt_codec.StageState), frame
+            joined += isinstance(frame, rt_codec.Pong)
+        assert joined == 1
+        listed = ivs.list_participants(stageArn=stage["arn"], sessionId=stage["activeSessionId"],
+                                       filterByState="CONNECTED")["participants"]
+        assert [p["participantId"] for p in listed] == [token["participantId"]]
+        for ws in sockets:
+            await ws.close()
+
+    run(scenario())
 
 
 def test_a_token_not_valid_yet_is_refused(rt, ivs, stage):  # noqa: F811
