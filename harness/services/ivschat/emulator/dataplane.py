@@ -414,6 +414,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         return [runtime.line for runtime in self.rooms.values()]
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
+        member.ended = True
         self.close_soon(member, code, reason)
 
     def connection_count(self) -> int:

@@ -90,7 +90,7 @@ class Member:
     """One joined participant's connection."""
 
     __slots__ = ("id", "connection", "transport", "claims", "stage_id", "publishing", "audio_muted",
-                 "video_stopped", "connected_ns", "left")
+                 "video_stopped", "connected_ns", "left", "closing")
 
     def __init__(self, member_id: int, connection: ServerConnection, admission: Admission) -> None:
         self.id = member_id
@@ -103,6 +103,7 @@ class Member:
         self.video_stopped = False
         self.connected_ns = time.time_ns()
         self.left = False
+        self.closing = False  # the server is closing it (a drop fault): its frames are heard no more
 
     @property
     def room_id(self) -> str:
@@ -345,6 +346,8 @@ class DataPlane(WebSocketPlane, LineFaults):
         return member
 
     def _on_frame(self, member: Member, data: str | bytes) -> None:
+        if member.closing:
+            return
         runtime = self.stages.get(member.stage_id)
         counters = runtime.counters if runtime is not None else StageCounters()
         if isinstance(data, bytes):
@@ -468,6 +471,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         return [runtime.line for runtime in self.stages.values()]
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
+        member.closing = True
         self.close_soon(member, code, reason)
 
     def all_members(self) -> Iterable[Member]:
