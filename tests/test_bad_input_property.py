@@ -71,7 +71,7 @@ def test_any_frame_gets_one_error_and_disturbs_no_one(emulator, ivschat, frames)
 # -- hostile actors and callers beside a bystander pair --------------------------------------------------------
 
 ACTORS = st.sampled_from(["forged", "reused", "escalated-send", "escalated-kick", "escalated-delete", "kicked",
-                          "expired"])
+                          "expired", "dropped"])
 OPERATIONS = st.sampled_from(["CreateChatToken", "SendEvent", "DeleteMessage", "DisconnectUser", "GetRoom",
                               "UpdateRoom", "DeleteRoom", "ListRooms", "CreateRoom", "TagResource"])
 STEPS = st.one_of(
@@ -110,13 +110,15 @@ async def _act(emulator, ivschat, room: dict, actor: str, kind: str, listener_id
         return
     if kind == "kicked":
         ivschat.disconnect_user(roomIdentifier=room["arn"], userId=actor, reason="out " * 50 + "é" * 40)
+    elif kind == "dropped":  # a clean close by the drop fault
+        emulator.admin.drop(room=room["id"], users=[actor], mode="clean", reason="é" * 100)
     else:  # expired: the session's end, now
         emulator.admin.expire(room=room["id"], users=[actor])
     with contextlib.suppress(ConnectionClosed):  # the close may come first: sending must not help it either
         while True:
             await ws.send(codec.encode_send_message("after", "after the end").decode())
             await asyncio.sleep(0.005)
-    assert ws.close_code == 1000
+    assert ws.close_code == (1001 if kind == "dropped" else 1000)  # a drop fault closes 1001 by default
 
 
 def _kick_of_an_actor(event) -> bool:

@@ -203,7 +203,8 @@ def test_bad_control_plane_bodies_get_modelled_errors(rt, operation, body):  # n
 
 # -- hostile actors and callers beside a bystander pair --------------------------------------------------------
 
-ACTORS = st.sampled_from(["forged", "expired", "not-yet-valid", "escalated-publish", "escalated-claims", "kicked"])
+ACTORS = st.sampled_from(["forged", "expired", "not-yet-valid", "escalated-publish", "escalated-claims", "kicked",
+                          "dropped"])
 STEPS = st.one_of(
     st.tuples(st.just("actor"), ACTORS),
     st.tuples(st.just("control"), st.tuples(OPERATIONS, hostile.BODIES, hostile.ODD_HEADERS)),
@@ -245,17 +246,22 @@ async def _act(rt, ivs, stage: dict, key, kind: str, pid: str) -> None:  # noqa:
         claims = tokens.unverified_claims(f"{header}.{payload}.{signature}")
         claims["capabilities"]["allow_publish"] = True
         token = f"{header}.{_b64(claims)}.{signature}"
-    else:  # kicked: joins, is disconnected, keeps changing its state, comes back with its token
+    else:  # kicked or dropped: joins, is closed, keeps muting itself (never seen), kicked comes back
         token = _signed(key, stage, pid)
         ws = await open_socket(rt, stage, token, publish=True)
         assert isinstance(await next_frame(ws), codec.StageState)
-        ivs.disconnect_participant(stageArn=stage["arn"], participantId=pid, reason="é" * 100)
+        if kind == "kicked":
+            ivs.disconnect_participant(stageArn=stage["arn"], participantId=pid, reason="é" * 100)
+        else:
+            rt.admin.drop(connections=[c["connection_id"] for c in rt.admin.connections()
+                                       if c.get("participant_id") == pid], mode="clean", reason="é" * 100)
         with contextlib.suppress(ConnectionClosed):
-            for muted in (True, False, True):
-                await ws.send(codec.encode_set_state(muted, False).decode())
+            for _ in range(3):
+                await ws.send(codec.encode_set_state(True, False).decode())
         await wait_closed(ws)
-        error, _ = await refused(rt, stage, token, publish=True)
-        assert error.code == codec.PARTICIPANT_DISCONNECTED
+        if kind == "kicked":
+            error, _ = await refused(rt, stage, token, publish=True)
+            assert error.code == codec.PARTICIPANT_DISCONNECTED
         return
     error, _ = await refused(rt, stage, token, publish=True)
     assert error.code == codes[kind], (kind, error)
@@ -280,7 +286,7 @@ def test_hostile_steps_never_reach_or_disturb_a_bystander_pair(rt, ivs, imported
                 actors[f"actor{n:02d}{uuid.uuid4().hex[:3]}"] = what
                 pid = list(actors)[-1]
                 await _act(rt, ivs, stage, imported_key, what, pid)
-                if what == "kicked":
+                if what in ("kicked", "dropped"):
                     kicked.add(pid)
             elif kind == "control":
                 operation, body, headers = what
@@ -300,7 +306,8 @@ def test_hostile_steps_never_reach_or_disturb_a_bystander_pair(rt, ivs, imported
             assert frame.sequence_number == last + 1, (last, frame.sequence_number)  # none lost or reordered
             last = frame.sequence_number
             present = {p.id for p in frame.participants}
-            assert not present & {pid for pid, kind in actors.items() if kind != "kicked"}, present
+            assert not present & {pid for pid, kind in actors.items() if pid not in kicked}, present
+            assert not any(p.audio_muted for p in frame.participants if p.id in kicked), frame  # never heard
             if frame.participant(sender_id).audio_muted != muted:  # one of the bystander's changes
                 muted = not muted
                 seen.append(muted)
