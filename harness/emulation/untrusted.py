@@ -40,30 +40,33 @@ class Refused(ValueError):
 
 def nested_deeper_than(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether `value` (parsed JSON) has containers nested more than `limit` levels (a scalar is 0,
-    `[]` is 1). Iterative: the walk itself never recurses, and visits containers only."""
-    if not isinstance(value, _CONTAINERS):
-        return False
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
+    `[]` is 1). Level by level: the walk itself never recurses, and visits containers only."""
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, _CONTAINERS):
-                stack.append((child, depth + 1))
+        below = []
+        for item in level:
+            below += [child for child in (item.values() if type(item) is dict else item)
+                      if type(child) is dict or type(child) is list]
+        level = below
     return False
 
 
-def loads(data: str | bytes, limit: int = MAX_JSON_DEPTH) -> Any:
+def loads(data: str | bytes, limit: int | None = MAX_JSON_DEPTH) -> Any:
     """orjson's `loads`, refusing (400) text that is not JSON or nests deeper than `limit`.
 
     The walk runs only when the text holds more opening brackets than `limit` (an upper bound of
-    the depth), so an ordinary frame pays two `count` calls and no walk."""
+    the depth), so an ordinary frame pays two `count` calls and no walk. `limit=None` checks no
+    depth (a client reading its server's frames: the receive path is the hot path)."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:  # orjson's own limit (1,024 levels) says so in its message
         raise Refused(400, f"JSON nested deeper than {limit} levels" if "depth" in str(exc) else "not JSON") from None
-    if isinstance(value, _CONTAINERS) and _brackets(data) > limit and nested_deeper_than(value, limit):
+    if limit is not None and isinstance(value, _CONTAINERS) and _brackets(data) > limit and \
+            nested_deeper_than(value, limit):
         raise Refused(400, f"JSON nested deeper than {limit} levels")
     return value
 

@@ -179,9 +179,9 @@ ClientFrame = Subscribe | Unsubscribe | ClientMessage | UmdUpdate | Ping | Heart
 PING, PONG, HEARTBEAT = Ping(), Pong(), Heartbeat()
 
 
-def _load_object(data: str | bytes) -> dict:
-    try:  # a depth limit: orjson reads 1,024 levels but writes 254, and data is echoed to others
-        frame = untrusted.loads(data)
+def _load_object(data: str | bytes, limit: int | None = untrusted.MAX_JSON_DEPTH) -> dict:
+    try:  # a depth limit on client frames: orjson reads 1,024 levels but writes 254, and data is echoed
+        frame = untrusted.loads(data, limit)
     except untrusted.Refused as refused:
         reason = "frame is not valid JSON" if refused.reason == "not JSON" else f"frame is {refused.reason}"
         raise FrameError(INVALID_FRAME, reason) from None
@@ -442,7 +442,7 @@ def _members(value) -> tuple[Member, ...]:
 
 def parse_server_frame(data: str | bytes) -> ServerFrame:
     """One server text frame → a server frame; `FrameError` (code INVALID_FRAME) for anything unusable."""
-    frame = _load_object(data)
+    frame = _load_object(data, limit=None)  # the client's receive path: no depth walk
     event = frame.get("event")
     channel = frame.get("channel")
     if not isinstance(event, str):

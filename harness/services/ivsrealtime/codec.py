@@ -239,9 +239,9 @@ def encode_exchange_token_error(request_id: str, trace_id: str, message: str) ->
 # -- parsing -----------------------------------------------------------------------------------------------
 
 
-def _load(data: str | bytes) -> tuple[str, object]:
-    try:
-        raw = untrusted.loads(data)  # a depth limit: nothing deeper ever reaches a repr or an echo
+def _load(data: str | bytes, limit: int | None = untrusted.MAX_JSON_DEPTH) -> tuple[str, object]:
+    try:  # a depth limit on client frames: nothing deeper ever reaches a repr or an echo
+        raw = untrusted.loads(data, limit)
     except untrusted.Refused as refused:
         raise FrameError(refused.reason) from None
     if not isinstance(raw, dict):
@@ -295,7 +295,7 @@ def _list(value: object, name: str) -> list:
 
 def parse_server_frame(data: str | bytes) -> ServerFrame:
     """One frame from the events socket, client side. Raises `FrameError` for anything unreadable."""
-    kind, raw = _load(data)
+    kind, raw = _load(data, limit=None)  # the client's receive path: no depth walk over a big roster
     payload = raw.get("payload")
     if kind in (PONG,):
         return Pong()
