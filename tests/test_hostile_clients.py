@@ -391,6 +391,11 @@ def test_create_meeting_with_attendees_that_fails_validation_creates_nothing():
                                                    ExternalMeetingId="meeting",
                                                    Attendees=[{"ExternalUserId": "attendee-a"}])
         assert made["Meeting"]["MeetingId"] and len(made["Attendees"]) == 1
+        invented = [f"made-up-{n}" for n in range(3)]  # operation names a client invents
+        for name in invented:
+            assert raw_request(emulator.control_endpoint, f"/meetings?operation={name}")[0] == 400
+        metrics = emulator.admin.metrics_text()
+        assert not any(name in metrics for name in invented) and 'operation="unknown",status="400"} 3' in metrics
         assert_no_traceback(emulator)
 
 
