@@ -13,9 +13,10 @@ the tables shows in a few hundred cycles:
   `GROWTH_BOUND` across the measured run (a leaked room, channel, stage or meeting costs more than
   half a kibibyte, so a leak per cycle passes the bound within the run).
 
-Bounds of the token tables: what lives `L` seconds, born `k` per cycle, is at most about
-`2 × k × (cycles in L)` plus the floor; lifetimes are 0.3 s or less and a cycle takes 10 ms or more
-here, so the bounds below sit well under the `k × 2 × CYCLES` entries a leak would leave.
+Bounds of the token tables (`Lived`): what lives `L` seconds, born `k` per cycle, is at most
+`2 × k × (cycles within any L)` plus the floor; lifetimes are half a second and a cycle takes
+tens of milliseconds, so the bounds sit well under the `k × 2 × CYCLES` entries a leak would leave.
+Tokens are issued just before they are used, so a loaded machine does not let them expire first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import tracemalloc
 import urllib.parse
 import uuid
@@ -48,6 +50,7 @@ CYCLES = 60  # measured, after as many warm-up cycles
 CHECKPOINTS = 4
 GROWTH_BOUND = 32 * 1024  # bytes the emulator's code holds after the measured cycles, over what it held before
 HARNESS_ONLY = [tracemalloc.Filter(True, "*/harness/*")]  # not boto3's and the test clients' own caches
+LIFETIME_S = 0.5  # how long tokens and memories of the past live in these soaks
 FLOOR = 16  # `memory.FLOOR` and Hotsock's channel floor, lowered so sweeps happen within the run
 
 
@@ -76,22 +79,41 @@ class OnItsOwnLoop:
         return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
 
 
-def soak(running: OnItsOwnLoop, cycle, tables, bounds: dict[str, int]) -> dict:
-    """Warm up, then run CYCLES more while checking every table against its bound; return figures."""
+class Lived:
+    """The bound of a table of entries born `per_cycle` a cycle and kept `lifetime_s`: those born within
+    any one lifetime (counted from the cycles' own end times, so a loaded machine's slower cycles
+    tighten it), doubled before a sweep, plus the floor and the entry being added."""
+
+    def __init__(self, per_cycle: int, lifetime_s: float) -> None:
+        self.per_cycle, self.lifetime_s = per_cycle, lifetime_s
+
+    def __call__(self, ends: list[float]) -> int:
+        most = max(sum(1 for t in ends if start <= t < start + self.lifetime_s) for start in ends)
+        return 2 * self.per_cycle * most + FLOOR + self.per_cycle
+
+
+def soak(running: OnItsOwnLoop, cycle, tables, bounds: dict, sweep=lambda: None) -> dict:
+    """Warm up, then run CYCLES more while checking every table against its bound (a number, or a
+    `Lived`); return figures. Memory is compared once everything the cycles made has outlived its
+    time and been swept (`sweep`, on the emulator's thread), so what is left over is what leaked."""
+    ends = []
     for n in range(CYCLES):
         cycle(n)
-    settle()
+        ends.append(time.monotonic())
+    settle(running, sweep)
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
         sizes = []
         for n in range(CYCLES, 2 * CYCLES):
             cycle(n)
+            ends.append(time.monotonic())
             if (n + 1 - CYCLES) % (CYCLES // CHECKPOINTS) == 0:
                 sizes.append(running.read(tables))
                 for name, size in sizes[-1].items():
-                    assert size <= bounds[name], f"{name}: {size} entries after {n + 1} cycles (bound {bounds[name]})"
-        settle()
+                    bound = bounds[name](ends) if callable(bounds[name]) else bounds[name]
+                    assert size <= bound, f"{name}: {size} entries after {n + 1} cycles (bound {bound})"
+        settle(running, sweep)
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
@@ -102,9 +124,14 @@ def soak(running: OnItsOwnLoop, cycle, tables, bounds: dict[str, int]) -> dict:
     return {"growth_bytes": growth, "tables": sizes}
 
 
-def settle() -> None:
-    """Collect cycles and empty the standard library's bounded URL cache (128 entries: every URL here
+def settle(running: OnItsOwnLoop, sweep) -> None:
+    """Let every token and memory the cycles made outlive its time (LIFETIME_S), sweep them, collect
+    garbage, and empty the standard library's bounded URL cache (128 entries: every URL here
     differs, so it would fill across the run whatever the emulator does)."""
+    deadline = time.monotonic() + LIFETIME_S
+    while time.monotonic() < deadline:  # a known lifetime, not a guess: nothing made before lives past it
+        time.sleep(deadline - time.monotonic())
+    running.read(sweep)
     urllib.parse.urlsplit.cache_clear()
     gc.collect()
 
@@ -118,18 +145,21 @@ def low_floors(monkeypatch):
 def test_ivschat_soak_under_room_token_and_connection_churn(low_floors):
     from harness.services.ivschat.emulator.server import Emulator
 
-    with OnItsOwnLoop(Emulator(token_minutes=0.3 / 60)) as running:  # tokens live 0.3 s
+    with OnItsOwnLoop(Emulator(token_minutes=LIFETIME_S / 60)) as running:
         chat = ivschat_client("us-east-1", running.emulator.control_endpoint)
         endpoint = running.emulator.messaging_endpoint
 
         def cycle(n: int) -> None:
             room = chat.create_room(maximumMessageRatePerSecond=100)
-            tokens = [chat.create_chat_token(roomIdentifier=room["arn"], userId=f"u{n}-{i}",
-                                             capabilities=["SEND_MESSAGE"])["token"] for i in range(3)]
 
-            async def chatter():  # two of the three tokens used; the third expires unused
-                a = await connect(endpoint, subprotocols=[tokens[0]], open_timeout=5)
-                b = await connect(endpoint, subprotocols=[tokens[1]], open_timeout=5)
+            def token(i: int) -> str:
+                return chat.create_chat_token(roomIdentifier=room["arn"], userId=f"u{n}-{i}",
+                                              capabilities=["SEND_MESSAGE"])["token"]
+
+            async def chatter():  # three tokens: two used at once, the third expires unused
+                a = await connect(endpoint, subprotocols=[token(0)], open_timeout=5)
+                b = await connect(endpoint, subprotocols=[token(1)], open_timeout=5)
+                token(2)
                 await a.send('{"Action":"SEND_MESSAGE","RequestId":"r","Content":"hello"}')
                 await asyncio.wait_for(b.recv(), 5)
                 await a.close()
@@ -141,7 +171,8 @@ def test_ivschat_soak_under_room_token_and_connection_churn(low_floors):
         state, plane = running.emulator.state, running.emulator.dataplane
         figures = soak(running, cycle, lambda: {"rooms": len(state.rooms), "runtimes": len(plane.rooms),
                                                 "tags": len(state.tags), "tokens": state.token_bookkeeping()},
-                       {"rooms": 0, "runtimes": 0, "tags": 0, "tokens": 200})  # a leak: 3 × 120
+                       {"rooms": 0, "runtimes": 0, "tags": 0, "tokens": Lived(3, LIFETIME_S)},  # a leak: 3 × 120
+                       sweep=state.prune_tokens)
     print("ivschat soak:", figures)
 
 
@@ -177,27 +208,29 @@ def test_hotsock_soak_under_channel_token_and_connection_churn(low_floors):
         # (Single-use tokens live whole seconds of wall clock, PyJWT's: their table is the same
         # `Expiring` the other soaks exercise.)
         figures = soak(running, cycle, lambda: {"channels": len(plane.channels), "connections": len(plane.connections)},
-                       {"channels": 2 * FLOOR, "connections": 1})  # a leak: 120 channels
+                       {"channels": 2 * FLOOR, "connections": 1},  # a leak: 120 channels
+                       sweep=plane._sweep_idle_channels)
     print("hotsock soak:", figures)
 
 
 def test_ivsrealtime_soak_under_stage_token_and_join_churn(low_floors):
     from harness.services.ivsrealtime.emulator.server import Emulator
 
-    # A minute lasts 10 µs: the longest token (14 days, asked for below) lives 0.2 s.
-    with OnItsOwnLoop(Emulator(minute_s=1e-5)) as running:
+    # A minute lasts 25 µs: the longest token (14 days, asked for below) lives LIFETIME_S.
+    with OnItsOwnLoop(Emulator(minute_s=LIFETIME_S / 20160)) as running:
         ivs = ivsrealtime_client("us-east-1", running.emulator.control_endpoint)
         endpoint = running.emulator.messaging_endpoint
 
         def cycle(n: int) -> None:
             stage = ivs.create_stage()["stage"]
-            tokens = [ivs.create_participant_token(stageArn=stage["arn"], duration=20160)["participantToken"]
-                      for _ in range(2)]
+            tokens = []
             topic = stage["arn"].rsplit("/", 1)[-1]
 
             async def join_and_leave():
                 sockets = []
-                for token in tokens:
+                for _ in range(2):  # each token issued just before it joins
+                    token = ivs.create_participant_token(stageArn=stage["arn"], duration=20160)["participantToken"]
+                    tokens.append(token)
                     query = rt_codec.join_query(topic, f"t{n}", publish=True)
                     ws = await connect(f"{endpoint}/?{query}", subprotocols=[token["token"]], open_timeout=5)
                     assert isinstance(rt_codec.parse_server_frame(await asyncio.wait_for(ws.recv(), 5)),
@@ -215,9 +248,10 @@ def test_ivsrealtime_soak_under_stage_token_and_join_churn(low_floors):
             "stages": len(state.stages), "runtimes": len(plane.stages), "participants": len(state.participants),
             "events": len(state.events), "deleted_stages": len(state.deleted_stages), "issued": len(state.issued),
             "blocked": len(state.blocked), "used": len(state.used)},
-            # Each lives 0.2 s; a leak would leave 120 (stages, blocked) or 240 (tokens) entries.
-            {"stages": 0, "runtimes": 0, "participants": 0, "events": 0, "deleted_stages": 70,
-             "issued": 130, "blocked": 70, "used": 130})
+            # Each lives half a second; a leak would leave 120 (stages, blocked) or 240 (tokens) entries.
+            {"stages": 0, "runtimes": 0, "participants": 0, "events": 0, "deleted_stages": Lived(1, LIFETIME_S),
+             "issued": Lived(2, LIFETIME_S), "blocked": Lived(1, LIFETIME_S), "used": Lived(2, LIFETIME_S)},
+            sweep=lambda: [table.sweep() for table in (state.deleted_stages, state.issued, state.blocked, state.used)])
     print("ivsrealtime soak:", figures)
 
 
@@ -227,7 +261,7 @@ def test_chime_soak_under_meeting_attendee_and_connection_churn(low_floors, monk
 
     monkeypatch.setattr(signaling, "ENDED_KEPT", 10)
     with OnItsOwnLoop(ChimeEmulator()) as running:
-        running.emulator.state.ended_remembered_s = 0.2  # an ended meeting's tokens: "ended" for 0.2 s
+        running.emulator.state.ended_remembered_s = LIFETIME_S  # an ended meeting's tokens: "ended" so long
         chime = provision.meetings_client("us-east-1", running.emulator.control_endpoint)
 
         def cycle(n: int) -> None:
@@ -255,7 +289,9 @@ def test_chime_soak_under_meeting_attendee_and_connection_churn(low_floors, monk
         figures = soak(running, cycle, lambda: {
             "meetings": len(state.meetings), "runtimes": len(plane.meetings), "tokens": len(state._tokens),
             "ended_tokens": len(state._ended_tokens), "ended_counters": len(plane.ended)},
-            {"meetings": 0, "runtimes": 0, "tokens": 0, "ended_tokens": 70, "ended_counters": 10})  # a leak: 120
+            {"meetings": 0, "runtimes": 0, "tokens": 0, "ended_tokens": Lived(1, LIFETIME_S),
+             "ended_counters": 10},  # a leak: 120
+            sweep=state._ended_tokens.sweep)
     print("chime soak:", figures)
 
 

@@ -37,7 +37,6 @@ class Expiring:
         self._entries[key] = (until, value)
         if len(self._entries) >= self._sweep_at:
             self.sweep()
-            self._sweep_at = max(self.floor, 2 * len(self._entries))
 
     def get(self, key: Hashable, default: Any = None, *, now: float | None = None) -> Any:
         entry = self._entries.get(key)
@@ -56,11 +55,13 @@ class Expiring:
         return default if entry is None else entry[1]
 
     def sweep(self, now: float | None = None) -> int:
-        """Forget every key past its time; returns how many."""
+        """Forget every key past its time; returns how many. The next sweep comes when the table has
+        doubled from what is left."""
         now = self.clock() if now is None else now
         gone = [key for key, (until, _) in self._entries.items() if now >= until]
         for key in gone:
             del self._entries[key]
+        self._sweep_at = max(self.floor, 2 * len(self._entries))
         return len(gone)
 
     def __len__(self) -> int:
