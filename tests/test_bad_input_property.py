@@ -3,18 +3,29 @@
 The fuzzing member has no capabilities, so every frame it sends — garbage, near-valid JSON, valid
 requests it may not make, binary — must earn exactly one ERROR frame addressed to it, and the
 observer in the same room must see nothing but the sentinel that follows.
+
+Beside a bystander pair (a sender and a listener), hostile actors (a forged or reused token, a
+member acting beyond its capabilities, a kicked or expired member that keeps sending), hostile
+control-plane and fault-route calls and frames never reach the listener, never lose or reorder
+the sender's messages, and never put a traceback in the emulator's log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from harness.services.ivschat import codec
 
-from .chat import assert_next_is_sentinel, join, next_event, run
+from .chat import assert_next_is_sentinel, join, next_event, run, send, token_for
+from .hostile import ADMIN_CALLS, BODIES, ODD_HEADERS, admin_call, assert_no_traceback, control_call
 
 KEYS = st.sampled_from(["Action", "action", "ACTION", "RequestId", "requestid", "Content", "Attributes", "Id",
                         "UserId", "Reason", "Extra"])
@@ -55,3 +66,105 @@ def test_any_frame_gets_one_error_and_disturbs_no_one(emulator, ivschat, frames)
     run(scenario())
     ivschat.delete_room(identifier=room["arn"])
     assert emulator.admin.health()["ok"]
+
+
+# -- hostile actors and callers beside a bystander pair --------------------------------------------------------
+
+ACTORS = st.sampled_from(["forged", "reused", "escalated-send", "escalated-kick", "escalated-delete", "kicked",
+                          "expired", "dropped"])
+OPERATIONS = st.sampled_from(["CreateChatToken", "SendEvent", "DeleteMessage", "DisconnectUser", "GetRoom",
+                              "UpdateRoom", "DeleteRoom", "ListRooms", "CreateRoom", "TagResource"])
+STEPS = st.one_of(
+    st.tuples(st.just("actor"), ACTORS),
+    st.tuples(st.just("control"), st.tuples(OPERATIONS, BODIES, ODD_HEADERS)),
+    st.tuples(st.just("admin"), ADMIN_CALLS),
+    st.tuples(st.just("frame"), FRAMES),
+)
+
+
+async def _act(emulator, ivschat, room: dict, actor: str, kind: str, listener_id: str) -> None:
+    """One hostile actor tries to act; whatever it does must not reach the room (checked by the caller)."""
+    if kind == "forged":
+        with pytest.raises(InvalidStatus) as refusal:
+            await connect(emulator.messaging_endpoint, subprotocols=["x" * 40], open_timeout=5)
+        assert refusal.value.response.status_code == 403
+        return
+    capabilities = {"escalated-send": [], "escalated-kick": ["SEND_MESSAGE"],
+                    "escalated-delete": ["SEND_MESSAGE"]}.get(kind, ["SEND_MESSAGE"])
+    token = token_for(ivschat, room, actor, capabilities)
+    ws = await connect(emulator.messaging_endpoint, subprotocols=[token], open_timeout=5)
+    if kind == "reused":
+        await ws.close()
+        with pytest.raises(InvalidStatus) as refusal:
+            await connect(emulator.messaging_endpoint, subprotocols=[token], open_timeout=5)
+        assert refusal.value.response.status_code == 403
+        return
+    if kind.startswith("escalated"):
+        frame = {"escalated-send": codec.encode_send_message("e", "escalated"),
+                 "escalated-kick": codec.encode_disconnect_user("e", listener_id, "escalated"),
+                 "escalated-delete": codec.encode_delete_message("e", "A" * 12)}[kind]
+        await ws.send(frame.decode())
+        error = await next_event(ws)
+        assert isinstance(error, codec.ChatError) and error.code == 403, error
+        await ws.close()
+        return
+    if kind == "kicked":
+        ivschat.disconnect_user(roomIdentifier=room["arn"], userId=actor, reason="out " * 50 + "é" * 40)
+    elif kind == "dropped":  # a clean close by the drop fault
+        emulator.admin.drop(room=room["id"], users=[actor], mode="clean", reason="é" * 100)
+    else:  # expired: the session's end, now
+        emulator.admin.expire(room=room["id"], users=[actor])
+    with contextlib.suppress(ConnectionClosed):  # the close may come first: sending must not help it either
+        while True:
+            await ws.send(codec.encode_send_message("after", "after the end").decode())
+            await asyncio.sleep(0.005)
+    assert ws.close_code == (1001 if kind == "dropped" else 1000)  # a drop fault closes 1001 by default
+
+
+def _kick_of_an_actor(event) -> bool:
+    """A moderator's kick of an actor: announced to the whole room, the only event an actor may cause."""
+    return isinstance(event, codec.ChatEvent) and (event.attributes or {}).get("UserId", "").startswith("actor-")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEPS, min_size=1, max_size=5))
+def test_hostile_steps_never_reach_or_disturb_a_bystander_pair(emulator, ivschat, steps):
+    """Forged, reused, escalated, kicked and expired actors, hostile control-plane and fault calls and
+    frames, each followed by a bystander message: the listener gets exactly the bystander's messages,
+    in order, nothing an actor sent, and the emulator logs no traceback."""
+    room = ivschat.create_room(maximumMessageRatePerSecond=100)
+
+    async def scenario():
+        sender = await join(emulator, ivschat, room, "sender", ["SEND_MESSAGE"])
+        listener = await join(emulator, ivschat, room, "listener")
+        fuzzer = await join(emulator, ivschat, room, "fuzzer")
+        sent = []
+        for n, (kind, what) in enumerate(steps):
+            if kind == "actor":
+                await _act(emulator, ivschat, room, f"actor-{n}", what, "listener")
+            elif kind == "control":
+                operation, body, headers = what
+                control_call(emulator, f"/{operation}", body, headers=headers)
+            elif kind == "admin":
+                admin_call(emulator, *what)
+            else:
+                await fuzzer.send(what)
+                while not isinstance(event := await next_event(fuzzer), codec.ChatError):
+                    assert _kick_of_an_actor(event) or event.sender_user_id == "sender", event
+            sent.append(await send(sender, f"bystander-{n}"))
+        for ws in (listener, sender):
+            received = []
+            while len(received) < len(sent):
+                event = await next_event(ws)
+                if _kick_of_an_actor(event):
+                    continue
+                assert isinstance(event, codec.ChatMessage) and event.sender_user_id == "sender", event
+                received.append(event.request_id)
+            assert received == sent
+        await assert_next_is_sentinel(sender, listener)
+        for ws in (sender, listener, fuzzer):
+            await ws.close()
+
+    run(scenario())
+    ivschat.delete_room(identifier=room["arn"])
+    assert_no_traceback(emulator)

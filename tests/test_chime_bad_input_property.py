@@ -7,20 +7,42 @@ types, invalid or oversize data messages, server-only frames — must earn exact
 the connection must survive; a frame of a type the emulator ignores earns nothing. The observer in
 the same meeting must see nothing but the sentinel that follows. With close-on-error (what the SDK
 asks for), an unreadable frame earns ERROR 400 and then close 4400.
+
+Beside a bystander pair (a sender and a listener in one meeting): forged join tokens and tokens of
+another meeting, removed and expired attendees that keep sending, hostile control-plane and
+fault-route calls and frames never reach the listener, never lose or reorder the sender's data
+messages, and never put a traceback in the emulator's log. (Chime's join tokens carry no times:
+there is no expired or not-yet-valid token to forge.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
 
-from harness.services.chime import codec
+from harness.services.chime import codec, provision
 from harness.services.chime import signaling_pb2 as pb
 from harness.services.chime.emulator import EmulatorProcess
 
+from . import hostile
 from .chat import run
-from .chime import assert_next_is_sentinel, client, frames_until_closed, join, meeting, next_frame
+from .chime import (
+    assert_next_is_sentinel,
+    client,
+    frames_until_closed,
+    join,
+    meeting,
+    next_frame,
+    next_messages,
+    open_socket,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +159,81 @@ def test_unreadable_frames_close_4400_when_the_client_asks(emulator, chime, fram
         await observer.close()
 
     run(scenario())
+
+
+# -- hostile actors and callers beside a bystander pair --------------------------------------------------------
+
+ACTORS = st.sampled_from(["forged", "other-meeting", "removed", "expired"])
+PATHS = st.sampled_from(["/meetings", "/meetings?operation=create-attendees", "/meetings/{meeting}/attendees",
+                         "/meetings/{meeting}/attendees?operation=batch-create", "/meetings/{other}/attendees"])
+STEPS = st.one_of(
+    st.tuples(st.just("actor"), ACTORS),
+    st.tuples(st.just("control"), st.tuples(PATHS, hostile.BODIES, hostile.ODD_HEADERS)),
+    st.tuples(st.just("admin"), hostile.ADMIN_CALLS),
+    st.tuples(st.just("frame"), FRAMES),
+)
+
+
+async def _act(emulator, chime, made, kind: str, n: int) -> None:
+    """One hostile actor tries to send into the bystanders' meeting; nothing it sends may arrive."""
+    if kind in ("forged", "other-meeting"):
+        token = ("x" * 64 if kind == "forged" else
+                 meeting(chime, f"elsewhere-{n}").attendees[0].join_token)  # a real token, for another meeting
+        ws = await open_socket(made, "sender", join_token=token)
+        frames = await frames_until_closed(ws)
+        assert [(type(f), f.status) for f in frames] == [(codec.ErrorFrame, 403)] and ws.close_code == 4403
+        return
+    actor = provision.add_attendees(chime, made.meeting_id, [f"actor-{n}"])[0]
+    ws = await open_socket(made, "sender", join_token=actor.join_token)
+    await ws.send(codec.encode(codec.Join(), 1))
+    assert isinstance(await next_frame(ws), codec.JoinAck)
+    if kind == "removed":
+        chime.delete_attendee(MeetingId=made.meeting_id, AttendeeId=actor.attendee_id)
+    else:
+        emulator.admin.expire(connections=[c["connection_id"] for c in emulator.admin.connections()
+                                           if c["user_id"] == f"actor-{n}"])
+    with contextlib.suppress(ConnectionClosed):  # however fast it sends before its close, none is heard
+        while True:
+            await send(ws, "after the end")
+            await asyncio.sleep(0.005)
+    if kind == "removed":  # its token died with it
+        again = await open_socket(made, "sender", join_token=actor.join_token)
+        assert (await frames_until_closed(again))[0].status == 403
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEPS, min_size=1, max_size=5))
+def test_hostile_steps_never_reach_or_disturb_a_bystander_pair(emulator, chime, steps):
+    """Forged and foreign join tokens, removed and expired attendees that keep sending, hostile
+    control-plane and fault-route calls and frames, each followed by a bystander's data message:
+    the listener gets exactly the sender's messages, in order, and the emulator logs no traceback."""
+    made = meeting(chime, "sender", "listener", "fuzzer")
+
+    async def scenario():
+        sender, listener = await join(made, "sender"), await join(made, "listener")
+        fuzzer = await join(made, "fuzzer", close_on_error=False)
+        for n, (kind, what) in enumerate(steps):
+            if kind == "actor":
+                await _act(emulator, chime, made, what, n)
+            elif kind == "control":
+                path, body, headers = what
+                path = path.format(meeting=made.meeting_id, other=uuid.uuid4())
+                hostile.control_call(emulator, path, body, headers=headers)
+            elif kind == "admin":
+                hostile.admin_call(emulator, *what)
+            else:
+                await fuzzer.send(what)
+                await fuzzer.send(codec.encode(codec.Ping(1000 + n), 1))
+                while not isinstance(pong := await next_frame(fuzzer), codec.Pong) or pong.ping_id != 1000 + n:
+                    assert not isinstance(pong, codec.DataMessages) or pong.messages[0].data.startswith(b"bystander")
+            await send(sender, f"bystander-{n}")
+        received = []
+        while len(received) < len(steps):
+            received.extend(m.data for m in await next_messages(listener))
+        assert received == [f"bystander-{n}".encode() for n in range(len(steps))]
+        await assert_next_is_sentinel(sender, listener)
+        for ws in (sender, listener, fuzzer):
+            await ws.close()
+
+    run(scenario())
+    hostile.assert_no_traceback(emulator)

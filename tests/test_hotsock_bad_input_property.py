@@ -8,28 +8,39 @@ keeps serving, and nobody else notices.
 - Tokens: broken in one way each, every one is refused at the upgrade with 401 and opens nothing.
 - Publish: any body with the right key is 202, 400 or 413 with a JSON error, never a crash; any
   wrong key is 401.
+- Beside a bystander pair (a publisher and a listener on one channel): forged, expired, not yet
+  valid and escalated tokens, dropped or expired connections that keep sending, hostile publish and
+  fault-route calls and frames never reach the listener, never lose or reorder the publisher's
+  messages, and never put a traceback in the emulator's log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from harness.services.hotsock import codec, tokens
 from harness.services.hotsock.claims import channel_rule
 from harness.services.hotsock.emulator.process import post_json
 
+from .hostile import ADMIN_CALLS, BODIES, ODD_HEADERS, admin_call, assert_no_traceback, control_call
 from .hotsock_chat import (
     assert_next_is_sentinel,
+    expect,
+    expect_error,
     hotsock,  # noqa: F401 - the session fixture
     join,
     next_frame,
     run,
+    send,
     unique,
 )
 
@@ -176,3 +187,104 @@ def test_publish_answers_every_body_and_refuses_every_wrong_key(hotsock, body, w
         status, answer = post_json(url, raw, api_key=wrong_key)
         assert status == 401 and answer["error"]["code"] == "UNAUTHORIZED"
     assert hotsock.admin.health()["ok"]
+
+
+# -- hostile actors and callers beside a bystander pair --------------------------------------------------------
+
+ACTORS = st.sampled_from(["forged", "expired", "not-yet-valid", "escalated-publish", "escalated-subscribe",
+                          "escalated-bound", "kicked", "expired-session"])
+STEPS = st.one_of(
+    st.tuples(st.just("actor"), ACTORS),
+    st.tuples(st.just("publish"), st.tuples(BODIES, ODD_HEADERS, st.booleans())),
+    st.tuples(st.just("admin"), ADMIN_CALLS),
+    st.tuples(st.just("frame"), FRAMES),
+)
+
+
+async def _refused_at_upgrade(emulator, claims: dict, key: bytes | None = None) -> None:
+    token = tokens.mint(claims, key) if key is not None else emulator.mint(claims)
+    with pytest.raises(InvalidStatus) as refusal:
+        await connect(emulator.connect_url(token), open_timeout=5)
+    assert refusal.value.response.status_code == 401
+
+
+async def _act(emulator, room: str, kind: str, n: int) -> None:
+    """One hostile actor tries to act on the bystanders' channel; nothing it does may reach them."""
+    now = int(time.time())
+    publisher = {room: channel_rule(publish=["chat"])}
+    if kind == "forged":
+        return await _refused_at_upgrade(emulator, tokens.connect_claims(publisher, uid=f"actor-{n}"), b"f" * 64)
+    if kind == "expired":
+        return await _refused_at_upgrade(emulator, {**tokens.connect_claims(publisher), "exp": now - 1})
+    if kind == "not-yet-valid":
+        return await _refused_at_upgrade(emulator, {**tokens.connect_claims(publisher), "nbf": now + 600})
+    if kind.startswith("escalated"):
+        # A listener's token (subscribe only) publishing; another channel's token subscribing here; a
+        # subscribe token bound to some other connection.
+        rules = {room: channel_rule()} if kind == "escalated-publish" else {unique("other"): channel_rule()}
+        ws, _ = await join(emulator, rules, uid=f"actor-{n}")
+        if kind == "escalated-publish":
+            await send(ws, codec.Subscribe(room))
+            await expect(ws, codec.Subscribed)
+            await send(ws, codec.ClientMessage(room, "chat", "escalated"))
+            await expect_error(ws, codec.PUBLISH_PERMISSION_DENIED, room)
+        elif kind == "escalated-subscribe":
+            await send(ws, codec.Subscribe(room))
+            await expect_error(ws, codec.SUBSCRIBE_PERMISSION_DENIED, room)
+        else:
+            bound = emulator.mint(tokens.subscribe_claims(publisher, connection_id="AAAAAAAAAAAAAAA="))
+            await send(ws, codec.Subscribe(room, bound))
+            await expect_error(ws, codec.INVALID_SUBSCRIBE_TOKEN, room)
+        return await ws.close()
+    ws, connected = await join(emulator, publisher, uid=f"actor-{n}")
+    chosen = [c["connection_id"] for c in emulator.admin.connections()
+              if c["hotsock_connection_id"] == connected.connection_id]
+    if kind == "kicked":
+        emulator.admin.drop(connections=chosen, mode="clean")
+    else:
+        emulator.admin.expire(connections=chosen)
+    with contextlib.suppress(ConnectionClosed):  # however fast it sends before its close, none is heard
+        while True:
+            await send(ws, codec.ClientMessage(room, "chat", "after the end"))
+            await asyncio.sleep(0.005)
+    assert ws.close_code in (1000, 1001)
+
+
+@FUZZ
+@given(steps=st.lists(STEPS, min_size=1, max_size=5))
+def test_hostile_steps_never_reach_or_disturb_a_bystander_pair(hotsock, steps):  # noqa: F811
+    """Forged, expired, not-yet-valid, escalated, dropped and expired actors, hostile publish and
+    fault-route calls and frames, each followed by a bystander message: the listener gets exactly the
+    sender's messages, in order, and the emulator logs no traceback."""
+    room = unique("pair")
+
+    async def scenario():
+        sender, _ = await join(hotsock, {room: channel_rule(publish=["chat"])}, subscribe=[room], uid="sender")
+        listener, _ = await join(hotsock, {room: channel_rule()}, subscribe=[room], uid="listener")
+        fuzzer, _ = await join(hotsock, {}, uid="fuzzer")
+        for n, (kind, what) in enumerate(steps):
+            if kind == "actor":
+                await _act(hotsock, room, what, n)
+            elif kind == "publish":
+                body, headers, right_key = what
+                key = hotsock.api_key() if right_key else "k" * 40
+                status = control_call(hotsock, "/publish", body,
+                                      headers=headers + f"Authorization: Bearer {key}\r\n".encode())
+                assert status != 202 or right_key
+            elif kind == "admin":
+                admin_call(hotsock, *what)
+            else:
+                await fuzzer.send(what)
+                await fuzzer.send(codec.Unsubscribe(f"barrier.{n}").encode().decode())
+                while not isinstance(answer := await next_frame(fuzzer), codec.Error) or answer.channel != f"barrier.{n}":
+                    pass
+            await send(sender, codec.ClientMessage(room, "chat", f"bystander-{n}"))
+        for n in range(len(steps)):
+            frame = await next_frame(listener)
+            assert isinstance(frame, codec.Message) and frame.data == f"bystander-{n}", frame
+        await assert_next_is_sentinel(hotsock, room, listener)
+        for ws in (sender, listener, fuzzer):
+            await ws.close()
+
+    run(scenario())
+    assert_no_traceback(hotsock)

@@ -8,23 +8,33 @@ to that caller alone and keeps serving.
 - Tokens: forged, tampered, expired, garbage: JOIN_ERROR with a token code, then a close, and the
   observer sees nothing.
 - Control plane: any JSON (or not JSON) to any operation: a modelled 4xx, never a 500.
+- Beside a bystander pair (a publisher changing its state, a listener): forged, expired, not yet
+  valid, escalated and kicked actors, hostile control-plane and fault-route calls and frames never
+  appear on the listener's roster, never cost or reorder a roster change, and never put a
+  traceback in the emulator's log.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 
+import jwt
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
 
 from harness.services.ivsrealtime import codec, tokens
 from harness.services.ivsrealtime.emulator.controlplane import INPUTS
 
+from . import hostile
 from .chat import run
 from .ivsrealtime import (  # noqa: F401 - rt and ivs are fixtures
     assert_next_is_pong,
@@ -189,3 +199,123 @@ def test_bad_control_plane_bodies_get_modelled_errors(rt, operation, body):  # n
     if status != 200:
         assert error_type in ("ValidationException", "ResourceNotFoundException", "ServiceQuotaExceededException",
                               "ConflictException")
+
+
+# -- hostile actors and callers beside a bystander pair --------------------------------------------------------
+
+ACTORS = st.sampled_from(["forged", "expired", "not-yet-valid", "escalated-publish", "escalated-claims", "kicked",
+                          "dropped"])
+STEPS = st.one_of(
+    st.tuples(st.just("actor"), ACTORS),
+    st.tuples(st.just("control"), st.tuples(OPERATIONS, hostile.BODIES, hostile.ODD_HEADERS)),
+    st.tuples(st.just("admin"), hostile.ADMIN_CALLS),
+    st.tuples(st.just("frame"), FRAMES),
+)
+
+
+@pytest.fixture(scope="module")
+def imported_key(ivs):  # noqa: F811
+    """A key pair whose public half the emulator trusts: actors sign their own (bad) tokens with it."""
+    key = tokens.generate_key()
+    ivs.import_public_key(publicKeyMaterial=tokens.public_key_pem(key))
+    return key
+
+
+def _signed(key, stage: dict, pid: str, **changes) -> str:
+    now = time.time()
+    claims = tokens.ParticipantClaims(stage["arn"], pid, "", "", now + 600, now, user_id=pid)
+    return jwt.encode({**claims.to_jwt(), **changes}, key, algorithm=tokens.ALGORITHM)
+
+
+async def _act(rt, ivs, stage: dict, key, kind: str, pid: str) -> None:  # noqa: F811
+    """One hostile actor tries to join or act; refused actors never reach a roster (checked by the caller)."""
+    now = int(time.time())
+    codes = {"forged": codec.TOKEN_INVALID_SIGNATURE, "expired": codec.TOKEN_EXPIRED,
+             "not-yet-valid": codec.TOKEN_INVALID, "escalated-publish": codec.INSUFFICIENT_CAPABILITIES,
+             "escalated-claims": codec.TOKEN_INVALID_SIGNATURE}
+    if kind == "forged":
+        token = _signed(tokens.generate_key(), stage, pid)
+    elif kind == "expired":
+        token = _signed(key, stage, pid, exp=now - 1)
+    elif kind == "not-yet-valid":
+        token = _signed(key, stage, pid, nbf=now + 600)
+    elif kind == "escalated-publish":
+        token = _signed(key, stage, pid, capabilities={"allow_publish": False, "allow_subscribe": True})
+    elif kind == "escalated-claims":  # a subscriber's token with publishing granted, its signature kept
+        header, payload, signature = _signed(key, stage, pid, capabilities={"allow_subscribe": True}).split(".")
+        claims = tokens.unverified_claims(f"{header}.{payload}.{signature}")
+        claims["capabilities"]["allow_publish"] = True
+        token = f"{header}.{_b64(claims)}.{signature}"
+    else:  # kicked or dropped: joins, is closed, keeps muting itself (never seen), kicked comes back
+        token = _signed(key, stage, pid)
+        ws = await open_socket(rt, stage, token, publish=True)
+        assert isinstance(await next_frame(ws), codec.StageState)
+        if kind == "kicked":
+            ivs.disconnect_participant(stageArn=stage["arn"], participantId=pid, reason="é" * 100)
+        else:
+            rt.admin.drop(connections=[c["connection_id"] for c in rt.admin.connections()
+                                       if c.get("participant_id") == pid], mode="clean", reason="é" * 100)
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(3):
+                await ws.send(codec.encode_set_state(True, False).decode())
+        await wait_closed(ws)
+        if kind == "kicked":
+            error, _ = await refused(rt, stage, token, publish=True)
+            assert error.code == codec.PARTICIPANT_DISCONNECTED
+        return
+    error, _ = await refused(rt, stage, token, publish=True)
+    assert error.code == codes[kind], (kind, error)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEPS, min_size=1, max_size=5))
+def test_hostile_steps_never_reach_or_disturb_a_bystander_pair(rt, ivs, imported_key, steps):  # noqa: F811
+    """Forged, expired, not-yet-valid, escalated and kicked actors, hostile control-plane and fault
+    calls and frames, each followed by a bystander's roster change (its SET_STATE): the listener sees
+    every change in sequence, the bystander's in order, no refused actor and no kicked one after its
+    kick, and the emulator logs no traceback."""
+    stage = ivs.create_stage()["stage"]
+
+    async def scenario():
+        sender, sender_id, _ = await join(rt, ivs, stage, "sender", publish=True)
+        listener, _, state = await join(rt, ivs, stage, "listener")
+        fuzzer, _, _ = await join(rt, ivs, stage, "fuzzer")
+        actors, kicked = {}, set()
+        for n, (kind, what) in enumerate(steps):
+            if kind == "actor":
+                actors[f"actor{n:02d}{uuid.uuid4().hex[:3]}"] = what
+                pid = list(actors)[-1]
+                await _act(rt, ivs, stage, imported_key, what, pid)
+                if what in ("kicked", "dropped"):
+                    kicked.add(pid)
+            elif kind == "control":
+                operation, body, headers = what
+                hostile.control_call(rt, f"/{operation}", body, headers=headers)
+            elif kind == "admin":
+                hostile.admin_call(rt, *what)
+            else:
+                await fuzzer.send(what)
+                await fuzzer.send(codec.encode_ping().decode())
+                while not isinstance(await next_frame(fuzzer), codec.Pong):
+                    pass
+            await sender.send(codec.encode_set_state(n % 2 == 0, False).decode())
+        seen, muted, last = [], False, state.sequence_number
+        while len(seen) < len(steps):
+            frame = await next_frame(listener)
+            assert isinstance(frame, codec.StageState), frame
+            assert frame.sequence_number == last + 1, (last, frame.sequence_number)  # none lost or reordered
+            last = frame.sequence_number
+            present = {p.id for p in frame.participants}
+            assert not present & {pid for pid, kind in actors.items() if pid not in kicked}, present
+            assert not any(p.audio_muted for p in frame.participants if p.id in kicked), frame  # never heard
+            if frame.participant(sender_id).audio_muted != muted:  # one of the bystander's changes
+                muted = not muted
+                seen.append(muted)
+        assert seen == [n % 2 == 0 for n in range(len(steps))]
+        assert not {p.id for p in frame.participants} & kicked
+        for ws in (sender, listener, fuzzer):
+            await ws.close()
+
+    run(scenario())
+    ivs.delete_stage(arn=stage["arn"])
+    hostile.assert_no_traceback(rt)

@@ -27,6 +27,8 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
+from .request_body import Refused, read_json_object
+
 SELECTION_KEYS = {"room", "users", "connections", "fraction", "seed"}
 
 
@@ -80,33 +82,31 @@ async def loopback_only(request: web.Request, handler):
             return await handler(request)
         except BadRequest as exc:
             return json_response({"error": str(exc)}, 400)
+        except Refused as exc:  # a body the shared reader will not read: 400, 413 or 415
+            return json_response({"error": exc.reason}, exc.status)
         except LookupError as exc:
             return json_response({"error": str(exc)}, 404)
     return await handler(request)
 
 
 async def read_body(request: web.Request, allowed: set[str]) -> dict:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
+    body = await read_json_object(request, empty_is={})
     unknown = set(body) - allowed
     if unknown:
         raise BadRequest(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     return body
 
 
-def number(body: dict, key: str, default: float | None = None, *, minimum: float = 0.0) -> float | None:
+HOUR_MS = 3_600_000  # the longest delay or downtime a fault may ask for: a timer the loop can hold
+
+
+def number(body: dict, key: str, default: float | None = None, *, minimum: float = 0.0,
+           maximum: float = HOUR_MS) -> float | None:
     value = body.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise BadRequest(f"{key} must be a number >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
+        raise BadRequest(f"{key} must be a number from {minimum:g} to {maximum:g}")
     return float(value)
 
 
@@ -135,12 +135,16 @@ def add_admin_routes(app: web.Application, emulator: EmulatorServer) -> None:
 
     def selection(body: dict):
         room = room_of(body, required=False)
-        for key in ("users", "connections"):
-            if key in body and not isinstance(body[key], list):
-                raise BadRequest(f"{key} must be a list")
-        fraction = number(body, "fraction")
-        if fraction is not None and fraction > 1:
-            raise BadRequest("fraction must be between 0 and 1")
+        # Every type checked here: a list of lists is unhashable and a dict seeds no random generator,
+        # so either once raised inside the data plane (500 and a traceback) instead of answering 400.
+        for key, kind, what in (("users", str, "user ids (strings)"), ("connections", int, "connection ids")):
+            items = body.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(i, kind) and not isinstance(i, bool) for i in items):
+                raise BadRequest(f"{key} must be a list of {what}")
+        fraction = number(body, "fraction", maximum=1.0)
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | str)):
+            raise BadRequest("seed must be an integer or a string")
         return dataplane.select(
             room_id=room.id if room else None, user_ids=body.get("users"), connection_ids=body.get("connections"),
             fraction=fraction, seed=body.get("seed"),
@@ -158,11 +162,13 @@ def add_admin_routes(app: web.Application, emulator: EmulatorServer) -> None:
     async def drop(request):
         body = await read_body(request, SELECTION_KEYS | {"mode", "code", "reason"})
         code = body.get("code", 1001)
-        if not isinstance(code, int) or not (1000 <= code <= 4999) or code in (1004, 1005, 1006, 1015):
+        if not isinstance(code, int) or isinstance(code, bool) or not (1000 <= code <= 4999) or code in (1004, 1005, 1006, 1015):
             raise BadRequest("code must be a close code a server may send (1000-4999, not 1004-1006/1015)")
         mode = choice(body, "mode", ("abrupt", "clean"))
-        return json_response({"dropped": dataplane.drop(selection(body), mode=mode, code=code,
-                                                reason=str(body.get("reason", "")))})
+        reason = body.get("reason", "")
+        if not isinstance(reason, str):
+            raise BadRequest("reason must be a string")
+        return json_response({"dropped": dataplane.drop(selection(body), mode=mode, code=code, reason=reason)})
 
     async def expire(request):
         body = await read_body(request, SELECTION_KEYS)
@@ -193,7 +199,7 @@ def add_admin_routes(app: web.Application, emulator: EmulatorServer) -> None:
 
     async def cost(request):
         body = await read_body(request, {"per_delivery_us"})
-        per_delivery_us = number(body, "per_delivery_us", 0.0)
+        per_delivery_us = number(body, "per_delivery_us", 0.0, maximum=1e6)
         dataplane.delivery_cost_s = per_delivery_us / 1e6
         return json_response({"per_delivery_us": per_delivery_us})
 

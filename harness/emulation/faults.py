@@ -19,15 +19,18 @@ import asyncio
 from collections.abc import Iterable
 
 from .delivery import select_members
+from .untrusted import close_reason
 
 
 class LineFaults:
     default_delay: tuple[float, float] = (0.0, 0.0)  # (delay_s, jitter_s) for rooms made later
 
     def close_soon(self, member, code: int, reason: str) -> None:
-        """A clean close from synchronous code; the task is kept until it ends."""
+        """A clean close from synchronous code; the task is kept until it ends. The reason is cut to
+        what a close frame carries in bytes: a longer one makes websockets raise inside the task and
+        leave the socket open (a kicked user went on chatting)."""
         tasks = self.__dict__.setdefault("_close_tasks", set())
-        task = asyncio.ensure_future(member.connection.close(code, reason[:120]))
+        task = asyncio.ensure_future(member.connection.close(code, close_reason(reason)))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

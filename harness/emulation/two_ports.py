@@ -18,11 +18,29 @@ before `start`, and the data plane serves wss://, the control app https:// (boto
 
 from __future__ import annotations
 
+import logging
 import ssl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .admin import FaultTarget, add_admin_routes
+
+
+class _ClientErrorsInOneLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (a bad request line, header or chunk) with a traceback,
+    though the fault is the client's and it has answered 400: here that is one line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = "%s: %s %s", (record.getMessage(), error.code, error.message.splitlines()[0])
+            record.exc_info = record.exc_text = None
+        return True
+
+
+http_log = logging.getLogger("harness.emulation.http")
+http_log.addFilter(_ClientErrorsInOneLine())
 
 
 class TwoPortEmulator:
@@ -42,7 +60,9 @@ class TwoPortEmulator:
         app = web.Application(client_max_size=self.client_max_size)
         add_admin_routes(app, self)
         self.add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None)  # no access log: query strings may hold secrets
+        # No access log: query strings may hold secrets. No decompression: bodies are plain JSON, and
+        # a Content-Encoding is refused with 415 (`request_body`) instead of failing mid-body.
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False, logger=http_log)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.control_port, ssl_context=self.ssl_context).start()
         self.control_port = self._runner.addresses[0][1]  # port 0 picked a free one

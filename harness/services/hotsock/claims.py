@@ -7,9 +7,11 @@ asks. Signatures and `exp`/`nbf`/`aud`/`iss` are checked before this (PyJWT, in 
 
 How a channel's permissions are found (spec §1.1):
 - `channels` keys are exact names, patterns with `*` (any run of characters, the empty one included)
-  or `#regex:<pattern>`. Hotsock's regexes are Go `regexp`; Python's `re` stands in for it
-  (emulator choice), with Go's `MatchString` semantics: the pattern may match anywhere in the name
-  unless it is anchored with `^…$`.
+  or `#regex:<pattern>`. Hotsock's regexes are Go `regexp`, which is RE2: linear in the name's
+  length whatever the pattern. So is this engine (google-re2, the same syntax; Python's `re`
+  backtracks, and `^(a+)+$` against a name the client picks took time doubling per character), with
+  Go's `MatchString` semantics: the pattern may match anywhere in the name unless it is anchored
+  with `^…$`. `*` wildcards are matched by the same engine.
 - Every key matching a channel contributes. For each boolean directive an explicit `false` from any
   matching key wins, whatever the order; otherwise any `true`; otherwise the default (false).
 - `messages` keys are event patterns with the same syntax, resolved the same way among the message
@@ -29,11 +31,13 @@ ignored; known ones of the wrong type make the token invalid.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import orjson
+import re2
+
+from ...emulation import untrusted
 
 SCOPES = frozenset({"connect", "subscribe", "umd"})
 REGEX_PREFIX = "#regex:"
@@ -41,6 +45,18 @@ UID_MAX_CHARS = 128
 UMD_MAX_BYTES = 1024
 HEARTBEAT_RANGE_S = (5, 600)
 STORE_MAX_S = 3_155_695_200  # about 100 years; -1 keeps forever
+
+
+def _re2_options(*, dot_nl: bool) -> re2.Options:
+    options = re2.Options()
+    options.dot_nl = dot_nl  # Go's `.` stops at newlines; a `*` wildcard spans any character
+    options.never_capture = True  # only whether it matches is asked
+    options.log_errors = False  # a pattern that does not compile is the token's problem, said in ClaimsError
+    options.max_mem = 1 << 20  # per pattern: its automaton's memory stays bounded however a name looks
+    return options
+
+
+_REGEX_OPTIONS, _WILDCARD_OPTIONS = _re2_options(dot_nl=False), _re2_options(dot_nl=True)
 
 
 class ClaimsError(ValueError):
@@ -60,12 +76,12 @@ class Pattern:
         self.exact = not key.startswith(REGEX_PREFIX) and "*" not in key
         if key.startswith(REGEX_PREFIX):
             try:
-                self._regex = re.compile(key[len(REGEX_PREFIX):])
-            except re.error:
-                raise ClaimsError("a #regex: key does not compile") from None
+                self._regex = re2.compile(key[len(REGEX_PREFIX):], _REGEX_OPTIONS)
+            except re2.error:
+                raise ClaimsError("a #regex: key does not compile (RE2 syntax, as Go's regexp)") from None
             self._search = True
         elif not self.exact:
-            self._regex = re.compile(".*".join(re.escape(part) for part in key.split("*")), re.DOTALL)
+            self._regex = re2.compile(".*".join(re2.escape(part) for part in key.split("*")), _WILDCARD_OPTIONS)
             self._search = False
         else:
             self._regex = None
@@ -240,9 +256,10 @@ def _number(payload: Mapping, name: str, *, required: bool = False) -> float | N
         if required:
             raise ClaimsError(f"{name} is required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ClaimsError(f"{name} must be a NumericDate (seconds since the epoch)")
-    return float(value)
+    try:  # finite and in range: PyJWT lets a huge int through, and `float()` of it overflows
+        return untrusted.seconds(value, name)
+    except untrusted.Refused:
+        raise ClaimsError(f"{name} must be a NumericDate (finite seconds since the epoch)") from None
 
 
 def _flag(mapping: Mapping, name: str, where: str = "") -> bool | None:

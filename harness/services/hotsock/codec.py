@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import orjson
 
+from ...emulation import untrusted
 from .ulid import UlidError, timestamp_ms
 
 DATA_MAX_BYTES = 32 * 1024  # `data` serialised as JSON, UTF-8
@@ -178,11 +179,12 @@ ClientFrame = Subscribe | Unsubscribe | ClientMessage | UmdUpdate | Ping | Heart
 PING, PONG, HEARTBEAT = Ping(), Pong(), Heartbeat()
 
 
-def _load_object(data: str | bytes) -> dict:
-    try:
-        frame = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise FrameError(INVALID_FRAME, "frame is not valid JSON") from None
+def _load_object(data: str | bytes, limit: int | None = untrusted.MAX_JSON_DEPTH) -> dict:
+    try:  # a depth limit on client frames: orjson reads 1,024 levels but writes 254, and data is echoed
+        frame = untrusted.loads(data, limit)
+    except untrusted.Refused as refused:
+        reason = "frame is not valid JSON" if refused.reason == "not JSON" else f"frame is {refused.reason}"
+        raise FrameError(INVALID_FRAME, reason) from None
     if not isinstance(frame, dict):
         raise FrameError(INVALID_FRAME, "frame must be a JSON object")
     return frame
@@ -440,7 +442,7 @@ def _members(value) -> tuple[Member, ...]:
 
 def parse_server_frame(data: str | bytes) -> ServerFrame:
     """One server text frame → a server frame; `FrameError` (code INVALID_FRAME) for anything unusable."""
-    frame = _load_object(data)
+    frame = _load_object(data, limit=None)  # the client's receive path: no depth walk
     event = frame.get("event")
     channel = frame.get("channel")
     if not isinstance(event, str):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from ...emulation import untrusted
+
 SEND_MESSAGE = "SEND_MESSAGE"
 DELETE_MESSAGE = "DELETE_MESSAGE"
 DISCONNECT_USER = "DISCONNECT_USER"
@@ -159,9 +161,9 @@ def parse_client_frame(data: str | bytes) -> ClientRequest | RequestError:
     a readable string RequestId, that RequestId so the client can match the error to its request.
     """
     try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return RequestError(400, "Invalid JSON")
+        raw = untrusted.loads(data)  # a depth limit: `str(action)` of deep nesting once raised RecursionError
+    except untrusted.Refused as refused:
+        return RequestError(400, "Invalid JSON" if refused.reason == "not JSON" else refused.reason)
     if not isinstance(raw, dict):
         return RequestError(400, "Frame must be a JSON object")
     fields = {k.lower(): v for k, v in raw.items()}

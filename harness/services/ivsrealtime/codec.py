@@ -44,6 +44,8 @@ from urllib.parse import urlencode
 
 import orjson
 
+from ...emulation import untrusted
+
 STAGE_STATE = "STAGE_STATE"
 STAGE_STATE_NAMESPACED = "aws:ivs:STAGE_STATE"
 PONG = "PONG"
@@ -237,11 +239,11 @@ def encode_exchange_token_error(request_id: str, trace_id: str, message: str) ->
 # -- parsing -----------------------------------------------------------------------------------------------
 
 
-def _load(data: str | bytes) -> tuple[str, object]:
-    try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError(f"not JSON: {exc}") from None
+def _load(data: str | bytes, limit: int | None = untrusted.MAX_JSON_DEPTH) -> tuple[str, object]:
+    try:  # a depth limit on client frames: nothing deeper ever reaches a repr or an echo
+        raw = untrusted.loads(data, limit)
+    except untrusted.Refused as refused:
+        raise FrameError(refused.reason) from None
     if not isinstance(raw, dict):
         raise FrameError("a frame is a JSON object")
     kind = raw.get("type")
@@ -293,7 +295,7 @@ def _list(value: object, name: str) -> list:
 
 def parse_server_frame(data: str | bytes) -> ServerFrame:
     """One frame from the events socket, client side. Raises `FrameError` for anything unreadable."""
-    kind, raw = _load(data)
+    kind, raw = _load(data, limit=None)  # the client's receive path: no depth walk over a big roster
     payload = raw.get("payload")
     if kind in (PONG,):
         return Pong()

@@ -19,8 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from ...emulation import untrusted
 
 ALGORITHM = "ES384"
 VERSION = "1.0"
@@ -55,6 +58,8 @@ def load_public_key(pem: str | bytes) -> ec.EllipticCurvePublicKey:
     """A P-384 public key from PEM; ValueError for anything else (another curve, RSA, garbage)."""
     try:
         key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
+    except UnsupportedAlgorithm:  # a key type or curve cryptography cannot load: the caller's mistake
+        raise ValueError("the public key's algorithm or curve is not supported (tokens are ES384)") from None
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a PEM public key: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
@@ -120,10 +125,10 @@ class ParticipantClaims:
             return value
 
         def number(name: str) -> float:
-            value = claims.get(name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TokenError("TOKEN_INVALID", f"claim {name} must be a number")
-            return float(value)
+            try:  # finite and in range: an infinite or NaN exp would never expire
+                return untrusted.seconds(claims.get(name), name)
+            except untrusted.Refused as refused:
+                raise TokenError("TOKEN_INVALID", refused.reason) from None
 
         capabilities = claims.get("capabilities") or {}
         attributes = claims.get("attributes") or {}
@@ -165,8 +170,9 @@ def self_signed_token(private_key: ec.EllipticCurvePrivateKey, stage_arn: str, *
 def unverified_claims(token: str) -> dict:
     """The claims of a token without checking its signature (what the SDK does). TokenError if unreadable."""
     try:
+        untrusted.check_jwt_shape(token)
         return jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, untrusted.Refused):
         raise TokenError("TOKEN_INVALID", "not a JWT") from None
 
 
@@ -174,13 +180,16 @@ def verify_participant_token(token: str, keys: Iterable[ec.EllipticCurvePublicKe
     """Check the signature against each key in turn, then the claims and the expiry at `now`.
 
     Raises TokenError: TOKEN_MISSING (empty), TOKEN_INVALID (not a JWT of the right shape),
-    TOKEN_INVALID_SIGNATURE (no key verifies it), TOKEN_EXPIRED. Expiry is checked here, not by
-    PyJWT, so a caller's clock (scaled or fixed in tests) decides.
+    TOKEN_INVALID_SIGNATURE (no key verifies it), TOKEN_EXPIRED. Expiry and `nbf` are checked
+    here, not by PyJWT, so a caller's clock (scaled or fixed in tests) decides.
     """
     if not token:
         raise TokenError("TOKEN_MISSING", "no participant token offered")
     try:
+        untrusted.check_jwt_shape(token)
         header = jwt.get_unverified_header(token)
+    except untrusted.Refused as refused:
+        raise TokenError("TOKEN_INVALID", refused.reason) from None
     except jwt.PyJWTError:
         raise TokenError("TOKEN_INVALID", "not a JWT") from None
     if header.get("alg") != ALGORITHM:
@@ -203,4 +212,11 @@ def verify_participant_token(token: str, keys: Iterable[ec.EllipticCurvePublicKe
     claims = ParticipantClaims.from_jwt(payload)
     if now >= claims.expires_at:
         raise TokenError("TOKEN_EXPIRED", "the participant token has expired")
+    if "nbf" in payload:  # PyJWT's own check is off (our clock decides): a token for later is refused
+        try:
+            not_before = untrusted.seconds(payload["nbf"], "nbf")
+        except untrusted.Refused as refused:
+            raise TokenError("TOKEN_INVALID", refused.reason) from None
+        if now < not_before:
+            raise TokenError("TOKEN_INVALID", "the participant token is not valid yet (nbf)")
     return claims

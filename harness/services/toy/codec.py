@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from ...emulation import untrusted
+
 MAX_BODY = 256  # characters; longer bodies are refused with status 413
 
 
@@ -30,9 +32,9 @@ def encode_notice(op: str) -> bytes:
 def decode(data: str | bytes) -> dict:
     """A frame as a dict with a string `op`; BadFrame for anything else."""
     try:
-        frame = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BadFrame(f"not JSON: {exc}") from None
+        frame = untrusted.loads(data)
+    except untrusted.Refused as refused:
+        raise BadFrame(refused.reason) from None
     if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):
         raise BadFrame("a frame is a JSON object with a string op")
     return frame

@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ....emulation.request_body import Refused, read_json_object
 from ...ivschat.emulator.controlplane import check, integer, list_of, string, structure
 from .state import MAX_ATTENDEES, Attendee, CapacityExceeded, Meeting, MeetingState
 
@@ -143,6 +144,12 @@ def validation_error(problems: list[tuple[str, str]]) -> ApiError:
     return bad_request("Invalid input: " + "; ".join(f"{name} {problem}" for name, problem in problems))
 
 
+def _check_attendee_items(items: list) -> None:
+    """Refuse the whole request when an item is not even an attendee to report on in Errors."""
+    if not all(isinstance(item, dict) and isinstance(item.get("ExternalUserId"), str) for item in items):
+        raise validation_error([("Attendees", "items must be objects with a string ExternalUserId")])
+
+
 class ControlPlane:
     """The operations, on the emulator's state and signaling plane. One instance per emulator."""
 
@@ -194,8 +201,9 @@ class ControlPlane:
             log.exception("%s failed (request %s)", operation, request_id)
             status, body = 500, {"Code": "ServiceFailure", "Message": "internal error", "RequestId": request_id}
             headers["x-amzn-ErrorType"] = "ServiceFailureException"
-        self.emulator.metrics.control_request(operation, status)
-        # Only the operation and status: bodies carry join tokens and user ids.
+        # Only the operation and status: bodies carry join tokens and user ids. A name the client made
+        # up (`?operation=…`) is counted as "unknown": /metrics series must not grow with its inventions.
+        self.emulator.metrics.control_request(operation if operation in self.operations else "unknown", status)
         log.debug("%s -> %d (request %s)", operation, status, request_id)
         if body is None:
             return web.Response(status=status, headers=headers)
@@ -213,15 +221,11 @@ class ControlPlane:
         params: Any = {}
         if request.method in ("POST", "PUT"):
             try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise bad_request("request body too large") from None
-            try:
-                params = orjson.loads(raw) if raw.strip() else {}
-            except orjson.JSONDecodeError:
-                params = None
-            if not isinstance(params, dict):
-                raise bad_request("request body must be a JSON object")
+                params = await read_json_object(request, empty_is={})
+            except Refused as refused:
+                failure = bad_request(refused.reason)
+                failure.status = refused.status  # 413 or 415 where the body itself is refused
+                raise failure from None
         for name in ("MeetingId", "AttendeeId"):
             if name in request.match_info:
                 params[name] = request.match_info[name]
@@ -262,6 +266,7 @@ class ControlPlane:
         return 200, {"Meeting": self._new_meeting(params).describe()}
 
     def create_meeting_with_attendees(self, params: dict) -> Result:
+        _check_attendee_items(params["Attendees"])  # before the meeting exists: a refusal takes no quota
         meeting = self._new_meeting(params)
         attendees, errors = self._create_attendees(meeting, params["Attendees"])
         body: dict = {"Meeting": meeting.describe(), "Attendees": attendees}
@@ -301,11 +306,10 @@ class ControlPlane:
 
     def _create_attendees(self, meeting: Meeting, items: list) -> tuple[list[dict], list[dict]]:
         """Create each item in order; an item that cannot be made is an entry in Errors."""
+        _check_attendee_items(items)
         attendees, errors = [], []
         for item in items:
-            external_user_id = item.get("ExternalUserId") if isinstance(item, dict) else None
-            if not isinstance(external_user_id, str):  # not even an attendee to report on
-                raise validation_error([("Attendees", "items must be objects with a string ExternalUserId")])
+            external_user_id = item["ExternalUserId"]
             problems: list[tuple[str, str]] = []
             cleaned = check(ATTENDEE_ITEM, item, "", problems)
             if problems:

@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from ....emulation.delivery import DeliveryLine
 from ....emulation.faults import LineFaults
 from ....emulation.frames import OPEN, binary_frame, write_framed
+from ....emulation.memory import Recent
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane, offered_subprotocols
 from .. import codec
 from .limits import DATA_HARD, DATA_SOFT, Rate, ReplayBuffer, TokenBucket
@@ -49,6 +50,8 @@ SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a receiver i
 TURN_TTL_S = 300
 # Server-only frames a client has no business sending: answered with ERROR 400, connection kept.
 SERVER_ONLY = (codec.JoinAck, codec.Index, codec.LeaveAck, codec.AudioStatus, codec.ErrorFrame)
+
+ENDED_KEPT = 1000  # ended meetings whose counters /metrics still shows (emulator choice)
 
 CLOSE_BAD_FRAME = 4400
 CLOSE_EXPIRED = 4401
@@ -163,7 +166,9 @@ class SignalingPlane(WebSocketPlane, LineFaults):
         self.replay_seconds = replay_seconds
         self.ping_interval = ping_interval
         self.meetings: dict[str, MeetingRuntime] = {}
-        self.ended: dict[str, MeetingCounters] = {}  # counters of deleted meetings, still scraped
+        # Counters of deleted meetings, still scraped: the last ENDED_KEPT of them, so meeting churn
+        # cannot grow memory and /metrics without end.
+        self.ended = Recent(ENDED_KEPT)
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
         self._member_ids = itertools.count(1)
         self._connections: set[SignalingConnection] = set()

@@ -10,12 +10,16 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
+
+from ....emulation.memory import Expiring
 
 MAX_ATTENDEES = 250  # per meeting, fixed (quotas page); MeetingFeatures.Attendee.MaxCount lowers it
 MAX_ACTIVE_MEETINGS = 250  # per account and region (adjustable on AWS; an emulator option here)
 DEFAULT_CAPABILITIES = {"Audio": "SendReceive", "Video": "SendReceive", "Content": "SendReceive"}
+ENDED_REMEMBERED_S = 24 * 3600  # how long an ended meeting's tokens hear "meeting ended" (emulator choice)
 PLACEHOLDER_HOST = "chime-emulator.invalid"  # media URLs nobody can reach: the emulator has no media
 
 
@@ -113,7 +117,10 @@ class MeetingState:
         self._tokens: dict[str, Attendee] = {}
         # Hashes of the tokens of ended meetings: their holders are told "meeting ended" (4410),
         # not "unknown token" (4403). A rare hash collision only changes which of the two they hear.
-        self._ended_tokens: set[int] = set()
+        # Join tokens never expire, so they are remembered for `ended_remembered_s` (emulator choice:
+        # a day), then "unknown token": meeting churn stays bounded.
+        self._ended_tokens = Expiring()
+        self.ended_remembered_s = ENDED_REMEMBERED_S
         self._seq = itertools.count()
 
     # -- meetings -----------------------------------------------------------------------------------
@@ -153,9 +160,10 @@ class MeetingState:
         del self.meetings[meeting.meeting_id]
         self._by_request_token.pop(meeting.client_request_token, None)
         attendees = list(meeting.attendees.values())
+        until = time.time() + self.ended_remembered_s
         for attendee in attendees:
             self._tokens.pop(attendee.join_token, None)
-            self._ended_tokens.add(hash(attendee.join_token))
+            self._ended_tokens.put(hash(attendee.join_token), until)
         return attendees
 
     # -- attendees ----------------------------------------------------------------------------------

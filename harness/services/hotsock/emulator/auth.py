@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
+from ....emulation import untrusted
+from ....emulation.memory import Expiring
 from ....tokens import KeySourceError
 from ..claims import Claims, ClaimsError
 from ..tokens import HMAC_ALGORITHMS
@@ -49,10 +52,10 @@ def public_key_slot(pem: bytes, kid: str | None = None) -> KeySlot:
     """A slot from a PEM public key, or from a private key (its public half is kept)."""
     try:
         key = load_pem_public_key(pem)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         try:
             key = load_pem_private_key(pem, password=None).public_key()
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise KeySourceError("not a PEM public key or unencrypted PEM private key") from None
     if isinstance(key, rsa.RSAPublicKey):
         return KeySlot(kid, key, ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), "RSA public key")
@@ -73,13 +76,16 @@ class Verifier:
         self.slots = slots
         self.audience = audience
         self.issuer = issuer
-        self._used_jtis: dict[str, float] = {}  # single-use tokens seen, until they expire
+        self._used_jtis = Expiring()  # single-use tokens seen, until they expire
 
     def verify(self, token: str, scope: str, now: float) -> Claims:
         """The claims of a valid token carrying `scope`; `TokenInvalid` otherwise. `now` (Unix
         seconds) only prunes the single-use bookkeeping: PyJWT checks `exp`/`nbf` on its own clock."""
         try:
+            untrusted.check_jwt_shape(token)
             header = jwt.get_unverified_header(token)
+        except untrusted.Refused as refused:
+            raise TokenInvalid(refused.reason) from None
         except jwt.PyJWTError:
             raise TokenInvalid("not a JWT") from None
         alg, kid = header.get("alg"), header.get("kid")
@@ -108,6 +114,8 @@ class Verifier:
                 raise TokenInvalid("wrong or missing iss") from None
             except jwt.MissingRequiredClaimError as exc:
                 raise TokenInvalid(f"missing required claim {exc.claim}") from None
+            except OverflowError:  # PyJWT's int() of an `exp` or `nbf` of 1e999 (read as infinity)
+                raise TokenInvalid("exp or nbf out of range") from None
             except (jwt.PyJWTError, ValueError, TypeError):
                 raise TokenInvalid("token cannot be decoded") from None
         if payload is None:
@@ -123,8 +131,6 @@ class Verifier:
         return claims
 
     def _spend(self, claims: Claims, now: float) -> None:
-        if len(self._used_jtis) > 10_000:
-            self._used_jtis = {jti: exp for jti, exp in self._used_jtis.items() if exp > now}
-        if claims.jti in self._used_jtis:
+        if self._used_jtis.get(claims.jti, now=now):
             raise TokenInvalid("single-use token already used")
-        self._used_jtis[claims.jti] = claims.exp
+        self._used_jtis.put(claims.jti, claims.exp)

@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ....emulation.delivery import DeliveryLine, select_members
 from ....emulation.frames import OPEN, text_frame
+from ....emulation.untrusted import close_reason
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
 from .. import codec
 from ..claims import ChannelGrant, Claims
@@ -58,6 +59,7 @@ SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a subscriber
 GOING_AWAY = 1001
 PRESENCE_CAPACITY_BYTES = 100_000  # "100KB" of member payloads per presence channel
 SECRET_ALPHABET = string.ascii_letters + string.digits
+CHANNELS_FLOOR = 1024  # channels below which idle ones are never swept
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class DataPlane(WebSocketPlane):
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
         self.default_delay = (0.0, 0.0)
         self._deduplication: dict[tuple[str, str], tuple[str, float]] = {}
+        self._sweep_channels_at = CHANNELS_FLOOR
         self._ids = iter(range(1, 1 << 62))
         self._tasks: set[asyncio.Task] = set()
 
@@ -210,9 +213,27 @@ class DataPlane(WebSocketPlane):
     def channel(self, name: str) -> Channel:
         channel = self.channels.get(name)
         if channel is None:
+            if len(self.channels) >= self._sweep_channels_at:
+                self._sweep_idle_channels()
             channel = self.channels[name] = Channel(name, self._fanout)
             channel.line.set_delay(*self.default_delay)
         return channel
+
+    def _sweep_idle_channels(self) -> None:
+        """Forget channels nobody is in and nothing waits on, whenever the table has doubled since the
+        last sweep (O(1) per channel, amortised): channels exist as soon as they are named, so clients
+        naming ever new ones would otherwise grow memory and /metrics without end. A forgotten
+        channel's series leave /metrics; named again, it starts afresh."""
+        now = self._loop.time() if self._loop is not None else 0.0
+        for name in [name for name, channel in self.channels.items() if self._idle(channel, now)]:
+            del self.channels[name]
+        self._sweep_channels_at = max(CHANNELS_FLOOR, 2 * len(self.channels))
+
+    def _idle(self, channel: Channel, now: float) -> bool:
+        line = channel.line
+        return (not channel.subscribers and not channel.roster and line.paused is None and not line.pending
+                and not line.held and (line.delay_s, line.jitter_s) == self.default_delay
+                and all(expiry <= now for expiry, _ in channel.stored))
 
     # -- handshake ---------------------------------------------------------------------------------------
 
@@ -250,6 +271,8 @@ class DataPlane(WebSocketPlane):
         loop = self._loop
         try:
             async for data in ws:
+                if conn.closed:
+                    continue
                 conn.active_at = loop.time()
                 self._on_frame(conn, data)
         except ConnectionClosed:
@@ -319,16 +342,20 @@ class DataPlane(WebSocketPlane):
             meta = Meta(extra.uid or meta.uid, meta.umd if extra.umd is None else extra.umd)
         if not auto and not grant.subscribe:
             return self._error(conn, name, codec.SUBSCRIBE_PERMISSION_DENIED, "no subscribe permission for this channel")
-        channel = self.channel(name)
+        # Every check before the channel is made: a refused subscribe leaves nothing behind (no
+        # channel, no /metrics series), however many names a hostile client tries.
+        existing = self.channels.get(name)
         entry = None
-        if channel.presence:
+        if codec.is_presence(name):
             if not meta.uid:
                 return self._error(conn, name, codec.PRESENCE_CHANNEL_USER_ID_REQUIRED,
                                    "presence channels need a uid claim")
-            entry = channel.roster.get(meta.uid)
-            if entry is None and channel.roster_bytes() + member_size(meta.uid, meta.umd) > self.presence_capacity_bytes:
+            entry = existing.roster.get(meta.uid) if existing is not None else None
+            roster_bytes = existing.roster_bytes() if existing is not None else 0
+            if entry is None and roster_bytes + member_size(meta.uid, meta.umd) > self.presence_capacity_bytes:
                 return self._error(conn, name, codec.PRESENCE_CHANNEL_CAPACITY_REACHED,
                                    f"member payloads would exceed {self.presence_capacity_bytes} bytes")
+        channel = self.channel(name)
         conn.subscriptions[name] = Subscription(grant, meta)
         channel.subscribers[conn.id] = conn
         channel.counters.subscriptions += 1
@@ -464,8 +491,9 @@ class DataPlane(WebSocketPlane):
 
     def _error(self, conn: Connection, channel: str | None, code: str, message: str) -> None:
         self.metrics.errors[code] += 1
-        if channel is not None and codec.channel_problem(channel) is None:
-            self.channel(channel).counters.rejected[code] += 1
+        known = self.channels.get(channel) if channel is not None else None
+        if known is not None:  # counted where the channel exists; a refusal never makes one
+            known.counters.rejected[code] += 1
         self._send(conn, codec.Error(channel, code, message))
 
     def _fanout(self, channel: Channel, item: tuple[bytes, int | None]) -> None:
@@ -496,7 +524,10 @@ class DataPlane(WebSocketPlane):
             conn.transport.abort()
 
     def _close(self, conn: Connection, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(conn.ws.close(code, reason))
+        # Closed from now: its close takes a round trip, and what it sends meanwhile is not heard
+        # (a dropped or expired connection's messages were once fanned out in that gap).
+        conn.closed = True
+        task = asyncio.ensure_future(conn.ws.close(code, close_reason(reason)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -13,7 +13,8 @@ Errors are JSON `{"error": {"code", "message"}}` (emulator choice: the service's
 unpublished): 401 UNAUTHORIZED for a wrong or missing key or connection secret, 400 with the
 codec's codes (INVALID_CHANNEL, INVALID_EVENT, DATA_TOO_LARGE) or INVALID_REQUEST /
 UNSUPPORTED for the body, 403 NOT_SUBSCRIBED for history of a channel the connection is not in,
-413 DATA_TOO_LARGE for a body over 1 MiB. `id` is always in a publish's answer (the service adds it
+413 DATA_TOO_LARGE for a body over 1 MiB, 415 UNSUPPORTED_MEDIA_TYPE for a body with a
+Content-Encoding (the shared reader, `harness/emulation/request_body.py`). `id` is always in a publish's answer (the service adds it
 only with `eagerIdGeneration`: emulator choice). Scheduled messages (`scheduleExpression`) and
 storage writes (`key`) are not emulated: 400 UNSUPPORTED.
 
@@ -32,10 +33,10 @@ import string
 import tempfile
 from pathlib import Path
 
-import orjson
 from aiohttp import web
 
 from ....emulation.admin import json_response
+from ....emulation.request_body import Refused, header_text, read_json_object
 from ....emulation.two_ports import TwoPortEmulator
 from .. import codec
 from ..claims import STORE_MAX_S
@@ -172,15 +173,10 @@ class Emulator(TwoPortEmulator):
     @staticmethod
     async def _json_body(request: web.Request, allowed: set[str]) -> dict:
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise ApiError(413, codec.DATA_TOO_LARGE, "request body over 1 MiB") from None
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "INVALID_REQUEST", "body is not JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "INVALID_REQUEST", "body must be a JSON object")
+            body = await read_json_object(request)
+        except Refused as refused:
+            code = {413: codec.DATA_TOO_LARGE, 415: "UNSUPPORTED_MEDIA_TYPE"}.get(refused.status, "INVALID_REQUEST")
+            raise ApiError(refused.status, code, refused.reason) from None
         unsupported = sorted(set(body) & NOT_EMULATED)
         if unsupported:
             raise ApiError(400, "UNSUPPORTED", f"{', '.join(unsupported)}: not emulated")
@@ -190,7 +186,10 @@ class Emulator(TwoPortEmulator):
         return body
 
     def _check_api_key(self, request: web.Request) -> None:
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        try:
+            scheme, _, key = header_text(request, "Authorization").partition(" ")
+        except Refused as refused:
+            raise ApiError(401, "UNAUTHORIZED", refused.reason) from None
         offered = key.strip().encode()
         # Compare with every key, always: how long the check takes says nothing about which is close.
         matches = [hmac.compare_digest(offered, known) for known in self.api_keys]

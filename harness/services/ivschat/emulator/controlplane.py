@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ....emulation.request_body import Refused, header_text, read_json_object
 from .ids import random_id
 from .state import DEFAULT_SESSION_MINUTES, ChatState, Room, iso8601
 
@@ -316,7 +317,11 @@ class ControlPlane:
         return web.Response(status=status, headers=headers, body=orjson.dumps(body), content_type="application/json")
 
     def _check_region(self, request: web.Request) -> None:
-        scope = CREDENTIAL_SCOPE.search(request.headers.get("Authorization", ""))
+        try:
+            authorization = header_text(request, "Authorization")
+        except Refused as refused:
+            raise bad_request(refused.reason) from None
+        scope = CREDENTIAL_SCOPE.search(authorization)
         if scope and scope.group(1) != self.state.region:
             raise ApiError(
                 403,
@@ -344,15 +349,10 @@ class ControlPlane:
         params: dict = {}
         if request.method == "POST":
             try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise bad_request("request body too large") from None
-            try:
-                params = orjson.loads(raw) if raw.strip() else {}
-            except orjson.JSONDecodeError:
-                params = None
-            if not isinstance(params, dict):
-                raise bad_request("request body must be a JSON object")
+                params = await read_json_object(request, empty_is={})
+            except Refused as refused:
+                raise ApiError(refused.status, "ValidationException", refused.reason, reason="OTHER",
+                               fieldList=[]) from None
         if "resourceArn" in request.match_info:
             params["resourceArn"] = request.match_info["resourceArn"]
         if operation == "UntagResource":

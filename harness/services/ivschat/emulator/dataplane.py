@@ -45,7 +45,7 @@ def _map_size(attributes: dict[str, str]) -> int:
 class Member:
     """One open connection in a room."""
 
-    __slots__ = ("id", "connection", "transport", "grant", "runtime", "connected_ns", "expiry", "remote")
+    __slots__ = ("id", "connection", "transport", "grant", "runtime", "connected_ns", "expiry", "remote", "ended")
 
     def __init__(self, member_id: int, connection: ServerConnection, grant: TokenGrant) -> None:
         self.id = member_id
@@ -56,6 +56,9 @@ class Member:
         self.connected_ns = time.time_ns()
         self.expiry: asyncio.TimerHandle | None = None
         self.remote = connection.remote_address[0] if connection.remote_address else ""
+        # Kicked, expired or its room deleted: from that moment it is heard no more. Its close takes
+        # a round trip, and frames it sends meanwhile were once accepted and fanned out.
+        self.ended = False
 
     @property
     def room_id(self) -> str:
@@ -193,6 +196,8 @@ class DataPlane(WebSocketPlane, LineFaults):
             remaining_s = (member.grant.session_expiration_ns - time.time_ns()) / 1e9
             member.expiry = self._loop.call_later(max(0.0, remaining_s), self._expire, member)
             async for data in connection:
+                if member.ended:
+                    continue
                 if isinstance(data, bytes):
                     self.metrics.protocol_errors += 1
                     self._reject(member, "", 400, "Binary frames are not supported")
@@ -332,6 +337,7 @@ class DataPlane(WebSocketPlane, LineFaults):
 
     def _expire(self, member: Member) -> None:
         """Session expiry: ERROR 401, then a clean close (emulator choice, see the spec)."""
+        member.ended = True
         write_framed(member, self._error_frame("", 401, "Session expired"))
         self.close_soon(member, 1000, "Session expired")
 
@@ -360,9 +366,13 @@ class DataPlane(WebSocketPlane, LineFaults):
             {"UserId": user_id, "Reason": reason}, time.time_ns(),
         )
 
+        for member in runtime.members_of(user_id):  # no word of theirs counts from now on
+            member.ended = True
+
         def close_targets() -> None:
             # After the event has gone out, so the kicked user sees why before the close frame.
             for member in runtime.members_of(user_id):
+                member.ended = True
                 self.close_soon(member, 1000, reason or "Disconnected by moderator")
 
         self._deliver(runtime, text_frame(payload), after=close_targets)
@@ -378,6 +388,7 @@ class DataPlane(WebSocketPlane, LineFaults):
             return
         runtime.line.close()
         for member in list(runtime.members.values()):
+            member.ended = True
             write_framed(member, self._error_frame("", 404, "Room deleted"))
             self.close_soon(member, 1000, "Room deleted")
 
@@ -403,6 +414,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         return [runtime.line for runtime in self.rooms.values()]
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
+        member.ended = True
         self.close_soon(member, code, reason)
 
     def connection_count(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ....emulation.memory import Expiring
 from .ids import new_chat_token, random_id
 
 DEFAULT_RATE = 10
@@ -85,10 +86,13 @@ class ChatState:
         self.token_minutes = token_minutes
         self.rooms: dict[str, Room] = {}  # by room id
         self.tags: dict[str, dict[str, str]] = {}  # by resource ARN
-        self._tokens: dict[str, TokenGrant] = {}
+        # Both kept until the token expires, then forgotten (`emulation.memory.Expiring`): a long
+        # soak holds the tokens alive at once, not every token ever issued.
+        self._tokens = Expiring(time.time_ns)  # token → its grant, until the token expires
         # Hashes, not tokens: a reconnect storm redeems many tokens and we only need to say "reused"
-        # rather than "invalid" (both are 403), so a rare hash collision costs nothing.
-        self._used_tokens: set[int] = set()
+        # rather than "invalid" (both are 403), so a rare hash collision costs nothing. Once the token
+        # would have expired anyway, "invalid" is as true.
+        self._used_tokens = Expiring(time.time_ns)
 
     # -- rooms ------------------------------------------------------------------------------------
 
@@ -146,7 +150,7 @@ class ChatState:
             session_expiration_ns=now_ns + session_minutes * NS_PER_MINUTE,
         )
         token = new_chat_token()
-        self._tokens[token] = grant
+        self._tokens.put(token, grant.token_expiration_ns, grant)
         return token, grant
 
     def redeem_token(self, token: str | None, *, now_ns: int | None = None) -> TokenGrant:
@@ -157,28 +161,25 @@ class ChatState:
         """
         if not token:
             raise TokenRejected(401, "no chat token offered as the WebSocket subprotocol")
-        grant = self._tokens.get(token)
-        if grant is None:
-            if hash(token) in self._used_tokens:
-                raise TokenRejected(403, "chat token already used")
-            raise TokenRejected(403, "invalid chat token")
         now_ns = time.time_ns() if now_ns is None else now_ns
-        if now_ns >= grant.token_expiration_ns:
-            del self._tokens[token]
-            raise TokenRejected(403, "chat token expired")
+        grant = self._tokens.get(token, now=now_ns)
+        if grant is None:
+            if self._used_tokens.get(hash(token), now=now_ns):
+                raise TokenRejected(403, "chat token already used")
+            raise TokenRejected(403, "invalid or expired chat token")
         if now_ns >= grant.session_expiration_ns:
-            del self._tokens[token]
+            self._tokens.pop(token)
             raise TokenRejected(403, "chat session expired")
         if grant.room_id not in self.rooms:
             raise TokenRejected(404, "room not found")
-        del self._tokens[token]
-        self._used_tokens.add(hash(token))
+        self._tokens.pop(token)
+        self._used_tokens.put(hash(token), grant.token_expiration_ns)
         return grant
 
+    def token_bookkeeping(self) -> int:
+        """Entries kept about tokens: issued and unused, plus used and not yet expired."""
+        return len(self._tokens) + len(self._used_tokens)
+
     def prune_tokens(self, now_ns: int | None = None) -> int:
-        """Forget expired, unused tokens (a long soak must not grow without bound)."""
-        now_ns = time.time_ns() if now_ns is None else now_ns
-        stale = [t for t, g in self._tokens.items() if now_ns >= g.token_expiration_ns]
-        for token in stale:
-            del self._tokens[token]
-        return len(stale)
+        """Forget expired tokens, used or not (also done on its own whenever the tables double)."""
+        return self._tokens.sweep(now_ns) + self._used_tokens.sweep(now_ns)

@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ....emulation.request_body import Refused, read_json_object
 from ...ivschat.emulator.controlplane import ApiError, check, integer, list_of, map_of, string, structure
 from ..tokens import PUBLISH, SUBSCRIBE
 from .state import DEFAULT_TOKEN_MINUTES, QuotaExceeded, Stage, iso8601
@@ -162,16 +163,9 @@ class ControlPlane:
     @staticmethod
     async def _read_body(request: web.Request) -> dict:
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise validation("request body too large") from None
-        try:
-            params = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError:
-            params = None
-        if not isinstance(params, dict):
-            raise validation("request body must be a JSON object")
-        return params
+            return await read_json_object(request, empty_is={})
+        except Refused as refused:
+            raise error(refused.status, "ValidationException", refused.reason) from None
 
     @staticmethod
     def _validate(operation: str, params: dict) -> dict:

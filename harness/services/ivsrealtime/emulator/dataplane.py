@@ -79,7 +79,6 @@ class Admission:
     claims: ParticipantClaims
     stage: Stage
     publishing: bool
-    replaces: EventsConnection | None = None  # token reuse, "replace" mode: the connection it displaces
     released: bool = False
 
 
@@ -91,7 +90,7 @@ class Member:
     """One joined participant's connection."""
 
     __slots__ = ("id", "connection", "transport", "claims", "stage_id", "publishing", "audio_muted",
-                 "video_stopped", "connected_ns", "left")
+                 "video_stopped", "connected_ns", "left", "closing")
 
     def __init__(self, member_id: int, connection: ServerConnection, admission: Admission) -> None:
         self.id = member_id
@@ -104,6 +103,7 @@ class Member:
         self.video_stopped = False
         self.connected_ns = time.time_ns()
         self.left = False
+        self.closing = False  # the server is closing it (a drop fault): its frames are heard no more
 
     @property
     def room_id(self) -> str:
@@ -133,7 +133,10 @@ class StageRuntime:
     def __init__(self, stage: Stage, fanout: Callable[[StageRuntime, bytes], None]) -> None:
         self.stage = stage
         self.members: dict[int, Member] = {}  # joined, by connection id
-        self.holders: dict[str, EventsConnection] = {}  # participant id → the connection holding its slot
+        # participant id → its joined connection. Recorded only once the handshake succeeded (in
+        # `_join`): a failed handshake for the same token must not displace a connection still joined.
+        self.holders: dict[str, EventsConnection] = {}
+        self.joining: dict[str, EventsConnection] = {}  # participant id → its admitted handshake in flight
         self.publishers = 0  # reserved slots, joined or about to join
         self.subscribers = 0
         self.sequence = 1  # an empty stage's state; the first join makes it 2 (the SDK wants > 0)
@@ -145,6 +148,20 @@ class StageRuntime:
         holder = self.holders.get(participant_id)
         member = holder.member if holder is not None else None
         return member if member is not None and not member.left else None
+
+    def current(self, participant_id: str) -> EventsConnection | None:
+        """The participant's latest live connection: a handshake in flight, else the joined one."""
+        for table in (self.joining, self.holders):
+            connection = table.get(participant_id)
+            if connection is not None and not connection.verdict.released:
+                return connection
+        return None
+
+    def forget(self, participant_id: str, connection: EventsConnection) -> None:
+        """`connection` no longer holds or awaits the participant's place (another may)."""
+        for table in (self.joining, self.holders):
+            if table.get(participant_id) is connection:
+                del table[participant_id]
 
 
 class EventsConnection(EndReportingConnection):
@@ -174,6 +191,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         self.stages: dict[str, StageRuntime] = {}
         self._member_ids = iter(range(1, 1 << 62))
         self._open = 0  # admitted connections whose TCP connection is not yet gone
+        self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -240,9 +258,7 @@ class DataPlane(WebSocketPlane, LineFaults):
             return refusal(codec.INSUFFICIENT_CAPABILITIES, "the token does not allow publishing", stage=stage,
                            participant_id=pid, event_error_code="INSUFFICIENT_CAPABILITIES")
         runtime = self.runtime(stage)
-        current = runtime.holders.get(pid)
-        if current is not None and current.verdict.released:
-            current = None
+        current = runtime.current(pid)
         if (self.token_reuse == "refuse" and current is not None) or (
                 self.token_reuse == "single-use" and (current is not None or pid in self.state.used)):
             return refusal(codec.TOKEN_REUSED, "the participant token is already in use", stage=stage,
@@ -260,8 +276,8 @@ class DataPlane(WebSocketPlane, LineFaults):
                 return refusal(codec.STAGE_AT_CAPACITY, f"the stage has {self.max_subscribers} subscribers",
                                stage=stage, participant_id=pid, event_error_code="QUOTA_EXCEEDED")
             runtime.subscribers += 1
-        runtime.holders[pid] = connection
-        return Admission(claims, stage, publishing, replaces=current)
+        runtime.joining[pid] = connection
+        return Admission(claims, stage, publishing)
 
     def _count_refusal(self, verdict: Refusal) -> None:
         code = verdict.error.code
@@ -284,8 +300,7 @@ class DataPlane(WebSocketPlane, LineFaults):
             runtime.publishers -= 1
         else:
             runtime.subscribers -= 1
-        if runtime.holders.get(admission.claims.participant_id) is connection:
-            del runtime.holders[admission.claims.participant_id]
+        runtime.forget(admission.claims.participant_id, connection)
         if connection.member is not None:
             self._leave(connection.member)
 
@@ -296,6 +311,9 @@ class DataPlane(WebSocketPlane, LineFaults):
         try:
             if isinstance(verdict, Admission) and verdict.stage.id not in self.state.stages:
                 verdict = refusal(codec.STAGE_DELETED, "the stage has been deleted")  # deleted meanwhile
+            elif isinstance(verdict, Admission) and verdict.claims.participant_id in self.state.blocked:
+                verdict = refusal(codec.PARTICIPANT_DISCONNECTED, "this participant was disconnected",  # meanwhile
+                                  stage=verdict.stage, participant_id=verdict.claims.participant_id)
             if isinstance(verdict, Refusal):
                 self._count_refusal(verdict)
                 await connection.send(codec.encode_join_error(verdict.error).decode())
@@ -309,12 +327,15 @@ class DataPlane(WebSocketPlane, LineFaults):
 
     def _join(self, connection: EventsConnection, admission: Admission) -> Member:
         runtime = self.runtime(admission.stage)
-        previous = admission.replaces.member if admission.replaces is not None else None
-        admission.replaces = None
-        if previous is not None and not previous.left:  # token reuse, "replace" mode
+        pid = admission.claims.participant_id
+        # Whoever holds the participant's place now, not at admission: of two handshakes in flight
+        # for one token, the later join displaces the earlier, so one connection is ever joined.
+        previous = runtime.member_of(pid)
+        if previous is not None:  # token reuse, "replace" mode (the other modes refused at admission)
             self._disconnect(previous, codec.TOKEN_REUSED, "the token was used by another connection")
+        runtime.forget(pid, connection)
         member = connection.member = Member(next(self._member_ids), connection, admission)
-        runtime.holders[member.participant_id] = connection
+        runtime.holders[pid] = connection
         runtime.members[member.id] = member
         runtime.counters.joins_accepted += 1
         self.state.joined(admission.stage, admission.claims, admission.publishing, time.time())
@@ -325,6 +346,8 @@ class DataPlane(WebSocketPlane, LineFaults):
         return member
 
     def _on_frame(self, member: Member, data: str | bytes) -> None:
+        if member.closing:
+            return
         runtime = self.stages.get(member.stage_id)
         counters = runtime.counters if runtime is not None else StageCounters()
         if isinstance(data, bytes):
@@ -420,9 +443,9 @@ class DataPlane(WebSocketPlane, LineFaults):
 
     def disconnect_participant(self, stage: Stage, participant_id: str, reason: str) -> None:
         """The participant's token can no longer join; a joined participant is told and removed."""
-        self.state.blocked.add(participant_id)
         runtime = self.stages.get(stage.id)
         member = runtime.member_of(participant_id) if runtime is not None else None
+        self.state.block(participant_id, member.claims.expires_at if member is not None else None)
         if member is not None:
             self._disconnect(member, codec.PARTICIPANT_DISCONNECTED, reason or "Disconnected by the control plane",
                              kicked=True)
@@ -448,6 +471,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         return [runtime.line for runtime in self.stages.values()]
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
+        member.closing = True
         self.close_soon(member, code, reason)
 
     def all_members(self) -> Iterable[Member]:

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ....emulation.memory import Expiring
 from .. import tokens as ptokens
 from ..tokens import ParticipantClaims
 
 DEFAULT_TOKEN_MINUTES = 720
+MAX_TOKEN_MINUTES = 20160  # CreateParticipantToken's longest duration: 14 days
 MAX_STAGES = 100  # per region (adjustable quota)
 MAX_PUBLISHERS = 12  # per stage (fixed)
 MAX_SUBSCRIBERS = 10_000  # per stage (adjustable)
@@ -101,10 +103,12 @@ class RealtimeState:
         self.max_stages = max_stages
         self.signing_key = signing_key or ptokens.generate_key()
         self.stages: dict[str, Stage] = {}  # by id
-        self.deleted_stages: set[str] = set()  # ARNs: a later join says STAGE_DELETED
-        self.issued: set[str] = set()  # participant ids from CreateParticipantToken
-        self.blocked: set[str] = set()  # participant ids whose token DisconnectParticipant ended
-        self.used: set[str] = set()  # participant ids that have joined once (single-use mode)
+        # What is remembered about the past is kept while a token that could come back is valid, then
+        # forgotten (`emulation.memory.Expiring`), so stage, token and join churn stays bounded:
+        self.deleted_stages = Expiring()  # ARNs: a later join says STAGE_DELETED (for the longest token)
+        self.issued = Expiring()  # participant ids from CreateParticipantToken, until their token expires
+        self.blocked = Expiring()  # participant ids whose token DisconnectParticipant ended, likewise
+        self.used = Expiring()  # participant ids that have joined once (single-use mode), likewise
         self.participants: dict[tuple[str, str], dict[str, ParticipantRecord]] = {}  # (stage, session) → id → rec
         self.events: dict[tuple[str, str, str], deque[ParticipantEvent]] = {}  # (stage, session, participant)
         self.public_keys: dict[str, PublicKey] = {}  # by ARN
@@ -131,9 +135,22 @@ class RealtimeState:
             return None
         return stage
 
-    def delete_stage(self, stage: Stage) -> None:
+    @property
+    def longest_token_s(self) -> float:
+        return MAX_TOKEN_MINUTES * self.minute_s
+
+    def delete_stage(self, stage: Stage, now: float | None = None) -> None:
+        """The stage goes, and with it its participants and their events (no operation reads them)."""
         del self.stages[stage.id]
-        self.deleted_stages.add(stage.arn)
+        self.deleted_stages.put(stage.arn, (time.time() if now is None else now) + self.longest_token_s)
+        self.participants.pop((stage.id, stage.session_id), None)
+        for key in [key for key in self.events if key[0] == stage.id]:
+            del self.events[key]
+
+    def block(self, participant_id: str, until: float | None = None) -> None:
+        """The participant's token joins no more, until it expires (the longest a token lives, unknown)."""
+        known = self.issued.get(participant_id)
+        self.blocked.put(participant_id, until or known or time.time() + self.longest_token_s)
 
     # -- tokens ---------------------------------------------------------------------------------------------
 
@@ -147,7 +164,7 @@ class RealtimeState:
             self.signing_key, stage.arn, events_url=events_url, whip_url=whip_url, now=now,
             duration_s=duration_minutes * self.minute_s, user_id=user_id, capabilities=granted,
             attributes=attributes)
-        self.issued.add(claims.participant_id)
+        self.issued.put(claims.participant_id, claims.expires_at, claims.expires_at)
         return token, claims
 
     def verification_keys(self) -> list[ec.EllipticCurvePublicKey]:
@@ -184,7 +201,7 @@ class RealtimeState:
                 claims.participant_id, claims.user_id, dict(claims.attributes), first_join=now)
         record.state = "CONNECTED"
         record.published = record.published or publishing
-        self.used.add(claims.participant_id)
+        self.used.put(claims.participant_id, claims.expires_at)
         self.event(stage, claims.participant_id, "JOINED", now)
         if publishing:
             self.event(stage, claims.participant_id, "PUBLISH_STARTED", now)
