@@ -208,6 +208,8 @@ class Run:
                 "--chat-scenario", scenario.name,
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
+        if scenario.token_endpoint is not None:
+            argv += scenario.token_endpoint.locust_args()
         if scenario.metrics_port is not None:
             argv += ["--chat-metrics-port", str(scenario.metrics_port),
                      "--chat-metrics-linger", str(getattr(self.args, "metrics_linger", 15.0))]

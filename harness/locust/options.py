@@ -12,6 +12,7 @@ import functools
 
 from locust import argument_parser, events
 
+from .. import token_endpoint
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from ..services import registry
 
@@ -37,6 +38,7 @@ def _add_options(parser) -> None:
                         help="file of pre-made tokens (single-use) instead of the service's own token source")
     parser.add_argument("--chat-token-command", default="", include_in_web_ui=False,
                         help="command printing a token (gets CHATLOAD_USER_ID, CHATLOAD_ROOM, …)")
+    token_endpoint.add_locust_options(parser)
     parser.add_argument("--chat-drain", type=float, default=5.0,
                         help="seconds to keep receiving at stop for messages in flight")
     parser.add_argument("--chat-connect-timeout", type=float, default=10.0, help="seconds per connection attempt")

@@ -459,6 +459,10 @@ class ChatService(ABC):
 
     # -- every process -----------------------------------------------------------------------------------
 
+    # What a connect needs from the application's token endpoint beside the token (answer JSON paths
+    # in `[target.token_endpoint]`): name → (what it is, an example path). See harness/token_endpoint.py.
+    token_endpoint_fields: ClassVar[dict[str, tuple[str, str]]] = {}
+
     @abstractmethod
     def token_provider(self, target: Target) -> TokenProvider:
         """Where tokens come from unless the user gives a file or a command."""
