@@ -1,0 +1,197 @@
+"""Tokens from the application's own endpoint (issue 23), against a real local HTTP app
+(tests/token_app.py) that itself gets each token from the emulator's control plane, through the
+runtime's real fetch path, connecting to real emulators (tests/token_endpoint_run.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from harness.childproc import JsonChildProcess
+from harness.emulation.process import EmulatorProcess
+from harness.token_endpoint import BadAnswer, TokenEndpoint, check, lookup, read_answer, request_of
+
+BODY = '{"user_id": "{user_id}", "room": "{room}", "capabilities": "{capabilities}", "who": "{population}"}'
+
+
+def token_app(emulator: EmulatorProcess, service: str) -> JsonChildProcess:
+    extra = ["--secret-file", emulator.info["hs256_secret_file"]] if service == "hotsock" else []
+    return JsonChildProcess("tests.token_app", "--service", service, "--control", emulator.control_endpoint, *extra,
+                            name="token app").start()
+
+
+def calls(app: JsonChildProcess) -> list[tuple[float, str, int]]:
+    with urllib.request.urlopen(app.info["url"].replace("/token", "/_calls"), timeout=5) as answer:
+        return [tuple(call) for call in json.loads(answer.read())["calls"]]
+
+
+def run(emulator: EmulatorProcess, app: JsonChildProcess, service: str, endpoint: dict, groups, **spec) -> dict:
+    spec = {"service": service, "endpoint": emulator.messaging_endpoint, "control": emulator.control_endpoint,
+            "token_endpoint": {"url": app.info["url"], "body": BODY, **endpoint}, "groups": groups, **spec}
+    done = subprocess.run([sys.executable, "-m", "tests.token_endpoint_run", json.dumps(spec)], capture_output=True,
+                          text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- every service: the app's token is the one the connection uses, one call per token -------------------------
+
+SERVICES = {
+    # service: (token path, fields, capabilities of a receiving user)
+    "ivschat": ({"token": "token", "expiry": "tokenExpirationTime"}, []),
+    "hotsock": ({"token": "token"}, ["subscribe"]),
+    "chime": ({"token": "Attendee.JoinToken", "fields": {"signaling_url": "Meeting.MediaPlacement.SignalingUrl"}}, []),
+    "ivsrealtime": ({"token": "participantToken.token"}, ["SUBSCRIBE"]),
+}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_each_service_connects_with_the_apps_tokens_one_call_per_token(service):
+    paths, capabilities = SERVICES[service]
+    with EmulatorProcess(service=service) as emulator:
+        app = token_app(emulator, service)
+        try:
+            settings = {"signing_key": emulator.info["hs256_secret_file"]} if service == "hotsock" else {}
+            result = run(emulator, app, service, paths, [["ok", 4, "sdk", capabilities]], settings=settings,
+                         drop="ok", wait_s=20)
+            made = calls(app)
+        finally:
+            app.stop()
+    counters = result["counters"]
+    assert result["settled"] and set(result["states"].values()) == {"open"}, result
+    # Every user connected, was dropped and came back: two tokens each, each fetched once.
+    assert counters["connects"] == 8 and counters["token_fetches"] == 8, counters
+    per_user = Counter(user for _t, user, _status in made)
+    assert per_user == {user: 2 for user in result["states"]}, per_user
+    assert not any(name.startswith("token_fetch_failures.") for name in counters), counters
+
+
+# -- what the endpoint answers: refused, retried, timed out, unreadable -------------------------------------------
+
+@pytest.fixture(scope="module")
+def ivschat_app():
+    with EmulatorProcess(service="ivschat") as emulator:
+        app = token_app(emulator, "ivschat")
+        try:
+            yield emulator, app
+        finally:
+            app.stop()
+
+
+def test_answers_by_status_refusals_retries_timeouts_and_bad_answers(ivschat_app):
+    emulator, app = ivschat_app
+    groups = [["s401", 1, "sdk", []], ["s403", 1, "sdk", []], ["s429n2", 1, "sdk", []], ["s503n1", 1, "sdk", []],
+              ["slow", 1, "sdk", []], ["hang", 1, "sdk", []], ["badjson", 1, "sdk", []], ["nopath", 1, "sdk", []]]
+    result = run(emulator, app, "ivschat", {"token": "token", "timeout_s": 0.5}, groups)
+    counters, states = result["counters"], result["states"]
+    state = {user.split("-")[0]: s for user, s in states.items()}
+    made = Counter(user.split("-")[0] for _t, user, _status in calls(app))
+    # 401 and 403: refused at the first answer, never asked again.
+    assert counters["token_fetch_failures.401"] == counters["token_fetch_failures.403"] == 1, counters
+    assert made["s401"] == made["s403"] == 1 and state["s401"] == state["s403"] == "stopped"
+    assert counters["gave_up.refused"] == 2
+    # 429 twice, then a 503 once: retried by the SDK's policy, counted, and then connected.
+    assert counters["token_fetch_failures.429"] == 2 and counters["token_fetch_failures.503"] == 1
+    assert made["s429n2"] == 3 and made["s503n1"] == 2 and state["s429n2"] == state["s503n1"] == "open"
+    # A slow answer (0.3 s) inside the timeout connects; a hang ends in a timeout every try: the SDK's
+    # 1 + 3 tries, then it gives up.
+    assert state["slow"] == "open"
+    assert counters["token_fetch_failures.timeout"] == 4 and made["hang"] == 4 and state["hang"] == "stopped"
+    # Unreadable answers: retried as the policy says, each error naming the path that was looked up.
+    assert counters["token_fetch_failures.bad_json"] == 4 and counters["token_fetch_failures.no_token"] == 4
+    assert any("not JSON" in f and "'token'" in f for f in result["failures"]), result["failures"]
+    assert any("no token at 'token'" in f for f in result["failures"]), result["failures"]
+    assert counters["token_fetches"] == 3 and counters["gave_up.token"] == 3, counters
+
+
+def test_a_reconnect_storm_reaches_the_endpoint_as_the_policy_spreads_it(ivschat_app):
+    """24 users dropped at once: the SDK's clients all ask again at once; backoff spreads the first
+    try over its 3 s drop spread. Calls per second, as the app saw them, match each policy."""
+    emulator, app = ivschat_app
+    peaks = {}
+    for policy in ("sdk", "backoff"):
+        result = run(emulator, app, "ivschat", {"token": "token"}, [[policy, 24, policy, []]], drop=policy, wait_s=20)
+        assert len(result["dropped"]) == 24 and result["counters"]["token_fetches"] == 48, result["counters"]
+        storm = [t for t, user, _s in calls(app) if user.startswith(policy + "-")][24:]  # the reconnects' calls
+        assert len(storm) == 24
+        peaks[policy] = max(Counter(int(t) for t in storm).values())
+    assert peaks["sdk"] >= 20, peaks  # all within about one second (a second boundary may split them)
+    # Uniform over 3 s: about 8 a second; 16 or more in one second has a probability below 1e-3.
+    assert peaks["backoff"] < 16, peaks
+
+
+# -- the declaration: templates, paths, what a scenario may not say -------------------------------------------
+
+def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():
+    endpoint = TokenEndpoint(url="http://a/t?u={user_id}", body='{"u": "{user_id}", "n": {"x": 1}}')
+    url, body = request_of(endpoint, {"user_id": 'a"b &c'})
+    assert url == "http://a/t?u=a%22b%20%26c"
+    assert json.loads(body) == {"u": 'a"b &c', "n": {"x": 1}}
+    assert lookup({"a": [{"b": "t"}]}, "a[0].b") == "t"
+    with pytest.raises(KeyError, match="a.c"):
+        lookup({"a": {"b": 1}}, "a.c")
+    with pytest.raises(BadAnswer, match="Attendee.JoinToken"):
+        read_answer(TokenEndpoint(url="http://a", token="Attendee.JoinToken"), b'{"Attendee": {}}')
+    with pytest.raises(BadAnswer) as expired:
+        read_answer(TokenEndpoint(url="http://a", expiry="exp"), b'{"token": "t", "exp": 100}', now=200)
+    assert expired.value.cause == "expired"
+    problems = dict(check(TokenEndpoint(url="ftp://x", method="GET", body="{user}", headers={"Authorization": "abc"},
+                                        fields={"signaling_url": "a"})))
+    assert set(problems) == {"url", "body", "headers.Authorization", "fields.signaling_url"}, problems
+    assert "env:NAME" in problems["headers.Authorization"]
+
+
+# -- done when: a scenario with [target.token_endpoint] against a running IVS Chat emulator -------------------
+
+def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat_app, tmp_path):
+    emulator, app = ivschat_app
+    before = len(calls(app))
+    scenario = tmp_path / "app-tokens.toml"
+    scenario.write_text(f"""
+[scenario]
+name = "app-tokens"
+duration = "6s"
+ramp = "1s"
+drain = "2s"
+processes = 1
+
+[target]
+kind = "running-emulator"
+endpoint = "{emulator.messaging_endpoint}"
+control_endpoint = "{emulator.control_endpoint}"
+
+[target.token_endpoint]
+url = "{app.info['url']}"
+method = "POST"
+body = '{{"user_id": "{{user_id}}", "room": "{{room}}", "capabilities": "{{capabilities}}"}}'
+token = "token"
+headers = {{ X-Tenant = "chatload-test" }}
+
+[[population]]
+kind = "viewer"
+users = 8
+
+[[population]]
+kind = "chatter"
+users = 2
+message_rate = 2.0
+
+[expectations]
+rules = ["lost == 0", "duplicates == 0"]
+""")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(scenario), "--report-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(next(tmp_path.glob("app-tokens/*/report.json")).read_text())
+    counters, accounting = report["counters"], report["accounting"]["totals"]
+    made = calls(app)[before:]
+    assert counters["token_fetches"] == len(made) == counters["connects"] == 10, (counters, len(made))
+    assert all(status == 200 for _t, _u, status in made)
+    assert accounting["accepted"] > 0 and accounting["delivered"] == accounting["expected"] > 0, accounting
+    assert accounting["lost"] == accounting["unconfirmed_sends"] == 0, accounting
+    assert report["scenario"]["as_run"]["token_endpoint"]["url"] == app.info["url"]
