@@ -142,6 +142,7 @@ class ChatRuntime:
         self.spread = SpreadLog() if service.measures_spread else None
         self.replay = service.replay_window(target)
         self.sessions: dict[str, ChatSession] = {}  # loop thread only
+        self.fetching: set[str] = set()  # loop thread only: sender ids whose token fetch is in flight
         self.handles: dict[str, SessionHandle] = {}  # gevent side only
         self.sink = None  # gevent-side callable taking each interval snapshot
         self.protocol_error_samples: collections.deque[str] = collections.deque(maxlen=20)
@@ -322,6 +323,7 @@ class ChatRuntime:
         provider = self.token_provider
         started = time.perf_counter()
         bound_s = provider.timeout_s + FETCH_GRACE_S
+        self.fetching.add(session.sender_id)
         try:
             if provider.runs_on_loop:
                 fetching = provider.fetch_async(session.user, session.handle.population)
@@ -334,6 +336,8 @@ class ChatRuntime:
             outcome = exc
         except Exception as exc:  # a provider bug must not kill the user silently
             outcome = TokenFetchFailed(type(exc).__name__, str(exc))
+        finally:
+            self.fetching.discard(session.sender_id)
         elapsed_us = int((time.perf_counter() - started) * 1e6)
         self.recorder.record("token_fetch", elapsed_us)
         if isinstance(outcome, TokenFetchFailed):
@@ -504,6 +508,8 @@ class ChatRuntime:
         for session in self.sessions.values():
             if session.state != "open":  # not connected at the end, and why (kicked, gave up, …)
                 self.recorder.count(f"not_connected_at_end.{session.end_reason or session.state}")
+                if session.sender_id in self.fetching:  # its token fetch was in flight: which phase held it
+                    self.recorder.count("token_fetch_cut_short")
             session.stop(close=True)
         snapshot = self._interval_on_loop()
         return {"interval": snapshot, "ledger": export, "totals": self.recorder.totals(),

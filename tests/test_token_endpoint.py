@@ -125,6 +125,18 @@ def test_a_reconnect_storm_reaches_the_endpoint_as_the_policy_spreads_it(ivschat
     assert peaks["backoff"] < 16, peaks
 
 
+def test_no_fetch_holds_a_user_forever_whatever_its_source(ivschat_app):
+    """A greenlet provider that never answers (before, its user waited for the rest of the run): each
+    try ends at the provider's timeout plus the runtime's grace, counted, and the SDK's policy retries
+    then gives up. A fetch still in flight when the run ends is counted as cut short."""
+    emulator, app = ivschat_app
+    result = run(emulator, app, "ivschat", {}, [["never", 1, "sdk", []]], hang_in_greenlet=0.2, grace_s=0.1, wait_s=10)
+    assert result["settled"] and result["states"] == {next(iter(result["states"])): "stopped"}, result
+    assert result["counters"]["token_fetch_failures.timeout"] == 4 and result["counters"]["gave_up.token"] == 1
+    result = run(emulator, app, "ivschat", {"token": "token", "timeout_s": 30}, [["hang", 2, "sdk", []]], wait_s=0.5)
+    assert not result["settled"] and result["final_counters"]["token_fetch_cut_short"] == 2, result
+
+
 # -- the declaration: templates, paths, what a scenario may not say -------------------------------------------
 
 def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():

@@ -7,7 +7,8 @@ state, the failure messages Locust was told, and when each user's connection ope
 
 SPEC: service, endpoint and control (the emulator), settings (the target's), token_endpoint (a
 TokenEndpoint dict), groups [[prefix, count, reconnect, capabilities]], drop ("" or a prefix whose
-users are dropped once all are open, then awaited back), wait_s.
+users are dropped once all are open, then awaited back), wait_s; `hang_in_greenlet` (seconds): use
+instead a greenlet provider that never answers, with that timeout, and `grace_s` the runtime's grace.
 """
 
 from gevent import monkey
@@ -21,12 +22,27 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
+import harness.runtime as runtime_module  # noqa: E402
 from harness.emulation.client import EmulatorAdmin  # noqa: E402
 from harness.net.token_fetch import EndpointTokens  # noqa: E402
 from harness.runtime import ChatRuntime  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, RoomSettings, Target  # noqa: E402
 from harness.token_endpoint import TokenEndpoint  # noqa: E402
+from harness.tokens import TokenProvider  # noqa: E402
+
+
+class NeverAnswers(TokenProvider):
+    """A greenlet provider whose fetch never returns: the runtime's bound must end it."""
+
+    name = "never"
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
+    def fetch(self, request) -> str:
+        gevent.sleep(3600)
+        return "never"
 
 
 def wait_until(condition, deadline: float) -> bool:
@@ -45,8 +61,12 @@ def main(spec: dict) -> dict:
     failures: list[str] = []
     environment.events.request.add_listener(
         lambda name, exception=None, **_: failures.append(f"{name}: {exception}") if exception else None)
-    runtime = ChatRuntime(environment, service, target, EndpointTokens(TokenEndpoint.from_dict(spec["token_endpoint"])),
-                          connect_timeout=5)
+    if "hang_in_greenlet" in spec:
+        runtime_module.FETCH_GRACE_S = spec["grace_s"]
+        provider = NeverAnswers(spec["hang_in_greenlet"])
+    else:
+        provider = EndpointTokens(TokenEndpoint.from_dict(spec["token_endpoint"]))
+    runtime = ChatRuntime(environment, service, target, provider, connect_timeout=5)
     handles = [runtime.new_session(prefix, capabilities, reconnect)
                for prefix, count, reconnect, capabilities in spec["groups"] for _ in range(count)]
     deadline = time.monotonic() + spec.get("wait_s", 15)
@@ -62,7 +82,7 @@ def main(spec: dict) -> dict:
     totals = runtime.loop_thread.ask(lambda: runtime.recorder.totals()["counters"])
     result = {"counters": dict(totals), "states": {h.user_id: h.state for h in handles}, "failures": failures,
               "opened": opened, "dropped": dropped, "settled": settled}
-    runtime.loop_thread.ask(runtime._final_on_loop, 0)
+    result["final_counters"] = runtime.loop_thread.ask(runtime._final_on_loop, 0)["totals"]["counters"]
     runtime.close()
     return result
 
