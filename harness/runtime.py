@@ -33,7 +33,7 @@ from .net.boundary import LoopThread
 from .net.reconnect import make_policy
 from .net.session import ChatSession, RequestFailed
 from .net.transport import DEFAULT_TRANSPORT
-from .services.base import ChatService, PublishRejected, Target, UserSpec
+from .services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec
 from .tokens import TokenFetchFailed, TokenProvider
 
 log = logging.getLogger(__name__)
@@ -310,11 +310,18 @@ class ChatRuntime:
 
     # -- loop side: called by sessions -----------------------------------------------------------
 
+    @property
+    def token_purposes(self) -> frozenset[str]:
+        """Tokens beyond the connect's the run's token source serves (a protocol may ask for these)."""
+        return self.token_provider.purposes
+
     def next_connection_id(self) -> int:
         return next(self._connection_ids)
 
-    async def fetch_token(self, session: ChatSession) -> str | None:
+    async def fetch_token(self, session: ChatSession, wanted: TokenWanted | None = None) -> str | None:
         """One token for one connect attempt (loop side), or None after counting why there is none.
+        With `wanted`, a token the open connection's protocol asked for (e.g. Hotsock's subscribe
+        token), counted apart: `subscribe_token_fetches`, `subscribe_token_fetch_failures.<cause>`.
 
         Bounded: a fetch that has not answered within the provider's `timeout_s` (plus a grace for a
         loaded hub) ends as `token_fetch_failures.timeout`; the session's reconnect policy takes it
@@ -323,9 +330,13 @@ class ChatRuntime:
         provider = self.token_provider
         started = time.perf_counter()
         bound_s = provider.timeout_s + FETCH_GRACE_S
-        self.fetching.add(session.sender_id)
+        prefix = "token" if wanted is None else f"{wanted.purpose}_token"
+        if wanted is None:
+            self.fetching.add(session.sender_id)
         try:
-            if provider.runs_on_loop:
+            if wanted is not None:
+                fetching = provider.fetch_async(session.user, session.handle.population, wanted)
+            elif provider.runs_on_loop:
                 fetching = provider.fetch_async(session.user, session.handle.population)
             else:
                 fetching = self._fetch_in_greenlet(provider, session.user)
@@ -337,16 +348,20 @@ class ChatRuntime:
         except Exception as exc:  # a provider bug must not kill the user silently
             outcome = TokenFetchFailed(type(exc).__name__, str(exc))
         finally:
-            self.fetching.discard(session.sender_id)
+            if wanted is None:
+                self.fetching.discard(session.sender_id)
         elapsed_us = int((time.perf_counter() - started) * 1e6)
-        self.recorder.record("token_fetch", elapsed_us)
+        if wanted is None:
+            self.recorder.record("token_fetch", elapsed_us)
         if isinstance(outcome, TokenFetchFailed):
-            self.recorder.count(f"token_fetch_failures.{outcome.cause}")
-            if outcome.final:
+            self.recorder.count(f"{prefix}_fetch_failures.{outcome.cause}")
+            if outcome.final and wanted is None:
                 session.refused = True
-            self._fire("token", elapsed_us, RuntimeError(f"{outcome.cause}: {outcome}"))
+            self._fire(prefix, elapsed_us, RuntimeError(f"{outcome.cause}: {outcome}"))
             return None
-        self.recorder.count("token_fetches")
+        self.recorder.count(f"{prefix}_fetches")
+        if wanted is not None:
+            self._fire(prefix, elapsed_us, None)
         return outcome
 
     def _fetch_in_greenlet(self, provider: TokenProvider, request: UserSpec) -> asyncio.Future:

@@ -271,7 +271,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     scenario.target = service.read_target(t, kind)
     if "token_endpoint" in t.table:
         scenario.token_endpoint = token_endpoint.read_table(reader("target.token_endpoint", t.table["token_endpoint"]),
-                                                            service.token_endpoint_fields)
+                                                            service.token_endpoint_fields, service.token_purposes)
     rooms = reader(service.rooms_table, data.get(service.rooms_table, {}))
     rooms.check_keys({key.name for key in service.room_keys})
     scenario.rooms = service.read_rooms(rooms)

@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 from .tables import NUMBER, Key
 
-PLACEHOLDERS = ("user_id", "room", "capabilities", "session", "session_minutes", "population")
+PLACEHOLDERS = ("user_id", "room", "capabilities", "session", "session_minutes", "population", "purpose",
+                "channel", "connection_id")  # the last two: subscribe tokens only (empty for a connect)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 # Header names whose value is a credential: written in a scenario they would reach reports and argv.
@@ -57,6 +58,13 @@ KEYS = (
         "expired when it arrives is a failed fetch (`expired`)", '"expiresAt"'),
     Key("session", str, None, "JSON path of a session id the next fetch of the same user sends back as "
         "`{session}` (a reconnect rejoins its session)", '"sessionId"'),
+    Key("subscribe_tokens", bool, False, "also fetch a token for each subscribe (Hotsock's subscribeTokenFn): "
+        "`{purpose}` is then \"subscribe\", `{channel}` and `{connection_id}` say for what", "true"),
+    Key("subscribe_url", str, None, "where subscribe tokens come from (default: `url`)",
+        '"http://127.0.0.1:8080/hotsock/subscribe-token"'),
+    Key("subscribe_body", str, None, "the subscribe request's body template (default: `body`)",
+        '\'{"channel": "{channel}", "connectionId": "{connection_id}"}\''),
+    Key("subscribe_token", str, None, "JSON path of the subscribe token (default: `token`)", '"token"'),
     Key("timeout", NUMBER, 10, "seconds a fetch may take, answer included: then it fails (`timeout`)", "5",
         minimum=0.05, maximum=120),
 )
@@ -73,11 +81,25 @@ class TokenEndpoint:
     session: str | None = None
     fields: Mapping[str, str] = field(default_factory=dict)  # the service's own answer paths, by name
     timeout_s: float = 10.0
+    subscribe_tokens: bool = False
+    subscribe_url: str | None = None
+    subscribe_body: str | None = None
+    subscribe_token: str | None = None
+
+    def for_purpose(self, purpose: str | None) -> TokenEndpoint:
+        """The declaration a fetch for `purpose` uses: a subscribe token's url, body and path."""
+        if purpose != "subscribe":
+            return self
+        return TokenEndpoint(url=self.subscribe_url or self.url, method=self.method, headers=self.headers,
+                             body=self.body if self.subscribe_body is None else self.subscribe_body,
+                             token=self.subscribe_token or self.token, timeout_s=self.timeout_s)
 
     def to_dict(self) -> dict:
         return {"url": self.url, "method": self.method, "headers": dict(self.headers), "body": self.body,
                 "token": self.token, "expiry": self.expiry, "session": self.session, "fields": dict(self.fields),
-                "timeout_s": self.timeout_s}
+                "timeout_s": self.timeout_s, "subscribe_tokens": self.subscribe_tokens,
+                "subscribe_url": self.subscribe_url, "subscribe_body": self.subscribe_body,
+                "subscribe_token": self.subscribe_token}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TokenEndpoint:
@@ -97,17 +119,34 @@ class TokenEndpoint:
             args += ["--chat-token-header", f"{name}: {value}"]
         for name, path in self.fields.items():
             args += ["--chat-token-field", f"{name}={path}"]
+        if self.subscribe_tokens:
+            args += ["--chat-token-subscribe"]
+        for option, value in (("--chat-token-subscribe-url", self.subscribe_url),
+                              ("--chat-token-subscribe-body", self.subscribe_body),
+                              ("--chat-token-subscribe-path", self.subscribe_token)):
+            if value is not None:
+                args += [option, value]
         return args
 
 
-def check(endpoint: TokenEndpoint, field_names=()) -> list[tuple[str, str]]:
-    """Every problem of a declaration, as (key, reason); [] when it can work."""
+def check(endpoint: TokenEndpoint, field_names=(), purposes=()) -> list[tuple[str, str]]:
+    """Every problem of a declaration, as (key, reason); [] when it can work. `field_names` and
+    `purposes`: what the service reads from an answer, and the tokens beyond the connect's it asks for."""
     problems = []
+    if endpoint.subscribe_tokens and "subscribe" not in purposes:
+        problems.append(("subscribe_tokens", "this service asks for no subscribe tokens"))
+    if not endpoint.subscribe_tokens:
+        problems += [(key, "only with subscribe_tokens = true") for key, value in
+                     (("subscribe_url", endpoint.subscribe_url), ("subscribe_body", endpoint.subscribe_body),
+                      ("subscribe_token", endpoint.subscribe_token)) if value is not None]
+    elif endpoint.subscribe_url is not None and not re.match(r"https?://[^/]", endpoint.subscribe_url):
+        problems.append(("subscribe_url", f"must be an http:// or https:// URL, not {endpoint.subscribe_url!r}"))
     if not re.match(r"https?://[^/]", endpoint.url or ""):
         problems.append(("url", f"must be an http:// or https:// URL, not {endpoint.url!r}"))
     if endpoint.method not in METHODS:
         problems.append(("method", f"must be one of {', '.join(METHODS)}"))
-    for key, text in (("url", endpoint.url), ("body", endpoint.body)):
+    for key, text in (("url", endpoint.url), ("body", endpoint.body), ("subscribe_url", endpoint.subscribe_url),
+                      ("subscribe_body", endpoint.subscribe_body)):
         unknown = sorted({name for name in _PLACEHOLDER.findall(text or "") if name not in PLACEHOLDERS})
         if unknown:
             problems.append((key, f"unknown placeholder {', '.join('{' + n + '}' for n in unknown)}; "
@@ -121,6 +160,7 @@ def check(endpoint: TokenEndpoint, field_names=()) -> list[tuple[str, str]]:
             problems.append((f"headers.{name}", "looks like a credential: give it as env:NAME (a literal value "
                                                 "would be written to reports and command lines)"))
     for key, path in (("token", endpoint.token), ("expiry", endpoint.expiry), ("session", endpoint.session),
+                      ("subscribe_token", endpoint.subscribe_token),
                       *((f"fields.{n}", p) for n, p in endpoint.fields.items())):
         if path is not None and not _valid_path(path):
             problems.append((key, f"{path!r} is not a JSON path (write a.b or a[0].b)"))
@@ -137,7 +177,7 @@ def field_keys(fields: Mapping[str, str]) -> tuple[Key, ...]:
                  for name, (meaning, example) in fields.items())
 
 
-def read_table(table, fields: Mapping[str, tuple[str, str]]) -> TokenEndpoint:
+def read_table(table, fields: Mapping[str, tuple[str, str]], purposes=()) -> TokenEndpoint:
     """`[target.token_endpoint]` through a `harness.tables.TableReader` (every problem reported on it)."""
     own = field_keys(fields)
     values = table.read_all((*KEYS, *own))
@@ -145,9 +185,11 @@ def read_table(table, fields: Mapping[str, tuple[str, str]]) -> TokenEndpoint:
     endpoint = TokenEndpoint(url=values["url"] or "", method=values["method"], headers=headers, body=values["body"],
                              token=values["token"], expiry=values["expiry"], session=values["session"],
                              fields={key.name: values[key.name] for key in own if values[key.name]},
-                             timeout_s=float(values["timeout"]))
+                             timeout_s=float(values["timeout"]), subscribe_tokens=bool(values["subscribe_tokens"]),
+                             subscribe_url=values["subscribe_url"], subscribe_body=values["subscribe_body"],
+                             subscribe_token=values["subscribe_token"])
     if values["url"]:
-        for key, reason in check(endpoint, tuple(fields)):
+        for key, reason in check(endpoint, tuple(fields), tuple(purposes)):
             table.fail(key, reason)
     return endpoint
 
@@ -303,7 +345,10 @@ def from_options(options) -> TokenEndpoint | None:
     return TokenEndpoint(url=url, method=options.chat_token_method.upper(), headers=headers,
                          body=options.chat_token_body or "", token=options.chat_token_path,
                          expiry=options.chat_token_expiry_path or None, session=options.chat_token_session_path or None,
-                         fields=fields, timeout_s=options.chat_token_timeout)
+                         fields=fields, timeout_s=options.chat_token_timeout,
+                         subscribe_tokens=options.chat_token_subscribe,
+                         subscribe_url=options.chat_token_subscribe_url, subscribe_body=options.chat_token_subscribe_body,
+                         subscribe_token=options.chat_token_subscribe_path)
 
 
 def add_locust_options(parser) -> None:
@@ -325,5 +370,14 @@ def add_locust_options(parser) -> None:
     parser.add_argument("--chat-token-field", action="append", default=[], include_in_web_ui=False,
                         help="name=json.path (repeatable): what else the service's connect needs from the answer "
                              "(Chime: signaling_url)")
+    parser.add_argument("--chat-token-subscribe", action="store_true", include_in_web_ui=False,
+                        help="also fetch a token for each subscribe (Hotsock's subscribeTokenFn); {purpose} "
+                             "is then 'subscribe', with {channel} and {connection_id}")
+    parser.add_argument("--chat-token-subscribe-url", default=None, include_in_web_ui=False,
+                        help="where subscribe tokens come from (default: --chat-token-url)")
+    parser.add_argument("--chat-token-subscribe-body", default=None, include_in_web_ui=False,
+                        help="the subscribe request's body template (default: --chat-token-body)")
+    parser.add_argument("--chat-token-subscribe-path", default=None, include_in_web_ui=False,
+                        help="JSON path of the subscribe token (default: --chat-token-path)")
     parser.add_argument("--chat-token-timeout", type=float, default=10.0, include_in_web_ui=False,
                         help="seconds a token fetch may take before it fails as a timeout")

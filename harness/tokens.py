@@ -66,6 +66,9 @@ class TokenProvider:
     name = "abstract"
     runs_on_loop = False
     timeout_s = 30.0  # the runtime's bound on one fetch, whatever the provider does inside
+    # Tokens beyond the connect's it serves (`TokenWanted.purpose`), through `fetch_async(request,
+    # population, wanted)` on the loop: e.g. {"subscribe"} for Hotsock's subscribe tokens.
+    purposes: frozenset[str] = frozenset()
 
     def fetch(self, request: UserSpec) -> str:
         raise NotImplementedError

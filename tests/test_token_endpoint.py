@@ -16,7 +16,8 @@ from harness.childproc import JsonChildProcess
 from harness.emulation.process import EmulatorProcess
 from harness.token_endpoint import BadAnswer, TokenEndpoint, check, lookup, read_answer, request_of
 
-BODY = '{"user_id": "{user_id}", "room": "{room}", "capabilities": "{capabilities}", "who": "{population}"}'
+BODY = ('{"user_id": "{user_id}", "room": "{room}", "capabilities": "{capabilities}", "who": "{population}", '
+        '"purpose": "{purpose}", "channel": "{channel}", "connection_id": "{connection_id}"}')
 
 
 def token_app(emulator: EmulatorProcess, service: str) -> JsonChildProcess:
@@ -25,7 +26,7 @@ def token_app(emulator: EmulatorProcess, service: str) -> JsonChildProcess:
                             name="token app").start()
 
 
-def calls(app: JsonChildProcess) -> list[tuple[float, str, int]]:
+def calls(app: JsonChildProcess) -> list[tuple[float, str, int, str]]:
     with urllib.request.urlopen(app.info["url"].replace("/token", "/_calls"), timeout=5) as answer:
         return [tuple(call) for call in json.loads(answer.read())["calls"]]
 
@@ -66,9 +67,33 @@ def test_each_service_connects_with_the_apps_tokens_one_call_per_token(service):
     assert result["settled"] and set(result["states"].values()) == {"open"}, result
     # Every user connected, was dropped and came back: two tokens each, each fetched once.
     assert counters["connects"] == 8 and counters["token_fetches"] == 8, counters
-    per_user = Counter(user for _t, user, _status in made)
+    per_user = Counter(user for _t, user, _status, _purpose in made)
     assert per_user == {user: 2 for user in result["states"]}, per_user
     assert not any(name.startswith("token_fetch_failures.") for name in counters), counters
+
+
+def test_hotsock_subscribe_tokens_come_from_the_app_for_each_connection():
+    """The connect token grants no subscribe; the app's subscribe token (for the channel and the
+    connection hotsock.connected named) is what lets each user in, on every connection."""
+    with EmulatorProcess(service="hotsock") as emulator:
+        app = token_app(emulator, "hotsock")
+        try:
+            settings = {"signing_key": emulator.info["hs256_secret_file"]}
+            result = run(emulator, app, "hotsock", {"token": "token", "subscribe_tokens": True},
+                         [["sub", 3, "sdk", []]], settings=settings, drop="sub", wait_s=20)
+            without = run(emulator, app, "hotsock", {"token": "token"}, [["nosub", 1, "sdk", []]],
+                          settings=settings, wait_s=20)
+            made = calls(app)
+        finally:
+            app.stop()
+    counters = result["counters"]
+    assert counters["connects"] == counters["token_fetches"] == counters["subscribe_token_fetches"] == 6, counters
+    assert not any(name.startswith(("subscribe_token_fetch_failures.", "errors.", "events.subscribe_rejected"))
+                   for name in counters), counters
+    per_purpose = Counter(purpose for _t, user, _s, purpose in made if user.startswith("sub-"))
+    assert per_purpose == {"connect": 6, "subscribe": 6}, per_purpose
+    # Without the subscribe token the same connect token is refused the channel: the token mattered.
+    assert without["counters"].get("errors.SUBSCRIBE_PERMISSION_DENIED") == 1, without["counters"]
 
 
 # -- what the endpoint answers: refused, retried, timed out, unreadable -------------------------------------------
@@ -90,7 +115,7 @@ def test_answers_by_status_refusals_retries_timeouts_and_bad_answers(ivschat_app
     result = run(emulator, app, "ivschat", {"token": "token", "timeout_s": 0.5}, groups)
     counters, states = result["counters"], result["states"]
     state = {user.split("-")[0]: s for user, s in states.items()}
-    made = Counter(user.split("-")[0] for _t, user, _status in calls(app))
+    made = Counter(user.split("-")[0] for _t, user, _status, _purpose in calls(app))
     # 401 and 403: refused at the first answer, never asked again.
     assert counters["token_fetch_failures.401"] == counters["token_fetch_failures.403"] == 1, counters
     assert made["s401"] == made["s403"] == 1 and state["s401"] == state["s403"] == "stopped"
@@ -117,7 +142,7 @@ def test_a_reconnect_storm_reaches_the_endpoint_as_the_policy_spreads_it(ivschat
     for policy in ("sdk", "backoff"):
         result = run(emulator, app, "ivschat", {"token": "token"}, [[policy, 24, policy, []]], drop=policy, wait_s=20)
         assert len(result["dropped"]) == 24 and result["counters"]["token_fetches"] == 48, result["counters"]
-        storm = [t for t, user, _s in calls(app) if user.startswith(policy + "-")][24:]  # the reconnects' calls
+        storm = [t for t, user, _s, _p in calls(app) if user.startswith(policy + "-")][24:]  # the reconnects' calls
         assert len(storm) == 24
         peaks[policy] = max(Counter(int(t) for t in storm).values())
     assert peaks["sdk"] >= 20, peaks  # all within about one second (a second boundary may split them)
@@ -203,7 +228,7 @@ rules = ["lost == 0", "duplicates == 0"]
     counters, accounting = report["counters"], report["accounting"]["totals"]
     made = calls(app)[before:]
     assert counters["token_fetches"] == len(made) == counters["connects"] == 10, (counters, len(made))
-    assert all(status == 200 for _t, _u, status in made)
+    assert all(status == 200 for _t, _u, status, _p in made)
     assert accounting["accepted"] > 0 and accounting["delivered"] == accounting["expected"] > 0, accounting
     assert accounting["lost"] == accounting["unconfirmed_sends"] == 0, accounting
     assert report["scenario"]["as_run"]["token_endpoint"]["url"] == app.info["url"]

@@ -11,7 +11,8 @@ the shape of those APIs' answers, so the tests read them with the paths a user w
 How it misbehaves is chosen by the user id's prefix, per user and deterministically (users fetch
 concurrently): `s401-…` always 401, `s429n2-…` 429 twice then a token, `slow-…` a token after
 0.3 s, `hang-…` no answer at all, `badjson-…` 200 with text, `nopath-…` 200 without the token.
-`GET /_calls` returns every call: (time, user id, status).
+`GET /_calls` returns every call: (time, user id, status, purpose). With `"purpose": "subscribe"`
+(Hotsock's subscribe tokens) it signs a subscribe token for `channel` bound to `connection_id`.
 Prints one JSON line, `{"url": …}`, when it listens.
 """
 
@@ -32,18 +33,25 @@ def issuer(service: str, control: str, secret_file: str | None):
     if service == "hotsock":
         from harness.services.base import UserSpec
         from harness.services.hotsock.token_provider import user_claims
-        from harness.services.hotsock.tokens import mint
+        from harness.services.hotsock.tokens import mint, subscribe_claims
         from harness.tokens import read_secret
 
         key = read_secret(secret_file)
-        return lambda user, room, caps: {"token": mint(user_claims(UserSpec("x", user, room, tuple(caps))), key,
-                                                       None, "HS256")}
+
+        def sign(user, room, caps, body):
+            if body.get("purpose") == "subscribe":  # subscribeTokenFn({channel, connectionId})
+                claims = subscribe_claims({body["channel"]: {"subscribe": True}}, uid=user,
+                                          connection_id=body["connection_id"])
+            else:
+                claims = user_claims(UserSpec("x", user, room, tuple(caps)))
+            return {"token": mint(claims, key, None, "HS256")}
+        return sign
     if service == "ivschat":
         from harness.services.ivschat.boto import ivschat_client
 
         client = ivschat_client("us-east-1", control)
 
-        def chat(user, room, caps):
+        def chat(user, room, caps, body):
             answer = client.create_chat_token(roomIdentifier=room, userId=user, capabilities=caps)
             return {"token": answer["token"], "tokenExpirationTime": answer["tokenExpirationTime"].isoformat()}
         return chat
@@ -52,7 +60,7 @@ def issuer(service: str, control: str, secret_file: str | None):
 
         client = meetings_client("us-east-1", control)
 
-        def join(user, room, caps):
+        def join(user, room, caps, body):
             meeting = client.get_meeting(MeetingId=room)["Meeting"]
             attendee = client.create_attendee(MeetingId=room, ExternalUserId=user)["Attendee"]
             return {"Meeting": {"MeetingId": room, "MediaPlacement": meeting["MediaPlacement"]},
@@ -63,7 +71,7 @@ def issuer(service: str, control: str, secret_file: str | None):
 
         client = ivsrealtime_client("us-east-1", control)
 
-        def participant(user, room, caps):
+        def participant(user, room, caps, body):
             answer = client.create_participant_token(stageArn=room, userId=user, capabilities=caps)
             token = answer["participantToken"]
             return {"participantToken": {"token": token["token"], "participantId": token["participantId"]}}
@@ -72,7 +80,7 @@ def issuer(service: str, control: str, secret_file: str | None):
 
 
 def app(make_answer) -> web.Application:
-    calls: list[tuple[float, str, int]] = []
+    calls: list[tuple[float, str, int, str]] = []
     tried: dict[str, int] = defaultdict(int)
 
     async def token(request: web.Request) -> web.Response:
@@ -88,18 +96,18 @@ def app(make_answer) -> web.Application:
         elif user.startswith("slow-"):
             await asyncio.sleep(0.3)
         elif user.startswith("hang-"):
-            calls.append((time.time(), user, 0))
+            calls.append((time.time(), user, 0, body.get("purpose", "")))
             await asyncio.sleep(3600)
         elif user.startswith("badjson-"):
             answer = web.Response(text="<html>gateway error</html>", content_type="text/html")
         elif user.startswith("nopath-"):
             answer = web.json_response({"other": "x"})
-        calls.append((time.time(), user, status))
+        calls.append((time.time(), user, status, body.get("purpose", "")))
         if answer is not None:
             return answer
         if status != 200:
             return web.json_response({"message": "no"}, status=status)
-        made = await asyncio.get_running_loop().run_in_executor(None, make_answer, user, room, caps)
+        made = await asyncio.get_running_loop().run_in_executor(None, make_answer, user, room, caps, body)
         return web.json_response(made)
 
     async def listing(request: web.Request) -> web.Response:

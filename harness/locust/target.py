@@ -121,7 +121,7 @@ def token_endpoint_of(environment, service: ChatService):
         endpoint = from_options(environment.parsed_options)
         if endpoint is None:
             return None
-        problems = check(endpoint, tuple(service.token_endpoint_fields))
+        problems = check(endpoint, tuple(service.token_endpoint_fields), service.token_purposes)
         if problems:
             raise TokenEndpointError("; ".join(f"token endpoint {key}: {why}" for key, why in problems))
         resolved_headers(endpoint)

@@ -35,6 +35,7 @@ from ..services.base import (
     Replayed,
     Request,
     ServiceEvent,
+    TokenWanted,
     UserSpec,
 )
 from .reconnect import ReconnectPolicy
@@ -161,6 +162,8 @@ class ChatSession:
         self._ready = loop.create_future()
         self.ws = None  # not the last connection's: frames queued while connecting wait for this one
         self.protocol = self.service.client_protocol(self.user)
+        # Tokens beyond the connect's the run's source serves (a runtime without any need not say).
+        self.protocol.token_purposes = getattr(runtime, "token_purposes", frozenset())
         self.protocol.connecting(started_ns + self.offset_ns)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
@@ -224,6 +227,15 @@ class ChatSession:
         if self._ready in done:
             return self._ready.result()
         return None
+
+    async def _fetch_wanted(self, wanted: TokenWanted) -> None:
+        """A token the open connection's protocol asked for; handed over only if that connection is
+        still the current one."""
+        protocol = self.protocol
+        token = await self.runtime.fetch_token(self, wanted)
+        if self.protocol is protocol and self.state == "open":
+            protocol.token_arrived(wanted, token)
+            self._flush()
 
     def _should_reconnect(self) -> bool:
         if self.kicked:
@@ -362,6 +374,8 @@ class ChatSession:
         elif kind is ProtocolError:
             self.recorder.count("protocol_errors")
             self.runtime.note_protocol_error(event.message)
+        elif kind is TokenWanted:
+            asyncio.ensure_future(self._fetch_wanted(event))
         elif event is FOREIGN:
             self.recorder.count("foreign_messages")  # other clients' traffic: delivered, not ours to judge
         elif event is READY:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..services.base import UserSpec
+from ..services.base import TokenWanted, UserSpec
 from ..token_endpoint import BadAnswer, IssuedToken, TokenEndpoint, read_answer, request_of, resolved_headers
 from ..tokens import TokenFetchFailed, TokenProvider
 
@@ -44,6 +44,7 @@ class EndpointTokens(TokenProvider):
         self.service = service
         self.headers = resolved_headers(endpoint)  # read once; raises naming the variable, never its value
         self.timeout_s = endpoint.timeout_s
+        self.purposes = frozenset({"subscribe"}) if endpoint.subscribe_tokens else frozenset()
         self._sessions: dict[str, str] = {}  # sender id → the session id its last answer gave
         self._http = None  # aiohttp.ClientSession, made on the loop at the first fetch
 
@@ -59,16 +60,21 @@ class EndpointTokens(TokenProvider):
                                                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         return self._http
 
-    def values(self, request: UserSpec, population: str) -> dict[str, str]:
+    def values(self, request: UserSpec, population: str, wanted: TokenWanted | None = None) -> dict[str, str]:
         return {"user_id": request.user_id, "room": request.room, "capabilities": ",".join(request.capabilities),
                 "session": self._sessions.get(request.sender_id, ""),
-                "session_minutes": str(request.session_minutes or ""), "population": population}
+                "session_minutes": str(request.session_minutes or ""), "population": population,
+                "purpose": wanted.purpose if wanted else "connect", "channel": wanted.scope if wanted else "",
+                "connection_id": wanted.connection_id if wanted else ""}
 
-    async def fetch_async(self, request: UserSpec, population: str = "") -> IssuedToken:
+    async def fetch_async(self, request: UserSpec, population: str = "",
+                          wanted: TokenWanted | None = None) -> IssuedToken:
+        """The connect's token, or with `wanted` one the open connection asked for (Hotsock's subscribe
+        token, from `subscribe_url` or the same endpoint)."""
         import aiohttp
 
-        endpoint = self.endpoint
-        url, body = request_of(endpoint, self.values(request, population))
+        endpoint = self.endpoint.for_purpose(wanted.purpose if wanted else None)
+        url, body = request_of(endpoint, self.values(request, population, wanted))
         headers = dict(self.headers)
         if body and not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json" if body.lstrip()[:1] in ("{", "[") \
@@ -90,7 +96,7 @@ class EndpointTokens(TokenProvider):
             answer = read_answer(endpoint, raw)
         except BadAnswer as exc:
             raise TokenFetchFailed(exc.cause, str(exc)) from None
-        if answer.session is not None:
+        if answer.session is not None and wanted is None:
             self._sessions[request.sender_id] = answer.session
         return IssuedToken(answer.token, answer.fields)
 

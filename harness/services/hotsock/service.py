@@ -195,6 +195,8 @@ class HotsockService(ChatService):
 
     # -- every process -----------------------------------------------------------------------------------
 
+    token_purposes = ("subscribe",)  # subscribe tokens, as hotsock-js's subscribeTokenFn fetches them
+
     def token_provider(self, target: Target):
         from .token_provider import SigningKeyTokens
 
