@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections import Counter
 
 import pytest
@@ -17,18 +18,20 @@ from harness.emulation.process import EmulatorProcess
 from harness.token_endpoint import BadAnswer, TokenEndpoint, check, lookup, read_answer, request_of
 
 BODY = ('{"user_id": "{user_id}", "room": "{room}", "capabilities": "{capabilities}", "who": "{population}", '
-        '"purpose": "{purpose}", "channel": "{channel}", "connection_id": "{connection_id}"}')
+        '"purpose": "{purpose}", "channel": "{channel}", "connection_id": "{connection_id}", "session": "{session}"}')
 
 
-def token_app(emulator: EmulatorProcess, service: str) -> JsonChildProcess:
-    extra = ["--secret-file", emulator.info["hs256_secret_file"]] if service == "hotsock" else []
+def token_app(emulator: EmulatorProcess, service: str, *extra: str) -> JsonChildProcess:
+    extra = [*extra, "--secret-file", emulator.info["hs256_secret_file"]] if service == "hotsock" else list(extra)
     return JsonChildProcess("tests.token_app", "--service", service, "--control", emulator.control_endpoint, *extra,
                             name="token app").start()
 
 
-def calls(app: JsonChildProcess) -> list[tuple[float, str, int, str]]:
+def calls(app: JsonChildProcess, what: str = "calls") -> list[tuple]:
+    """Every call the app answered, (time, user, status, purpose); or what = "sessions": (user,
+    the {session} the request carried)."""
     with urllib.request.urlopen(app.info["url"].replace("/token", "/_calls"), timeout=5) as answer:
-        return [tuple(call) for call in json.loads(answer.read())["calls"]]
+        return [tuple(call) for call in json.loads(answer.read())[what]]
 
 
 def run(emulator: EmulatorProcess, app: JsonChildProcess, service: str, endpoint: dict, groups, **spec) -> dict:
@@ -44,48 +47,81 @@ def run(emulator: EmulatorProcess, app: JsonChildProcess, service: str, endpoint
 
 SERVICES = {
     # service: (token path, fields, capabilities of a receiving user)
-    "ivschat": ({"token": "token", "expiry": "tokenExpirationTime"}, []),
+    "ivschat": ({"token": "token", "expiry": "tokenExpirationTime", "session": "sessionId"}, []),
     "hotsock": ({"token": "token"}, ["subscribe"]),
     "chime": ({"token": "Attendee.JoinToken", "fields": {"signaling_url": "Meeting.MediaPlacement.SignalingUrl"}}, []),
     "ivsrealtime": ({"token": "participantToken.token"}, ["SUBSCRIBE"]),
 }
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
-def test_each_service_connects_with_the_apps_tokens_one_call_per_token(service):
-    paths, capabilities = SERVICES[service]
-    with EmulatorProcess(service=service) as emulator:
-        app = token_app(emulator, service)
-        try:
-            settings = {"signing_key": emulator.info["hs256_secret_file"]} if service == "hotsock" else {}
-            result = run(emulator, app, service, paths, [["ok", 4, "sdk", capabilities]], settings=settings,
-                         drop="ok", wait_s=20)
-            made = calls(app)
-        finally:
+class Apps:
+    """One emulator and one token app per service for the module, started when first asked for."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, tuple[EmulatorProcess, JsonChildProcess]] = {}
+
+    def get(self, service: str) -> tuple[EmulatorProcess, JsonChildProcess]:
+        if service not in self.started:
+            emulator = EmulatorProcess(service=service).start()
+            try:
+                self.started[service] = (emulator, token_app(emulator, service))
+            except Exception:
+                emulator.stop()
+                raise
+        return self.started[service]
+
+    def stop(self) -> None:
+        for emulator, app in self.started.values():
             app.stop()
+            emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def apps():
+    started = Apps()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def ivschat_app(apps):
+    return apps.get("ivschat")
+
+
+def settings_for(emulator: EmulatorProcess, service: str) -> dict:
+    return {"signing_key": emulator.info["hs256_secret_file"]} if service == "hotsock" else {}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_each_service_connects_with_the_apps_tokens_one_call_per_token(apps, service):
+    paths, capabilities = SERVICES[service]
+    emulator, app = apps.get(service)
+    result = run(emulator, app, service, paths, [["ok", 4, "sdk", capabilities]],
+                 settings=settings_for(emulator, service), drop="ok", wait_s=20)
+    users = set(result["states"])
+    made = [call for call in calls(app) if call[1] in users]
+    sessions = [call for call in calls(app, "sessions") if call[0] in users]
     counters = result["counters"]
     assert result["settled"] and set(result["states"].values()) == {"open"}, result
+    if "session" in paths:  # the reconnect sends back the session id its user's last answer gave
+        assert sorted(sessions) == sorted([(u, "") for u in users] + [(u, f"{u}#1") for u in users])
     # Every user connected, was dropped and came back: two tokens each, each fetched once.
     assert counters["connects"] == 8 and counters["token_fetches"] == 8, counters
     per_user = Counter(user for _t, user, _status, _purpose in made)
-    assert per_user == {user: 2 for user in result["states"]}, per_user
+    assert per_user == {user: 2 for user in users}, per_user
     assert not any(name.startswith("token_fetch_failures.") for name in counters), counters
 
 
-def test_hotsock_subscribe_tokens_come_from_the_app_for_each_connection():
+def test_hotsock_subscribe_tokens_come_from_the_app_for_each_connection(apps):
     """The connect token grants no subscribe; the app's subscribe token (for the channel and the
     connection hotsock.connected named) is what lets each user in, on every connection."""
-    with EmulatorProcess(service="hotsock") as emulator:
-        app = token_app(emulator, "hotsock")
-        try:
-            settings = {"signing_key": emulator.info["hs256_secret_file"]}
-            result = run(emulator, app, "hotsock", {"token": "token", "subscribe_tokens": True},
-                         [["sub", 3, "sdk", []]], settings=settings, drop="sub", wait_s=20)
-            without = run(emulator, app, "hotsock", {"token": "token"}, [["nosub", 1, "sdk", []]],
-                          settings=settings, wait_s=20)
-            made = calls(app)
-        finally:
-            app.stop()
+    emulator, app = apps.get("hotsock")
+    settings = settings_for(emulator, "hotsock")
+    result = run(emulator, app, "hotsock", {"token": "token", "subscribe_tokens": True}, [["sub", 3, "sdk", []]],
+                 settings=settings, drop="sub", per_connect=["subscribe_token_fetches"], wait_s=20)
+    without = run(emulator, app, "hotsock", {"token": "token"}, [["nosub", 1, "sdk", []]], settings=settings,
+                  wait_s=20)
+    made = calls(app)
     counters = result["counters"]
     assert counters["connects"] == counters["token_fetches"] == counters["subscribe_token_fetches"] == 6, counters
     assert not any(name.startswith(("subscribe_token_fetch_failures.", "errors.", "events.subscribe_rejected"))
@@ -97,16 +133,6 @@ def test_hotsock_subscribe_tokens_come_from_the_app_for_each_connection():
 
 
 # -- what the endpoint answers: refused, retried, timed out, unreadable -------------------------------------------
-
-@pytest.fixture(scope="module")
-def ivschat_app():
-    with EmulatorProcess(service="ivschat") as emulator:
-        app = token_app(emulator, "ivschat")
-        try:
-            yield emulator, app
-        finally:
-            app.stop()
-
 
 def test_answers_by_status_refusals_retries_timeouts_and_bad_answers(ivschat_app):
     emulator, app = ivschat_app
@@ -185,11 +211,7 @@ def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():
 
 # -- done when: a scenario with [target.token_endpoint] against a running IVS Chat emulator -------------------
 
-def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat_app, tmp_path):
-    emulator, app = ivschat_app
-    before = len(calls(app))
-    scenario = tmp_path / "app-tokens.toml"
-    scenario.write_text(f"""
+SCENARIO = """
 [scenario]
 name = "app-tokens"
 duration = "6s"
@@ -199,15 +221,15 @@ processes = 1
 
 [target]
 kind = "running-emulator"
-endpoint = "{emulator.messaging_endpoint}"
-control_endpoint = "{emulator.control_endpoint}"
+endpoint = "{endpoint}"
+control_endpoint = "{control}"
 
 [target.token_endpoint]
-url = "{app.info['url']}"
+url = "{url}"
 method = "POST"
 body = '{{"user_id": "{{user_id}}", "room": "{{room}}", "capabilities": "{{capabilities}}"}}'
 token = "token"
-headers = {{ X-Tenant = "chatload-test" }}
+headers = {{ X-Tenant = "chatload-test", Authorization = "env:TOKENEP_APP_SECRET" }}
 
 [[population]]
 kind = "viewer"
@@ -220,15 +242,34 @@ message_rate = 2.0
 
 [expectations]
 rules = ["lost == 0", "duplicates == 0"]
-""")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(scenario), "--report-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+"""
+
+
+def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat_app, tmp_path, monkeypatch):
+    """Done when (issue 23). The app answers 401 without the credential, which the scenario names as
+    env:NAME: every fetch carried it, and it appears nowhere in what the run wrote or printed."""
+    emulator, _ = ivschat_app
+    secret = "tokenep-" + uuid.uuid4().hex
+    monkeypatch.setenv("TOKENEP_APP_SECRET", secret)
+    app = token_app(emulator, "ivschat", "--auth-from-env", "TOKENEP_APP_SECRET")
+    try:
+        scenario = tmp_path / "app-tokens.toml"
+        scenario.write_text(SCENARIO.format(endpoint=emulator.messaging_endpoint, control=emulator.control_endpoint,
+                                            url=app.info["url"]))
+        proc = subprocess.run([sys.executable, "-m", "harness", "run", str(scenario), "--report-dir",
+                               str(tmp_path / "reports")], capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        made = calls(app)
+    finally:
+        app.stop()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(next(tmp_path.glob("app-tokens/*/report.json")).read_text())
+    report = json.loads(next(tmp_path.glob("reports/app-tokens/*/report.json")).read_text())
     counters, accounting = report["counters"], report["accounting"]["totals"]
-    made = calls(app)[before:]
     assert counters["token_fetches"] == len(made) == counters["connects"] == 10, (counters, len(made))
     assert all(status == 200 for _t, _u, status, _p in made)
     assert accounting["accepted"] > 0 and accounting["delivered"] == accounting["expected"] > 0, accounting
     assert accounting["lost"] == accounting["unconfirmed_sends"] == 0, accounting
-    assert report["scenario"]["as_run"]["token_endpoint"]["url"] == app.info["url"]
+    assert report["scenario"]["as_run"]["token_endpoint"]["headers"]["Authorization"] == "env:TOKENEP_APP_SECRET"
+    written = [path for path in (tmp_path / "reports").rglob("*") if path.is_file()]
+    assert written and not [path for path in written if secret in path.read_text(errors="replace")]
+    assert secret not in proc.stdout + proc.stderr

@@ -11,7 +11,9 @@ the shape of those APIs' answers, so the tests read them with the paths a user w
 How it misbehaves is chosen by the user id's prefix, per user and deterministically (users fetch
 concurrently): `s401-…` always 401, `s429n2-…` 429 twice then a token, `slow-…` a token after
 0.3 s, `hang-…` no answer at all, `badjson-…` 200 with text, `nopath-…` 200 without the token.
-`GET /_calls` returns every call: (time, user id, status, purpose). With `"purpose": "subscribe"`
+Every answer carries a `sessionId` (user#n); with `--auth-from-env NAME` a request without that
+variable's value as its Authorization header is answered 401.
+`GET /_calls` returns every call: (time, user id, status, purpose), and the `{session}` each carried. With `"purpose": "subscribe"`
 (Hotsock's subscribe tokens) it signs a subscribe token for `channel` bound to `connection_id`.
 Prints one JSON line, `{"url": …}`, when it listens.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import time
 from collections import defaultdict
@@ -79,8 +82,9 @@ def issuer(service: str, control: str, secret_file: str | None):
     raise SystemExit(f"token_app: no service {service!r}")
 
 
-def app(make_answer) -> web.Application:
+def app(make_answer, auth: str | None = None) -> web.Application:
     calls: list[tuple[float, str, int, str]] = []
+    sessions: list[tuple[str, str]] = []  # (user, the {session} its request carried)
     tried: dict[str, int] = defaultdict(int)
 
     async def token(request: web.Request) -> web.Response:
@@ -88,8 +92,11 @@ def app(make_answer) -> web.Application:
         user, room = body["user_id"], body["room"]
         caps = [c for c in body.get("capabilities", "").split(",") if c]
         tried[user] += 1
+        sessions.append((user, body.get("session", "")))
         status, answer = 200, None
-        if match := re.match(r"s(\d{3})(?:n(\d+))?-", user):
+        if auth is not None and request.headers.get("Authorization") != auth:
+            status = 401
+        elif match := re.match(r"s(\d{3})(?:n(\d+))?-", user):
             code, times = int(match.group(1)), match.group(2)
             if times is None or tried[user] <= int(times):
                 status = code
@@ -108,10 +115,10 @@ def app(make_answer) -> web.Application:
         if status != 200:
             return web.json_response({"message": "no"}, status=status)
         made = await asyncio.get_running_loop().run_in_executor(None, make_answer, user, room, caps, body)
-        return web.json_response(made)
+        return web.json_response({**made, "sessionId": f"{user}#{tried[user]}"})
 
     async def listing(request: web.Request) -> web.Response:
-        return web.json_response({"calls": calls})
+        return web.json_response({"calls": calls, "sessions": sessions})
 
     application = web.Application()
     application.router.add_post("/token", token)
@@ -124,8 +131,10 @@ async def main() -> None:
     parser.add_argument("--service", required=True)
     parser.add_argument("--control", required=True)
     parser.add_argument("--secret-file")
+    parser.add_argument("--auth-from-env", help="answer 401 unless Authorization is this variable's value")
     args = parser.parse_args()
-    runner = web.AppRunner(app(issuer(args.service, args.control, args.secret_file)))
+    auth = os.environ[args.auth_from_env] if args.auth_from_env else None
+    runner = web.AppRunner(app(issuer(args.service, args.control, args.secret_file), auth))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -7,7 +7,8 @@ state, the failure messages Locust was told, and when each user's connection ope
 
 SPEC: service, endpoint and control (the emulator), settings (the target's), token_endpoint (a
 TokenEndpoint dict), groups [[prefix, count, reconnect, capabilities]], drop ("" or a prefix whose
-users are dropped once all are open, then awaited back), wait_s; `hang_in_greenlet` (seconds): use
+users are dropped once all are open, then awaited back), per_connect (counters to await, one per
+connect, e.g. subscribe_token_fetches), wait_s; `hang_in_greenlet` (seconds): use
 instead a greenlet provider that never answers, with that timeout, and `grace_s` the runtime's grace.
 """
 
@@ -73,12 +74,15 @@ def main(spec: dict) -> dict:
     settled = wait_until(lambda: all(h.state in ("open", "stopped") for h in handles), deadline)
     opened = {h.user_id: time.time() for h in handles if h.state == "open"}
     dropped = []
+    counters = lambda: runtime.loop_thread.ask(lambda: dict(runtime.recorder.totals()["counters"]))  # noqa: E731
     if spec.get("drop") and settled:
         dropped = [h.user_id for h in handles if h.user_id.startswith(spec["drop"]) and h.state == "open"]
-        counters = lambda: runtime.loop_thread.ask(lambda: dict(runtime.recorder.totals()["counters"]))  # noqa: E731
         before = counters().get("connects", 0)
         EmulatorAdmin(target.control_endpoint).drop(users=dropped, mode="abrupt")
         wait_until(lambda: counters().get("connects", 0) >= before + len(dropped), deadline + 10)
+    if spec.get("per_connect"):  # e.g. subscribe tokens: one per connection, fetched after it opened
+        wait_until(lambda: all(counters().get(name, 0) >= counters().get("connects", 0)
+                               for name in spec["per_connect"]), deadline + 10)
     totals = runtime.loop_thread.ask(lambda: runtime.recorder.totals()["counters"])
     result = {"counters": dict(totals), "states": {h.user_id: h.state for h in handles}, "failures": failures,
               "opened": opened, "dropped": dropped, "settled": settled}
