@@ -188,8 +188,8 @@ def read_table(table, fields: Mapping[str, tuple[str, str]], purposes=()) -> Tok
                              timeout_s=float(values["timeout"]), subscribe_tokens=bool(values["subscribe_tokens"]),
                              subscribe_url=values["subscribe_url"], subscribe_body=values["subscribe_body"],
                              subscribe_token=values["subscribe_token"])
-    if values["url"]:
-        for key, reason in check(endpoint, tuple(fields), tuple(purposes)):
+    for key, reason in check(endpoint, tuple(fields), tuple(purposes)):
+        if key != "url" or values["url"]:  # a missing url is reported as required already
             table.fail(key, reason)
     return endpoint
 

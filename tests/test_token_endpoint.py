@@ -10,6 +10,7 @@ import sys
 import urllib.request
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -273,3 +274,44 @@ def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat
     written = [path for path in (tmp_path / "reports").rglob("*") if path.is_file()]
     assert written and not [path for path in written if secret in path.read_text(errors="replace")]
     assert secret not in proc.stdout + proc.stderr
+
+
+# -- bad declarations stop before anything starts, naming the key (and never a credential) --------------------
+
+BAD = """
+[target.token_endpoint]
+method = "GET"
+body = '{{"user": "{{user}}"}}'
+headers = {{ Authorization = "Bearer {secret}" }}
+signaling_url = "Meeting.MediaPlacement.SignalingUrl"
+subscribe_tokens = true
+
+[[population]]
+kind = "viewer"
+users = 1
+"""
+
+
+def test_a_bad_token_endpoint_lists_every_problem_with_its_key_and_line(tmp_path):
+    secret = uuid.uuid4().hex
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD.format(secret=secret))
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--check", str(path)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out, out
+    for key, line in (("url", 2), ("body", 4), ("headers.Authorization", 5), ("signaling_url", 6),
+                      ("subscribe_tokens", 7)):
+        assert any(f"target.token_endpoint.{key}" in row and f"(line {line})" in row for row in out.splitlines()), \
+            (key, out)
+    assert secret not in out
+
+
+def test_locust_f_takes_the_same_declaration_and_names_an_unset_variable():
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/ivschat.py", "--headless", "-u", "1",
+                           "-t", "1s", "--chat-token-url", "http://127.0.0.1:9/token",
+                           "--chat-token-header", "Authorization: env:TOKENEP_NOT_SET_ANYWHERE"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          cwd=Path(__file__).resolve().parents[1])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "TOKENEP_NOT_SET_ANYWHERE is not set" in out and "Traceback" not in out, out
