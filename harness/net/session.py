@@ -42,6 +42,7 @@ from .reconnect import ReconnectPolicy
 from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
+_TOKEN_TASKS: set[asyncio.Task] = set()  # loop thread only: fetches a protocol asked for, in flight
 
 
 class RequestFailed(Exception):
@@ -375,7 +376,9 @@ class ChatSession:
             self.recorder.count("protocol_errors")
             self.runtime.note_protocol_error(event.message)
         elif kind is TokenWanted:
-            asyncio.ensure_future(self._fetch_wanted(event))
+            task = asyncio.ensure_future(self._fetch_wanted(event))
+            _TOKEN_TASKS.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(_TOKEN_TASKS.discard)
         elif event is FOREIGN:
             self.recorder.count("foreign_messages")  # other clients' traffic: delivered, not ours to judge
         elif event is READY:
