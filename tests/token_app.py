@@ -85,9 +85,11 @@ def issuer(service: str, control: str, secret_file: str | None):
 def app(make_answer, auth: str | None = None) -> web.Application:
     calls: list[tuple[float, str, int, str]] = []
     sessions: list[tuple[str, str]] = []  # (user, the {session} its request carried)
+    handled_ms: list[float] = []  # how long the app took over each token it made (its own share)
     tried: dict[str, int] = defaultdict(int)
 
     async def token(request: web.Request) -> web.Response:
+        received = time.perf_counter()
         body = await request.json()
         user, room = body["user_id"], body["room"]
         caps = [c for c in body.get("capabilities", "").split(",") if c]
@@ -115,10 +117,11 @@ def app(make_answer, auth: str | None = None) -> web.Application:
         if status != 200:
             return web.json_response({"message": "no"}, status=status)
         made = await asyncio.get_running_loop().run_in_executor(None, make_answer, user, room, caps, body)
+        handled_ms.append(round((time.perf_counter() - received) * 1000, 2))
         return web.json_response({**made, "sessionId": f"{user}#{tried[user]}"})
 
     async def listing(request: web.Request) -> web.Response:
-        return web.json_response({"calls": calls, "sessions": sessions})
+        return web.json_response({"calls": calls, "sessions": sessions, "handled_ms": handled_ms})
 
     application = web.Application()
     application.router.add_post("/token", token)
