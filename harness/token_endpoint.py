@@ -105,28 +105,30 @@ class TokenEndpoint:
     def from_dict(cls, data: Mapping) -> TokenEndpoint:
         return cls(**{**data, "headers": dict(data.get("headers") or {}), "fields": dict(data.get("fields") or {})})
 
-    def locust_args(self) -> list[str]:
-        """The same declaration as `--chat-token-*` options (what `chatload run` hands Locust)."""
-        args = ["--chat-token-url", self.url, "--chat-token-method", self.method, "--chat-token-path", self.token,
-                "--chat-token-timeout", f"{self.timeout_s:g}"]
-        if self.body:
-            args += ["--chat-token-body", self.body]
-        if self.expiry:
-            args += ["--chat-token-expiry-path", self.expiry]
-        if self.session:
-            args += ["--chat-token-session-path", self.session]
-        for name, value in self.headers.items():
-            args += ["--chat-token-header", f"{name}: {value}"]
-        for name, path in self.fields.items():
-            args += ["--chat-token-field", f"{name}={path}"]
-        if self.subscribe_tokens:
-            args += ["--chat-token-subscribe"]
-        for option, value in (("--chat-token-subscribe-url", self.subscribe_url),
-                              ("--chat-token-subscribe-body", self.subscribe_body),
-                              ("--chat-token-subscribe-path", self.subscribe_token)):
-            if value is not None:
-                args += [option, value]
-        return args
+
+def token_endpoint_args(endpoint: TokenEndpoint) -> list[str]:
+    """The same declaration as `--chat-token-*` options (what `chatload run` hands Locust; the options
+    are declared and read back in harness/locust/options.py — this module imports no Locust)."""
+    args = ["--chat-token-url", endpoint.url, "--chat-token-method", endpoint.method, "--chat-token-path", endpoint.token,
+            "--chat-token-timeout", f"{endpoint.timeout_s:g}"]
+    if endpoint.body:
+        args += ["--chat-token-body", endpoint.body]
+    if endpoint.expiry:
+        args += ["--chat-token-expiry-path", endpoint.expiry]
+    if endpoint.session:
+        args += ["--chat-token-session-path", endpoint.session]
+    for name, value in endpoint.headers.items():
+        args += ["--chat-token-header", f"{name}: {value}"]
+    for name, path in endpoint.fields.items():
+        args += ["--chat-token-field", f"{name}={path}"]
+    if endpoint.subscribe_tokens:
+        args += ["--chat-token-subscribe"]
+    for option, value in (("--chat-token-subscribe-url", endpoint.subscribe_url),
+                          ("--chat-token-subscribe-body", endpoint.subscribe_body),
+                          ("--chat-token-subscribe-path", endpoint.subscribe_token)):
+        if value is not None:
+            args += [option, value]
+    return args
 
 
 def check(endpoint: TokenEndpoint, field_names=(), purposes=()) -> list[tuple[str, str]]:
@@ -321,63 +323,3 @@ class IssuedToken(str):
 def answer_field(token: str, name: str) -> str | None:
     """A field the token endpoint's answer gave with this token, if it came from one."""
     return getattr(token, "fields", {}).get(name)
-
-
-# -- the same declaration from `locust -f` options ------------------------------------------------------------
-
-def from_options(options) -> TokenEndpoint | None:
-    """The endpoint the `--chat-token-*` options declare, or None without `--chat-token-url`."""
-    url = getattr(options, "chat_token_url", "")
-    if not url:
-        return None
-    headers = {}
-    for item in getattr(options, "chat_token_header", None) or ():
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise TokenEndpointError(f"--chat-token-header {item.split(':')[0]!r}…: write it as 'Name: value'")
-        headers[name.strip()] = value.strip()
-    fields = {}
-    for item in getattr(options, "chat_token_field", None) or ():
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise TokenEndpointError(f"--chat-token-field {item!r}: write it as name=json.path")
-        fields[name.strip()] = path.strip()
-    return TokenEndpoint(url=url, method=options.chat_token_method.upper(), headers=headers,
-                         body=options.chat_token_body or "", token=options.chat_token_path,
-                         expiry=options.chat_token_expiry_path or None, session=options.chat_token_session_path or None,
-                         fields=fields, timeout_s=options.chat_token_timeout,
-                         subscribe_tokens=options.chat_token_subscribe,
-                         subscribe_url=options.chat_token_subscribe_url, subscribe_body=options.chat_token_subscribe_body,
-                         subscribe_token=options.chat_token_subscribe_path)
-
-
-def add_locust_options(parser) -> None:
-    parser.add_argument("--chat-token-url", default="", include_in_web_ui=False,
-                        help="the application's own token endpoint (instead of the service's API); placeholders "
-                             "{user_id} {room} {capabilities} {session} {session_minutes} {population}")
-    parser.add_argument("--chat-token-method", default="POST", choices=METHODS, type=str.upper,
-                        include_in_web_ui=False, help="HTTP method of the token endpoint")
-    parser.add_argument("--chat-token-header", action="append", default=[], include_in_web_ui=False,
-                        help="'Name: value' (repeatable); a value env:NAME is read from the environment, never shown")
-    parser.add_argument("--chat-token-body", default="", include_in_web_ui=False,
-                        help="request body template, with the placeholders of --chat-token-url")
-    parser.add_argument("--chat-token-path", default="token", include_in_web_ui=False,
-                        help="JSON path of the token in the answer (a.b, a[0].b)")
-    parser.add_argument("--chat-token-expiry-path", default="", include_in_web_ui=False,
-                        help="JSON path of the token's expiry (ISO 8601 or epoch seconds)")
-    parser.add_argument("--chat-token-session-path", default="", include_in_web_ui=False,
-                        help="JSON path of a session id sent back as {session} by the user's next fetch")
-    parser.add_argument("--chat-token-field", action="append", default=[], include_in_web_ui=False,
-                        help="name=json.path (repeatable): what else the service's connect needs from the answer "
-                             "(Chime: signaling_url)")
-    parser.add_argument("--chat-token-subscribe", action="store_true", include_in_web_ui=False,
-                        help="also fetch a token for each subscribe (Hotsock's subscribeTokenFn); {purpose} "
-                             "is then 'subscribe', with {channel} and {connection_id}")
-    parser.add_argument("--chat-token-subscribe-url", default=None, include_in_web_ui=False,
-                        help="where subscribe tokens come from (default: --chat-token-url)")
-    parser.add_argument("--chat-token-subscribe-body", default=None, include_in_web_ui=False,
-                        help="the subscribe request's body template (default: --chat-token-body)")
-    parser.add_argument("--chat-token-subscribe-path", default=None, include_in_web_ui=False,
-                        help="JSON path of the subscribe token (default: --chat-token-path)")
-    parser.add_argument("--chat-token-timeout", type=float, default=10.0, include_in_web_ui=False,
-                        help="seconds a token fetch may take before it fails as a timeout")

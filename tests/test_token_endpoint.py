@@ -315,3 +315,33 @@ def test_locust_f_takes_the_same_declaration_and_names_an_unset_variable():
                           cwd=Path(__file__).resolve().parents[1])
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "TOKENEP_NOT_SET_ANYWHERE is not set" in out and "Traceback" not in out, out
+
+
+ROUND_TRIP = """
+import argparse, json, sys
+from harness.locust.options import _add_token_endpoint_options, token_endpoint_from_options
+from harness.token_endpoint import TokenEndpoint, token_endpoint_args
+
+class Parser(argparse.ArgumentParser):  # Locust's own parser takes include_in_web_ui
+    def add_argument(self, *args, include_in_web_ui=True, **kwargs):
+        return super().add_argument(*args, **kwargs)
+
+parser = Parser()
+_add_token_endpoint_options(parser)
+for declared in json.loads(sys.argv[1]):
+    endpoint = TokenEndpoint.from_dict(declared)
+    back = token_endpoint_from_options(parser.parse_args(token_endpoint_args(endpoint)))
+    assert back == endpoint, (back, endpoint)
+print("same")
+"""
+
+
+def test_chatload_run_hands_locust_the_declaration_it_read():
+    """A scenario's table becomes --chat-token-* options for Locust, read back the same: every key."""
+    declared = [{"url": "http://a/t?u={user_id}", "method": "GET", "token": "a[0].b", "timeout_s": 2.5},
+                {"url": "https://app/x", "body": '{"u": "{user_id}"}', "headers": {"X-A": "v:w", "Auth": "env:A"},
+                 "expiry": "exp", "session": "s.id", "fields": {"signaling_url": "M.S"}, "subscribe_tokens": True,
+                 "subscribe_url": "https://app/sub", "subscribe_body": "", "subscribe_token": "t"}]
+    done = subprocess.run([sys.executable, "-c", ROUND_TRIP, json.dumps(declared)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "same", done.stderr[-2000:]

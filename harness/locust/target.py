@@ -17,7 +17,8 @@ from locust.runners import WorkerRunner
 
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
-from .options import option
+from ..token_endpoint import TokenEndpointError
+from .options import option, token_endpoint_from_options
 from .state import state_of
 
 log = logging.getLogger("chatload")
@@ -115,10 +116,10 @@ def resolved_target(environment) -> tuple[ChatService, Target]:
 def token_endpoint_of(environment, service: ChatService):
     """The application's token endpoint the `--chat-token-*` options declare (None: not used), checked
     whole — its header variables set too — or SystemExit naming the option and the reason."""
-    from ..token_endpoint import TokenEndpointError, check, from_options, resolved_headers
+    from ..token_endpoint import check, resolved_headers
 
     try:
-        endpoint = from_options(environment.parsed_options)
+        endpoint = token_endpoint_from_options(environment.parsed_options)
         if endpoint is None:
             return None
         problems = check(endpoint, tuple(service.token_endpoint_fields), service.token_purposes)
