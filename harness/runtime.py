@@ -523,7 +523,7 @@ class ChatRuntime:
         for session in self.sessions.values():
             if session.state != "open":  # not connected at the end, and why (kicked, gave up, …)
                 self.recorder.count(f"not_connected_at_end.{session.end_reason or session.state}")
-                if session.sender_id in self.fetching:  # its token fetch was in flight: which phase held it
+                if session.sender_id in self.fetching:  # still waiting on its token: the end cut it short
                     self.recorder.count("token_fetch_cut_short")
             session.stop(close=True)
         snapshot = self._interval_on_loop()

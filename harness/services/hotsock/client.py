@@ -226,8 +226,7 @@ class HotsockProtocol(ClientProtocol):
         if "subscribe" in self.token_purposes:
             # hotsock-js asks its subscribeTokenFn({channel, connectionId}) first: the subscribe is
             # timed from here, the fetch included, as its user would wait.
-            self.subscriptions[self.channel] = "subscribing"
-            self.pending[("subscribe", self.channel)] = request
+            self._subscribing(request)
             return READY, TokenWanted("subscribe", self.channel, connected.connection_id)
         self.outbox.append(self._subscribe(request))
         return READY
@@ -316,9 +315,12 @@ class HotsockProtocol(ClientProtocol):
 
     # -- frames out -------------------------------------------------------------------------------
 
-    def _subscribe(self, request: Request) -> bytes:
+    def _subscribing(self, request: Request) -> None:
         self.subscriptions[self.channel] = "subscribing"
         self.pending[("subscribe", self.channel)] = request
+
+    def _subscribe(self, request: Request) -> bytes:
+        self._subscribing(request)
         return codec.Subscribe(self.channel).encode()
 
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
