@@ -5,14 +5,18 @@ runtime's real fetch path, connecting to real emulators (tests/token_endpoint_ru
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.childproc import JsonChildProcess
 from harness.emulation.process import EmulatorProcess
@@ -274,6 +278,34 @@ def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat
     written = [path for path in (tmp_path / "reports").rglob("*") if path.is_file()]
     assert written and not [path for path in written if secret in path.read_text(errors="replace")]
     assert secret not in proc.stdout + proc.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.fixed_dictionaries({name: st.text() for name in ("user_id", "room", "capabilities", "session")}))
+def test_any_values_render_into_valid_json_and_urls_that_give_them_back(values):
+    endpoint = TokenEndpoint(url="http://a/t?u={user_id}&r={room}",
+                             body='{"u": "{user_id}", "r": "{room}", "c": "{capabilities}", "s": ["{session}"]}')
+    url, body = request_of(endpoint, values)
+    query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
+    assert {key: unquote(value) for key, value in query.items()} == {"u": values["user_id"], "r": values["room"]}
+    assert json.loads(body) == {"u": values["user_id"], "r": values["room"], "c": values["capabilities"],
+                                "s": [values["session"]]}
+
+
+_NAMES = st.text(st.characters(blacklist_characters=".[]", blacklist_categories=("Cs",)), min_size=1, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=_NAMES, rest=st.lists(st.one_of(_NAMES, st.integers(0, 3)), max_size=5), token=st.text(min_size=1))
+def test_a_token_is_found_at_any_path_and_a_missing_step_is_named(first, rest, token):
+    steps = [first, *rest]
+    document = token
+    for step in reversed(steps):  # build the document the path walks
+        document = {step: document} if isinstance(step, str) else [None] * step + [document]
+    path = "".join(f"[{step}]" if isinstance(step, int) else (f".{step}" if i else step) for i, step in enumerate(steps))
+    assert read_answer(TokenEndpoint(url="http://a", token=path), json.dumps(document).encode()).token == token
+    with pytest.raises(BadAnswer, match=re.escape(f"no token at {path + '.missing'!r}")):
+        read_answer(TokenEndpoint(url="http://a", token=path + ".missing"), json.dumps(document).encode())
 
 
 # -- bad declarations stop before anything starts, naming the key (and never a credential) --------------------
