@@ -29,6 +29,7 @@ from .net.transport import TRANSPORTS
 from .report.console import accounting_lines, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
+from .token_endpoint import token_endpoint_args
 from .verdicts import derive
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -222,6 +223,8 @@ class Run:
                 "--chat-scenario", scenario.name,
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
+        if scenario.token_endpoint is not None:
+            argv += token_endpoint_args(scenario.token_endpoint)
         if scenario.metrics_port is not None:
             argv += ["--chat-metrics-port", str(scenario.metrics_port),
                      "--chat-metrics-linger", str(getattr(self.args, "metrics_linger", 15.0))]

@@ -12,6 +12,7 @@ only ever sees those snapshots, never the live recorder. Service-neutral: the se
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import gc
 import itertools
@@ -34,7 +35,7 @@ from .net.session import ChatSession, RequestFailed
 from .net.tls import target_context
 from .net.transport import DEFAULT_TRANSPORT
 from .net.transport import load as load_transport
-from .services.base import ChatService, PublishRejected, Target, UserSpec
+from .services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec
 from .tokens import TokenFetchFailed, TokenProvider
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1  # loop-lag probe period
 SWITCH_INTERVAL_S = 0.0005
 INTERVAL_S = 1.0  # snapshot period: the timeline's resolution
+FETCH_GRACE_S = 5.0  # beyond a provider's own timeout: a hub under 2x CPU load is seconds late
 
 
 @dataclass(eq=False)
@@ -147,6 +149,7 @@ class ChatRuntime:
         self.spread = SpreadLog() if service.measures_spread else None
         self.replay = service.replay_window(target)
         self.sessions: dict[str, ChatSession] = {}  # loop thread only
+        self.fetching: set[str] = set()  # loop thread only: sender ids whose token fetch is in flight
         self.handles: dict[str, SessionHandle] = {}  # gevent side only
         self.sink = None  # gevent-side callable taking each interval snapshot
         self.protocol_error_samples: collections.deque[str] = collections.deque(maxlen=20)
@@ -306,45 +309,89 @@ class ChatRuntime:
         return final
 
     def close(self) -> None:
+        if self.token_provider.runs_on_loop:  # its HTTP client lives on the loop
+            self.loop_thread.ask(self.token_provider.aclose)
         self.hub.stop()
         self.gc.stop()
         self.loop_thread.stop()
 
     # -- loop side: called by sessions -----------------------------------------------------------
 
+    @property
+    def token_purposes(self) -> frozenset[str]:
+        """Tokens beyond the connect's the run's token source serves (a protocol may ask for these)."""
+        return self.token_provider.purposes
+
     def next_connection_id(self) -> int:
         return next(self._connection_ids)
 
-    async def fetch_token(self, session: ChatSession) -> str | None:
+    async def fetch_token(self, session: ChatSession, wanted: TokenWanted | None = None) -> str | None:
+        """One token for one connect attempt (loop side), or None after counting why there is none.
+        With `wanted`, a token the open connection's protocol asked for (e.g. Hotsock's subscribe
+        token), counted apart: `subscribe_token_fetches`, `subscribe_token_fetch_failures.<cause>`.
+
+        Bounded: a fetch that has not answered within the provider's `timeout_s` (plus a grace for a
+        loaded hub) ends as `token_fetch_failures.timeout`; the session's reconnect policy takes it
+        from there. A final failure (the application's endpoint answered 401) refuses the session.
+        Timed here, on the loop: the user waits for the crossing to the hub and back too."""
+        provider = self.token_provider
+        started = time.perf_counter()
+        bound_s = provider.timeout_s + FETCH_GRACE_S
+        prefix = "token" if wanted is None else f"{wanted.purpose}_token"
+        if wanted is None:
+            self.fetching.add(session.sender_id)
+        try:
+            if wanted is not None:
+                fetching = provider.fetch_async(session.user, session.handle.population, wanted)
+            elif provider.runs_on_loop:
+                fetching = provider.fetch_async(session.user, session.handle.population)
+            else:
+                fetching = self._fetch_in_greenlet(provider, session.user)
+            outcome: object = await asyncio.wait_for(fetching, bound_s)
+        except TimeoutError:
+            outcome = TokenFetchFailed("timeout", f"no token within {bound_s:g} s")
+        except TokenFetchFailed as exc:
+            outcome = exc
+        except Exception as exc:  # a provider bug must not kill the user silently
+            outcome = TokenFetchFailed(type(exc).__name__, str(exc))
+        finally:
+            if wanted is None:
+                self.fetching.discard(session.sender_id)
+        elapsed_us = int((time.perf_counter() - started) * 1e6)
+        if wanted is None:
+            self.recorder.record("token_fetch", elapsed_us)
+        if isinstance(outcome, TokenFetchFailed):
+            self.recorder.count(f"{prefix}_fetch_failures.{outcome.cause}")
+            if outcome.final and wanted is None:
+                session.refused = True
+            self._fire(prefix, elapsed_us, RuntimeError(f"{outcome.cause}: {outcome}"))
+            return None
+        self.recorder.count(f"{prefix}_fetches")
+        if wanted is not None:
+            self._fire(prefix, elapsed_us, None)
+        return outcome
+
+    def _fetch_in_greenlet(self, provider: TokenProvider, request: UserSpec) -> asyncio.Future:
+        """A blocking provider's fetch in a greenlet of its own; its answer comes back to the loop as
+        the returned future's result (a TokenFetchFailed for any failure). Loop side."""
         loop = self.loop_thread.loop
         future = loop.create_future()
-        request = session.user
-        provider = self.token_provider
 
         def settle(result) -> None:
-            if not future.done():
+            if not future.done():  # not cancelled meanwhile (timed out, or the session stopped)
                 future.set_result(result)
 
         def fetch_in_greenlet() -> None:
-            started = time.perf_counter()
             try:
                 outcome: object = provider.fetch(request)
             except TokenFetchFailed as exc:
                 outcome = exc
             except Exception as exc:  # a provider bug must not kill the user silently
                 outcome = TokenFetchFailed(type(exc).__name__, str(exc))
-            elapsed_us = int((time.perf_counter() - started) * 1e6)
-            loop.call_soon_threadsafe(settle, (outcome, elapsed_us))
+            loop.call_soon_threadsafe(settle, outcome)
 
         self.inbox.post(gevent.spawn, fetch_in_greenlet)
-        outcome, elapsed_us = await future
-        self.recorder.record("token_fetch", elapsed_us)
-        if isinstance(outcome, TokenFetchFailed):
-            self.recorder.count(f"token_fetch_failures.{outcome.cause}")
-            self._fire("token", elapsed_us, RuntimeError(f"{outcome.cause}: {outcome}"))
-            return None
-        self.recorder.count("token_fetches")
-        return outcome
+        return future
 
     def report_connect(self, session, started_ns: int, cause: str | None, message: str | None, *, reconnect: bool,
                        open_ns: int | None = None, dropped_at_ns: int | None = None) -> None:
@@ -483,6 +530,8 @@ class ChatRuntime:
         for session in self.sessions.values():
             if session.state != "open":  # not connected at the end, and why (kicked, gave up, …)
                 self.recorder.count(f"not_connected_at_end.{session.end_reason or session.state}")
+                if session.sender_id in self.fetching:  # still waiting on its token: the end cut it short
+                    self.recorder.count("token_fetch_cut_short")
             session.stop(close=True)
         snapshot = self._interval_on_loop()
         return {"interval": snapshot, "ledger": export, "totals": self.recorder.totals(),

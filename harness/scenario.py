@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import token_endpoint
 from .measured import DEFAULT_MIN_CONNECTED
 from .net.tls import ca_file_problem
 from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
@@ -25,6 +26,7 @@ from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, T
 from .tables import DURATION, NUMBER, Key, Problems, TableError
 from .tables import TableReader as _TableReader
 from .tables import parse_duration as _parse_duration
+from .token_endpoint import TokenEndpoint
 
 FAULT_ACTIONS = {
     # action: (allowed parameters, required parameters)
@@ -92,6 +94,7 @@ class Scenario:
     transport: str = DEFAULT_TRANSPORT  # the WebSocket client implementation ([run] transport)
     metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
     tls: bool = False  # the embedded emulator serves TLS ([target] tls, `chatload run --tls`)
+    token_endpoint: TokenEndpoint | None = None  # [target.token_endpoint]: the application's own tokens
 
     @property
     def users(self) -> int:
@@ -105,6 +108,7 @@ class Scenario:
         """The validated scenario as a plain dict (for the report: nothing secret is in a scenario)."""
         data = asdict(self)
         data["target"] = self.target.to_dict()
+        data["token_endpoint"] = self.token_endpoint.to_dict() if self.token_endpoint else None
         data["rooms"] = {"count": self.rooms.count, **self.rooms.settings}
         return data
 
@@ -272,10 +276,13 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     values = reader("run", data.get("run", {})).read_all(RUN_KEYS)
     scenario.transport, scenario.metrics_port = values["transport"], values["metrics_port"]
 
-    t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)})
+    t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)} | {"token_endpoint"})
     kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
     scenario.target = service.read_target(t, kind)
     scenario.tls, scenario.target = _read_tls(t, scenario.target, service)
+    if "token_endpoint" in t.table:
+        scenario.token_endpoint = token_endpoint.read_table(reader("target.token_endpoint", t.table["token_endpoint"]),
+                                                            service.token_endpoint_fields, service.token_purposes)
     rooms = reader(service.rooms_table, data.get(service.rooms_table, {}))
     rooms.check_keys({key.name for key in service.room_keys})
     scenario.rooms = service.read_rooms(rooms)

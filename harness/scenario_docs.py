@@ -9,6 +9,7 @@ reference cannot drift from the reader.
 from __future__ import annotations
 
 from . import scenario as s
+from . import token_endpoint
 from .services import registry
 from .tables import DURATION, Key
 
@@ -62,6 +63,10 @@ def render() -> str:
     out += ["## `[run]`", "", "How the harness itself runs (not what it measures).", "", *key_table(s.RUN_KEYS), ""]
     out += ["## `[target]`", "", "Which service and where. `service` and `kind` are the same for every service; "
             "the other keys are the service's own (below).", "", *key_table(s.TARGET_KEYS), ""]
+    out += ["## `[target.token_endpoint]`", "", "Tokens from the application's own endpoint instead of the "
+            "service's API (any service; `locust -f` takes the same as `--chat-token-*` options): one request per "
+            "connect or reconnect, read by JSON paths. A service that needs more than the token from the answer "
+            "adds its own keys (below).", "", *key_table(token_endpoint.KEYS), ""]
     out += ["## `[[population]]`", "", "One table per population of users (at least one). `kind` is one of "
             "the service's kinds (below).", "", *key_table(s.POPULATION_KEYS), ""]
     out += ["## `[messages]`", "", "What senders send.", "", *key_table(s.MESSAGES_KEYS), ""]
@@ -82,6 +87,9 @@ def render() -> str:
         out += [f"Real-service kind: `kind = \"{service.real_kind}\"`. A room is a {service.room_noun}.", ""]
         if service.target_keys:
             out += ["`[target]` keys:", "", *key_table(service.target_keys), ""]
+        if service.token_endpoint_fields:
+            out += ["`[target.token_endpoint]` keys:", "",
+                    *key_table(token_endpoint.field_keys(service.token_endpoint_fields)), ""]
         if service.room_keys:
             out += [f"`[{service.rooms_table}]`:", "", *key_table(service.room_keys), ""]
         out += ["Population kinds:", "", "| kind | sends | what it does |", "|---|---|---|"]

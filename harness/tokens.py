@@ -50,13 +50,25 @@ def read_secret(source: str) -> bytes:
 
 
 class TokenFetchFailed(Exception):
-    def __init__(self, cause: str, message: str) -> None:
+    """`cause` is the counter (`token_fetch_failures.<cause>`); `final`: no retry can mend it (e.g. the
+    application's endpoint answered 401), so the user is refused instead of retried."""
+
+    def __init__(self, cause: str, message: str, *, final: bool = False) -> None:
         super().__init__(message)
         self.cause = cause
+        self.final = final
 
 
 class TokenProvider:
+    """`fetch` runs in a greenlet. A provider with `runs_on_loop` set gives `async fetch_async(request,
+    population)` instead, awaited on the loop thread (harness/net/token_fetch.py)."""
+
     name = "abstract"
+    runs_on_loop = False
+    timeout_s = 30.0  # the runtime's bound on one fetch, whatever the provider does inside
+    # Tokens beyond the connect's it serves (`TokenWanted.purpose`), through `fetch_async(request,
+    # population, wanted)` on the loop: e.g. {"subscribe"} for Hotsock's subscribe tokens.
+    purposes: frozenset[str] = frozenset()
 
     def fetch(self, request: UserSpec) -> str:
         raise NotImplementedError

@@ -42,7 +42,8 @@ COUNTERS = {  # recorder counter → (family, help)
     "protocol_errors": ("chatload_protocol_errors_total", "Server frames the client could not read."),
 }
 ERROR_KINDS = {"errors": "error_answer", "connect_failures": "connect_failure",
-               "token_fetch_failures": "token_fetch_failure", "timeouts": "timeout",
+               "token_fetch_failures": "token_fetch_failure",
+               "subscribe_token_fetch_failures": "subscribe_token_fetch_failure", "timeouts": "timeout",
                "protocol_errors": "protocol_error", "gave_up": "gave_up"}
 assert set(ERROR_KINDS) == set(ERROR_PREFIXES), "every kind the report counts as an error"
 

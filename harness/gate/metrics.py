@@ -131,6 +131,8 @@ COUNTERS = {
     "connects": (HIGHER, "connections opened (first connects and reconnects)"),
     "reconnects": (LOWER, "reconnections after a drop"),
     "token_fetches": (HIGHER, "chat tokens fetched"),
+    "token_fetch_cut_short": (LOWER, "users whose token fetch was still in flight when the run ended"),
+    "subscribe_token_fetches": (HIGHER, "subscribe tokens fetched from the application's endpoint (Hotsock)"),
     "kicked": (LOWER, "connections closed by a moderator's DISCONNECT_USER"),
     "kicked_rejoined": (LOWER, "kicked users that connected again (must stay 0)"),
 }
@@ -162,7 +164,8 @@ COUNTER_FAMILIES = {  # <family>.<key>
     "events": "EVENT frames by name, e.g. events.aws:DELETE_MESSAGE",
     "closes": "connection closes by close code, e.g. closes.1006",
     "connect_failures": "failed connects by cause",
-    "token_fetch_failures": "failed token fetches by cause",
+    "token_fetch_failures": "failed token fetches by cause (an endpoint's HTTP status, timeout, bad_json, …)",
+    "subscribe_token_fetch_failures": "failed subscribe-token fetches by cause",
     "timeouts": "requests the server never answered, by kind, e.g. timeouts.send",
     "unanswered_at_close": "requests still unanswered when their connection closed, by kind",
     "not_sent": "scheduled sends skipped, by reason, e.g. not_sent.stopping",

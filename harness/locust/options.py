@@ -14,6 +14,7 @@ from locust import argument_parser, events
 
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from ..services import registry
+from ..token_endpoint import METHODS, TokenEndpoint, TokenEndpointError
 
 
 @events.init_command_line_parser.add_listener
@@ -42,6 +43,7 @@ def _add_options(parser) -> None:
                         help="file of pre-made tokens (single-use) instead of the service's own token source")
     parser.add_argument("--chat-token-command", default="", include_in_web_ui=False,
                         help="command printing a token (gets CHATLOAD_USER_ID, CHATLOAD_ROOM, …)")
+    _add_token_endpoint_options(parser)
     parser.add_argument("--chat-drain", type=float, default=5.0,
                         help="seconds to keep receiving at stop for messages in flight")
     parser.add_argument("--chat-connect-timeout", type=float, default=10.0, help="seconds per connection attempt")
@@ -62,6 +64,66 @@ def _add_options(parser) -> None:
                         help="the resolved target as JSON (set by chatload itself; no secrets)")
     for name in registry.names():
         registry.get(name).add_locust_options(parser)
+
+
+def _add_token_endpoint_options(parser) -> None:
+    """`[target.token_endpoint]` as options (harness/token_endpoint.py; `chatload run` passes a
+    scenario's this way, `target.token_endpoint_of` reads them back)."""
+    parser.add_argument("--chat-token-url", default="", include_in_web_ui=False,
+                        help="the application's own token endpoint (instead of the service's API); placeholders "
+                             "{user_id} {room} {capabilities} {session} {session_minutes} {population}")
+    parser.add_argument("--chat-token-method", default="POST", choices=METHODS, type=str.upper,
+                        include_in_web_ui=False, help="HTTP method of the token endpoint")
+    parser.add_argument("--chat-token-header", action="append", default=[], include_in_web_ui=False,
+                        help="'Name: value' (repeatable); a value env:NAME is read from the environment, never shown")
+    parser.add_argument("--chat-token-body", default="", include_in_web_ui=False,
+                        help="request body template, with the placeholders of --chat-token-url")
+    parser.add_argument("--chat-token-path", default="token", include_in_web_ui=False,
+                        help="JSON path of the token in the answer (a.b, a[0].b)")
+    parser.add_argument("--chat-token-expiry-path", default="", include_in_web_ui=False,
+                        help="JSON path of the token's expiry (ISO 8601 or epoch seconds)")
+    parser.add_argument("--chat-token-session-path", default="", include_in_web_ui=False,
+                        help="JSON path of a session id sent back as {session} by the user's next fetch")
+    parser.add_argument("--chat-token-field", action="append", default=[], include_in_web_ui=False,
+                        help="name=json.path (repeatable): what else the service's connect needs from the answer "
+                             "(Chime: signaling_url)")
+    parser.add_argument("--chat-token-subscribe", action="store_true", include_in_web_ui=False,
+                        help="also fetch a token for each subscribe (Hotsock's subscribeTokenFn); {purpose} "
+                             "is then 'subscribe', with {channel} and {connection_id}")
+    parser.add_argument("--chat-token-subscribe-url", default=None, include_in_web_ui=False,
+                        help="where subscribe tokens come from (default: --chat-token-url)")
+    parser.add_argument("--chat-token-subscribe-body", default=None, include_in_web_ui=False,
+                        help="the subscribe request's body template (default: --chat-token-body)")
+    parser.add_argument("--chat-token-subscribe-path", default=None, include_in_web_ui=False,
+                        help="JSON path of the subscribe token (default: --chat-token-path)")
+    parser.add_argument("--chat-token-timeout", type=float, default=10.0, include_in_web_ui=False,
+                        help="seconds a token fetch may take before it fails as a timeout")
+
+
+def token_endpoint_from_options(options) -> TokenEndpoint | None:
+    """The endpoint the `--chat-token-*` options declare, or None without `--chat-token-url`."""
+    url = getattr(options, "chat_token_url", "")
+    if not url:
+        return None
+    headers = {}
+    for item in getattr(options, "chat_token_header", None) or ():
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise TokenEndpointError(f"--chat-token-header {item.split(':')[0]!r}…: write it as 'Name: value'")
+        headers[name.strip()] = value.strip()
+    fields = {}
+    for item in getattr(options, "chat_token_field", None) or ():
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise TokenEndpointError(f"--chat-token-field {item!r}: write it as name=json.path")
+        fields[name.strip()] = path.strip()
+    return TokenEndpoint(url=url, method=options.chat_token_method.upper(), headers=headers,
+                         body=options.chat_token_body or "", token=options.chat_token_path,
+                         expiry=options.chat_token_expiry_path or None, session=options.chat_token_session_path or None,
+                         fields=fields, timeout_s=options.chat_token_timeout,
+                         subscribe_tokens=options.chat_token_subscribe,
+                         subscribe_url=options.chat_token_subscribe_url, subscribe_body=options.chat_token_subscribe_body,
+                         subscribe_token=options.chat_token_subscribe_path)
 
 
 def option(environment, name: str, default=None):

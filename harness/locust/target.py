@@ -18,7 +18,8 @@ from locust.runners import WorkerRunner
 from ..net.tls import ca_file_problem, trust_target
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
-from .options import option
+from ..token_endpoint import TokenEndpointError
+from .options import option, token_endpoint_from_options
 from .state import state_of
 
 log = logging.getLogger("chatload")
@@ -42,6 +43,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     if service is None:
         return
     _apply_mix(environment)  # a bad option must stop us before anything is started
+    token_endpoint_of(environment, service)
     _prepare_target(environment, service)
 
 
@@ -125,9 +127,32 @@ def resolved_target(environment) -> tuple[ChatService, Target]:
     return registry.get(target.service), target
 
 
+def token_endpoint_of(environment, service: ChatService):
+    """The application's token endpoint the `--chat-token-*` options declare (None: not used), checked
+    whole — its header variables set too — or SystemExit naming the option and the reason."""
+    from ..token_endpoint import check, resolved_headers
+
+    try:
+        endpoint = token_endpoint_from_options(environment.parsed_options)
+        if endpoint is None:
+            return None
+        problems = check(endpoint, tuple(service.token_endpoint_fields), service.token_purposes)
+        if problems:
+            raise TokenEndpointError("; ".join(f"token endpoint {key}: {why}" for key, why in problems))
+        resolved_headers(endpoint)
+    except TokenEndpointError as exc:
+        raise SystemExit(f"chatload: {exc}") from None
+    return endpoint
+
+
 def token_provider(environment, service: ChatService, target: Target):
     from ..tokens import CommandTokenProvider, StaticTokenProvider
 
+    endpoint = token_endpoint_of(environment, service)
+    if endpoint is not None:
+        from ..net.token_fetch import EndpointTokens
+
+        return EndpointTokens(endpoint, service.name)
     if option(environment, "chat_tokens"):
         return StaticTokenProvider(option(environment, "chat_tokens"))
     if option(environment, "chat_token_command"):

@@ -35,6 +35,7 @@ from ..services.base import (
     Replayed,
     Request,
     ServiceEvent,
+    TokenWanted,
     UserSpec,
 )
 from .reconnect import ReconnectPolicy
@@ -42,6 +43,7 @@ from .tls import certificate_failure
 from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
+_TOKEN_TASKS: set[asyncio.Task] = set()  # loop thread only: fetches a protocol asked for, in flight
 
 
 class RequestFailed(Exception):
@@ -164,6 +166,8 @@ class ChatSession:
         tls_session = self.ws.tls_session if self.ws is not None and self.ws.tls_ns else None
         self.ws = None  # not the last connection's: frames queued while connecting wait for this one
         self.protocol = self.service.client_protocol(self.user)
+        # Tokens beyond the connect's the run's source serves (a runtime without any need not say).
+        self.protocol.token_purposes = getattr(runtime, "token_purposes", frozenset())
         self.protocol.connecting(started_ns + self.offset_ns)
         params = self.service.connect_params(runtime.target, token, self.user)
         try:
@@ -237,6 +241,15 @@ class ChatSession:
         if self._ready in done:
             return self._ready.result()
         return None
+
+    async def _fetch_wanted(self, wanted: TokenWanted) -> None:
+        """A token the open connection's protocol asked for; handed over only if that connection is
+        still the current one."""
+        protocol = self.protocol
+        token = await self.runtime.fetch_token(self, wanted)
+        if self.protocol is protocol and self.state == "open":
+            protocol.token_arrived(wanted, token)
+            self._flush()
 
     def _should_reconnect(self) -> bool:
         if self.kicked:
@@ -375,6 +388,10 @@ class ChatSession:
         elif kind is ProtocolError:
             self.recorder.count("protocol_errors")
             self.runtime.note_protocol_error(event.message)
+        elif kind is TokenWanted:
+            task = asyncio.ensure_future(self._fetch_wanted(event))
+            _TOKEN_TASKS.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(_TOKEN_TASKS.discard)
         elif event is FOREIGN:
             self.recorder.count("foreign_messages")  # other clients' traffic: delivered, not ours to judge
         elif event is READY:

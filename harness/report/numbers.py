@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from .figures import counter_sum
 
 # A rejected send is an ERROR frame too: "errors" counts it once.
-ERROR_PREFIXES = ("errors", "connect_failures", "token_fetch_failures", "timeouts", "protocol_errors", "gave_up")
+ERROR_PREFIXES = ("errors", "connect_failures", "token_fetch_failures", "subscribe_token_fetch_failures", "timeouts",
+                  "protocol_errors", "gave_up")
 
 
 def error_total(counters) -> int:

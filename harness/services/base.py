@@ -216,6 +216,18 @@ class _Flag(Event):
     name: str
 
 
+@dataclass(slots=True)
+class TokenWanted(Event):
+    """The protocol needs a token beyond the connect's (Hotsock's subscribe token: `purpose`
+    "subscribe", `scope` the channel, for `connection_id`). The session asks the run's token source
+    when it offers that purpose (`ClientProtocol.token_purposes`) and hands the answer, or None, to
+    `ClientProtocol.token_arrived` on the loop."""
+
+    purpose: str
+    scope: str
+    connection_id: str
+
+
 READY = _Flag("ready")  # the service confirmed the session
 FOREIGN = _Flag("foreign")  # a message without chatload's identity: someone else's traffic
 
@@ -316,6 +328,12 @@ class ClientProtocol(ABC):
         self.user = user
         self.outbox: list[bytes] = []
         self.pending: dict[object, Request] = {}
+        # Purposes beyond the connect the run's token source serves (e.g. {"subscribe"}): the session
+        # sets it before the connection opens; a protocol asks with `TokenWanted` only for these.
+        self.token_purposes: frozenset[str] = frozenset()
+
+    def token_arrived(self, wanted: TokenWanted, token: str | None) -> None:  # noqa: B027 - optional hook
+        """The answer to a `TokenWanted` (None: the fetch failed, counted already); frames to `outbox`."""
 
     @abstractmethod
     def receive(self, payload: bytes, is_text: bool, at_ns: int) -> Event | tuple[Event, ...] | None:
@@ -460,6 +478,11 @@ class ChatService(ABC):
         return {}
 
     # -- every process -----------------------------------------------------------------------------------
+
+    # What a connect needs from the application's token endpoint beside the token (answer JSON paths
+    # in `[target.token_endpoint]`): name → (what it is, an example path). See harness/token_endpoint.py.
+    token_endpoint_fields: ClassVar[dict[str, tuple[str, str]]] = {}
+    token_purposes: ClassVar[tuple[str, ...]] = ()  # tokens beyond the connect's its protocol asks for
 
     @abstractmethod
     def token_provider(self, target: Target) -> TokenProvider:

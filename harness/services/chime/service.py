@@ -22,6 +22,7 @@ import uuid
 from ...net.tls import http_context
 from ...net.transport import ConnectParams
 from ...tables import DURATION, Key
+from ...token_endpoint import answer_field
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,
@@ -226,11 +227,15 @@ class ChimeService(ChatService):
 
         return AttendeeTokens(target.region, target.control_endpoint or None)
 
+    # A Chime app's join handler answers with the Meeting and the Attendee: the join token, and the
+    # meeting's SignalingUrl (else the one provisioning recorded for the user's meeting).
+    token_endpoint_fields = {"signaling_url": ("the meeting's MediaPlacement.SignalingUrl",
+                                               "Meeting.MediaPlacement.SignalingUrl")}
+
     def connect_params(self, target: Target, token: str, user: UserSpec) -> ConnectParams:
-        try:
-            base = target.settings["signaling_urls"][user.room]
-        except KeyError:
-            raise ServiceError(f"no SignalingUrl for meeting {user.room} (the target was not provisioned)") from None
+        base = answer_field(token, "signaling_url") or target.settings.get("signaling_urls", {}).get(user.room)
+        if not base:
+            raise ServiceError(f"no SignalingUrl for meeting {user.room} (the target was not provisioned)")
         return ConnectParams(codec.signaling_url(base), tuple(codec.subprotocols(token)))
 
     def client_protocol(self, user: UserSpec) -> ChimeProtocol:

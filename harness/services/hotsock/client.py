@@ -63,6 +63,7 @@ from ..base import (
     Rejected,
     Request,
     ServiceEvent,
+    TokenWanted,
     UserSpec,
 )
 from . import codec
@@ -221,8 +222,23 @@ class HotsockProtocol(ClientProtocol):
             return ServiceEvent("connected_again")
         self.connected = True
         self.connection_id = connected.connection_id
-        self.outbox.append(self._subscribe(Request("subscribe", 0, at_ns, at_ns)))
+        request = Request("subscribe", 0, at_ns, at_ns)
+        if "subscribe" in self.token_purposes:
+            # hotsock-js asks its subscribeTokenFn({channel, connectionId}) first: the subscribe is
+            # timed from here, the fetch included, as its user would wait.
+            self._subscribing(request)
+            return READY, TokenWanted("subscribe", self.channel, connected.connection_id)
+        self.outbox.append(self._subscribe(request))
         return READY
+
+    def token_arrived(self, wanted: TokenWanted, token: str | None) -> None:
+        if self.subscriptions.get(wanted.scope) != "subscribing":
+            return  # left meanwhile
+        if token is None:  # no token, no subscribe (hotsock-js's subscribe fails the same way)
+            self.subscriptions.pop(wanted.scope, None)
+            self.pending.pop(("subscribe", wanted.scope), None)
+            return
+        self.outbox.append(codec.Subscribe(wanted.scope, token).encode())
 
     def _subscribed(self, subscribed: codec.Subscribed, at_ns: int):
         channel = subscribed.channel
@@ -299,9 +315,12 @@ class HotsockProtocol(ClientProtocol):
 
     # -- frames out -------------------------------------------------------------------------------
 
-    def _subscribe(self, request: Request) -> bytes:
+    def _subscribing(self, request: Request) -> None:
         self.subscriptions[self.channel] = "subscribing"
         self.pending[("subscribe", self.channel)] = request
+
+    def _subscribe(self, request: Request) -> bytes:
+        self._subscribing(request)
         return codec.Subscribe(self.channel).encode()
 
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:

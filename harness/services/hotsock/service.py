@@ -110,18 +110,20 @@ class HotsockService(ChatService):
     def read_target(self, table, kind: str) -> Target:
         values = {key.name: table.read(key) for key in self.target_keys}
         written = set(table.table)
+        # With the application's own token endpoint ([target.token_endpoint]) the app signs, not chatload.
+        signs = "token_endpoint" not in written
         if kind == KIND_EMULATOR:
             for key in sorted(written & set(EMULATED_ONLY)):
                 table.fail(key, "kind \"emulator\" starts its own emulator with its own keys; for one that is "
                                 "already running use kind = \"running-emulator\"")
         if kind == KIND_RUNNING_EMULATOR:
-            for key in ("endpoint", "control_endpoint", "signing_key"):
+            for key in [k for k in ("endpoint", "control_endpoint", "signing_key") if signs or k != "signing_key"]:
                 if not values[key]:
                     table.fail(key, "is required for kind \"running-emulator\"")
         if kind == self.real_kind:
             if not values["endpoint"].startswith("wss://"):
                 table.fail("endpoint", "a real installation needs its WebSocketsWssUrl (wss://…/v1)")
-            for key in ("signing_key", "channels"):
+            for key in [k for k in ("signing_key", "channels") if signs or k != "signing_key"]:
                 if not values[key]:
                     table.fail(key, "is required for a real installation (chatload signs tokens and names "
                                     "no channels of its own there)")
@@ -192,6 +194,8 @@ class HotsockService(ChatService):
         return Target.from_dict(data)
 
     # -- every process -----------------------------------------------------------------------------------
+
+    token_purposes = ("subscribe",)  # subscribe tokens, as hotsock-js's subscribeTokenFn fetches them
 
     def token_provider(self, target: Target):
         from .token_provider import SigningKeyTokens
