@@ -29,6 +29,7 @@ from .report.console import accounting_lines, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
+from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--otlp-endpoint", metavar="URL",
                         help="also push the live metrics to an OpenTelemetry collector (OTLP/HTTP), e.g. "
                              "http://collector:4318/v1/metrics (needs chatload[otel])")
+    remote = parser.add_argument_group("workers on other machines (docs/distributed.md)")
+    remote.add_argument("--workers", type=int, metavar="N",
+                        help="wait for N workers started elsewhere with `chatload worker --master HOST:PORT`, "
+                             "then run (overrides [run] workers; the scenario and target travel to them)")
+    remote.add_argument("--master-bind-host", default="0.0.0.0", metavar="HOST",
+                        help="address the master listens on for workers (default %(default)s)")
+    remote.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT",
+                        help="port the master listens on for workers (default %(default)s)")
+    remote.add_argument("--workers-wait", type=float, default=120.0, metavar="S",
+                        help="seconds to wait for every worker before giving up with exit 2 (default %(default)s)")
+    remote.add_argument("--secret-file", metavar="FILE",
+                        help=f"shared worker secret, the same as each worker's (default: ${SECRET_ENV}); "
+                             "a worker without it is refused")
+    remote.add_argument("--emulator-bind", metavar="ADDRESS",
+                        help="the embedded emulator listens on ADDRESS, reachable by the workers "
+                             "(overrides [target] bind)")
     parser.add_argument("--check", action="store_true",
                         help="only validate the scenario: list every error with its line, run nothing "
                              "(exit 0 valid, 2 invalid); the keys are in docs/scenarios.md")
@@ -98,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         scenario.transport = args.transport
     if getattr(args, "metrics_port", None) is not None:
         scenario.metrics_port = args.metrics_port
+    if getattr(args, "workers", None) is not None:
+        scenario.workers = args.workers
+    if getattr(args, "emulator_bind", None):
+        scenario.emulator_bind = args.emulator_bind
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -157,7 +178,15 @@ class Run:
             if not service.provisions_real_rooms:
                 return target
         elif target.kind == KIND_EMULATOR:
-            self.emulator = service.start_emulator(*service.emulator_args(scenario.users))
+            bind = ("--host", scenario.emulator_bind) if scenario.emulator_bind else ()
+            self.emulator = service.start_emulator(*service.emulator_args(scenario.users), *bind)
+            if bind:
+                print(f"chatload run: NOTE the embedded emulator listens on {scenario.emulator_bind}, not loopback: "
+                      f"data plane {self.emulator.messaging_endpoint}, control plane {self.emulator.control_endpoint} "
+                      f"(faults included) — anyone who reaches that address can use them", file=sys.stderr)
+            elif scenario.workers:
+                print("chatload run: WARNING the embedded emulator listens on 127.0.0.1 only: workers on other "
+                      "machines cannot reach it (set [target] bind or --emulator-bind)", file=sys.stderr)
             target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
                                "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region})
         else:
@@ -214,7 +243,11 @@ class Run:
         if getattr(self.args, "otlp_endpoint", None):
             argv += ["--chat-otlp-endpoint", self.args.otlp_endpoint]
         processes = self._processes()
-        if processes > 1:
+        env = dict(os.environ)
+        if scenario.workers:
+            processes = scenario.workers
+            argv += self._master_argv(env)
+        elif processes > 1:
             # A port of this run's own for the master and its workers: with Locust's default (5557)
             # two runs on one machine share it, and one master collects the other run's workers.
             port = str(free_tcp_port())
@@ -223,16 +256,38 @@ class Run:
         # never from the file again: what the report says ran is what ran.
         as_run = self.raw / "scenario-as-run.json"
         as_run.write_text(json.dumps(scenario.as_run(), indent=1))
-        env = dict(os.environ, CHATLOAD_SCENARIO=str(as_run.resolve()))
+        env["CHATLOAD_SCENARIO"] = str(as_run.resolve())
         log = open(self.raw / "locust.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
         print(f"chatload run: {scenario.name}: {users} users ({self._mix()}), {scenario.duration_s:g} s, "
-              f"{processes} process(es), target {target.service} {target.kind} {target.endpoint}", file=sys.stderr)
+              f"{f'{processes} remote worker(s)' if scenario.workers else f'{processes} process(es)'}, target {target.service} "
+              f"{target.kind} {target.endpoint}", file=sys.stderr)
         self.locust = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)  # our Ctrl-C handling decides what it gets
         try:
             self._follow(progress)
         finally:
             log.close()
+
+    def _master_argv(self, env: dict) -> list[str]:
+        """Locust's master options for workers on other machines, and the admission secret (in the
+        child's environment, never on a command line)."""
+        args, workers = self.args, self.scenario.workers
+        host, port = getattr(args, "master_bind_host", "0.0.0.0"), getattr(args, "master_bind_port", 5557)
+        try:
+            env[SECRET_ENV] = read_secret(getattr(args, "secret_file", None))
+        except SecretError as exc:
+            raise RunError(str(exc)) from None
+        if not env[SECRET_ENV] and not is_loopback(host):
+            print(f"chatload run: WARNING the master listens on {host}:{port} with no worker secret: ANY process "
+                  f"that reaches this port is admitted as a worker and receives the scenario and target. Set "
+                  f"{SECRET_ENV} (or --secret-file) here and on every worker.", file=sys.stderr)
+        self.roll = WorkerRoll(workers)
+        self.command = worker_command(host, port)
+        self.workers_wait = getattr(args, "workers_wait", 120.0)
+        print(f"chatload run: waiting up to {self.workers_wait:g} s for {workers} worker(s) on {host}:{port}; start "
+              f"each with: {self.command}", file=sys.stderr)
+        return ["--master", "--master-bind-host", host, "--master-bind-port", str(port),
+                "--expect-workers", str(workers), "--expect-workers-max-wait", f"{self.workers_wait:g}"]
 
     def _mix(self) -> str:
         return ", ".join(f"{p.users} {p.kind}{'s' if p.users > 1 else ''}" for p in self.scenario.populations)
@@ -242,7 +297,7 @@ class Run:
         pending = list(self.scenario.faults)
         started_at: float | None = None
         offset = 0
-        deadline_after_end = self.scenario.duration_s + self.scenario.drain_s + 120
+        deadline_after_end = self.scenario.duration_s + self.scenario.drain_s + 120 + getattr(self, "workers_wait", 0)
         begun = time.monotonic()
         while True:
             running = self.locust.poll() is None
@@ -257,10 +312,14 @@ class Run:
                     self.results_path = Path(record["path"])
                 elif record.get("event") == "metrics":
                     self.show(f"  live metrics: http://127.0.0.1:{record['port']}/metrics")
+                elif record.get("event") == "worker":
+                    print(self.roll.note(record), file=sys.stderr)
             if started_at is not None and not self.interrupted:
                 while pending and time.monotonic() - started_at >= pending[0].at_s:
                     self._apply_fault(pending.pop(0), time.monotonic() - started_at)
             if not running:
+                if started_at is None and self.scenario.workers and len(self.roll.admitted) < self.scenario.workers:
+                    raise RunError(self.roll.missing(self.workers_wait, self.command))
                 break
             if time.monotonic() - begun > deadline_after_end + (self.scenario.ramp_s or 0):
                 self.locust.kill()
