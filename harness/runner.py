@@ -25,7 +25,7 @@ from pathlib import Path
 from . import measured
 from .gate.rules import format_value
 from .net.transport import TRANSPORTS
-from .report.console import accounting_lines, latency_table, verdict_line
+from .report.console import accounting_lines, latency_table, verdict_line, worker_lines
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
@@ -415,7 +415,7 @@ class Run:
         print(f"\n{self.scenario.name}: {verdict_line(report)}")
         for problem in (report.get("measured") or {}).get("problems") or ():
             print(f"  measured nothing: {problem}")
-        for line in [*accounting_lines(report), *latency_table(report)]:
+        for line in [*accounting_lines(report), *latency_table(report), *worker_lines(report)]:
             print(f"  {line}")
         for check in report.get("checks", []):
             observed = format_value(check.get("observed"), check.get("unit") or "")
