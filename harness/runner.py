@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import measured
+from .childproc import ChildStartError
 from .gate.rules import format_value
 from .net.transport import TRANSPORTS
 from .report.console import accounting_lines, latency_table, verdict_line, worker_lines
-from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
+from .scenario import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
@@ -119,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
         scenario.workers = args.workers
     if getattr(args, "emulator_bind", None):
         scenario.emulator_bind = args.emulator_bind
+    if scenario.workers < 0 or scenario.emulator_bind in WILDCARDS:
+        print("chatload run: " + ("--workers must be 0 or more" if scenario.workers < 0 else
+                                  f"--emulator-bind {scenario.emulator_bind}: name an address of this machine that "
+                                  "workers can reach, not a wildcard"), file=sys.stderr)
+        return EXIT_ERROR
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -179,7 +185,13 @@ class Run:
                 return target
         elif target.kind == KIND_EMULATOR:
             bind = ("--host", scenario.emulator_bind) if scenario.emulator_bind else ()
-            self.emulator = service.start_emulator(*service.emulator_args(scenario.users), *bind)
+            try:
+                self.emulator = service.start_emulator(*service.emulator_args(scenario.users), *bind)
+            except ChildStartError as exc:
+                if not bind:
+                    raise
+                last = str(exc).strip().splitlines()[-1]
+                raise RunError(f"{scenario.file}: target.bind / --emulator-bind {scenario.emulator_bind}: {last}") from None
             if bind:
                 print(f"chatload run: NOTE the embedded emulator listens on {scenario.emulator_bind}, not loopback: "
                       f"data plane {self.emulator.messaging_endpoint}, control plane {self.emulator.control_endpoint} "

@@ -133,3 +133,36 @@ def test_a_missing_worker_ends_the_run_with_exit_2_and_wrong_secrets_are_refused
     assert "the master refused this worker" in (tmp_path / "plain.log").read_text()
     good.wait(timeout=30)
     assert not list((tmp_path / "reports").glob("smoke/*/report.json")), "no report for a run that never ran"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["run", "scenarios/smoke.toml", "--emulator-bind", "0.0.0.0"], "--emulator-bind 0.0.0.0: name an address"),
+    (["run", "scenarios/smoke.toml", "--workers", "-1"], "--workers must be 0 or more"),
+    (["run", "scenarios/smoke.toml", "--workers", "1", "--secret-file", "/nonexistent/secret"],
+     "/nonexistent/secret: cannot read the worker secret"),
+    (["run", "scenarios/smoke.toml", "--emulator-bind", "192.0.2.1"],
+     "target.bind / --emulator-bind 192.0.2.1: chatload emulator: cannot listen on 192.0.2.1"),
+    (["worker", "--master", "nohost"], "--master 'nohost': give HOST:PORT"),
+])
+def test_bad_distributed_input_is_exit_2_naming_it(tmp_path, capsys, monkeypatch, argv, said):
+    from harness.cli import main
+
+    monkeypatch.chdir(ROOT)
+    assert main([*argv, *(["--report-dir", str(tmp_path)] if argv[0] == "run" else [])]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("target, said", [
+    ('bind = "0.0.0.0"', "workers cannot connect to 0.0.0.0"),
+    ('kind = "running-emulator"\nendpoint = "ws://127.0.0.1:1"\ncontrol_endpoint = "http://127.0.0.1:2"\n'
+     'bind = "10.0.0.5"', "only the embedded emulator"),
+])
+def test_a_bad_target_bind_is_named_with_its_key(tmp_path, target, said):
+    from harness.scenario import ScenarioError
+
+    path = tmp_path / "s.toml"
+    path.write_text(f'[target]\n{target}\n[[population]]\nkind = "viewer"\nusers = 1\n')
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert any("target.bind" in p and said in p for p in caught.value.problems), caught.value.problems
