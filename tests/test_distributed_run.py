@@ -153,6 +153,14 @@ def test_bad_distributed_input_is_exit_2_naming_it(tmp_path, capsys, monkeypatch
     assert said in err and "Traceback" not in err, err
 
 
+def test_a_scenario_says_how_many_workers_it_needs(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[run]\nworkers = 3\n[target]\nbind = "10.0.0.5"\n[[population]]\nkind = "viewer"\nusers = 1\n')
+    scenario = load_scenario(path)
+    assert (scenario.workers, scenario.emulator_bind) == (3, "10.0.0.5")
+    assert scenario.as_run()["workers"] == 3  # what the report's "scenario as run" shows
+
+
 @pytest.mark.parametrize("target, said", [
     ('bind = "0.0.0.0"', "workers cannot connect to 0.0.0.0"),
     ('kind = "running-emulator"\nendpoint = "ws://127.0.0.1:1"\ncontrol_endpoint = "http://127.0.0.1:2"\n'
@@ -166,3 +174,35 @@ def test_a_bad_target_bind_is_named_with_its_key(tmp_path, target, said):
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
     assert any("target.bind" in p and said in p for p in caught.value.problems), caught.value.problems
+
+
+def test_the_workers_table_names_a_worker_that_saturated_in_the_steady_run_only():
+    from harness.report.console import worker_lines
+    from harness.report.html import workers_section
+    from harness.results import ChatStats
+
+    stats = ChatStats()
+    t0 = 1_800_000_000 * 10**9
+    for second in range(8):
+        for source, users, cpu in (("w-hot", 30, 97.0), ("w-cool", 10, 20.0)):
+            ramping = second == 0
+            stats.add_interval({"t_ns": t0 + second * 10**9, "counters": {}, "histograms": {},
+                                "gauges": {"users": users // 2 if ramping else users,
+                                           "connections_open": users // 2 if ramping else users},
+                                # The cool one spikes while users connect: that is start-up, not saturation.
+                                "health": {"cpu_percent": 99.0 if source == "w-cool" and ramping else cpu}}, source)
+    for source, users in (("w-hot", 30), ("w-cool", 10)):
+        stats.add_final(source, {"process": {"host": f"{source}.example", "cpus": 4, "pid": 1, "users": users},
+                                 "clock": {"method": "min-rtt-ping", "offset_ns": -1_500_000, "uncertainty_ns": 200_000}})
+    rows = {row["process"]: row for row in stats.processes(stats.timeline())}
+    hot, cool = rows["w-hot"], rows["w-cool"]
+    assert hot["saturated"] and "cpu_percent reached 97.0 (limit 90.0)" in hot["saturation_reasons"], hot
+    assert not cool["saturated"] and cool["health"]["cpu_percent"] == 99.0, cool  # the worst value is still shown
+    assert (hot["users_share"], cool["users_share"]) == (0.75, 0.25)
+    assert (hot["connections_peak"], cool["connections_share"]) == (30, 0.25)
+    report = {"metadata": {"workers": list(rows.values())}}
+    lines = worker_lines(report)
+    assert any("w-hot" in line and "w-hot.example" in line and "30 (75%)" in line and "-1.500 ± 0.200 ms" in line
+               and "SATURATED: cpu_percent" in line for line in lines), lines
+    assert any("w-cool" in line and line.rstrip().endswith("ok") for line in lines), lines
+    assert "SATURATED: cpu_percent" in str(workers_section(report))
