@@ -144,6 +144,7 @@ class Run:
         self.interrupted = False
         self.faults_applied: list[dict] = []
         self.target: Target = scenario.target
+        self.roll: WorkerRoll | None = None  # with workers on other machines: who joined, who was refused
         self.show = (lambda line: None) if args.quiet else self._show
 
     # -- the steps ---------------------------------------------------------------------------------
@@ -324,13 +325,16 @@ class Run:
                     self.results_path = Path(record["path"])
                 elif record.get("event") == "metrics":
                     self.show(f"  live metrics: http://127.0.0.1:{record['port']}/metrics")
-                elif record.get("event") == "worker":
+                elif record.get("event") == "worker" and self.roll is not None:
                     print(self.roll.note(record), file=sys.stderr)
             if started_at is not None and not self.interrupted:
                 while pending and time.monotonic() - started_at >= pending[0].at_s:
                     self._apply_fault(pending.pop(0), time.monotonic() - started_at)
             if not running:
-                if started_at is None and self.scenario.workers and len(self.roll.admitted) < self.scenario.workers:
+                if started_at is None and self.roll is not None and len(self.roll.admitted) < self.roll.expected:
+                    if self.interrupted:
+                        raise RunError(f"interrupted while waiting for workers: {len(self.roll.admitted)} of "
+                                       f"{self.roll.expected} had joined")
                     raise RunError(self.roll.missing(self.workers_wait, self.command))
                 break
             if time.monotonic() - begun > deadline_after_end + (self.scenario.ramp_s or 0):
