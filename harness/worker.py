@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the master of `chatload run --workers N --master-bind-host HOST --master-bind-port PORT`")
     parser.add_argument("--secret-file", metavar="FILE",
                         help=f"file holding the shared worker secret (default: ${SECRET_ENV})")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="worker processes on this machine, each one of the master's --workers (-1: one per "
+                             "core; default %(default)s): one Python process drives about one core")
     parser.add_argument("--wait", type=float, default=300.0, metavar="S",
                         help="seconds to wait for the master to answer (default %(default)s)")
 
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         host, port = split_master(args.master)
         secret = read_secret(args.secret_file)
+        if args.processes == 0 or args.processes < -1:
+            raise ValueError(f"--processes {args.processes}: give 1 or more, or -1 for one per core")
     except (ValueError, SecretError) as exc:
         print(f"chatload worker: {exc}", file=sys.stderr)
         return 2
@@ -74,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"chatload worker: joining the master at {host}:{port}"
           + ("" if secret else f" (no {SECRET_ENV}: only a master without a secret admits this worker)"),
           file=sys.stderr)
-    # Locust itself, in place of this process: its pid, its signals, its exit code.
+    # Locust itself, in place of this process: its pid, its signals, its exit code. With --processes it
+    # forks its workers after importing the locustfile: the scenario is asked for once per machine.
     os.execve(sys.executable, [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-                               "--master-host", host, "--master-port", str(port)], env)
+                               "--master-host", host, "--master-port", str(port),
+                               *(["--processes", str(args.processes)] if args.processes != 1 else [])], env)
     return 2  # not reached
 
 

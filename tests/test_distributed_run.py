@@ -143,6 +143,7 @@ def test_a_missing_worker_ends_the_run_with_exit_2_and_wrong_secrets_are_refused
     (["run", "scenarios/smoke.toml", "--emulator-bind", "192.0.2.1"],
      "target.bind / --emulator-bind 192.0.2.1: chatload emulator: cannot listen on 192.0.2.1"),
     (["worker", "--master", "nohost"], "--master 'nohost': give HOST:PORT"),
+    (["worker", "--master", "10.0.0.5:5557", "--processes", "0"], "--processes 0: give 1 or more"),
 ])
 def test_bad_distributed_input_is_exit_2_naming_it(tmp_path, capsys, monkeypatch, argv, said):
     from harness.cli import main
