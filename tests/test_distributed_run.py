@@ -207,3 +207,16 @@ def test_the_workers_table_names_a_worker_that_saturated_in_the_steady_run_only(
                and "SATURATED: cpu_percent" in line for line in lines), lines
     assert any("w-cool" in line and line.rstrip().endswith("ok") for line in lines), lines
     assert "SATURATED: cpu_percent" in str(workers_section(report))
+
+
+def test_a_master_open_beyond_loopback_without_a_secret_warns(tmp_path):
+    from harness.runner import free_tcp_port
+
+    port = free_tcp_port()
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "scenarios/smoke.toml", "--workers", "1",
+                           "--master-bind-host", "0.0.0.0", "--master-bind-port", str(port), "--workers-wait", "1",
+                           "--report-dir", str(tmp_path)], cwd=ROOT, env=_env(None), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"WARNING the master listens on 0.0.0.0:{port} with no worker secret: ANY process" in proc.stderr
+    assert "waited 1 s for 1 worker(s); 0 joined (none), 1 missing" in proc.stderr, proc.stderr

@@ -67,6 +67,7 @@ class Admission:
         self.environment = environment
         self.runner = runner
         self.admitted: dict[str, dict] = {}  # client id → hello facts
+        self.announced: set[str] = set()  # workers whose hello was passed on to `chatload run`
         self.held: dict[str, Message] = {}  # client id → its client_ready, until its hello
         self.refused: list[dict] = []
         self.original = runner.handle_message
@@ -109,12 +110,12 @@ class Admission:
             self.runner.server.send_to_client(Message("chat_refused", {"reason": "wrong worker secret"}, node))
             self.runner.server.send_to_client(Message("quit", None, node))
             return
-        first = node not in self.admitted
         self.admitted[node] = facts
         held = self.held.pop(node, None)
         if held is not None:
             self.original(node, held)
-        if first:
+        if node not in self.announced:
+            self.announced.add(node)
             log.info("chatload: worker %s admitted (host %s, %s CPUs)", node, facts["host"], facts["cpus"])
             self._progress({"event": "worker", "id": node, "admitted": True, **facts})
 
