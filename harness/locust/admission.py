@@ -22,6 +22,7 @@ not eavesdroppers out of a network. Without a secret every worker is admitted, a
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ import uuid
 
 import gevent
 import gevent.event
+from locust import __version__ as locust_version
 from locust import events
 from locust.rpc import Message, zmqrpc
 from locust.runners import MasterRunner, WorkerRunner
@@ -64,6 +66,11 @@ class Admission:
     """The master's gate, owned by Locust's client-listener greenlet (it calls handle_message)."""
 
     def __init__(self, environment, runner: MasterRunner) -> None:
+        if secret() and "self.handle_message(" not in inspect.getsource(MasterRunner.client_listener):
+            # A Locust whose listener does not route through handle_message would ignore the wrap:
+            # every worker admitted while the operator believes a secret guards the run.
+            raise SystemExit(f"chatload: this Locust ({locust_version}) cannot be made to check {SECRET_ENV}: "
+                             "its master does not route worker messages through handle_message; upgrade Locust")
         self.environment = environment
         self.runner = runner
         self.admitted: dict[str, dict] = {}  # client id → hello facts
