@@ -105,6 +105,11 @@ class Admission:
             self.runner.server.send_to_client(Message("chat_scenario", {"error": self.refused[-1]["reason"]},
                                                       client_id))
             return
+        if not os.environ.get("CHATLOAD_SCENARIO"):
+            self.runner.server.send_to_client(Message("chat_scenario", {
+                "error": "this master runs a locustfile, not a scenario: start its workers with "
+                         "`locust -f THE_SAME_LOCUSTFILE --worker --master-host …`"}, client_id))
+            return
         with open(os.environ["CHATLOAD_SCENARIO"], encoding="utf-8") as f:
             scenario = json.load(f)
         self.runner.server.send_to_client(Message("chat_scenario", {"scenario": scenario}, client_id))
