@@ -21,6 +21,9 @@ if os.environ.get("CHATLOAD_SCENARIO"):
 else:
     from harness.locust.admission import MASTER_ENV, fetch_scenario
 
+    if not os.environ.get(MASTER_ENV):
+        raise SystemExit("chatload: this locustfile runs scenarios: use `chatload run SCENARIO`, or "
+                         "`chatload worker --master HOST:PORT` for a worker")
     _scenario = fetch_scenario(os.environ[MASTER_ENV], float(os.environ.get("CHATLOAD_MASTER_WAIT", "300")))
 _service = registry.get(_scenario["target"]["service"])
 _messages = _scenario["messages"]
