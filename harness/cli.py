@@ -18,6 +18,8 @@ SUBCOMMANDS = [
      "DESCRIPTION"),
     ("capacity", "harness.capacity.cli", ("add_arguments", "run"),
      "step the load to the knee; USL fit, load-generator sizing and cost", "DESCRIPTION"),
+    ("worker", "harness.worker", ("add_arguments", "run"),
+     "a Locust worker for `chatload run --workers N` on another machine", "DESCRIPTION"),
     ("emulator", "harness.emulation.cli", ("add_arguments", "run"), "run a service's emulator until Ctrl-C",
      "DESCRIPTION"),
     ("bench", "harness.bench.cli", ("add_arguments", "run"),

@@ -35,7 +35,8 @@ class ChatStats:
         self.recorder = Recorder()
         self.started_ns = time.time_ns()
         self._seconds: dict[int, dict] = defaultdict(lambda: {"counters": defaultdict(int), "histograms": {},
-                                                                "gauges": {}, "sources": set(), "health": {}})
+                                                                "gauges": {}, "sources": set(), "health": {},
+                                                                "health_of": {}})
         self.health: dict[str, dict] = {}  # by source: worst values seen
         self.finals: dict[str, dict] = {}  # by source: ledger export, totals, samples
         self.last_interval: dict[str, dict] = {}
@@ -65,6 +66,8 @@ class ChatStats:
             # And per second (worst across processes), so a spike while users connect is not
             # mistaken for the steady state of a whole run or capacity step.
             second["health"][key] = max(second["health"].get(key, 0), value)
+            mine = second["health_of"].setdefault(source, {})  # and per process: which one saturated
+            mine[key] = max(mine.get(key, 0), value)
 
     def add_final(self, source: str, final: dict) -> None:
         self.finals[source] = final
@@ -146,17 +149,35 @@ class ChatStats:
         and token fetches at once — stalls the hub for a moment without saying anything about
         the measurements that follow; the whole-run worst values stay in `health.per_process`."""
         rows = self.timeline() if rows is None else rows
-        users = max((row.get("users", 0) for row in rows), default=0)
-        # The first interval at full strength still covers the end of the ramp: start one later.
-        steady = [row for previous, row in zip(rows, rows[1:-1], strict=False)
-                  if users and previous.get("users", 0) == users and row.get("users", 0) == users]
         reasons = []
-        for row in steady:
-            for key, limit in SATURATION.items():
-                value = row.get("health", {}).get(key, 0)
-                if value > limit:
-                    reasons.append(f"second {row['t'] - rows[0]['t']}: {key} reached {value} (limit {limit})")
+        for row in _steady(rows):
+            reasons += _over_limits(row.get("health", {}), f"second {row['t'] - rows[0]['t']}: ")
         return reasons[:10] + ([f"… and {len(reasons) - 10} more"] if len(reasons) > 10 else [])
+
+    def processes(self, rows: list[dict]) -> list[dict]:
+        """One row per process (each Locust worker, or the only process): where it ran, its share of
+        users and connections, its clock offset, and whether it saturated in the steady part of the
+        run (the same rule as the run's own `health.saturated`)."""
+        steady = [row["t"] for row in _steady(rows)]
+        peaks = {source: max((self._seconds[t]["gauges"].get(source, {}).get("connections_open", 0)
+                              for t in self._seconds), default=0) for source in self.finals}
+        users_total = sum((final.get("process") or {}).get("users") or 0 for final in self.finals.values())
+        connections_total = sum(peaks.values())
+        out = []
+        for source, final in sorted(self.finals.items()):
+            facts, clock = final.get("process") or {}, final.get("clock") or {}
+            users = facts.get("users")
+            reasons = [reason for t in steady
+                       for reason in _over_limits(self._seconds[t]["health_of"].get(source, {}), "")]
+            out.append({"process": source, "host": facts.get("host"), "cpus": facts.get("cpus"), "users": users,
+                        "users_share": round(users / users_total, 4) if users_total and users is not None else None,
+                        "connections_peak": peaks[source],
+                        "connections_share": round(peaks[source] / connections_total, 4) if connections_total else None,
+                        "clock_method": clock.get("method"), "clock_offset_ns": clock.get("offset_ns"),
+                        "clock_uncertainty_ns": clock.get("uncertainty_ns"),
+                        "health": dict(self.health.get(source, {})), "saturated": bool(reasons),
+                        "saturation_reasons": sorted(set(reasons))})
+        return out
 
     def merge_check(self, summary: dict | None = None) -> dict:
         """Merged histogram counts against the sum of what each process says it recorded in total."""
@@ -171,6 +192,19 @@ class ChatStats:
                 summed[name] += count
         return {"merged": merged, "per_process": per_source,
                 "equal": all(merged.get(k, 0) == v for k, v in summed.items()) and bool(per_source)}
+
+
+def _steady(rows: list[dict]) -> list[dict]:
+    """The seconds with every user spawned, the first (still the ramp's end) and the last (drain and
+    export) left out."""
+    users = max((row.get("users", 0) for row in rows), default=0)
+    return [row for previous, row in zip(rows, rows[1:-1], strict=False)
+            if users and previous.get("users", 0) == users and row.get("users", 0) == users]
+
+
+def _over_limits(health: dict, where: str) -> list[str]:
+    return [f"{where}{key} reached {health[key]} (limit {limit})" for key, limit in SATURATION.items()
+            if health.get(key, 0) > limit]
 
 
 def _ms(summary: dict, name: str, p: float):
@@ -241,6 +275,8 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
             "processes": sorted(stats.finals),
             # Per process: offset applied to its stamps against the master's clock, and how sure it is.
             "clocks": {source: final.get("clock") for source, final in stats.finals.items()},
+            # Per process (each worker on its machine): host, CPUs, share of users and connections, health.
+            "workers": stats.processes(timeline),
         },
         "latency_us": latency,
         "histograms": totals["histograms"],

@@ -23,14 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import measured
+from .childproc import ChildStartError
 from .gate.rules import format_value
 from .net.tls import trust_target
 from .net.transport import TRANSPORTS
-from .report.console import accounting_lines, latency_table, verdict_line
-from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
+from .report.console import accounting_lines, latency_table, verdict_line, worker_lines
+from .scenario import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .token_endpoint import token_endpoint_args
 from .verdicts import derive
+from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--otlp-endpoint", metavar="URL",
                         help="also push the live metrics to an OpenTelemetry collector (OTLP/HTTP), e.g. "
                              "http://collector:4318/v1/metrics (needs chatload[otel])")
+    remote = parser.add_argument_group("workers on other machines (docs/distributed.md)")
+    remote.add_argument("--workers", type=int, metavar="N",
+                        help="wait for N workers started elsewhere with `chatload worker --master HOST:PORT`, "
+                             "then run (overrides [run] workers; the scenario and target travel to them)")
+    remote.add_argument("--master-bind-host", default="0.0.0.0", metavar="HOST",
+                        help="address the master listens on for workers (default %(default)s)")
+    remote.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT",
+                        help="port the master listens on for workers (default %(default)s)")
+    remote.add_argument("--workers-wait", type=float, default=120.0, metavar="S",
+                        help="seconds to wait for every worker before giving up with exit 2 (default %(default)s)")
+    remote.add_argument("--secret-file", metavar="FILE",
+                        help=f"shared worker secret, the same as each worker's (default: ${SECRET_ENV}); "
+                             "a worker without it is refused")
+    remote.add_argument("--emulator-bind", metavar="ADDRESS",
+                        help="the embedded emulator listens on ADDRESS, reachable by the workers "
+                             "(overrides [target] bind)")
     parser.add_argument("--check", action="store_true",
                         help="only validate the scenario: list every error with its line, run nothing "
                              "(exit 0 valid, 2 invalid); the keys are in docs/scenarios.md")
@@ -110,6 +128,15 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_ERROR
         scenario.tls = True
+    if getattr(args, "workers", None) is not None:
+        scenario.workers = args.workers
+    if getattr(args, "emulator_bind", None):
+        scenario.emulator_bind = args.emulator_bind
+    if scenario.workers < 0 or scenario.emulator_bind in WILDCARDS:
+        print("chatload run: " + ("--workers must be 0 or more" if scenario.workers < 0 else
+                                  f"--emulator-bind {scenario.emulator_bind}: name an address of this machine that "
+                                  "workers can reach, not a wildcard"), file=sys.stderr)
+        return EXIT_ERROR
     try:
         return Run(scenario, args).execute()
     except RunError as exc:
@@ -129,6 +156,7 @@ class Run:
         self.interrupted = False
         self.faults_applied: list[dict] = []
         self.target: Target = scenario.target
+        self.roll: WorkerRoll | None = None  # with workers on other machines: who joined, who was refused
         self.show = (lambda line: None) if args.quiet else self._show
 
     # -- the steps ---------------------------------------------------------------------------------
@@ -170,7 +198,21 @@ class Run:
                 return target
         elif target.kind == KIND_EMULATOR:
             tls = ["--tls"] if scenario.tls else []
-            self.emulator = service.start_emulator(*tls, *service.emulator_args(scenario.users))
+            bind = ("--host", scenario.emulator_bind) if scenario.emulator_bind else ()
+            try:
+                self.emulator = service.start_emulator(*tls, *service.emulator_args(scenario.users), *bind)
+            except ChildStartError as exc:
+                if not bind:
+                    raise
+                last = str(exc).strip().splitlines()[-1]
+                raise RunError(f"{scenario.file}: target.bind / --emulator-bind {scenario.emulator_bind}: {last}") from None
+            if bind:
+                print(f"chatload run: NOTE the embedded emulator listens on {scenario.emulator_bind}, not loopback: "
+                      f"data plane {self.emulator.messaging_endpoint}, control plane {self.emulator.control_endpoint} "
+                      f"(faults included) — anyone who reaches that address can use them", file=sys.stderr)
+            elif scenario.workers:
+                print("chatload run: WARNING the embedded emulator listens on 127.0.0.1 only: workers on other "
+                      "machines cannot reach it (set [target] bind or --emulator-bind)", file=sys.stderr)
             target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
                                "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region,
                                "ca_file": self.emulator.ca_file})
@@ -231,7 +273,11 @@ class Run:
         if getattr(self.args, "otlp_endpoint", None):
             argv += ["--chat-otlp-endpoint", self.args.otlp_endpoint]
         processes = self._processes()
-        if processes > 1:
+        env = dict(os.environ)
+        if scenario.workers:
+            processes = scenario.workers
+            argv += self._master_argv(env)
+        elif processes > 1:
             # A port of this run's own for the master and its workers: with Locust's default (5557)
             # two runs on one machine share it, and one master collects the other run's workers.
             port = str(free_tcp_port())
@@ -240,10 +286,11 @@ class Run:
         # never from the file again: what the report says ran is what ran.
         as_run = self.raw / "scenario-as-run.json"
         as_run.write_text(json.dumps(scenario.as_run(), indent=1))
-        env = dict(os.environ, CHATLOAD_SCENARIO=str(as_run.resolve()))
+        env["CHATLOAD_SCENARIO"] = str(as_run.resolve())
         log = open(self.raw / "locust.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
         print(f"chatload run: {scenario.name}: {users} users ({self._mix()}), {scenario.duration_s:g} s, "
-              f"{processes} process(es), target {target.service} {target.kind} {target.endpoint}", file=sys.stderr)
+              f"{f'{processes} remote worker(s)' if scenario.workers else f'{processes} process(es)'}, target {target.service} "
+              f"{target.kind} {target.endpoint}", file=sys.stderr)
         if not target.tls_verify:
             print(f"chatload run: TLS certificate verification is OFF for the emulator at {target.endpoint} "
                   "([target] tls_verify = false)", file=sys.stderr)
@@ -254,6 +301,27 @@ class Run:
         finally:
             log.close()
 
+    def _master_argv(self, env: dict) -> list[str]:
+        """Locust's master options for workers on other machines, and the admission secret (in the
+        child's environment, never on a command line)."""
+        args, workers = self.args, self.scenario.workers
+        host, port = getattr(args, "master_bind_host", "0.0.0.0"), getattr(args, "master_bind_port", 5557)
+        try:
+            env[SECRET_ENV] = read_secret(getattr(args, "secret_file", None))
+        except SecretError as exc:
+            raise RunError(str(exc)) from None
+        if not env[SECRET_ENV] and not is_loopback(host):
+            print(f"chatload run: WARNING the master listens on {host}:{port} with no worker secret: ANY process "
+                  f"that reaches this port is admitted as a worker and receives the scenario and target. Set "
+                  f"{SECRET_ENV} (or --secret-file) here and on every worker.", file=sys.stderr)
+        self.roll = WorkerRoll(workers)
+        self.command = worker_command(host, port)
+        self.workers_wait = getattr(args, "workers_wait", 120.0)
+        print(f"chatload run: waiting up to {self.workers_wait:g} s for {workers} worker(s) on {host}:{port}; start "
+              f"each with: {self.command}", file=sys.stderr)
+        return ["--master", "--master-bind-host", host, "--master-bind-port", str(port),
+                "--expect-workers", str(workers), "--expect-workers-max-wait", f"{self.workers_wait:g}"]
+
     def _mix(self) -> str:
         return ", ".join(f"{p.users} {p.kind}{'s' if p.users > 1 else ''}" for p in self.scenario.populations)
 
@@ -262,7 +330,7 @@ class Run:
         pending = list(self.scenario.faults)
         started_at: float | None = None
         offset = 0
-        deadline_after_end = self.scenario.duration_s + self.scenario.drain_s + 120
+        deadline_after_end = self.scenario.duration_s + self.scenario.drain_s + 120 + getattr(self, "workers_wait", 0)
         begun = time.monotonic()
         while True:
             running = self.locust.poll() is None
@@ -277,10 +345,17 @@ class Run:
                     self.results_path = Path(record["path"])
                 elif record.get("event") == "metrics":
                     self.show(f"  live metrics: http://127.0.0.1:{record['port']}/metrics")
+                elif record.get("event") == "worker" and self.roll is not None:
+                    print(self.roll.note(record), file=sys.stderr)
             if started_at is not None and not self.interrupted:
                 while pending and time.monotonic() - started_at >= pending[0].at_s:
                     self._apply_fault(pending.pop(0), time.monotonic() - started_at)
             if not running:
+                if started_at is None and self.roll is not None and len(self.roll.admitted) < self.roll.expected:
+                    if self.interrupted:
+                        raise RunError(f"interrupted while waiting for workers: {len(self.roll.admitted)} of "
+                                       f"{self.roll.expected} had joined")
+                    raise RunError(self.roll.missing(self.workers_wait, self.command))
                 break
             if time.monotonic() - begun > deadline_after_end + (self.scenario.ramp_s or 0):
                 self.locust.kill()
@@ -376,7 +451,7 @@ class Run:
         print(f"\n{self.scenario.name}: {verdict_line(report)}  ({self.target.service} at {self.target.endpoint})")
         for problem in (report.get("measured") or {}).get("problems") or ():
             print(f"  measured nothing: {problem}")
-        for line in [*accounting_lines(report), *latency_table(report)]:
+        for line in [*accounting_lines(report), *latency_table(report), *worker_lines(report)]:
             print(f"  {line}")
         for check in report.get("checks", []):
             observed = format_value(check.get("observed"), check.get("unit") or "")

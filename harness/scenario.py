@@ -95,6 +95,8 @@ class Scenario:
     metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
     tls: bool = False  # the embedded emulator serves TLS ([target] tls, `chatload run --tls`)
     token_endpoint: TokenEndpoint | None = None  # [target.token_endpoint]: the application's own tokens
+    workers: int = 0  # Locust workers on other machines the run waits for ([run] workers; 0: none)
+    emulator_bind: str | None = None  # the embedded emulator's address for remote workers ([target] bind)
 
     @property
     def users(self) -> int:
@@ -171,6 +173,9 @@ TARGET_KEYS = (
         "system trust store)", '"certs/ca.pem"'),
     Key("tls_verify", bool, True, "false turns certificate checks off; emulators only (the console says so)",
         "false"),
+    Key("bind", str, None, "the embedded emulator listens on this address instead of 127.0.0.1, so workers "
+        "on other machines reach it (an address of this machine, not 0.0.0.0: workers connect to it)",
+        '"10.0.0.5"'),
 )
 POPULATION_KEYS = (
     Key("kind", str, None, "one of the service's population kinds (listed per service below)", '"viewer"',
@@ -238,7 +243,10 @@ RUN_KEYS = (
         "`chatload bench` compares their cost)", '"websockets"', choices=tuple(sorted(TRANSPORTS))),
     Key("metrics_port", int, None, "serve live Prometheus /metrics on this port while the run goes "
         "(docs/live-metrics.md); 0 picks a free port", "9646", minimum=0, maximum=65535),
+    Key("workers", int, 0, "Locust workers on other machines this run needs (`chatload worker`; "
+        "docs/distributed.md); 0: none, the run uses [scenario] processes", "2", minimum=0, maximum=1000),
 )
+WILDCARDS = ("0.0.0.0", "::", "*", "")
 TOP_KEYS = ("scenario", "run", "target", "population", "messages", "faults", "expectations")  # + the rooms table
 
 
@@ -275,6 +283,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 
     values = reader("run", data.get("run", {})).read_all(RUN_KEYS)
     scenario.transport, scenario.metrics_port = values["transport"], values["metrics_port"]
+    scenario.workers = values["workers"]
 
     t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)} | {"token_endpoint"})
     kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))
@@ -283,6 +292,13 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if "token_endpoint" in t.table:
         scenario.token_endpoint = token_endpoint.read_table(reader("target.token_endpoint", t.table["token_endpoint"]),
                                                             service.token_endpoint_fields, service.token_purposes)
+    scenario.emulator_bind = t.read(TARGET_KEYS[5])
+    if scenario.emulator_bind is not None:
+        if kind != KIND_EMULATOR:
+            t.fail("bind", f"only the embedded emulator (kind = \"{KIND_EMULATOR}\") is started by the run")
+        elif scenario.emulator_bind in WILDCARDS:
+            t.fail("bind", "name an address of this machine that workers can reach: the emulator's endpoints "
+                           "are built from it, and workers cannot connect to 0.0.0.0")
     rooms = reader(service.rooms_table, data.get(service.rooms_table, {}))
     rooms.check_keys({key.name for key in service.room_keys})
     scenario.rooms = service.read_rooms(rooms)

@@ -2,7 +2,9 @@
 
 The runner writes the scenario as run (overrides applied) to a JSON file and names it in the
 environment (CHATLOAD_SCENARIO), so `--processes` workers, which import this file themselves, build
-the very same classes as the report describes. Each population kind's user class comes from the
+the very same classes as the report describes. A worker on another machine (`chatload worker`, which
+sets CHATLOAD_MASTER instead) asks the master for that scenario before Locust's runner starts
+(`harness.locust.admission`): nothing of the run is read from the worker's own disk. Each population kind's user class comes from the
 scenario's service (`ChatService.populations`).
 """
 
@@ -13,8 +15,16 @@ import os
 from harness.scenario import population_class_name
 from harness.services import registry
 
-with open(os.environ["CHATLOAD_SCENARIO"], encoding="utf-8") as _file:
-    _scenario = json.load(_file)
+if os.environ.get("CHATLOAD_SCENARIO"):
+    with open(os.environ["CHATLOAD_SCENARIO"], encoding="utf-8") as _file:
+        _scenario = json.load(_file)
+else:
+    from harness.locust.admission import MASTER_ENV, fetch_scenario
+
+    if not os.environ.get(MASTER_ENV):
+        raise SystemExit("chatload: this locustfile runs scenarios: use `chatload run SCENARIO`, or "
+                         "`chatload worker --master HOST:PORT` for a worker")
+    _scenario = fetch_scenario(os.environ[MASTER_ENV], float(os.environ.get("CHATLOAD_MASTER_WAIT", "300")))
 _service = registry.get(_scenario["target"]["service"])
 _messages = _scenario["messages"]
 

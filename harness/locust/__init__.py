@@ -9,9 +9,10 @@
     webui     the web UI's Chat tab
     live_metrics  a Prometheus endpoint and OTLP pushes while the test runs
     live_metrics  a Prometheus endpoint and OTLP pushes while the test runs
+    admission workers on other machines: the shared secret, the scenario sent from the master
     users     ChatClient and the neutral user classes services build on
 
 Importing any user class imports this package, which registers the listeners with Locust.
 """
 
-from . import drain, live_metrics, options, progress, target, webui  # noqa: F401 - they register listeners
+from . import admission, drain, live_metrics, options, progress, target, webui  # noqa: F401 - they register listeners

@@ -24,6 +24,7 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from .. import clock, measured
 from ..report.console import accounting_lines, latency_table
 from ..results import build_results, write_json_atomic
+from .admission import host_facts
 from .options import option
 from .progress import progress_line, start_progress
 from .state import state_of
@@ -97,8 +98,10 @@ def _on_test_stopping(environment, **_kwargs) -> None:
             log.error("chatload: no final report from worker(s) %s; results are incomplete", state.lost)
         return
     if state.runtime is not None:
+        users = runner.user_count
         final = state.runtime.finish(drain)
         final["clock"] = state.clock.to_dict()
+        final["process"] = {**host_facts(), "users": users}
         state.stats.add_final("local", final)
 
 
@@ -113,8 +116,10 @@ def _send_final(environment, drain: float) -> None:
     if state.final_sent:
         return
     state.final_sent = True
+    users = environment.runner.user_count  # before the runtime stops: its share of the users
     final = state.runtime.finish(drain) if state.runtime is not None else {}
     final["clock"] = state.clock.to_dict()
+    final["process"] = {**host_facts(), "users": users}
     intervals, state.outbox[:] = list(state.outbox), []
     environment.runner.send_message("chat_final", {"intervals": intervals, "final": final})
 

@@ -65,3 +65,37 @@ def latency_table(document: dict) -> list[str]:
         cells = "".join(f"{data['percentiles'].get(p, 0) / 1000:>9.2f}" for p in PERCENTILES)
         lines.append(f"{words:<{width}}  {data['count']:>9,}{cells}{data.get('max', 0) / 1000:>9.2f}")
     return lines
+
+
+def worker_rows(report: dict) -> list[list[str]]:
+    """Each worker of a run with workers (none for a one-process run): process, host, CPUs, users and
+    connections with their shares, clock offset ± uncertainty, health. Shared by the console and HTML."""
+    workers = (report.get("metadata") or {}).get("workers") or []
+    if len(workers) < 2 and all(w.get("process") == "local" for w in workers):
+        return []
+
+    def share(count, fraction) -> str:
+        return "—" if count is None else f"{count:,}" + ("" if fraction is None else f" ({fraction:.0%})")
+
+    def offset(w: dict) -> str:
+        if w.get("clock_offset_ns") is None:
+            return "—"
+        return f"{w['clock_offset_ns'] / 1e6:+,.3f} ± {(w.get('clock_uncertainty_ns') or 0) / 1e6:,.3f} ms"
+
+    return [[w["process"], w.get("host") or "—", "—" if w.get("cpus") is None else str(w["cpus"]),
+             share(w.get("users"), w.get("users_share")), share(w.get("connections_peak"), w.get("connections_share")),
+             offset(w), ("SATURATED: " + "; ".join(w.get("saturation_reasons") or ())) if w.get("saturated") else "ok"]
+            for w in workers]
+
+
+WORKER_HEADERS = ["process", "host", "CPUs", "users", "connections (peak)", "clock offset", "health"]
+
+
+def worker_lines(report: dict) -> list[str]:
+    rows = worker_rows(report)
+    if not rows:
+        return []
+    widths = [max(len(str(row[i])) for row in [WORKER_HEADERS, *rows]) for i in range(len(WORKER_HEADERS) - 1)]
+    return [f"workers ({len(rows)}):"] + ["  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
+                                                                                                      strict=False))
+                                         + "  " + row[-1] for row in [WORKER_HEADERS, *rows]]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from . import figures
+from .console import WORKER_HEADERS, worker_rows
 from .document import SCHEMA, as_report
 from .numbers import KeyNumber, by_key, format_value, key_numbers
 
@@ -170,6 +171,7 @@ def render_html(report: dict) -> str:
         ("reconnects", "Reconnects", reconnect_section(report, charts)),
         ("errors", "Errors", errors_section(report, charts)),
         ("health", "Harness health", health_section(report)),
+        *([("workers", "Workers", workers_section(report))] if worker_rows(report) else []),
         ("accounting", "Accounting", accounting_section(report)),
         ("faults", "Faults", faults_section(report)),
         ("scenario", "Scenario as run", scenario_section(report)),
@@ -410,6 +412,17 @@ def health_section(report: dict) -> Html:
                            + ("Within limits: the latencies are the service's, not the harness's."
                               if not health.get("saturated") else "")))
     return join(parts)
+
+
+def workers_section(report: dict) -> Html:
+    """Each worker's machine and share of the load; a saturated one is named (its latencies include
+    its own queueing)."""
+    rows = [[tag("code", row[0]), *row[1:-1], (row[-1], "bad strong" if row[-1] != "ok" else "")]
+            for row in worker_rows(report)]
+    return join([table(WORKER_HEADERS, rows, numeric={2, 3, 4, 5}),
+                 _note("Users when the run stopped; connections at their peak; the clock offset is what the "
+                       "worker added to its stamps to read the master's clock. Health is judged like the run's "
+                       "(the steady part, every user spawned) for each worker alone.")])
 
 
 MESSAGE_KEYS = ("sent", "accepted", "rejected", "unconfirmed_sends", "presumed_accepted")

@@ -1,0 +1,26 @@
+"""The short locustfiles shipped for Hotsock and IVS Real-Time (locustfiles/) run as a Locust user
+expects: `locust -f locustfiles/X.py` against the embedded emulator, every user connected, and the
+service's own traffic measured (Hotsock: chat delivered exactly; IVS Real-Time: pings answered)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .locust_run import ROOT, assert_accounting_adds_up, results_of, run_locust
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize("name", ["hotsock", "ivsrealtime"])
+def test_a_shipped_locustfile_runs_against_its_embedded_emulator(tmp_path, name):
+    proc = run_locust(tmp_path, "-u", "6", "-r", "6", "-t", "2s", "--chat-drain", "1",
+                      locustfile=ROOT / "locustfiles" / f"{name}.py", timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = results_of(tmp_path)
+    assert results["metadata"]["target"]["service"] == name
+    assert results["latency_us"]["connect"]["count"] == 6, results["latency_us"].keys()
+    if name == "hotsock":
+        totals = assert_accounting_adds_up(results)
+        assert totals["lost"] == 0 and totals["delivered"] == totals["expected"] > 0, totals
+    else:
+        assert results["latency_us"]["ping"]["count"] >= 6, "each participant's first PING was answered"
