@@ -176,18 +176,22 @@ def test_a_hotsock_report_renders_in_chromium_without_errors(presence, chromium)
 def test_reconnects_follow_hotsock_js_and_count_what_was_missed(emulator, tmp_path):
     closes = {cause: metric(emulator, "server_closes_total", cause=cause) for cause in ("fault", "expire")}
     opened = metric(emulator, "connections_opened_total")
-    path = scaled(tmp_path, "hotsock-reconnect", scenario={"duration": "10s", "ramp": "1s", "drain": "2s"},
+    path = scaled(tmp_path, "hotsock-reconnect", scenario={"duration": "13s", "ramp": "1s", "drain": "2s"},
                   populations=[{"users": 16}, {"users": 1}, {"users": 1}],
-                  rules={"reconnects == 62": "reconnects == 16", "counters.closes.1006 == 31": "counters.closes.1006 == 8",
+                  rules={"reconnects == 124": "reconnects == 33", "counters.closes.1006 == 93": "counters.closes.1006 == 25",
                          "counters.closes.1001 == 31": "counters.closes.1001 == 8"},
-                  target=running(emulator), faults=[{"at": "3s", "room": 0}, {"at": "6.5s", "room": 0}])
+                  target=running(emulator), faults=[{"at": "3s", "room": 0}, {"at": "5.5s", "room": 0}, {"at": "7.5s"}])
     _, report = run_scenario(path, tmp_path)
-    counters = report["counters"]
-    assert metric(emulator, "server_closes_total", cause="fault") - closes["fault"] == counters["closes.1006"] == 8
+    counters, latency = report["counters"], report["latency_us"]
+    assert metric(emulator, "server_closes_total", cause="fault") - closes["fault"] == 8
     assert metric(emulator, "server_closes_total", cause="expire") - closes["expire"] == counters["closes.1001"] == 8
-    assert metric(emulator, "connections_opened_total") - opened == counters["connects"] == 17 + 16
-    assert counters["token_fetches"] == 17 + 16, "a fresh token for every connection"
-    assert report["latency_us"]["reconnect"]["min"] >= 1_000_000, "hotsock-js waits 1 s before its first try"
+    assert metric(emulator, "connections_opened_total") - opened == counters["connects"] == 17 + 33
+    # A fresh token for every try: the first connects, one try after each drop and 1001, three after the restart.
+    assert counters["token_fetches"] == 17 + 8 + 8 + 17 * 3
+    # hotsock-js: at once after a close; after the restart's refused first try 1 s, then 1.5–2.5 s.
+    assert latency["reconnect"]["min"] < 1_000_000 and latency["reconnect_attempts"]["max"] == 3
+    assert 999_000 <= latency["retry_wait"]["min"] <= 1_000_000 and latency["retry_wait"]["max"] <= 2_500_000
+    assert latency["retry_wait"]["count"] == 17 * 2
     assert report["accounting"]["totals"]["missed_while_away"] > 0
 
 
