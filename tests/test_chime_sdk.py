@@ -11,7 +11,6 @@ LEAVE, DeleteMeeting (4410) and a forged join token (403, 4403).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from harness.services.chime.emulator import EmulatorProcess
 
 from .chime import attendee_id, client, meeting
+from .node import node_with_packages
 
 pytestmark = pytest.mark.node
 
@@ -29,28 +29,10 @@ DRIVER_TIMEOUT_S = 60
 BURST = 6  # data messages alice sends back to back, past a soft limit of burst 3
 
 
-def _installed_version(package: str) -> str | None:
-    manifest = JS_DIR / "node_modules" / package / "package.json"
-    if not manifest.exists():
-        return None
-    return json.loads(manifest.read_text())["version"]
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """Path of `node`, with tests/chime_js/node_modules installed from the lock file if missing or stale."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are not on PATH: the amazon-chime-sdk-js conformance test needs Node.js >= 18")
-    wanted = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
-    if any(_installed_version(name) != version for name, version in wanted.items()):
-        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True,
-                              timeout=300)
-        if proc.returncode != 0:
-            pytest.fail(f"npm ci in {JS_DIR} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    for name, version in wanted.items():
-        assert _installed_version(name) == version, f"{name} {version} not installed in {JS_DIR}/node_modules"
-    return node
+    return node_with_packages(JS_DIR, "the amazon-chime-sdk-js conformance test")
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ import datetime
 import itertools
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from .node import node_with_packages
 
 pytestmark = pytest.mark.node
 
@@ -27,35 +28,10 @@ DRIVER_TIMEOUT_S = 60
 _names = itertools.count()
 
 
-def _installed_version(package: str) -> str | None:
-    manifest = JS_DIR / "node_modules" / package / "package.json"
-    if not manifest.exists():
-        return None
-    return json.loads(manifest.read_text())["version"]
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """Path of `node`, with tests/js/node_modules installed from the lock file if missing or stale."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip(
-            "node and npm are not on PATH: the official IVS Chat JS SDK tests need Node.js >= 18 and npm"
-        )
-    wanted = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
-    if any(_installed_version(name) != version for name, version in wanted.items()):
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=100,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"npm ci in {JS_DIR} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    for name, version in wanted.items():
-        assert _installed_version(name) == version, f"{name} {version} not installed in {JS_DIR}/node_modules"
-    return node
+    return node_with_packages(JS_DIR, "the official IVS Chat JS SDK tests")
 
 
 @pytest.fixture(scope="module")
