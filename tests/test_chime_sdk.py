@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.services.base import MustReconnect, UserSpec
+from harness.services.chime import codec
+from harness.services.chime.client import ChimeProtocol
 from harness.services.chime.emulator import EmulatorProcess
+from harness.services.chime.policy import ChimeSdkPolicy
 
 from .chime import attendee_id, client, meeting
 from .node import node_with_packages
@@ -113,3 +117,33 @@ def test_the_sdk_signaling_client_converses_through_the_emulator(node, emulator)
     # A forged join token: ERROR 403 (AudioAuthenticationRejected to the SDK), then close 4403.
     assert mallory["errors"] == [{"status": 403, "description": "Join token rejected"}]
     assert [c["code"] for c in mallory["closes"]] == [4403] and mallory["dataMessages"] == []
+
+
+STATUSES = [400, 401, 403, 409, 429, 500, 503]
+CLOSE_CODES = [1000, 1001, 1006, 1009, 4401, 4403, 4410, 4429, 4499, 4500, 4599, 4600]
+
+
+def test_the_emulators_session_expiry_means_what_the_sdk_makes_of_it(node, emulator):
+    """ERROR 401 then close 4401: to the SDK a terminal SignalingBadRequest, and no reconnect after
+    4401; chatload's protocol and its `sdk` policy (and every other close and status) agree."""
+    made = meeting(client(emulator), "alice")
+    config = {"scenario": "expiry", "signalingUrl": made.signaling_url, "controlEndpoint": emulator.control_endpoint,
+              "meetingId": made.meeting_id, "tokens": {"alice": made.attendees[0].join_token},
+              "statuses": STATUSES, "closeCodes": CLOSE_CODES}
+    result = run_driver(node, config)
+    assert result["expireStatus"] == 200
+    alice = result["attendee"]
+    assert alice["errors"] == [{"status": 401, "description": "Session expired"}]
+    assert [c["code"] for c in alice["closes"]] == [4401]
+    assert result["expiryMeaning"] == {"code": "SignalingBadRequest", "terminal": True}
+    assert result["reconnectsAfterClose"]["4401"] is False
+    policy = ChimeSdkPolicy()
+    for code in CLOSE_CODES:  # the SDK's MonitorTask decides on the code alone
+        assert policy.reconnect_after(code, clean=code != 1006) is result["reconnectsAfterClose"][str(code)], code
+    protocol = ChimeProtocol(UserSpec("s", "alice", made.meeting_id, attributes={"subscribe": "chat"}))
+    for status in STATUSES:  # a terminal status never sends chatload back
+        events = protocol.receive(codec.encode(codec.ErrorFrame(status, "x"), 0), False, 0)
+        events = events if isinstance(events, tuple) else (events,)
+        if result["statuses"][str(status)]["terminal"]:
+            assert not any(isinstance(e, MustReconnect) for e in events), status
+    assert result["statuses"]["401"] == {"code": "SignalingBadRequest", "terminal": True}

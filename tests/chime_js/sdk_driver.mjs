@@ -32,6 +32,9 @@ const DefaultRealtimeController = build('realtimecontroller/DefaultRealtimeContr
 const SendAndReceiveDataMessagesTask = build('task/SendAndReceiveDataMessagesTask').default;
 const { SdkSignalFrame, SdkPingPongFrame, SdkPingPongType } = build('signalingprotocol/SignalingProtocol');
 const Versioning = build('versioning/Versioning').default;
+const MeetingSessionStatus = build('meetingsession/MeetingSessionStatus').default;
+const MeetingSessionStatusCode = build('meetingsession/MeetingSessionStatusCode').default;
+const MonitorTask = build('task/MonitorTask').default;
 
 const TOPIC = 'chat';
 // Conditions may span attendees (a burst is accounted for at alice AND bob): every event re-checks all.
@@ -219,7 +222,42 @@ async function conversation(config) {
   };
 }
 
-const scenarios = { conversation };
+// What the SDK makes of each ERROR status and close code, by its own code: the status an ERROR frame
+// becomes (MeetingSessionStatus.fromSignalingStatus) and whether it is terminal, and whether
+// MonitorTask reconnects after a close with that code (isUnexpectedsignalingCloseCode).
+function sdkMeanings(statuses, closeCodes) {
+  const monitor = MonitorTask.prototype;
+  return {
+    statuses: Object.fromEntries(statuses.map((status) => {
+      const meaning = MeetingSessionStatus.fromSignalingStatus(status);
+      return [status, { code: MeetingSessionStatusCode[meaning.statusCode()], terminal: meaning.isTerminal() }];
+    })),
+    reconnectsAfterClose: Object.fromEntries(closeCodes.map(
+      (code) => [code, monitor.isUnexpectedsignalingCloseCode.call(monitor, code)])),
+  };
+}
+
+// The emulator's session-expiry fault under the SDK: what arrives, and what the SDK makes of it.
+async function expiry(config) {
+  const alice = new Attendee('alice', config.tokens.alice, config);
+  await alice.connect();
+  await alice.join();
+  const response = await fetch(`${config.controlEndpoint}/_emulator/faults/expire`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ room: config.meetingId, users: ['alice'] }),
+  });
+  await alice.until(() => alice.seen.closes.length > 0, 'close after the expiry fault');
+  const errorFrame = SdkSignalFrame.create({ type: SdkSignalFrame.Type.ERROR, error: alice.seen.errors[0] });
+  const meaning = MeetingSessionStatus.fromSignalFrame(errorFrame);
+  return {
+    expireStatus: response.status,
+    attendee: alice.summary(),
+    expiryMeaning: { code: MeetingSessionStatusCode[meaning.statusCode()], terminal: meaning.isTerminal() },
+    ...sdkMeanings(config.statuses, config.closeCodes),
+  };
+}
+
+const scenarios = { conversation, expiry };
 
 async function main() {
   const config = await readStdin();
