@@ -37,16 +37,17 @@ def running(emulator: EmulatorProcess) -> dict:
 
 def scaled(tmp_path: Path, name: str, *, scenario: dict, populations: list[dict], rules: dict[str, str] | None = None,
            target: dict | None = None, faults: list[dict] | None = None) -> Path:
-    """The shipped scenario `name`, smaller: its tables updated, size-bound rules rewritten (each rule
-    named in `rules` must be in the shipped file, so a change there shows up here)."""
+    """The shipped scenario `name`, smaller: its tables updated, size-bound rules (and sdk_rules)
+    rewritten (each rule named in `rules` must be in the shipped file, so a change there shows up here)."""
     document = tomllib.loads((SCENARIOS / f"{name}.toml").read_text())
     document["scenario"].update(scenario)
     assert len(populations) == len(document["population"])
     for table, changes in zip(document["population"], populations, strict=True):
         table.update(changes)
-    shipped = document["expectations"]["rules"]
+    expectations = document["expectations"]
     for old, new in (rules or {}).items():
-        assert old in shipped, f"{old!r} is no longer in {name}.toml"
+        shipped = next((expectations[key] for key in ("rules", "sdk_rules") if old in expectations.get(key, [])), None)
+        assert shipped is not None, f"{old!r} is no longer in {name}.toml"
         shipped[shipped.index(old)] = new
     if target is not None:
         document["target"] = target
@@ -183,6 +184,7 @@ def test_reconnects_follow_hotsock_js_and_count_what_was_missed(emulator, tmp_pa
                   target=running(emulator), faults=[{"at": "3s", "room": 0}, {"at": "5.5s", "room": 0}, {"at": "7.5s"}])
     _, report = run_scenario(path, tmp_path)
     counters, latency = report["counters"], report["latency_us"]
+    assert counters["reconnects"] == 8 + 8 + 17
     assert metric(emulator, "server_closes_total", cause="fault") - closes["fault"] == 8
     assert metric(emulator, "server_closes_total", cause="expire") - closes["expire"] == counters["closes.1001"] == 8
     assert metric(emulator, "connections_opened_total") - opened == counters["connects"] == 17 + 33
