@@ -117,13 +117,15 @@ def test_join_storm_accounts_every_roster_change_as_the_emulator_counts_joins_an
                                       ramp="2.5s", drain="1s",
                                       rules=["roster.expected > 0", "roster.missed == 0", "roster.unconfirmed == 0",
                                              "roster.duplicates == 0", "roster.unmatched == 0",
-                                             "ping.count >= 62", "counters.refused.forbidden == 0",
+                                             "counters.refused.forbidden == 0",
                                              "protocol_errors == 0", "token_rate.throttled == 0"]))
         text = emulator.admin.metrics_text()
     (stage,) = stage_ids(report)
     counters = report["counters"]
     assert metric(text, "ivsrealtime_joins_accepted_total", stage) == counters["connects"] == 62
-    assert metric(text, "ivsrealtime_pings_total", stage) == report["latency_us"]["ping"]["count"]
+    # The SDK's first PING comes 15 s after connecting: a 6 s run sends none.
+    assert metric(text, "ivsrealtime_pings_total", stage) == 0
+    assert report["latency_us"].get("ping", {}).get("count", 0) == 0
     assert report["latency_us"]["join"]["count"] == 62
     # A ramp of 25 joins a second: the first have joined before the last begin, so some are owed.
     roster = propagation_adds_up(report)

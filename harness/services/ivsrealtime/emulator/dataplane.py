@@ -22,7 +22,8 @@ Emulator choices, where the service is silent (see also the package docstring):
   token in use gets JOIN_ERROR TOKEN_REUSED) or "single-use" (a token that ever joined gets it).
 - Token expiry is checked at join only, as the SDK checks it only before joining, publishing or
   subscribing; the shared `expire` fault sends JOIN_ERROR TOKEN_EXPIRED to joined participants,
-  which the SDK turns into leaving with reason "token-expired".
+  which SDK 1.41.0 reports as StageEvents.ERROR TOKEN_EXPIRED, then STAGE_LEFT with reason "unknown"
+  (tests/test_ivsrealtime_web_sdk.py).
 - Unreadable or unknown client frames are ignored and counted (`protocol_errors`); the connection
   stays. SDP_OFFER is answered with SDP_ANSWER status 501 and EXCHANGE_TOKEN with an error: no media.
 """
@@ -455,7 +456,7 @@ class DataPlane(WebSocketPlane, LineFaults):
             yield from runtime.members.values()
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
-        """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK leaves with reason token-expired."""
+        """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK's ERROR TOKEN_EXPIRED, then STAGE_LEFT "unknown"."""
         error = codec.JoinError(codec.TOKEN_EXPIRED, "the participant token has expired")
         for member in members:
             write_framed(member, text_frame(codec.encode_join_error(error)))
