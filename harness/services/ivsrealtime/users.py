@@ -46,8 +46,9 @@ class Participant(StageUser):
 
 
 class Publisher(StageUser):
-    """Joins with a PUBLISH token as a publisher (on the emulator: one of the stage's 12 publisher slots;
-    media is out of scope, so against AWS it holds the capability without publishing)."""
+    """Joins with a PUBLISH token and, on the emulator, publishes at once as the SDK does (a stub SDP:
+    media is out of scope), taking one of the stage's 12 publisher slots or meeting STAGE_AT_CAPACITY;
+    against AWS it holds the capability without publishing."""
 
     abstract = True
     capabilities = (PUBLISH, SUBSCRIBE)
