@@ -13,22 +13,16 @@ first try's delay, the waits between tries, the tokens fetched and the time unti
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
 import subprocess
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from harness.metrics.histograms import Recorder
-from harness.metrics.ledger import DeliveryLedger
-from harness.net.session import ChatSession
-from harness.net.transport import DEFAULT_TRANSPORT
 from harness.services.base import KIND_RUNNING_EMULATOR, Target, UserSpec
 from harness.services.hotsock.client import SUBSCRIBE
 from harness.services.hotsock.emulator import EmulatorProcess
@@ -36,6 +30,7 @@ from harness.services.hotsock.reconnect import HotsockJsPolicy
 from harness.services.hotsock.service import HotsockService
 from harness.services.hotsock.token_provider import SigningKeyTokens
 
+from .differential import ChatloadSession, wait_until
 from .hotsock_chat import hotsock, unique  # noqa: F401 - the module's emulator
 from .node import node_with_packages
 
@@ -226,85 +221,6 @@ def test_heartbeats_keep_a_connection_and_without_them_the_timeouts_close_it_and
 # -- the differential reconnect test ----------------------------------------------------------------
 
 
-class _Handle:
-    population = "subscriber"
-
-
-class _Runtime:
-    """What a `ChatSession` needs of its runtime; it notes when tokens are fetched, connections close
-    and the session is back (hotsock.connected), in wall-clock seconds like the driver's."""
-
-    clock_offset_ns, connect_timeout, transport, replay, spread = 0, 5.0, DEFAULT_TRANSPORT, None, None
-
-    def __init__(self, emulator: EmulatorProcess, channel: str) -> None:
-        self.recorder, self.ledger, self.service = Recorder(), DeliveryLedger(), HotsockService()
-        self.target = Target("hotsock", KIND_RUNNING_EMULATOR, emulator.websocket_url, emulator.control_endpoint,
-                             rooms=(channel,))
-        self.tokens = SigningKeyTokens({"signing_key": emulator.info["hs256_secret_file"]})
-        self.times: dict[str, list[float]] = defaultdict(list)
-        self.ids = itertools.count(1)
-
-    async def fetch_token(self, session) -> str:
-        self.times["token"].append(time.time())
-        return self.tokens.fetch(session.user)
-
-    def report_connect(self, session, started_ns, cause, message, **kwargs) -> None:
-        self.times["back" if cause is None else "failed"].append(time.time())
-
-    def report_closed(self, session, code, reason, clean) -> None:
-        self.times["closed"].append(time.time())
-
-    def next_connection_id(self) -> int:
-        return next(self.ids)
-
-    def post_state(self, handle, state) -> None:
-        pass
-
-    def report_ack(self, *args) -> None:
-        pass
-
-    def report_gave_up(self, session, cause) -> None:
-        raise AssertionError(f"hotsock-js never gives up; chatload's policy did ({cause})")
-
-    def resolve(self, waiter, value) -> None:
-        pass
-
-    def note_protocol_error(self, message: str) -> None:
-        raise AssertionError(message)
-
-
-class ChatloadSession:
-    """chatload's own session with the hotsock-js policy, on a loop thread of its own."""
-
-    def __init__(self, emulator: EmulatorProcess, channel: str) -> None:
-        self.runtime = _Runtime(emulator, channel)
-        self.loop = asyncio.new_event_loop()
-        user = UserSpec("chatload", "chatload", channel, capabilities=(SUBSCRIBE,))
-        self.session = ChatSession(self.runtime, _Handle(), user, HotsockJsPolicy())
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.loop.call_soon_threadsafe(self.session.start)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.session.stop)
-        deadline = time.monotonic() + 5
-        while self.session.state != "stopped" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-def since(times: dict[str, list[float]], start: float, what: str) -> list[float]:
-    return [t for t in times[what] if t > start]
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 # (fault, tokens fetched after the close, the waits between them, when back after the close)
 FAULTS = {
     "drop": (1, [], (0.0, 0.3)),
@@ -319,9 +235,12 @@ def test_hotsock_js_and_chatloads_policy_come_back_alike(js, hotsock):  # noqa: 
     vendor = js.client(hotsock, {"channels": grant(channel)})
     js.do("bind", vendor, event="chat", channel=channel)
     js.wait(vendor, "frame", frame="hotsock.subscribed")
-    ours = ChatloadSession(hotsock, channel)
+    target = Target("hotsock", KIND_RUNNING_EMULATOR, hotsock.websocket_url, hotsock.control_endpoint,
+                    rooms=(channel,))
+    ours = ChatloadSession(HotsockService(), target, SigningKeyTokens({"signing_key": hotsock.info["hs256_secret_file"]}),
+                           UserSpec("chatload", "chatload", channel, capabilities=(SUBSCRIBE,)), HotsockJsPolicy())
     try:
-        times = ours.runtime.times
+        times = ours.times
         wait_until(lambda: times["back"], 5, "chatload's session never connected")
         for fault, (count, waits, back) in FAULTS.items():
             before = time.time()
@@ -337,10 +256,9 @@ def test_hotsock_js_and_chatloads_policy_come_back_alike(js, hotsock):  # noqa: 
             tokens = [e["t"] / 1000 for e in js.wait(vendor, "token", count, since=before, timeout=8)]
             again = js.wait(vendor, "frame", since=before, frame="hotsock.connected", timeout=8)[0]["t"] / 1000
             seen["hotsock-js"] = closed, tokens, again
-            wait_until(lambda start=before: since(times, start, "back"), 8,
+            wait_until(lambda start=before: ours.since(start, "back"), 8,
                        f"chatload not back after {fault}: {dict(times)}, since {before}")
-            seen["chatload"] = (since(times, before, "closed")[0], since(times, before, "token"),
-                                since(times, before, "back")[0])
+            seen["chatload"] = (ours.since(before, "closed")[0], ours.since(before, "token"), ours.since(before, "back")[0])
             first_tries = {}
             for who, (closed, tokens, again) in seen.items():  # shown with -s: the figures compared
                 print(f"{fault:8} {who:10} first try {tokens[0] - closed:.4f} s, waits "
@@ -352,6 +270,7 @@ def test_hotsock_js_and_chatloads_policy_come_back_alike(js, hotsock):  # noqa: 
                     assert low <= gap <= high + SLACK_S, f"{fault}: {who} waited {gap:.3f} s, not {low}–{high} s"
                 assert back[0] <= again - closed <= back[1], f"{fault}: {who} back after {again - closed:.3f} s"
             assert abs(first_tries["hotsock-js"] - first_tries["chatload"]) <= 0.05
+        assert not times["gave_up"], "hotsock-js never gives up, nor may its policy"
     finally:
         ours.stop()
         js.do("terminate", vendor)
