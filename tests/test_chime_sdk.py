@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from harness.services.base import MustReconnect, UserSpec
+from harness.services import registry
+from harness.services.base import KIND_RUNNING_EMULATOR, MustReconnect, Target, UserSpec
 from harness.services.chime import codec
 from harness.services.chime.client import ChimeProtocol
 from harness.services.chime.emulator import EmulatorProcess
 from harness.services.chime.policy import ChimeSdkPolicy
 
-from .chime import attendee_id, client, meeting
+from .chime import attendee_id, client, meeting, token
+from .differential import ChatloadSession, wait_until
 from .node import node_with_packages
 
 pytestmark = pytest.mark.node
@@ -147,3 +150,52 @@ def test_the_emulators_session_expiry_means_what_the_sdk_makes_of_it(node, emula
         if result["statuses"][str(status)]["terminal"]:
             assert not any(isinstance(e, MustReconnect) for e in events), status
     assert result["statuses"]["401"] == {"code": "SignalingBadRequest", "terminal": True}
+
+
+class _KnownTokens:
+    """Join tokens made beforehand (chatload's AttendeeTokens batch on gevent, which this test has not)."""
+
+    def __init__(self, made) -> None:
+        self.made = made
+
+    def fetch(self, user: UserSpec) -> str:
+        return token(self.made, user.user_id)
+
+
+# (fault, its body, the SDK's tries until back, the wait before try k within uniform(0, min(5, 2^k)) s)
+FAULTS = [("drop", {"mode": "abrupt"}, 1), ("restart", {"downtime_ms": 1500}, None)]
+
+
+@pytest.mark.parametrize(("fault", "body", "tries"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_the_sdks_reconnect_logic_and_chatloads_sdk_policy_come_back_alike(node, emulator, fault, body, tries):
+    """amazon-chime-sdk-js's DefaultReconnectController and FullJitterBackoff around its signaling
+    client, and a chatload session on `ChimeSdkPolicy`, in one meeting, faulted together: each wait
+    before a try lies within the SDK's full-jitter range (try k: 0 to min(5 s, 1 s × 2^k)), both come
+    back, and (after a drop, with the emulator up) each at its first try."""
+    made = meeting(client(emulator), "alice", "bob")
+    target = Target("chime", KIND_RUNNING_EMULATOR, emulator.messaging_endpoint, emulator.control_endpoint,
+                    rooms=(made.meeting_id,), settings={"signaling_urls": {made.meeting_id: made.signaling_url}})
+    service = registry.get("chime")
+    ours = ChatloadSession(service, target, _KnownTokens(made),
+                           UserSpec("bob", "bob", made.meeting_id, attributes={"subscribe": "chat"}), ChimeSdkPolicy())
+    try:
+        wait_until(lambda: ours.times["back"], 5, "chatload's session never joined")
+        before = time.time()
+        config = {"scenario": "reconnect", "signalingUrl": made.signaling_url,
+                  "controlEndpoint": emulator.control_endpoint, "meetingId": made.meeting_id,
+                  "tokens": {"alice": token(made, "alice")}, "fault": fault,
+                  "faultBody": {"room": made.meeting_id, **body} if fault == "drop" else body}
+        result = run_driver(node, config)
+        assert result["faultStatus"] == 200 and result["unexpected"] is True and result["closeCode"] == 1006
+        sdk = [result["closedAt"] / 1000, [t / 1000 for t in result["attempts"]], result["backAt"] / 1000]
+        wait_until(lambda: ours.since(before, "back"), 10, f"chatload not back after {fault}")
+        # chatload's tries: the token fetches after the close (one per try; a Chime join token is reused).
+        mine = [ours.since(before, "closed")[0], ours.since(before, "token"), ours.since(before, "back")[0]]
+        for who, (closed, attempts, back) in {"sdk": sdk, "chatload": mine}.items():
+            print(f"{fault:8} {who:8} waits {[round(b - a, 3) for a, b in zip([closed, *attempts], attempts, strict=False)]}, back {back - closed:.3f} s")  # noqa: E501 - with -s
+            assert attempts and (tries is None or len(attempts) == tries), (who, attempts)
+            for k, (previous, attempt) in enumerate(zip([closed, *attempts], attempts, strict=False)):
+                assert 0 <= attempt - previous <= min(5.0, 2 ** k) + 0.1, f"{who}: try {k} after {attempt - previous:.3f} s"
+            assert back >= attempts[-1]
+    finally:
+        ours.stop()
