@@ -14,8 +14,10 @@ it, its pings and its removal. What each server frame becomes (`receive`):
   number is not above the last one is stale and ignored, as the SDK does (`events.STAGE_STATE.stale`);
 - `PONG`: the answer to the oldest pending `ping` request (`Acked`, `Measured("ping", round trip)`);
 - `aws:ivs:JOIN_ERROR` before the first roster: `Refused(category, code, message, final=fatal)` —
-  the SDK gives up on a fatal join error; after it (the emulator's `expire` fault): TOKEN_EXPIRED
-  is `MustReconnect` (the application rejoins with a new token), any other code an event;
+  the SDK gives up on a fatal join error; after it (the emulator's `expire` fault, TOKEN_EXPIRED, or
+  any other code) an event only: SDK 1.41.0 reports ERROR TOKEN_EXPIRED and leaves the stage
+  (STAGE_LEFT "unknown") without rejoining, and the close that follows is clean, which no policy
+  comes back from;
 - `aws:ivs:DISCONNECT`: `events.disconnect.<code>`, and `Kicked` for PARTICIPANT_DISCONNECTED
   (DisconnectParticipant): the SDK leaves and does not come back;
 - `aws:ivs:SDP_ANSWER` to this participant's publish (a publisher on an emulator publishes on joining,
@@ -44,7 +46,6 @@ from ..base import (
     ClientProtocol,
     Kicked,
     Measured,
-    MustReconnect,
     Observed,
     Origin,
     ProtocolError,
@@ -218,8 +219,6 @@ class StageProtocol(ClientProtocol):
             return Refused(join_error_category(error), error.code[:60] or error.type[:60], error.message[:200],
                            final=error.fatal)
         event = ServiceEvent(f"join_error.{error.code[:40]}")
-        if error.code == codec.TOKEN_EXPIRED:
-            return event, MustReconnect("participant token expired")
         return event
 
     # -- requests out ------------------------------------------------------------------------------------
