@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from harness.services.ivsrealtime import codec
+from harness.services.ivsrealtime import codec, tokens
 from harness.services.ivsrealtime.emulator import EmulatorProcess
 
 from .chat import wait_closed
@@ -53,8 +54,8 @@ def token_for(ivs, stage: dict, user_id: str | None = None, **kwargs) -> dict:
                                         **kwargs)["participantToken"]
 
 
-def events_url(emulator, stage: dict, *, publish: bool = False, error_over_ws: bool = True) -> str:
-    query = codec.join_query(topic_of(stage), f"trace-{next(_names)}", publish=publish)
+def events_url(emulator, stage: dict, *, error_over_ws: bool = True) -> str:
+    query = codec.join_query(topic_of(stage), f"trace-{next(_names)}")
     if not error_over_ws:
         query = query.replace("error_over_ws=1&", "")
     return f"{emulator.messaging_endpoint}/?{query}"
@@ -74,13 +75,35 @@ async def next_frame(ws: ClientConnection, timeout: float = 5.0) -> codec.Server
 
 async def join(emulator, ivs, stage: dict, user_id: str | None = None, *, publish: bool = False, **kwargs
                ) -> tuple[ClientConnection, str, codec.StageState]:
-    """Join with a fresh token; returns the socket, the participant id and the first STAGE_STATE."""
+    """Join with a fresh token; returns the socket, the participant id and the first STAGE_STATE —
+    with `publish`, the publish must be accepted and the STAGE_STATE is the one showing it."""
     token = token_for(ivs, stage, user_id, **kwargs)
-    ws = await open_socket(emulator, stage, token["token"], publish=publish)
+    ws = await open_socket(emulator, stage, token["token"])
     first = await next_frame(ws)
     assert isinstance(first, codec.StageState), first
+    if publish:
+        answer, states = await publish_offer(ws, token)
+        assert answer["httpStatusCode"] == 501, answer  # the slot is held; media is not emulated
+        first = states[-1]
+        assert first.participant(token["participantId"]).is_publishing
     assert first.participant(token["participantId"]) is not None, "a joiner is on its own first roster"
     return ws, token["participantId"], first
+
+
+async def publish_offer(ws: ClientConnection, token: dict) -> tuple[dict, list[codec.StageState]]:
+    """Publish as the SDK does (an SDP_OFFER to the token's whip_url + /publish/<participant id>);
+    returns the SDP_ANSWER's payload and the STAGE_STATEs that came before it."""
+    whip_url = tokens.unverified_claims(token["token"])["whip_url"]
+    await ws.send(codec.encode_sdp_offer("offer-1", "trace", f"{whip_url}/publish/{token['participantId']}",
+                                         "v=0").decode())
+    states = []
+    while True:
+        raw = await asyncio.wait_for(ws.recv(), 5)
+        frame = json.loads(raw)
+        if frame["type"] == codec.SDP_ANSWER:
+            assert frame["payload"]["requestId"] == "offer-1"
+            return frame["payload"], states
+        states.append(codec.parse_server_frame(raw))
 
 
 async def refused(emulator, stage: dict, token: str, **kwargs) -> tuple[codec.JoinError, int | None]:
@@ -92,12 +115,12 @@ async def refused(emulator, stage: dict, token: str, **kwargs) -> tuple[codec.Jo
     return frame, code
 
 
-async def join_when_free(emulator, stage: dict, token: str, *, publish: bool = False,
+async def join_when_free(emulator, stage: dict, token: str, *,
                          timeout: float = 5.0) -> tuple[ClientConnection, codec.StageState]:
     """Join, retrying while refused: a slot frees only once the TCP connection holding it is gone."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        ws = await open_socket(emulator, stage, token, publish=publish)
+        ws = await open_socket(emulator, stage, token)
         frame = await next_frame(ws)
         if isinstance(frame, codec.StageState):
             return ws, frame

@@ -14,7 +14,6 @@ from harness.services.base import (
     Delivered,
     Kicked,
     Measured,
-    MustReconnect,
     ProtocolError,
     Rejected,
     Replayed,
@@ -160,8 +159,7 @@ def test_our_own_message_coming_back_unthrottled_is_counted_not_measured():
     (codec.ErrorFrame(403, "Join token rejected"), Rejected(None, Category.UNAUTHORIZED, "403", "Join token rejected")),
     (codec.ErrorFrame(400, "bad topic"), Rejected(None, Category.INVALID, "400", "bad topic")),
     (codec.ErrorFrame(503, "busy"), Rejected(None, Category.SERVER_ERROR, "503", "busy")),
-    (codec.ErrorFrame(401, "Session expired"),
-     (ServiceEvent("session_expired"), MustReconnect("session expired (ERROR 401)"))),
+    (codec.ErrorFrame(401, "Session expired"), ServiceEvent("session_expired")),  # terminal, as to the SDK
     (codec.ErrorFrame(429, "Data message rate above the hard limit"), ServiceEvent("hard_limit")),
     (codec.AudioStatus(411), (ServiceEvent("attendee_removed"), Kicked("removed from the meeting (DeleteAttendee)"))),
     (codec.AudioStatus(410), ServiceEvent("meeting_ended")),

@@ -63,7 +63,7 @@ def test_the_sdk_policy_backs_off_with_full_jitter_within_two_minutes():
 
 
 @pytest.mark.parametrize(("code", "clean", "back"), [
-    (1006, False, True), (4500, True, True), (4599, True, True), (4401, True, True),
+    (1006, False, True), (4500, True, True), (4599, True, True), (4401, True, False),
     (4410, True, False), (4403, True, False), (4429, True, False), (1000, True, False), (1001, True, False),
 ])
 def test_the_sdk_comes_back_only_after_unexpected_closes(code, clean, back):

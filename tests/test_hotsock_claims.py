@@ -120,6 +120,12 @@ def test_auto_subscribe_only_exact_names_only_connect_tokens_and_not_where_forbi
     ({"exp": 1, "scope": "connect", "channels": {"a": {"messages": {"e": {"store": -2}}}}}, "store must be"),
     ({"exp": 1, "scope": "connect", "channels": {"a": {"messages": {"e": {"echo": 1}}}}}, "echo must be"),
     ({"exp": 1, "scope": "connect", "singleUse": True}, "singleUse needs a jti"),
+    ({"exp": 1, "scope": "connect", "channels": {"a.*": {"alias": "a"}}}, "only on an exact channel name"),
+    ({"exp": 1, "scope": "connect", "channels": {"#regex:^a$": {"alias": "x"}}}, "only on an exact channel name"),
+    ({"exp": 1, "scope": "connect", "channels": {"a": {"alias": "x y"}}}, "alias must be a valid channel name"),
+    ({"exp": 1, "scope": "connect", "channels": {"a": {"alias": 7}}}, "alias must be a valid channel name"),
+    ({"exp": 1, "scope": "connect", "channels": {"a": {"alias": "x"}, "b": {"alias": "x"}}}, "the same alias"),
+    ({"exp": 1, "scope": "connect", "channels": {"a": {"alias": "b"}, "b": {}}}, "also a channel key"),
 ])
 def test_malformed_claims_are_refused_without_repeating_values(payload, complaint):
     with pytest.raises(ClaimsError) as info:
@@ -129,9 +135,19 @@ def test_malformed_claims_are_refused_without_repeating_values(payload, complain
 
 
 def test_unknown_directives_are_ignored():
-    token = claims({"a": {"subscribe": True, "alias": "b", "historyStart": 0, "storage": {"k": {"get": True}}}},
+    token = claims({"a": {"subscribe": True, "historyStart": 0, "storage": {"k": {"get": True}}}},
                    iat=1, somethingNew={"x": 1})
     assert token.channel("a").subscribe
+
+
+def test_an_alias_resolves_to_its_channel_and_a_channel_key_beats_it():
+    token = claims({"user.123": channel_rule(alias="user"), "lobby": channel_rule(), "*": channel_rule()})
+    assert token.real_channel("user") == "user.123"
+    assert token.real_channel("user.123") == "user.123"
+    assert token.real_channel("lobby") == "lobby" and token.real_channel("other") == "other"
+    assert token.alias_of("user.123") == "user" and token.alias_of("lobby") is None
+    assert token.aliased("lobby") is None
+    assert token.channel(token.real_channel("user")).subscribe
 
 
 def test_channel_rule_builds_what_it_says():

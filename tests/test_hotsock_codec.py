@@ -29,6 +29,8 @@ SERVER_FRAMES = [
     codec.Subscribed("room.1", Meta("u1")),
     codec.Subscribed("presence.x", Meta("u1"), (Member("u1"), Member("u2", {"a": 1})), auto_subscribed=True),
     codec.Unsubscribed("room.1", Meta(None)),
+    codec.Subscribed("user.123", Meta(None), auto_subscribed=True, alias="user"),
+    codec.Unsubscribed("user.123", Meta("u1"), alias="user"),
     codec.Message("01H2BSNHFJXKF2XDFD8KMM36FF", "room.1", "chat", {"x": [1, 2]}, Meta("u1", None)),
     codec.Message("01H2BSNHFJXKF2XDFD8KMM36FF", "room.1", "welcome", "hi", None),
     codec.MemberAdded("presence.x", Member("u2"), (Member("u1"), Member("u2"))),
@@ -55,6 +57,9 @@ def test_wire_shapes_match_the_spec():
     assert orjson.loads(codec.ClientMessage("c", "e", 1).encode()) == {"channel": "c", "event": "e", "data": 1}
     assert orjson.loads(codec.SERVER_PONG.encode()) == {"event": "hotsock.pong", "data": "{}"}
     assert orjson.loads(codec.KEEP_ALIVE.encode()) == {"event": "hotsock.keepAlive", "data": {}}
+    aliased = orjson.loads(codec.Subscribed("user.123", alias="user").encode())  # the vendor's claims page
+    assert aliased == {"event": "hotsock.subscribed", "channel": "user.123", "data": {},
+                       "meta": {"channelAlias": "user", "uid": None, "umd": None}}
     server = orjson.loads(codec.Message("01H2BSNHFJXKF2XDFD8KMM36FF", "c", "e", 1).encode())
     assert list(server) == ["id", "event", "channel", "data"], "server-published messages have no meta"
     client = orjson.loads(codec.Message("01H2BSNHFJXKF2XDFD8KMM36FF", "c", "e", 1, Meta("u", None)).encode())

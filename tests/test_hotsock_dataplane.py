@@ -6,6 +6,7 @@ import re
 import time
 
 import orjson
+from websockets.exceptions import InvalidStatus
 
 from harness.services.hotsock import codec, tokens, ulid
 from harness.services.hotsock.claims import channel_rule
@@ -396,5 +397,62 @@ def test_list_messages_returns_what_was_stored_during_the_subscription(hotsock):
         await ws.close()
         status, body = post_json(url, {"channel": room})
         assert status == 401, "the connection is gone"
+
+    run(scenario())
+
+
+def test_channel_aliases_subscribe_publish_unsubscribe_and_presence(hotsock):  # noqa: F811
+    """The `alias` claim (vendor's claims page): the client uses the alias, every frame names the real
+    channel, (un)subscribed frames add meta.channelAlias, a subscribe token's alias beats the connect token's."""
+    user, room, lobby = unique("user"), unique("presence"), unique("lobby")
+
+    async def scenario():
+        ws, connected = await join(hotsock, {user: channel_rule(alias="me", publish=["chat"], echo=True),
+                                             room: channel_rule(alias="team"), lobby: channel_rule(alias="hall")},
+                                   uid="pam")
+        await send(ws, codec.Subscribe("me"))
+        subscribed = await expect(ws, codec.Subscribed)
+        assert subscribed == codec.Subscribed(user, Meta("pam"), None, False, "me")
+        await send(ws, codec.Subscribe(user))  # the real name of a channel it is in
+        await expect_error(ws, codec.ALREADY_SUBSCRIBED, user)
+        await send(ws, codec.ClientMessage("me", "chat", "by alias"))
+        message = await expect(ws, codec.Message)
+        assert (message.channel, message.data) == (user, "by alias")
+        await send(ws, codec.Unsubscribe(user))  # by the real name: the answer still carries the alias
+        assert await expect(ws, codec.Unsubscribed) == codec.Unsubscribed(user, Meta("pam"), "me")
+        await send(ws, codec.Unsubscribe("me"))
+        await expect_error(ws, codec.NOT_SUBSCRIBED, "me")  # errors name what the client sent
+        await send(ws, codec.ClientMessage("me", "chat", "not subscribed"))
+        await expect_error(ws, codec.PUBLISH_PERMISSION_DENIED, "me")
+        # Presence on an aliased channel: members and events name the real channel.
+        jim, _ = await join(hotsock, {room: channel_rule(alias="team")}, uid="jim", subscribe=["team"])
+        await send(ws, codec.Subscribe("team"))
+        joined = await expect(ws, codec.Subscribed)
+        assert (joined.channel, joined.alias, joined.members) == (room, "team", (Member("jim"), Member("pam")))
+        added = await expect(jim, codec.MemberAdded)
+        assert (added.channel, added.member) == (room, Member("pam"))
+        # A subscribe token's alias for the same channel wins over the connect token's.
+        await send(ws, codec.Subscribe("vip", hotsock.mint(tokens.subscribe_claims(
+            {lobby: channel_rule(alias="vip")}, connection_id=connected.connection_id))))
+        assert (await expect(ws, codec.Subscribed)).alias == "vip"
+        await send(ws, codec.Unsubscribe("vip"))
+        assert (await expect(ws, codec.Unsubscribed)).alias == "vip"
+        await ws.close()
+        removed = await expect(jim, codec.MemberRemoved)
+        assert removed.channel == room
+        await jim.close()
+
+    run(scenario())
+
+
+def test_a_token_with_a_bad_alias_is_refused_at_the_upgrade(hotsock):  # noqa: F811
+    async def scenario():
+        for channels in ({"user.*": {"alias": "me"}}, {"a": {"alias": "b"}, "b": {}}):
+            try:
+                await open_ws(hotsock, hotsock.mint(tokens.connect_claims(channels)))
+            except InvalidStatus as exc:
+                assert exc.response.status_code == 401
+            else:
+                raise AssertionError(f"{channels} was accepted")
 
     run(scenario())

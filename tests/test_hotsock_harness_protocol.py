@@ -41,7 +41,7 @@ from harness.services.hotsock.client import (
 )
 from harness.services.hotsock.emulator.auth import TokenInvalid, Verifier, secret_slot
 from harness.services.hotsock.reconnect import HotsockJsPolicy
-from harness.services.hotsock.token_provider import SigningKeyTokens
+from harness.services.hotsock.token_provider import SigningKeyTokens, user_claims
 from harness.tokens import TokenFetchFailed
 
 ROOM = "chatload-t-0"
@@ -253,9 +253,9 @@ def test_going_away_means_come_back_with_a_fresh_token_and_other_closes_mean_not
     assert protocol.closed(1000, "", True) is None
 
 
-def test_keepalive_is_a_heartbeat_when_the_token_asks_for_one_else_a_ping_before_the_idle_timeout():
+def test_keepalive_is_a_heartbeat_when_the_token_asks_for_one_else_nothing_as_hotsock_js():
     plain = HotsockProtocol(user())
-    assert plain.keepalive() == b'{"event":"hotsock.ping"}' and plain.keepalive_s == 300
+    assert plain.keepalive_s is None, "hotsock-js never sends hotsock.ping by itself"
     beating = HotsockProtocol(user(attributes={"heartbeatTimeout": "10"}))
     assert beating.keepalive() == b'{"event":"hotsock.heartbeat"}' and beating.keepalive_s == pytest.approx(9.0)
 
@@ -368,13 +368,37 @@ def test_an_unreadable_key_fails_the_fetch_naming_the_source_never_the_key(tmp_p
     assert "sEcReT" not in str(failure.value) and str(secret) in str(failure.value)
 
 
-def test_hotsock_js_waits_one_second_then_grows_by_half_plus_jitter_up_to_twenty_and_never_gives_up():
+def test_hotsock_js_tries_at_once_then_waits_one_second_then_grows_by_half_plus_jitter_up_to_twenty():
     policy = HotsockJsPolicy(rng=random.Random(1))
-    delays = [policy.after_failure(attempt) for attempt in range(1, 15)]
+    assert policy.after_failure(1) == 0.0, "a failed first connect starts the loop: its first try at once"
+    delays = [policy.after_failure(attempt) for attempt in range(2, 16)]
     assert delays[0] == 1.0
     for before, after in zip(delays, delays[1:], strict=False):
         assert after == 20.0 or before * 1.5 <= after <= before * 1.5 + 1.0
     assert delays[-1] == 20.0 and None not in delays
-    assert policy.after_drop() == 1.0, "a connection was up: the next outage starts over"
-    assert 1.5 <= policy.after_failure(1) <= 2.5
+    assert policy.after_drop() == 0.0, "after a drop the first try is at once"
+    assert policy.after_failure(1) == 1.0 and 1.5 <= policy.after_failure(2) <= 2.5
+    assert policy.after_unready(3) == 0.0, "it had opened: a new loop, at once"
+    assert policy.after_failure(4) == 1.0
     assert policy.reconnect_after(1000, True) and policy.reconnect_after(1006, False)
+
+
+def test_an_aliased_channel_is_named_by_its_alias_on_the_wire_and_read_back_from_the_real_channel():
+    protocol = HotsockProtocol(user(attributes={"alias": "room"}))
+    protocol.receive(connected(), True, T0)
+    assert orjson.loads(protocol.outbox.pop()) == {"event": "hotsock.subscribe", "channel": "room"}
+    events = protocol.receive(codec.Subscribed(ROOM, alias="room").encode(), True, T0 + 1000)
+    assert Joined(ROOM) in events and ServiceEvent("alias_missing") not in events
+    sent = protocol.send_message(Request("send", 1, T0, T0), "hi", None)
+    assert orjson.loads(sent)["channel"] == "room"
+    echo = protocol.receive(message("me", 1, T0 // 1000), True, T0 + 2000)  # the server names the real channel
+    assert isinstance(echo, Acked)
+    error = codec.Error("room", codec.NOT_SUBSCRIBED).encode()
+    protocol.encode_request("unsubscribe", Request("unsubscribe", 0, T0, T0))
+    rejected = protocol.receive(error, True, T0 + 3000)
+    assert rejected.request is not None and rejected.request.kind == "unsubscribe", "an error naming the alias is the channel's"
+    lost = HotsockProtocol(user(attributes={"alias": "room"}))
+    lost.receive(connected(), True, T0)
+    assert ServiceEvent("alias_missing") in lost.receive(codec.Subscribed(ROOM).encode(), True, T0 + 1000)
+    claims = Claims.from_payload(user_claims(user(attributes={"alias": "room"})))  # what its token grants
+    assert claims.real_channel("room") == ROOM and claims.channel(ROOM).subscribe

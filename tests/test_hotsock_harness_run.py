@@ -37,16 +37,17 @@ def running(emulator: EmulatorProcess) -> dict:
 
 def scaled(tmp_path: Path, name: str, *, scenario: dict, populations: list[dict], rules: dict[str, str] | None = None,
            target: dict | None = None, faults: list[dict] | None = None) -> Path:
-    """The shipped scenario `name`, smaller: its tables updated, size-bound rules rewritten (each rule
-    named in `rules` must be in the shipped file, so a change there shows up here)."""
+    """The shipped scenario `name`, smaller: its tables updated, size-bound rules (and sdk_rules)
+    rewritten (each rule named in `rules` must be in the shipped file, so a change there shows up here)."""
     document = tomllib.loads((SCENARIOS / f"{name}.toml").read_text())
     document["scenario"].update(scenario)
     assert len(populations) == len(document["population"])
     for table, changes in zip(document["population"], populations, strict=True):
         table.update(changes)
-    shipped = document["expectations"]["rules"]
+    expectations = document["expectations"]
     for old, new in (rules or {}).items():
-        assert old in shipped, f"{old!r} is no longer in {name}.toml"
+        shipped = next((expectations[key] for key in ("rules", "sdk_rules") if old in expectations.get(key, [])), None)
+        assert shipped is not None, f"{old!r} is no longer in {name}.toml"
         shipped[shipped.index(old)] = new
     if target is not None:
         document["target"] = target
@@ -176,18 +177,23 @@ def test_a_hotsock_report_renders_in_chromium_without_errors(presence, chromium)
 def test_reconnects_follow_hotsock_js_and_count_what_was_missed(emulator, tmp_path):
     closes = {cause: metric(emulator, "server_closes_total", cause=cause) for cause in ("fault", "expire")}
     opened = metric(emulator, "connections_opened_total")
-    path = scaled(tmp_path, "hotsock-reconnect", scenario={"duration": "10s", "ramp": "1s", "drain": "2s"},
+    path = scaled(tmp_path, "hotsock-reconnect", scenario={"duration": "13s", "ramp": "1s", "drain": "2s"},
                   populations=[{"users": 16}, {"users": 1}, {"users": 1}],
-                  rules={"reconnects == 62": "reconnects == 16", "counters.closes.1006 == 31": "counters.closes.1006 == 8",
+                  rules={"reconnects == 124": "reconnects == 33", "counters.closes.1006 == 93": "counters.closes.1006 == 25",
                          "counters.closes.1001 == 31": "counters.closes.1001 == 8"},
-                  target=running(emulator), faults=[{"at": "3s", "room": 0}, {"at": "6.5s", "room": 0}])
+                  target=running(emulator), faults=[{"at": "3s", "room": 0}, {"at": "5.5s", "room": 0}, {"at": "7.5s"}])
     _, report = run_scenario(path, tmp_path)
-    counters = report["counters"]
-    assert metric(emulator, "server_closes_total", cause="fault") - closes["fault"] == counters["closes.1006"] == 8
+    counters, latency = report["counters"], report["latency_us"]
+    assert counters["reconnects"] == 8 + 8 + 17
+    assert metric(emulator, "server_closes_total", cause="fault") - closes["fault"] == 8
     assert metric(emulator, "server_closes_total", cause="expire") - closes["expire"] == counters["closes.1001"] == 8
-    assert metric(emulator, "connections_opened_total") - opened == counters["connects"] == 17 + 16
-    assert counters["token_fetches"] == 17 + 16, "a fresh token for every connection"
-    assert report["latency_us"]["reconnect"]["min"] >= 1_000_000, "hotsock-js waits 1 s before its first try"
+    assert metric(emulator, "connections_opened_total") - opened == counters["connects"] == 17 + 33
+    # A fresh token for every try: the first connects, one try after each drop and 1001, three after the restart.
+    assert counters["token_fetches"] == 17 + 8 + 8 + 17 * 3
+    # hotsock-js: at once after a close; after the restart's refused first try 1 s, then 1.5–2.5 s.
+    assert latency["reconnect"]["min"] < 1_000_000 and latency["reconnect_attempts"]["max"] == 3
+    assert 999_000 <= latency["retry_wait"]["min"] <= 1_000_000 and latency["retry_wait"]["max"] <= 2_500_000
+    assert latency["retry_wait"]["count"] == 17 * 2
     assert report["accounting"]["totals"]["missed_while_away"] > 0
 
 

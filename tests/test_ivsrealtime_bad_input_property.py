@@ -89,7 +89,8 @@ def test_any_frame_gets_its_answer_and_disturbs_no_one(rt, ivs, frames):  # noqa
 
     async def scenario():
         observer, _, first = await join(rt, ivs, stage, "observer", publish=True)
-        fuzzer, _, joined = await join(rt, ivs, stage, "fuzzer")  # a subscriber
+        # Subscribe-only: even an offer whose whipUrl happened to name a publish is refused, rosters untouched.
+        fuzzer, _, joined = await join(rt, ivs, stage, "fuzzer", capabilities=["SUBSCRIBE"])
         assert (await next_frame(observer)).sequence_number == joined.sequence_number
         for frame in frames:
             await fuzzer.send(frame)

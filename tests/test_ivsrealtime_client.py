@@ -19,7 +19,6 @@ from harness.services.base import (
     Category,
     Kicked,
     Measured,
-    MustReconnect,
     Observed,
     Origin,
     ProtocolError,
@@ -168,11 +167,11 @@ def test_an_unknown_join_error_code_takes_its_type_and_a_non_fatal_one_is_not_fi
     assert protocol.receive(frame, True, 1) == Refused(Category.SERVER_ERROR, "SOMETHING_NEW", "later", final=False)
 
 
-def test_an_expiry_after_joining_means_come_back_with_a_new_token():
+def test_an_expiry_after_joining_is_counted_and_not_come_back_from_as_the_sdk_does():
     protocol = joined()
     frame = codec.encode_join_error(codec.JoinError(codec.TOKEN_EXPIRED, "expired"))
-    assert protocol.receive(frame, True, 1) == (ServiceEvent("join_error.TOKEN_EXPIRED"),
-                                                MustReconnect("participant token expired"))
+    assert protocol.receive(frame, True, 1) == ServiceEvent("join_error.TOKEN_EXPIRED")
+    assert protocol.closed(1000, codec.TOKEN_EXPIRED, True) is None  # the clean close: no policy comes back
 
 
 def test_disconnect_participant_is_a_kick_and_other_disconnects_are_counted_only():

@@ -52,8 +52,11 @@ def test_client_frames_match_what_the_sdk_sends():
     offer = '{"type":"aws:ivs:SDP_OFFER","payload":{"whipUrl":"http://x/publish/p","requestId":"r1","content":"v=0"}}'
     assert codec.parse_client_frame(offer) == codec.SdpOffer("r1", "http://x/publish/p")
     assert codec.parse_client_frame('{"type":"NOPE"}') == codec.OtherClientFrame("NOPE")
-    query = codec.join_query("AbCd", "t-1", publish=True)
-    assert query == "error_over_ws=1&topic=AbCd/publishers&traceid=t-1&publish=1"
+    assert codec.join_query("AbCd", "t-1") == "error_over_ws=1&topic=AbCd/publishers&traceid=t-1"
+    sent = codec.encode_sdp_offer("r2", "t-2", "http://x/whip/publish/p", "v=0")
+    assert codec.parse_client_frame(sent) == codec.SdpOffer("r2", "http://x/whip/publish/p")
+    answer = json.loads(codec.encode_sdp_answer("r2", 403, "full", codec.PUBLISH_STAGE_AT_CAPACITY))
+    assert answer["payload"]["httpStatusCode"] == 403 and answer["payload"]["errorCode"] == 2005
 
 
 @pytest.mark.parametrize("raw", ["", "nope", "[]", "{}", '{"type":1}', '{"type":"STAGE_STATE"}',

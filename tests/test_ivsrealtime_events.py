@@ -23,10 +23,12 @@ from .ivsrealtime import (  # noqa: F401 - rt, ivs and stage are fixtures
     join_when_free,
     next_frame,
     open_socket,
+    publish_offer,
     refused,
     rt,
     stage,
     token_for,
+    topic_of,
     wait_closed,
 )
 
@@ -36,10 +38,11 @@ def test_join_and_roster_propagation(rt, ivs, stage):  # noqa: F811
         a, a_id, first = await join(rt, ivs, stage, "alice", attributes={"name": "Alice"})
         assert [p.id for p in first.participants] == [a_id] and first.sequence_number >= 2
         assert first.server_ns is not None and abs(first.server_ns - time.time_ns()) < 5e9
-        b, b_id, b_first = await join(rt, ivs, stage, "bob", publish=True)
-        seen = await next_frame(a)
-        assert seen == b_first, "every member gets the same roster frame"
-        assert seen.sequence_number == first.sequence_number + 1
+        b, b_id, b_publishing = await join(rt, ivs, stage, "bob", publish=True)
+        joined, seen = await next_frame(a), await next_frame(a)
+        assert joined.participant(b_id) == codec.Participant(b_id, "bob", {}, is_publishing=False)
+        assert seen == b_publishing, "every member gets the same roster frame"
+        assert seen.sequence_number == first.sequence_number + 2, "the join, then the publish"
         bob = seen.participant(b_id)
         assert bob == codec.Participant(b_id, "bob", {}, is_publishing=True)
         assert seen.participant(a_id).attributes == {"name": "Alice"}
@@ -131,13 +134,11 @@ def test_join_errors(rt, ivs, stage):  # noqa: F811
         imported = ivs.import_public_key(publicKeyMaterial=tokens.public_key_pem(known_key))["publicKey"]
         no_such_stage = stage["arn"].rsplit("/", 1)[0] + "/NoSuchStage1"
         unknown, _ = tokens.self_signed_token(known_key, no_such_stage, events_url="", whip_url="", now=time.time())
-        subscribe_only = token_for(ivs, stage, capabilities=["SUBSCRIBE"])
         cases = [
             ("", {}, codec.TOKEN_MISSING),
             ("not.a.jwt", {}, codec.TOKEN_INVALID),
             (forged, {}, codec.TOKEN_INVALID_SIGNATURE),
             (unknown, {}, codec.TOKEN_INVALID),  # well signed, but for a stage that does not exist
-            (subscribe_only["token"], {"publish": True}, codec.INSUFFICIENT_CAPABILITIES),
         ]
         for token, kwargs, code in cases:
             error, close_code = await refused(rt, stage, token, **kwargs)
@@ -148,15 +149,10 @@ def test_join_errors(rt, ivs, stage):  # noqa: F811
         error = await next_frame(ws)
         assert (error.code, error.type) == (codec.BAD_REQUEST, codec.BAD_REQUEST)
         await wait_closed(ws)
-        events = ivs.list_participant_events(stageArn=stage["arn"], sessionId=stage["activeSessionId"],
-                                             participantId=subscribe_only["participantId"])["events"]
-        assert [(e["name"], e.get("errorCode")) for e in events] == [("JOIN_ERROR", "INSUFFICIENT_CAPABILITIES")]
         ivs.delete_public_key(arn=imported["arn"])
 
     run(scenario())
     metrics = rt.admin.metrics_text()
-    assert f'ivsrealtime_joins_rejected_total{{room="{stage["arn"].rsplit("/", 1)[-1]}",code="INSUFFICIENT_CAPABILITIES"}} 1' \
-        in metrics
     assert 'ivsrealtime_joins_rejected_total{room="",code="TOKEN_INVALID_SIGNATURE"}' in metrics
 
 
@@ -166,10 +162,6 @@ def test_without_error_over_ws_refusals_are_http_statuses(rt, ivs, stage):  # no
             with pytest.raises(InvalidStatus) as caught:
                 await open_socket(rt, stage, token, error_over_ws=False)
             assert caught.value.response.status_code == status
-        subscribe_only = token_for(ivs, stage, capabilities=["SUBSCRIBE"])
-        with pytest.raises(InvalidStatus) as caught:
-            await open_socket(rt, stage, subscribe_only["token"], error_over_ws=False, publish=True)
-        assert caught.value.response.status_code == 403
 
     run(scenario())
     assert 'ivsrealtime_handshakes_rejected_total{status="401"}' in rt.admin.metrics_text()
@@ -237,30 +229,52 @@ def test_token_reuse_refused_modes(mode):
         run(scenario())
 
 
-def test_thirteenth_publisher_is_refused(rt, ivs, stage):  # noqa: F811
+def test_thirteenth_publisher_joins_and_its_publish_is_refused_as_the_sdk_reads_it(rt, ivs, stage):  # noqa: F811
+    """SDK 1.41.0 meets the 12-publisher cap on its publish request, not at join: a PUBLISH token joins
+    a full stage, and its SDP_OFFER is answered 403 with the service's code 2005 (the SDK's
+    StageErrorCode.STAGE_AT_CAPACITY). A subscribe-only token's offer gets 403 and 2003."""
     async def scenario():
         publishers = [await join(rt, ivs, stage, f"pub-{i}", publish=True) for i in range(12)]
         last = publishers[-1][2].sequence_number
-        for ws, _, _ in publishers[:-1]:  # drain the roster changes the later joins caused
+        for ws, _, _ in publishers[:-1]:  # drain the roster changes the later joins and publishes caused
             while (await next_frame(ws)).sequence_number < last:
                 pass
         thirteenth = token_for(ivs, stage, "pub-13")
-        error, _ = await refused(rt, stage, thirteenth["token"], publish=True)
-        assert error.code == codec.STAGE_AT_CAPACITY
-        # Subscribers still join; the refused publisher changed no roster (the sentinel is next).
-        sentinel = await assert_next_roster_is(rt, ivs, stage, {ws: last for ws, _, _ in publishers})
+        ws13 = await open_socket(rt, stage, thirteenth["token"])
+        joined = await next_frame(ws13)
+        assert isinstance(joined, codec.StageState) and joined.participant(thirteenth["participantId"])
+        answer, _ = await publish_offer(ws13, thirteenth)
+        assert (answer["httpStatusCode"], answer["errorCode"]) == (403, codec.PUBLISH_STAGE_AT_CAPACITY)
+        viewer = token_for(ivs, stage, "viewer", capabilities=["SUBSCRIBE"])
+        ws_viewer = await open_socket(rt, stage, viewer["token"])
+        await next_frame(ws_viewer)
+        answer, _ = await publish_offer(ws_viewer, viewer)
+        assert (answer["httpStatusCode"], answer["errorCode"]) == (403, codec.PUBLISH_NO_PERMISSIONS)
+        # The refused publishes changed no roster: after the two joins, the sentinel's join is next.
+        for ws, _, _ in publishers:
+            assert (await next_frame(ws)).sequence_number == last + 1
+            assert (await next_frame(ws)).sequence_number == last + 2
+        sentinel = await assert_next_roster_is(rt, ivs, stage, {ws: last + 2 for ws, _, _ in publishers})
+        # A slot frees when a publisher leaves: the thirteenth's next publish is accepted.
         await publishers[0][0].close()
         await publishers[0][0].wait_closed()
-        again, _ = await join_when_free(rt, stage, thirteenth["token"], publish=True)
-        for ws in [sentinel, again, *(p[0] for p in publishers)]:
+        answer, _ = await publish_offer(ws13, thirteenth)
+        assert answer["httpStatusCode"] == 501, "held; media is not emulated"
+        for ws in [sentinel, ws13, ws_viewer, *(p[0] for p in publishers[1:])]:
             await ws.close()
+        return thirteenth["participantId"], viewer["participantId"]
 
-        return thirteenth["participantId"]
-
-    participant_id = run(scenario())
+    thirteenth_id, viewer_id = run(scenario())
+    session = {"stageArn": stage["arn"], "sessionId": stage["activeSessionId"]}
     events = [(e["name"], e.get("errorCode")) for e in ivs.list_participant_events(
-        stageArn=stage["arn"], sessionId=stage["activeSessionId"], participantId=participant_id)["events"]]
-    assert events[0] == ("JOIN_ERROR", "QUOTA_EXCEEDED") and ("JOINED", None) in events, events
+        participantId=thirteenth_id, **session)["events"]]
+    assert events[:3] == [("JOINED", None), ("PUBLISH_ERROR", "QUOTA_EXCEEDED"), ("PUBLISH_STARTED", None)], events
+    events = [(e["name"], e.get("errorCode")) for e in ivs.list_participant_events(
+        participantId=viewer_id, **session)["events"]]
+    assert events[:2] == [("JOINED", None), ("PUBLISH_ERROR", "INSUFFICIENT_CAPABILITIES")], events
+    metrics = rt.admin.metrics_text()
+    stage_id = topic_of(stage)
+    assert f'ivsrealtime_publishes_rejected_total{{room="{stage_id}",code="QUOTA_EXCEEDED"}} 1' in metrics
 
 
 def test_subscriber_cap():
@@ -274,11 +288,10 @@ def test_subscriber_cap():
             third = token_for(ivs_, stage_)
             error, _ = await refused(small, stage_, third["token"])
             assert error.code == codec.STAGE_AT_CAPACITY and "2 subscribers" in error.message
-            publisher, _, _ = await join(small, ivs_, stage_, publish=True)  # publishers have their own cap
             events = ivs_.list_participant_events(stageArn=stage_["arn"], sessionId=stage_["activeSessionId"],
                                                   participantId=third["participantId"])["events"]
             assert [(e["name"], e.get("errorCode")) for e in events] == [("JOIN_ERROR", "QUOTA_EXCEEDED")]
-            for ws in (a, b, publisher):
+            for ws in (a, b):
                 await ws.close()
 
         run(scenario())

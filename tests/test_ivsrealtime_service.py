@@ -11,8 +11,15 @@ import pytest
 
 from harness.scenario import ScenarioError, load_scenario
 from harness.services import registry
-from harness.services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target, UserSpec
-from harness.services.ivsrealtime import tokens
+from harness.services.base import (
+    KIND_EMULATOR,
+    KIND_RUNNING_EMULATOR,
+    RoomSettings,
+    ServiceEvent,
+    Target,
+    UserSpec,
+)
+from harness.services.ivsrealtime import codec, tokens
 from harness.services.ivsrealtime.emulator import EmulatorProcess
 from harness.services.ivsrealtime.token_sources import (
     CreateParticipantTokens,
@@ -112,11 +119,23 @@ def test_the_join_url_and_topic_come_from_the_token_and_the_token_is_the_only_su
     assert params.url.startswith("wss://events.example?error_over_ws=1&topic=AbCdEfGhIjKl/publishers&traceid=")
     assert params.subprotocols == (token,) and "publish=1" not in params.url
     assert SERVICE._participant_ids["x1"] == claims.participant_id  # what a kick disconnects
-    # A publisher on an emulator says so in the join (media is not emulated); against AWS it cannot.
+    # A publisher on an emulator publishes once joined, to the token's whip_url (its stub SDP is for the
+    # emulator alone); against AWS it joins and holds the capability. Nothing in the join says so.
     publisher = UserSpec("x2", "publisher-x", STAGE, ("PUBLISH", "SUBSCRIBE"))
-    assert "publish=1" in SERVICE.connect_params(Target("ivsrealtime", KIND_EMULATOR, "ws://e", rooms=(STAGE,)),
-                                                 token, publisher).url
-    assert "publish=1" not in SERVICE.connect_params(target, token, publisher).url
+    SERVICE.connect_params(target, token, publisher)
+    assert "x2" not in SERVICE._publish_urls
+    url = SERVICE.connect_params(Target("ivsrealtime", KIND_EMULATOR, "ws://e", rooms=(STAGE,)), token, publisher).url
+    assert "publish=1" not in url and SERVICE._publish_urls["x2"] == f"https://w/publish/{claims.participant_id}"
+    protocol = SERVICE.client_protocol(publisher)
+    protocol.opened(1)
+    state = b'{"type":"STAGE_STATE","payload":{"sequenceNumber":2,"participants":[]}}'
+    protocol.receive(state, True, 2)
+    (offer,) = protocol.outbox
+    assert codec.parse_client_frame(offer) == codec.SdpOffer("publish", f"https://w/publish/{claims.participant_id}")
+    full = codec.encode_sdp_answer("publish", 403, "full", codec.PUBLISH_STAGE_AT_CAPACITY)
+    rejected, event = protocol.receive(full, True, 3)
+    assert (rejected.code, rejected.category, event) == (codec.STAGE_AT_CAPACITY, "forbidden",
+                                                         ServiceEvent("publish_error.STAGE_AT_CAPACITY"))
 
 
 def test_an_opaque_token_joins_where_the_target_says():

@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from harness.services.ivsrealtime import codec
 from harness.services.ivsrealtime.emulator import EmulatorProcess
 from tests.browser import Cdp, browser_page
+from tests.ivsrealtime import publish_offer
 
 JS_DIR = Path(__file__).parent / "ivsrealtime_js"
 ARTIFACT = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts" / "ivsrealtime-web-sdk.json"
@@ -138,13 +139,18 @@ async def with_browser(chromium_path: Path, bundle: Path, scenario) -> None:
         await runner.cleanup()
 
 
-async def join_python(emulator, ivs, stage: dict, user_id: str, **kwargs):
+async def join_python(emulator, ivs, stage: dict, user_id: str, *, publish: bool = False, **kwargs):
     token = ivs.create_participant_token(stageArn=stage["arn"], userId=user_id, **kwargs)["participantToken"]
     topic = stage["arn"].rsplit("/", 1)[-1]
+    # No receive queue limit: these sockets are rarely read, and a full queue pauses reading, so a
+    # close would wait out its timeout for a close frame it cannot read.
     ws = await connect(f"{emulator.messaging_endpoint}/?{codec.join_query(topic, 'python-client')}",
-                       subprotocols=[token["token"]], open_timeout=5)
+                       subprotocols=[token["token"]], open_timeout=5, max_queue=None)
     first = codec.parse_server_frame(await asyncio.wait_for(ws.recv(), 5))
     assert isinstance(first, codec.StageState)
+    if publish:
+        answer, _ = await publish_offer(ws, token)
+        assert answer["httpStatusCode"] == 501, answer  # a slot held (media is not emulated)
     return ws, token["participantId"]
 
 
@@ -178,6 +184,7 @@ def test_sdk_joins_and_sees_a_python_participant(chromium, sdk_bundle, emulator,
         ivs.disconnect_participant(stageArn=stage["arn"], participantId=token["participantId"], reason="test")
         left = await browser.wait_for(lambda e: e["kind"] == "stage-left", "leaving the stage")
         assert left["detail"] == "participant-disconnected"
+        assert [e for e in await browser.page_events() if e["kind"] == "error"] == [], "a reason, not an ERROR"
         # What the SDK reported and tried to reach, for a human to read (no tokens in it).
         ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
         ARTIFACT.write_text(json.dumps({"sdk_events": await browser.page_events(),
@@ -190,12 +197,17 @@ def test_sdk_joins_and_sees_a_python_participant(chromium, sdk_bundle, emulator,
     asyncio.run(with_browser(chromium, sdk_bundle, scenario))
 
 
-def test_sdk_leaves_with_token_reused_when_its_token_joins_elsewhere(chromium, sdk_bundle, emulator, ivs):
+def test_sdk_reports_token_reuse_and_the_expiry_fault_with_its_public_codes(chromium, sdk_bundle, emulator, ivs):
+    """Token reuse (the service's DISCONNECT TOKEN_REUSED to the older connection) and the emulator's
+    expiry (JOIN_ERROR TOKEN_EXPIRED, then a close), as SDK 1.41.0 reports them to an application:
+    STAGE_LEFT reasons, and StageEvents.ERROR with the SDK's public StageErrorCode."""
     stage = ivs.create_stage(name="web-sdk-reuse")["stage"]
-    token = ivs.create_participant_token(stageArn=stage["arn"], userId="browser")["participantToken"]
+    token, second = (ivs.create_participant_token(stageArn=stage["arn"], userId=user)["participantToken"]
+                     for user in ("browser", "browser-again"))
     topic = stage["arn"].rsplit("/", 1)[-1]
 
     async def scenario(browser: Browser) -> None:
+        codes = await browser.evaluate("IVSBroadcastClient.StageErrorCode")
         await browser.evaluate(f"window.chatloadJoin({json.dumps(token['token'])})")
         await browser.wait_for(lambda e: e["kind"] == "join-resolved", "that join() resolved")
         async with connect(f"{emulator.messaging_endpoint}/?{codec.join_query(topic, 'thief')}",
@@ -204,6 +216,17 @@ def test_sdk_leaves_with_token_reused_when_its_token_joins_elsewhere(chromium, s
             assert isinstance(state, codec.StageState)
             left = await browser.wait_for(lambda e: e["kind"] == "stage-left", "leaving the stage")
             assert left["detail"] == "token-reused"
+        assert [e for e in await browser.page_events() if e["kind"] == "error"] == [], "a reason, not an ERROR"
+        # The expiry fault on a second join of the same page.
+        await browser.evaluate(f"window.chatloadJoin({json.dumps(second['token'])})")
+        await browser.wait_for(lambda e: e["kind"] == "join-resolved" and e["at"] > left["at"], "the second join")
+        assert len(await asyncio.to_thread(emulator.admin.expire, room=stage["arn"], users=["browser-again"])) == 1
+        expired = await browser.wait_for(lambda e: e["kind"] == "stage-left" and e["at"] > left["at"],
+                                         "leaving after the expiry")
+        assert expired["detail"] == "unknown", "the SDK does not say token-expired as the reason"
+        errors = [e["detail"] for e in await browser.page_events() if e["kind"] == "error"]
+        assert errors == [{"code": codes["TOKEN_EXPIRED"], "category": "JOIN_ERROR",
+                           "message": "[JOIN_ERROR] Token expired and is no longer valid"}]
 
     asyncio.run(with_browser(chromium, sdk_bundle, scenario))
 
@@ -218,9 +241,13 @@ def test_sdk_join_is_refused_when_the_stage_is_at_capacity(chromium, sdk_bundle)
             occupant, _ = await join_python(small, ivs, stage, "occupant")
             await browser.evaluate(f"window.chatloadJoin({json.dumps(token['token'])})")
             refused = await browser.wait_for(lambda e: e["kind"] == "join-rejected", "join() being rejected")
-            # The SDK has no JOIN_ERROR code for capacity: it reports a generic join failure carrying
-            # the emulator's message, and does not retry (the payload says fatal).
+            # The SDK has no JOIN_ERROR code for capacity: it reports a generic join failure (its internal
+            # code 1017) carrying the emulator's message, emits no StageEvents.ERROR, and does not retry
+            # (the payload says fatal). How the service's subscriber cap surfaces is not established; the
+            # publisher cap belongs on the publish request (not built yet, docs/services/ivsrealtime.md).
             assert "subscribers" in (refused["detail"]["message"] or "") + (refused["detail"]["details"] or "")
+            assert refused["detail"]["code"] == 1017
+            assert [e for e in await browser.page_events() if e["kind"] == "error"] == []
             assert browser.websocket_urls() and len(browser.websocket_urls()) == 1, browser.websocket_urls()
             await occupant.close()
 
@@ -228,3 +255,30 @@ def test_sdk_join_is_refused_when_the_stage_is_at_capacity(chromium, sdk_bundle)
         events = ivs.list_participant_events(stageArn=stage["arn"], sessionId=stage["activeSessionId"],
                                              participantId=token["participantId"])["events"]
         assert [(e["name"], e.get("errorCode")) for e in events] == [("JOIN_ERROR", "QUOTA_EXCEEDED")]
+
+
+
+
+def test_sdk_reports_the_thirteenth_publish_with_its_public_code(chromium, sdk_bundle, emulator, ivs):
+    """12 publishers hold the stage's slots; the SDK with a PUBLISH token joins all the same, and its
+    publish (the WHIP POST) is refused: StageEvents.ERROR STAGE_AT_CAPACITY, category PUBLISH_ERROR.
+    (A subscribe-only token's publish, 403 with code 2003, is tested without a browser: the SDK
+    does not try to publish with such a token at all.)"""
+    stage = ivs.create_stage(name="web-sdk-publishers")["stage"]
+    token = ivs.create_participant_token(stageArn=stage["arn"], userId="browser")["participantToken"]
+
+    async def scenario(browser: Browser) -> None:
+        codes = await browser.evaluate("IVSBroadcastClient.StageErrorCode")
+        publishers = [await join_python(emulator, ivs, stage, f"pub-{i}", publish=True) for i in range(12)]
+        await browser.evaluate(f"window.chatloadJoin({json.dumps(token['token'])}, {{publish: true}})")
+        await browser.wait_for(lambda e: e["kind"] == "join-resolved", "that join() resolved on a full stage")
+        error = await browser.wait_for(lambda e: e["kind"] == "error", "the publish being refused")
+        assert error["detail"]["code"] == codes["STAGE_AT_CAPACITY"], error
+        assert error["detail"]["category"] == "PUBLISH_ERROR", error
+        for ws, _ in publishers:
+            await ws.close()
+
+    asyncio.run(with_browser(chromium, sdk_bundle, scenario))
+    metrics = emulator.admin.metrics_text()
+    stage_id = stage["arn"].rsplit("/", 1)[-1]
+    assert f'ivsrealtime_publishes_rejected_total{{room="{stage_id}",code="QUOTA_EXCEEDED"}} 1' in metrics

@@ -11,11 +11,17 @@ import datetime
 import itertools
 import json
 import re
-import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+
+from harness.services import registry
+from harness.services.base import KIND_RUNNING_EMULATOR, Target, UserSpec
+
+from .differential import ChatloadSession, wait_until
+from .node import node_with_packages
 
 pytestmark = pytest.mark.node
 
@@ -27,35 +33,10 @@ DRIVER_TIMEOUT_S = 60
 _names = itertools.count()
 
 
-def _installed_version(package: str) -> str | None:
-    manifest = JS_DIR / "node_modules" / package / "package.json"
-    if not manifest.exists():
-        return None
-    return json.loads(manifest.read_text())["version"]
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """Path of `node`, with tests/js/node_modules installed from the lock file if missing or stale."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip(
-            "node and npm are not on PATH: the official IVS Chat JS SDK tests need Node.js >= 18 and npm"
-        )
-    wanted = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
-    if any(_installed_version(name) != version for name, version in wanted.items()):
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=100,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"npm ci in {JS_DIR} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    for name, version in wanted.items():
-        assert _installed_version(name) == version, f"{name} {version} not installed in {JS_DIR}/node_modules"
-    return node
+    return node_with_packages(JS_DIR, "the official IVS Chat JS SDK tests")
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +263,51 @@ def test_ratelimit(node, emulator, ivs):
         assert delivered == accepted_ids, (role, delivered, outcomes)
     _assert_handshakes(result)
     _assert_single_connection(result, "sender", "viewer")
+
+
+# -- the differential reconnect test --------------------------------------------------------------------------
+
+# (fault mode, does the SDK come back, tokens it fetches after the close)
+DROPS = [("abrupt", True, 1), ("clean", False, 0)]
+
+
+@pytest.mark.parametrize(("mode", "back", "tokens_after"), DROPS)
+def test_the_sdk_and_chatloads_sdk_policy_meet_a_drop_alike(node, emulator, ivs, mode, back, tokens_after):
+    """The IVS Chat SDK and a chatload session with the `sdk` policy (`SdkLike`) in one room, dropped
+    together by the emulator: abruptly (1006: both come back at once with one fresh token, the first
+    try within 50 ms of the close) or with a clean close 1000 (neither comes back: the SDK reports
+    `disconnect`, chatload ends `closed_by_server`). The SDK has no backoff to compare: it retries at
+    once, and so does the policy."""
+    room_arn = _room(ivs)
+    service = registry.get("ivschat")
+    target = Target("ivschat", KIND_RUNNING_EMULATOR, emulator.messaging_endpoint, emulator.control_endpoint,
+                    rooms=(room_arn,))
+    ours = ChatloadSession(service, target, service.token_provider(target),
+                           UserSpec("chatload", "chatload", room_arn, capabilities=("SEND_MESSAGE",)),
+                           service.sdk_policy())
+    try:
+        wait_until(lambda: ours.times["back"], 5, "chatload's session never connected")
+        before = time.time()
+        result = run_driver(node, emulator, "drop", {"viewer": [_token(ivs, room_arn, "viewer", ["SEND_MESSAGE"])
+                                                                for _ in range(2)]},
+                            roomArn=room_arn, controlEndpoint=emulator.control_endpoint, mode=mode, quietMs=1000)
+        assert result["dropStatus"] == 200
+        started = result["started"] / 1000
+        closed = started + result["closedAt"][0] / 1000
+        sdk_tokens = [started + t / 1000 for t in result["tokenRequestsAt"][1:]]  # after the first connect
+        assert len(sdk_tokens) == tokens_after and result["clients"]["viewer"]["connects"] == 1 + back
+        if back:
+            wait_until(lambda: ours.since(before, "back"), 5, "chatload not back after the drop")
+        else:  # the SDK's quiet second has passed: chatload's session must have ended, not be retrying
+            wait_until(lambda: ours.session.state == "stopped", 5, "chatload's session still alive")
+            assert ours.session.end_reason == "closed_by_server"
+        ours_closed, ours_tokens = ours.since(before, "closed")[0], ours.since(before, "token")
+        assert len(ours_tokens) == tokens_after, (mode, ours_tokens)
+        for who, (at, tokens) in {"sdk": (closed, sdk_tokens), "chatload": (ours_closed, ours_tokens)}.items():
+            print(f"{mode:6} {who:8} tokens after the close {[round(t - at, 4) for t in tokens]}")  # with -s
+            if tokens:
+                assert tokens[0] - at < 0.05, f"{mode}: {who} waited {tokens[0] - at:.3f} s before its first try"
+        if back:
+            assert abs((sdk_tokens[0] - closed) - (ours_tokens[0] - ours_closed)) <= 0.05
+    finally:
+        ours.stop()

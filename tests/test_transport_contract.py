@@ -166,6 +166,24 @@ def test_nothing_listening_raises_oserror(transport):
     _run(case, transport)
 
 
+def test_a_connection_lost_inside_the_opening_handshake_raises(transport):
+    """The server reads the upgrade and hangs up (a server stopping mid-handshake): connect must raise,
+    not return a transport that will never open or close (picows once did: its session waited forever)."""
+    async def case(base, transport):
+        async def hang_up(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.transport.abort()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        listener = Recorder()
+        with pytest.raises((HandshakeFailed, OSError)):
+            await connect(ConnectParams(f"ws://127.0.0.1:{port}/"), listener, timeout=5, transport=transport)
+        assert listener.opened_with is None
+        server.close()
+    _run(case, transport)
+
+
 def test_subprotocol_and_headers_reach_the_server(transport):
     async def case(base, transport):
         ws, listener = await _open(base, "/headers", transport, subprotocols=("tok-en_1",),

@@ -213,6 +213,11 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
     except BaseException:
         client.abort()
         raise
+    if client.transport is None:
+        # picows returns without an error when the connection is lost inside the opening handshake
+        # (seen when a server stops listening while a client's upgrade is in flight): no open, no close
+        # would ever follow, and a session would wait on it forever.
+        raise HandshakeFailed(None, "connection lost during the opening handshake")
     return client
 
 

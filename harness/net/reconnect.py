@@ -28,6 +28,12 @@ class ReconnectPolicy:
         """Delay before reconnecting after an established connection dropped."""
         raise NotImplementedError
 
+    def after_unready(self, attempt: int) -> float | None:
+        """Delay after a try whose WebSocket opened but never became usable (closed first, or not
+        confirmed in time). Most clients count it a failed try; hotsock-js, whose loop ends at open,
+        does not."""
+        return self.after_failure(attempt)
+
     def reconnect_after(self, code: int, clean: bool) -> bool:
         """Whether to reconnect after the server closed an established connection."""
         return not clean

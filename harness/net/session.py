@@ -43,6 +43,7 @@ from .tls import certificate_failure
 from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
+UNREADY = ("closed before ready", "not ready in time")  # failures after the WebSocket opened
 _TOKEN_TASKS: set[asyncio.Task] = set()  # loop thread only: fetches a protocol asked for, in flight
 
 
@@ -115,11 +116,8 @@ class ChatSession:
         try:
             while not self.stopping:
                 self._set_state("connecting")
-                outcome = await self._connect_once(dropped_at_ns)
+                outcome = await self._connect_once(dropped_at_ns, attempt + 1)
                 if outcome is None:  # connected and later closed
-                    if dropped_at_ns is not None:
-                        # Tries this outage took, the successful one included (1: back at once).
-                        self.recorder.record("reconnect_attempts", attempt + 1)
                     attempt = 0
                     if self.stopping:
                         break
@@ -133,7 +131,9 @@ class ChatSession:
                     delay = self.policy.after_drop()
                 else:  # failed to connect
                     attempt += 1
-                    delay = None if self.refused else self.policy.after_failure(attempt)
+                    unready = outcome in UNREADY  # the WebSocket opened, the service never confirmed
+                    delay = (None if self.refused else self.policy.after_unready(attempt) if unready
+                             else self.policy.after_failure(attempt))
                     if delay is None:  # the vendor's client would stop here too
                         self.runtime.report_gave_up(self, "refused" if self.refused else outcome)
                         self.end_reason = "refused" if self.refused else "gave_up"
@@ -149,8 +149,9 @@ class ChatSession:
             self._fail_pending("session stopped")
             self._resolve_connected_waiters(False)
 
-    async def _connect_once(self, dropped_at_ns: int | None) -> str | None:
-        """Fetch a token and connect; None once the connection opened and then closed, else the failure."""
+    async def _connect_once(self, dropped_at_ns: int | None, tries: int = 1) -> str | None:
+        """Fetch a token and connect (try number `tries` of this outage); None once the connection
+        opened and then closed, else the failure."""
         reconnect = dropped_at_ns is not None
         self.connection_id, self.receiving = 0, None  # until this connection is ready
         token = await self.runtime.fetch_token(self)
@@ -192,12 +193,14 @@ class ChatSession:
                 self.recorder.count("tls_resumed")
         # on_open ran when the handshake completed, before any frame; READY may have come too.
         if await self._wait_ready(self.protocol.ready_timeout_s) is None:  # closed, or never confirmed
-            cause = "closed before ready" if self._closed.done() else "not ready in time"
+            cause = UNREADY[0] if self._closed.done() else UNREADY[1]
             runtime.report_connect(self, started_ns, cause, cause, reconnect=reconnect)
             if not self._closed.done():
                 self.ws.abort()
                 await self._closed
             return cause
+        if reconnect:  # tries this outage took, counted when it ends (a connection may stay up to the end)
+            self.recorder.record("reconnect_attempts", tries)
         await self._closed
         return None
 

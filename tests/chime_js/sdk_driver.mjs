@@ -32,6 +32,11 @@ const DefaultRealtimeController = build('realtimecontroller/DefaultRealtimeContr
 const SendAndReceiveDataMessagesTask = build('task/SendAndReceiveDataMessagesTask').default;
 const { SdkSignalFrame, SdkPingPongFrame, SdkPingPongType } = build('signalingprotocol/SignalingProtocol');
 const Versioning = build('versioning/Versioning').default;
+const MeetingSessionStatus = build('meetingsession/MeetingSessionStatus').default;
+const MeetingSessionStatusCode = build('meetingsession/MeetingSessionStatusCode').default;
+const MonitorTask = build('task/MonitorTask').default;
+const DefaultReconnectController = build('reconnectcontroller/DefaultReconnectController').default;
+const FullJitterBackoff = build('backoff/FullJitterBackoff').default;
 
 const TOPIC = 'chat';
 // Conditions may span attendees (a burst is accounted for at alice AND bob): every event re-checks all.
@@ -219,7 +224,85 @@ async function conversation(config) {
   };
 }
 
-const scenarios = { conversation };
+// What the SDK makes of each ERROR status and close code, by its own code: the status an ERROR frame
+// becomes (MeetingSessionStatus.fromSignalingStatus) and whether it is terminal, and whether
+// MonitorTask reconnects after a close with that code (isUnexpectedsignalingCloseCode).
+function sdkMeanings(statuses, closeCodes) {
+  const monitor = MonitorTask.prototype;
+  return {
+    statuses: Object.fromEntries(statuses.map((status) => {
+      const meaning = MeetingSessionStatus.fromSignalingStatus(status);
+      return [status, { code: MeetingSessionStatusCode[meaning.statusCode()], terminal: meaning.isTerminal() }];
+    })),
+    reconnectsAfterClose: Object.fromEntries(closeCodes.map(
+      (code) => [code, monitor.isUnexpectedsignalingCloseCode.call(monitor, code)])),
+  };
+}
+
+// The emulator's session-expiry fault under the SDK: what arrives, and what the SDK makes of it.
+async function expiry(config) {
+  const alice = new Attendee('alice', config.tokens.alice, config);
+  await alice.connect();
+  await alice.join();
+  const response = await fetch(`${config.controlEndpoint}/_emulator/faults/expire`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ room: config.meetingId, users: ['alice'] }),
+  });
+  await alice.until(() => alice.seen.closes.length > 0, 'close after the expiry fault');
+  const errorFrame = SdkSignalFrame.create({ type: SdkSignalFrame.Type.ERROR, error: alice.seen.errors[0] });
+  const meaning = MeetingSessionStatus.fromSignalFrame(errorFrame);
+  return {
+    expireStatus: response.status,
+    attendee: alice.summary(),
+    expiryMeaning: { code: MeetingSessionStatusCode[meaning.statusCode()], terminal: meaning.isTerminal() },
+    ...sdkMeanings(config.statuses, config.closeCodes),
+  };
+}
+
+// The SDK's own reconnect logic around its signaling client. The signaling client does not reconnect
+// by itself; DefaultAudioVideoController does (it needs WebRTC, which Node lacks), with
+// DefaultReconnectController and FullJitterBackoff as MeetingSessionConfiguration makes them
+// (120 s, fixed 0, short 1 s, long 5 s), after a close MonitorTask finds unexpected (1006, 45xx), and
+// again after each failed try. That glue is reproduced here; the decisions and waits are the SDK's.
+async function reconnect(config) {
+  const wall = () => performance.timeOrigin + performance.now();
+  const controller = new DefaultReconnectController(120 * 1000, new FullJitterBackoff(0, 1000, 5000));
+  const alice = new Attendee('alice', config.tokens.alice, config);
+  await alice.connect();
+  await alice.join();
+  const fault = fetch(`${config.controlEndpoint}/_emulator/faults/${config.fault}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(config.faultBody),
+  });
+  await alice.until(() => alice.seen.closes.length > 0, 'a close after the fault');
+  const closedAt = wall();
+  const closeCode = alice.seen.closes[0].code;
+  const unexpected = MonitorTask.prototype.isUnexpectedsignalingCloseCode.call(MonitorTask.prototype, closeCode);
+  const attempts = [];
+  let backAt = null;
+  if (unexpected) {
+    controller.reset();
+    controller.startedConnectionAttempt(false);
+    await withTimeout(new Promise((resolve, reject) => {
+      const retry = async () => {
+        attempts.push(wall());
+        const again = new Attendee('alice', config.tokens.alice, config);
+        await again.connect();
+        if (!again.seen.opened) {
+          if (!controller.retryWithBackoff(retry, () => {})) reject(new Error('the controller gave up'));
+          return;
+        }
+        await again.join();
+        backAt = wall();
+        again.client.closeConnection();
+        resolve();
+      };
+      controller.retryWithBackoff(retry, () => {});
+    }), 20000, 'back after the fault');
+  }
+  return { faultStatus: (await fault).status, closeCode, unexpected, closedAt, attempts, backAt };
+}
+
+const scenarios = { conversation, expiry, reconnect };
 
 async function main() {
   const config = await readStdin();

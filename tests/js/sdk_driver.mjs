@@ -4,7 +4,7 @@
  * package.json) against a messaging endpoint, runs one scenario and prints one JSON line on stdout.
  *
  *   node sdk_driver.mjs '<json config>'        or        echo '<json config>' | node sdk_driver.mjs
- *   config: {"messagingEndpoint": "ws://127.0.0.1:PORT", "scenario": "echo|delete|kick|forbidden|ratelimit",
+ *   config: {"messagingEndpoint": "ws://127.0.0.1:PORT", "scenario": "echo|delete|kick|forbidden|ratelimit|drop",
  *            "tokens": {"<role>": [<token>, ...], ...}, "timeoutMs": 10000, "quietMs": 1500, ...}
  *   A token is a string or {"token", "tokenExpirationTime"?, "sessionExpirationTime"?} (ISO 8601 strings),
  *   i.e. the CreateChatToken answer. Each token is single use: supply one per expected connection. A
@@ -315,6 +315,37 @@ async function connectAll(clients) {
 // ---- scenarios ----
 
 const scenarios = {
+    /**
+     * The room's connections are dropped by the emulator's fault (config.mode "abrupt": no close frame;
+     * "clean": close 1000) while the SDK is connected: when it closes, fetches tokens and is back (or,
+     * after a clean close, that it stays away for quietMs). Times are ms since `started` (wall clock).
+     */
+    async drop(config) {
+        const clients = makeClients(config, ['viewer']);
+        await connectAll(clients);
+        const c = clients.viewer;
+        const response = await fetch(`${config.controlEndpoint}/_emulator/faults/drop`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ room: config.roomArn, mode: config.mode, ...(config.mode === 'clean' ? { code: 1000 } : {}) }),
+        });
+        if (config.mode === 'abrupt') {
+            await c.until(() => c.connects.length >= 2, 'the SDK back after the drop');
+        } else {
+            await c.until(() => c.disconnects.length >= 1, 'the SDK "disconnect" after the clean close');
+            await sleep(config.quietMs ?? 1500); // absence of a reconnect: one fixed window
+        }
+        return {
+            clients,
+            result: {
+                started,
+                dropStatus: response.status,
+                closedAt: sockets.map((s) => s.close && s.close.t).filter((t) => t !== null && t !== undefined),
+                tokenRequestsAt: c.tokenRequests.map((r) => r.t),
+                connectsAt: c.connects.map((x) => x.t),
+            },
+        };
+    },
     /** Sender sends content + attributes and resolves on its own echo. */
     async echo(config) {
         const clients = makeClients(config, ['sender']);

@@ -21,7 +21,8 @@ is made):
   connections; a throttled message comes back with the sender's ids set;
 - close codes 4400 (unreadable frame, when the client asked X-Amzn-Chime-Send-Close-On-Error=1),
   4403 (join token rejected, after ERROR 403), 4429 (hard limit, after ERROR 429), 4401 (the
-  emulator's session expiry fault, after ERROR 401), following the service's 4000 + HTTP status
+  emulator's session expiry fault, after ERROR 401: terminal to the SDK, a SignalingBadRequest),
+  following the service's 4000 + HTTP status
   pattern of 4410 and 45xx;
 - error frames travel in an SdkSignalFrame of type AUDIO_STATUS; DeleteMeeting sends AUDIO_STATUS
   410, DeleteAttendee AUDIO_STATUS 411 to that attendee, both then close 4410;

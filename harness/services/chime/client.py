@@ -22,9 +22,11 @@
   identity in its data (the protocol keeps its recent sends for that, not as pending requests:
   silence is acceptance, not something to time out).
 - ERROR frames match no request (the service gives none an id): 403 join token rejected
-  (unauthorized), others by HTTP-like status; 401 is the emulator's session expiry → come back
-  with the same token (`MustReconnect`); 429 is the hard limit, a hang-up (close 4429) rather
-  than the refusal of one message: counted as `events.hard_limit`.
+  (unauthorized), others by HTTP-like status; 401 is the emulator's session expiry, counted as
+  `events.session_expired`: the SDK reads any 4xx ERROR as a terminal SignalingBadRequest and does
+  not come back, and neither does chatload (close 4401 follows; no policy reconnects after it);
+  429 is the hard limit, a hang-up (close 4429) rather than the refusal of one message: counted
+  as `events.hard_limit`.
 - AUDIO_STATUS 411 (DeleteAttendee) is a kick: `Kicked`; 410 is the meeting ending (close 4410,
   which no policy comes back from).
 - Keepalive: PING every 10 s (the SDK's period); PONG is answered by nothing.
@@ -42,7 +44,6 @@ from ..base import (
     Delivered,
     Kicked,
     Measured,
-    MustReconnect,
     ProtocolError,
     Rejected,
     Replayed,
@@ -224,8 +225,8 @@ class ChimeProtocol(ClientProtocol):
 
     def _error(self, error: codec.ErrorFrame):
         status = error.status
-        if status == 401:  # the emulator's session expiry: the join token is still good
-            return ServiceEvent("session_expired"), MustReconnect("session expired (ERROR 401)")
+        if status == 401:  # the emulator's session expiry: terminal to the SDK (SignalingBadRequest)
+            return ServiceEvent("session_expired")
         if status == HARD_LIMIT_STATUS:  # the hard limit: a hang-up (close 4429) follows
             return ServiceEvent("hard_limit")
         category = Category.UNAUTHORIZED if status == 403 else category_of_http_status(status)

@@ -8,8 +8,9 @@ Read in the SDK (`MeetingSessionConfiguration`, `DefaultReconnectController`, `F
 - after an established connection closes it comes back only for the "unexpected" close codes:
   1006 (abnormal closure) and 4500–4599 (server error). 4410 (meeting ended), 4403/4429 and every
   other code are terminal (SignalingBadRequest or MeetingEnded).
-One harness choice beyond the SDK: 4401, the emulator's session expiry (the service publishes
-none), comes back with the same join token, as the harness's expiry fault means for every service.
+So 4401, the emulator's session expiry (ERROR 401 first, which the SDK reads as a terminal
+SignalingBadRequest), does not come back either: the fault means what the SDK does with it.
+`tests/test_chime_sdk.py` checks these answers against the SDK's own code.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import time
 from dataclasses import dataclass, field
 
 from ...net.reconnect import ReconnectPolicy
-
-SESSION_EXPIRED = 4401
 
 
 @dataclass
@@ -51,4 +50,4 @@ class ChimeSdkPolicy(ReconnectPolicy):
         return self._wait(attempt)
 
     def reconnect_after(self, code: int, clean: bool) -> bool:
-        return not clean or 4500 <= code < 4600 or code == SESSION_EXPIRED
+        return code == 1006 or 4500 <= code < 4600  # MonitorTask.isUnexpectedsignalingCloseCode

@@ -11,9 +11,9 @@ on client-originated messages), presence events on `presence.*` channels, and `h
 frames `{channel, error: {code, message}}`. The backend publishes with `POST /publish` and a
 40-character bearer key.
 
-The official client, `@hotsock/hotsock-js`, is not served by the npm registry reachable here, so
-the emulator is built to the spec and to the vendor's documentation, not judged against the client.
-Inferred behaviours — emulator choices, marked [unv] or absent in the spec — each named where it is
+The official client, `@hotsock/hotsock-js`, is not served by the npm registry reachable here; a
+copy of v1.4.0 beside the project (`../shared/vendor/hotsock-js`) judges the emulator and the
+`hotsock-js` reconnect policy in `tests/test_hotsock_js.py`. Inferred behaviours — emulator choices, marked [unv] or absent in the spec — each named where it is
 implemented:
 - Handshake: a bad token gets HTTP 401 (never 403) with nothing else; a path other than `/v1` 404.
 - Error codes beyond the six documented ones: INVALID_FRAME, INVALID_CHANNEL, INVALID_EVENT,
@@ -38,6 +38,7 @@ implemented:
 - `POST /publish` always answers `id`; its errors, and listMessages', are JSON
   `{"error": {"code", "message"}}`; unknown body keys are 400. Lengths are counted in code points;
   `data` size is its JSON in UTF-8 bytes; presence capacity is 100,000 bytes of member JSON.
-Not emulated: channel storage, reactions, scheduled messages, `alias`, `getInfo`, `historyStart`,
+- Channel aliases (`emulator/dataplane.py`): an error frame names the alias when the client used it.
+Not emulated: channel storage, reactions, scheduled messages, `getInfo`, `historyStart`,
 subscriber counts, SNS/EventBridge events, the 500/s connect rate limit.
 """

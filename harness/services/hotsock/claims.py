@@ -25,8 +25,14 @@ How a channel's permissions are found (spec §1.1):
   (`ChannelGrant.merged`): their matching rules are pooled, so an explicit `false` in either wins.
 - `store` among several matching message rules: the largest, with -1 (forever) largest of all
   (emulator choice).
-Unknown claims and directives (`alias`, `getInfo`, `historyStart`, `storage`, …) are accepted and
-ignored; known ones of the wrong type make the token invalid.
+- `alias` (Hotsock ≥ 1.10, the vendor's claims page): a friendly name under which a client may
+  subscribe, unsubscribe and publish to an exact channel. Only on exact names; a valid channel name;
+  unique among the token's aliases and never one of its channel keys — otherwise the token is
+  refused. A name the client sends that is one of the token's channel keys is that channel (the
+  real name wins); otherwise an alias resolves to its channel (`real_channel`). Which alias a
+  subscription carries (connect or subscribe token) is the data plane's business.
+Unknown claims and directives (`getInfo`, `historyStart`, `storage`, …) are accepted and ignored;
+known ones of the wrong type make the token invalid.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import orjson
 import re2
 
 from ...emulation import untrusted
+from .codec import channel_problem
 
 SCOPES = frozenset({"connect", "subscribe", "umd"})
 REGEX_PREFIX = "#regex:"
@@ -127,6 +134,7 @@ class ChannelRule:
     auto_subscribe: bool | None = None
     umd_update: bool | None = None
     messages: tuple[tuple[Pattern, MessageRule], ...] = ()
+    alias: str | None = None  # exact names only
 
 
 # -- rules resolved for one channel ------------------------------------------------------------------------
@@ -230,9 +238,10 @@ class Claims:
         single_use = _flag(payload, "singleUse") is True
         if single_use and not jti:
             raise ClaimsError("singleUse needs a jti")
+        rules = tuple(_channel_rule(key, value) for key, value in (channels or {}).items())
+        _check_aliases(rules)
         return cls(
-            scopes=scopes, exp=exp, nbf=nbf, uid=uid or None, umd=umd,
-            rules=tuple(_channel_rule(key, value) for key, value in (channels or {}).items()),
+            scopes=scopes, exp=exp, nbf=nbf, uid=uid or None, umd=umd, rules=rules,
             keep_alive=_flag(payload, "keepAlive") is True, heartbeat_timeout_s=heartbeat,
             connection_id=connection_id, single_use=single_use, jti=jti,
             umd_update=_flag(payload, "umdUpdate") is True, umd_propagate=_flag(payload, "umdPropagate") is True,
@@ -240,6 +249,26 @@ class Claims:
 
     def channel(self, name: str) -> ChannelGrant:
         return ChannelGrant(name, tuple(rule for rule in self.rules if rule.pattern.matches(name)))
+
+    def names_channel(self, name: str) -> bool:
+        """Whether `name` is one of this token's exact channel keys (a real name: it beats an alias)."""
+        return any(rule.pattern.exact and rule.pattern.key == name for rule in self.rules)
+
+    def aliased(self, name: str) -> str | None:
+        """The channel this token grants under the alias `name`, or None."""
+        return next((rule.pattern.key for rule in self.rules if rule.alias == name), None)
+
+    def alias_of(self, channel: str) -> str | None:
+        """The alias this token gives `channel`, or None."""
+        return next((rule.alias for rule in self.rules if rule.alias is not None and rule.pattern.key == channel),
+                    None)
+
+    def real_channel(self, name: str) -> str:
+        """The channel a name the client sent means under this token: a channel key is itself, an
+        alias its channel, anything else itself."""
+        if self.names_channel(name):
+            return name
+        return self.aliased(name) or name
 
     def auto_subscribe_channels(self) -> list[str]:
         """Exact channel names to subscribe at connect, in claim order (connect tokens only)."""
@@ -278,11 +307,28 @@ def _channel_rule(key: object, value: object) -> ChannelRule:
     messages = value.get("messages")
     if messages is not None and not isinstance(messages, Mapping):
         raise ClaimsError(f"{where}messages must be an object")
+    pattern = Pattern(key)
+    alias = value.get("alias")
+    if alias is not None:
+        if channel_problem(alias) is not None:
+            raise ClaimsError(f"{where}alias must be a valid channel name")
+        if not pattern.exact:
+            raise ClaimsError("an alias is allowed only on an exact channel name, not a wildcard or #regex: key")
     return ChannelRule(
-        Pattern(key), subscribe=_flag(value, "subscribe", where), auto_subscribe=_flag(value, "autoSubscribe", where),
+        pattern, subscribe=_flag(value, "subscribe", where), auto_subscribe=_flag(value, "autoSubscribe", where),
         umd_update=_flag(value, "umdUpdate", where),
-        messages=tuple(_message_rule(event, rule) for event, rule in (messages or {}).items()),
+        messages=tuple(_message_rule(event, rule) for event, rule in (messages or {}).items()), alias=alias,
     )
+
+
+def _check_aliases(rules: tuple[ChannelRule, ...]) -> None:
+    """An alias names one channel only, and never shadows a channel key of the same token."""
+    aliases = [rule.alias for rule in rules if rule.alias is not None]
+    if len(set(aliases)) != len(aliases):
+        raise ClaimsError("two channels have the same alias")
+    keys = {rule.pattern.key for rule in rules}
+    if any(alias in keys for alias in aliases):
+        raise ClaimsError("an alias is also a channel key of the token")
 
 
 def _message_rule(key: object, value: object) -> tuple[Pattern, MessageRule]:
@@ -303,11 +349,15 @@ def _message_rule(key: object, value: object) -> tuple[Pattern, MessageRule]:
 
 
 def channel_rule(*, subscribe: bool | None = True, publish: Iterable[str] = (), broadcast: Iterable[str] = (),
-                 echo: bool = False, auto_subscribe: bool = False, store: int | None = None) -> dict:
-    """One `channels` entry: subscribe, and send these events (with echo to oneself if asked)."""
+                 echo: bool = False, auto_subscribe: bool = False, store: int | None = None,
+                 alias: str | None = None) -> dict:
+    """One `channels` entry: subscribe, and send these events (with echo to oneself if asked); under
+    `alias` if given."""
     rule: dict = {}
     if subscribe is not None:
         rule["subscribe"] = subscribe
+    if alias is not None:
+        rule["alias"] = alias
     if auto_subscribe:
         rule["autoSubscribe"] = True
     messages: dict = {}

@@ -34,11 +34,18 @@ connection subscribes again (hotsock-js resubscribes every bound channel); nothi
   never asked, or left) is `events.delivered_unsubscribed`; a message its sender marked as one the
   service must refuse (`cl.f`, sent by users whose token forbids publishing) is
   `events.forbidden_delivered`. Both still count as deliveries in the ledger.
-- **Keepalive**: `hotsock.heartbeat` every 0.9 × the token's `heartbeatTimeout` (the user's
-  `heartbeatTimeout` attribute; hotsock-js sends it up to 10 % early), else `hotsock.ping` every
-  5 minutes, well inside API Gateway's 10-minute idle timeout. A server `hotsock.ping` is answered
-  with `hotsock.pong`. A close 1001 "Going away" (the 2-hour maximum, a missed heartbeat, idleness)
+- **Keepalive** as hotsock-js: `hotsock.heartbeat` every 0.9 × the token's `heartbeatTimeout` (the
+  user's `heartbeatTimeout` attribute; hotsock-js sends it up to 10 % early), else nothing — the
+  client never sends `hotsock.ping` by itself, so a connection with no traffic either way meets
+  API Gateway's 10-minute idle timeout (1001, and it comes back). A server `hotsock.ping` is
+  answered with `hotsock.pong`, as hotsock-js does. A close 1001 "Going away" (the 2-hour maximum, a missed heartbeat, idleness)
   is `MustReconnect`: come back with a fresh token, whatever the reconnect policy.
+- **Alias** (the user's `alias` attribute, which its token grants its channel under): subscribe,
+  unsubscribe and sends name the alias, as an application using hotsock-js does; the server's
+  frames name the real channel (the user's room), so the receive path is unchanged.
+  `hotsock.subscribed` without the alias in `meta.channelAlias` is `events.alias_missing`: hotsock-js
+  could not route the channel's messages to the alias's bindings. An error naming the alias is
+  the channel's.
 """
 
 from __future__ import annotations
@@ -75,9 +82,9 @@ SENDER, SEQ, INTENDED, TEXT, FORBIDDEN = "cl.s", "cl.n", "cl.t", "text", "cl.f"
 SUBSCRIBE, PUBLISH = "subscribe", "publish"
 NO_SUBSCRIBE, NO_PUBLISH = "subscribe=false", "publish=false"  # an explicit false: always wins
 HEARTBEAT_ATTRIBUTE = "heartbeatTimeout"  # seconds, the token claim; the protocol heartbeats at 0.9 ×
+ALIAS_ATTRIBUTE = "alias"  # the name the user's token gives its channel, and the name it uses on the wire
 
 PRESENCE_JOIN, PRESENCE_LEAVE = "presence_join", "presence_leave"
-PING_INTERVAL_S = 300.0  # API Gateway closes connections idle for 10 minutes
 GOING_AWAY = 1001
 
 SUBSCRIBE_CODES = frozenset({codec.SUBSCRIBE_PERMISSION_DENIED, codec.INVALID_SUBSCRIBE_TOKEN,
@@ -155,6 +162,8 @@ class HotsockProtocol(ClientProtocol):
     def __init__(self, user: UserSpec) -> None:
         super().__init__(user)
         self.channel = user.room
+        self.alias = (user.attributes or {}).get(ALIAS_ATTRIBUTE) or None
+        self.wire_channel = self.alias or self.channel  # the name this client sends
         self.presence = codec.is_presence(self.channel)
         self.connected = False
         self.connection_id: str | None = None
@@ -164,7 +173,7 @@ class HotsockProtocol(ClientProtocol):
         self.forbidden = NO_PUBLISH in user.capabilities  # the service must refuse what this user sends
         heartbeat = (user.attributes or {}).get(HEARTBEAT_ATTRIBUTE)
         self.heartbeat_s = float(heartbeat) if heartbeat else None
-        self.keepalive_s = 0.9 * self.heartbeat_s if self.heartbeat_s else PING_INTERVAL_S
+        self.keepalive_s = 0.9 * self.heartbeat_s if self.heartbeat_s else None
 
     # -- frames in --------------------------------------------------------------------------------
 
@@ -247,6 +256,8 @@ class HotsockProtocol(ClientProtocol):
         self.subscriptions[channel] = "subscribed"
         request = self.pending.pop(("subscribe", channel), None)
         events: list = [Joined(channel)]
+        if self.alias is not None and subscribed.alias != self.alias:
+            events.append(ServiceEvent("alias_missing"))
         if request is not None:
             events += [Acked(request), Measured("subscribe", (at_ns - request.intended_ns) // 1000)]
         if self.presence:
@@ -290,7 +301,7 @@ class HotsockProtocol(ClientProtocol):
         return tuple(events)
 
     def _error(self, error: codec.Error):
-        channel = error.channel
+        channel = self.channel if error.channel == self.wire_channel else error.channel
         request = self._request_answered_by(error.code, channel) if channel is not None else None
         category = category_of_code(error.code)
         rejected = Rejected(request, category, error.code, error.message)
@@ -321,14 +332,14 @@ class HotsockProtocol(ClientProtocol):
 
     def _subscribe(self, request: Request) -> bytes:
         self._subscribing(request)
-        return codec.Subscribe(self.channel).encode()
+        return codec.Subscribe(self.wire_channel).encode()
 
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
         self.pending[("send", self.channel, request.seq)] = request
         data = identity_data(self.user.sender_id, request.seq, request.intended_ns // 1000, content, extra)
         if self.forbidden:
             data[FORBIDDEN] = 1
-        return codec.ClientMessage(self.channel, EVENT, data).encode()
+        return codec.ClientMessage(self.wire_channel, EVENT, data).encode()
 
     def encode_request(self, name: str, request: Request, *args) -> bytes:
         """`subscribe` / `unsubscribe`: the user's channel (a presence member's join and leave)."""
@@ -336,11 +347,11 @@ class HotsockProtocol(ClientProtocol):
             return self._subscribe(request)
         if name == "unsubscribe":
             self.pending[("unsubscribe", self.channel)] = request
-            return codec.Unsubscribe(self.channel).encode()
+            return codec.Unsubscribe(self.wire_channel).encode()
         return super().encode_request(name, request, *args)
 
     def keepalive(self) -> bytes:
-        return codec.HEARTBEAT.encode() if self.heartbeat_s else codec.PING.encode()
+        return codec.HEARTBEAT.encode()  # only scheduled with a heartbeatTimeout
 
     def closed(self, code: int, reason: str, clean: bool):
         if code == GOING_AWAY:

@@ -288,6 +288,7 @@ class Subscribed:
     meta: Meta = NO_META
     members: tuple[Member, ...] | None = None  # presence channels only
     auto_subscribed: bool = False
+    alias: str | None = None  # `meta.channelAlias`: the token's alias of this (real) channel
 
     def encode(self) -> bytes:
         data: dict = {}
@@ -296,17 +297,23 @@ class Subscribed:
         if self.auto_subscribed:
             data["autoSubscribed"] = True
         return dumps({"event": "hotsock.subscribed", "channel": self.channel, "data": data,
-                      "meta": self.meta.to_json()})
+                      "meta": _subscription_meta(self.meta, self.alias)})
 
 
 @dataclass(slots=True, frozen=True)
 class Unsubscribed:
     channel: str
     meta: Meta = NO_META
+    alias: str | None = None  # kept on the subscription: present whichever name the client used
 
     def encode(self) -> bytes:
         return dumps({"event": "hotsock.unsubscribed", "channel": self.channel, "data": {},
-                      "meta": self.meta.to_json()})
+                      "meta": _subscription_meta(self.meta, self.alias)})
+
+
+def _subscription_meta(meta: Meta, alias: str | None) -> dict:
+    """A (un)subscribed frame's `meta`: `channelAlias` first where the channel has one (the vendor's example)."""
+    return meta.to_json() if alias is None else {"channelAlias": alias, **meta.to_json()}
 
 
 @dataclass(slots=True)  # not frozen: one per delivery on the client, where __init__ cost counts
@@ -469,12 +476,16 @@ def parse_server_frame(data: str | bytes) -> ServerFrame:
     if event in ("hotsock.subscribed", "hotsock.unsubscribed"):
         if channel is None or not isinstance(body, dict):
             raise _bad(f"{event} needs a channel and data", channel)
-        meta = _meta(frame.get("meta"))
+        raw_meta = frame.get("meta")
+        meta = _meta(raw_meta)
+        alias = raw_meta.get("channelAlias") if raw_meta is not None else None
+        if alias is not None and not isinstance(alias, str):
+            raise _bad("meta.channelAlias must be a string", channel)
         if event == "hotsock.unsubscribed":
-            return Unsubscribed(channel, meta)
+            return Unsubscribed(channel, meta, alias)
         members = body.get("members")
         return Subscribed(channel, meta, None if members is None else _members(members),
-                          body.get("autoSubscribed") is True)
+                          body.get("autoSubscribed") is True, alias)
     if event == "hotsock.connected":
         if not isinstance(body, dict):
             raise _bad("hotsock.connected needs data")

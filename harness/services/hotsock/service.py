@@ -40,7 +40,7 @@ from .tokens import ALGORITHMS
 USERS = "harness.services.hotsock.users"
 SECRET_KEYS = ("signing_key", "api_key")  # sources, never values
 SETTINGS = ("publish_url", "api_key", "signing_key", "key_id", "algorithm", "audience", "issuer",
-            "heartbeat_timeout")
+            "heartbeat_timeout", "channel_alias")
 EMULATED_ONLY = ("endpoint", "control_endpoint", "publish_url", "api_key", "signing_key", "key_id", "algorithm",
                  "audience", "issuer", "channels")
 
@@ -99,6 +99,8 @@ class HotsockService(ChatService):
             "with presence. are presence channels)", '["loadtest.1", "presence.loadtest"]'),
         Key("heartbeat_timeout", int, 0, "the tokens' heartbeatTimeout claim in seconds (5–600; 0: none): users "
             "then send hotsock.heartbeat every 0.9 × this", "30", minimum=0, maximum=600),
+        Key("channel_alias", str, "", "tokens grant each user's channel under this alias (Hotsock's `alias` "
+            "claim) and users subscribe and send by it, as an app using hotsock-js does", '"room"'),
     )
     room_keys = (
         Key("count", int, 1, "channels to use on an emulator; users are spread over them", "1", minimum=1,
@@ -141,6 +143,8 @@ class HotsockService(ChatService):
         heartbeat = values["heartbeat_timeout"]
         if heartbeat and heartbeat < 5:
             table.fail("heartbeat_timeout", "Hotsock accepts 5 to 600 seconds (or 0: none)")
+        if values["channel_alias"] and (problem := codec.channel_problem(values["channel_alias"])):
+            table.fail("channel_alias", problem)
         for index, channel in enumerate(values["channels"]):
             if problem := codec.channel_problem(channel):
                 table.fail(f"channels[{index}]", problem)

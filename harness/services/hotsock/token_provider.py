@@ -10,7 +10,7 @@ One fresh token per connection attempt (hotsock-js loads one per try), for the c
 - `channels` = one entry for the user's channel, from its capabilities (`client.SUBSCRIBE`,
   `PUBLISH`, and the explicit falses `NO_SUBSCRIBE`, `NO_PUBLISH`, which always win); a publishing
   user gets `echo` too, so its own copy acks each send;
-- `heartbeatTimeout` when the user's attributes carry it; `aud`, `iss` and the `kid` header when
+- the channel's `alias` and `heartbeatTimeout` when the user's attributes carry them; `aud`, `iss` and the `kid` header when
   the installation checks them; `exp` ten minutes ahead (it only gates the connect: a Hotsock
   connection lasts its 2 hours whatever the token's expiry).
 """
@@ -24,17 +24,17 @@ import jwt
 from ...tokens import KeySourceError, TokenFetchFailed, TokenProvider, read_secret
 from ..base import UserSpec
 from .claims import channel_rule
-from .client import EVENT, HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
+from .client import ALIAS_ATTRIBUTE, EVENT, HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
 from .tokens import connect_claims, mint
 
 TOKEN_TTL_S = 600
 
 
-def channel_claims(capabilities: tuple[str, ...]) -> dict:
-    """The `channels` entry of a user's own channel for these capabilities."""
+def channel_claims(capabilities: tuple[str, ...], alias: str | None = None) -> dict:
+    """The `channels` entry of a user's own channel for these capabilities (under `alias`, if any)."""
     publish = PUBLISH in capabilities and NO_PUBLISH not in capabilities
     rule = channel_rule(subscribe=True if SUBSCRIBE in capabilities else None, publish=[EVENT] if publish else (),
-                        echo=publish)
+                        echo=publish, alias=alias)
     if NO_SUBSCRIBE in capabilities:
         rule["subscribe"] = False
     if NO_PUBLISH in capabilities:
@@ -45,15 +45,16 @@ def channel_claims(capabilities: tuple[str, ...]) -> dict:
 def user_claims(user: UserSpec, *, audience: str | None = None, issuer: str | None = None,
                 ttl_s: float = TOKEN_TTL_S, now: float | None = None) -> dict:
     extra: dict = {}
-    heartbeat = (user.attributes or {}).get(HEARTBEAT_ATTRIBUTE)
+    attributes = user.attributes or {}
+    heartbeat = attributes.get(HEARTBEAT_ATTRIBUTE)
     if heartbeat:
         extra["heartbeatTimeout"] = int(heartbeat)
     if audience:
         extra["aud"] = audience
     if issuer:
         extra["iss"] = issuer
-    return connect_claims({user.room: channel_claims(user.capabilities)}, uid=user.user_id, ttl_s=ttl_s, now=now,
-                          **extra)
+    channel = channel_claims(user.capabilities, attributes.get(ALIAS_ATTRIBUTE) or None)
+    return connect_claims({user.room: channel}, uid=user.user_id, ttl_s=ttl_s, now=now, **extra)
 
 
 class SigningKeyTokens(TokenProvider):

@@ -18,22 +18,24 @@ from locust import constant, task
 from ...locust.state import runtime_for
 from ...locust.users import ChatUser, ListenerUser, PublisherUser, SenderUser
 from ...net.session import RequestFailed
-from .client import HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
+from .client import ALIAS_ATTRIBUTE, HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
 
 __all__ = ["ChannelChatter", "Intruder", "MutedChatter", "PresenceMember", "Publisher", "Subscriber"]
 
 
 class HotsockUser(ChatUser):
-    """What every Hotsock connection shares: the target's heartbeatTimeout, if any, goes into the
-    user's token attributes (the token provider puts it in the token, the protocol heartbeats)."""
+    """What every Hotsock connection shares: the target's heartbeatTimeout and channel alias, if any,
+    go into the user's token attributes (the token provider puts them in the token; the protocol
+    heartbeats, and names its channel by the alias)."""
 
     abstract = True
     service = "hotsock"
 
     def on_start(self) -> None:
-        heartbeat = runtime_for(self.environment).target.settings.get("heartbeat_timeout")
-        if heartbeat:
-            self.token_attributes = {**(self.token_attributes or {}), HEARTBEAT_ATTRIBUTE: str(heartbeat)}
+        settings = runtime_for(self.environment).target.settings
+        for setting, attribute in (("heartbeat_timeout", HEARTBEAT_ATTRIBUTE), ("channel_alias", ALIAS_ATTRIBUTE)):
+            if settings.get(setting):
+                self.token_attributes = {**(self.token_attributes or {}), attribute: str(settings[setting])}
         super().on_start()
 
 

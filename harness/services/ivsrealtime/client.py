@@ -14,11 +14,19 @@ it, its pings and its removal. What each server frame becomes (`receive`):
   number is not above the last one is stale and ignored, as the SDK does (`events.STAGE_STATE.stale`);
 - `PONG`: the answer to the oldest pending `ping` request (`Acked`, `Measured("ping", round trip)`);
 - `aws:ivs:JOIN_ERROR` before the first roster: `Refused(category, code, message, final=fatal)` —
-  the SDK gives up on a fatal join error; after it (the emulator's `expire` fault): TOKEN_EXPIRED
-  is `MustReconnect` (the application rejoins with a new token), any other code an event;
+  the SDK gives up on a fatal join error; after it (the emulator's `expire` fault, TOKEN_EXPIRED, or
+  any other code) an event only: SDK 1.41.0 reports ERROR TOKEN_EXPIRED and leaves the stage
+  (STAGE_LEFT "unknown") without rejoining, and the close that follows is clean, which no policy
+  comes back from;
 - `aws:ivs:DISCONNECT`: `events.disconnect.<code>`, and `Kicked` for PARTICIPANT_DISCONNECTED
   (DisconnectParticipant): the SDK leaves and does not come back;
-- any other type (SDP_ANSWER, SUBSCRIBER_COUNT, …): `events.<type>`; binary or unreadable frames:
+- `aws:ivs:SDP_ANSWER` to this participant's publish (a publisher on an emulator publishes on joining,
+  as the SDK does: an SDP_OFFER to the token's `whip_url` + `/publish/<participant id>`, with a stub
+  SDP, since media is out of scope): status 403 with the service's code is the publish refused —
+  `Rejected(publish, category, STAGE_AT_CAPACITY | INSUFFICIENT_CAPABILITIES)` and
+  `events.publish_error.<code>`, the participant staying joined as the SDK does; 501 (the emulator
+  holds the slot, no media) is `Acked(publish)` and `events.published`;
+- any other type (SUBSCRIBER_COUNT, …): `events.<type>`; binary or unreadable frames:
   `ProtocolError`. Nothing a server sends raises.
 
 The roster is the hot path (every join sends every member the whole roster): one `orjson.loads`
@@ -38,11 +46,11 @@ from ..base import (
     ClientProtocol,
     Kicked,
     Measured,
-    MustReconnect,
     Observed,
     Origin,
     ProtocolError,
     Refused,
+    Rejected,
     Request,
     ServiceEvent,
     UserSpec,
@@ -52,6 +60,12 @@ from . import codec
 ROSTER = "roster"  # the propagation stream: A joins → each other participant's roster first listing A
 JOIN = "join"  # histogram: socket open → first STAGE_STATE
 PING = "ping"  # histogram and request: PING → PONG
+PUBLISH_REQUEST = "publish"  # the publish offer's request id and pending key (one per connection)
+# The service's SDP_ANSWER codes with a 400–403 status, by the names chatload counts them under.
+PUBLISH_ERRORS = {codec.PUBLISH_STAGE_AT_CAPACITY: codec.STAGE_AT_CAPACITY,
+                  codec.PUBLISH_NO_PERMISSIONS: codec.INSUFFICIENT_CAPABILITIES}
+# A publish offer's SDP: media is out of scope, so a stub (the emulator never reads it).
+STUB_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=chatload\r\nt=0 0\r\n"
 
 _STATE_TYPES = (codec.STAGE_STATE, codec.STAGE_STATE_NAMESPACED)
 
@@ -88,8 +102,11 @@ class StageProtocol(ClientProtocol):
     acks_sends = False  # nothing is sent as a measured message on a stage
     keepalive_s = None  # the users' own ping task sends the SDK's PINGs, timed (`request("ping")`)
 
-    def __init__(self, user: UserSpec) -> None:
+    def __init__(self, user: UserSpec, publish_urls: Mapping[str, str] | None = None) -> None:
         super().__init__(user)
+        # Where this participant publishes, by sender id: filled by the service from the token as it
+        # connects (after this protocol is made), read when the join is answered.
+        self._publish_urls = publish_urls if publish_urls is not None else {}
         self._attempt_ns = 0  # when the connection attempt began (the join's start)
         self._opened_ns = 0
         self._sequence: int | None = None  # the last STAGE_STATE's sequence number (None: not joined)
@@ -121,6 +138,8 @@ class StageProtocol(ClientProtocol):
                 return self._unreadable(payload)
         if kind == codec.PONG:
             return self._pong(at_ns)
+        if kind == codec.SDP_ANSWER and PUBLISH_REQUEST in self.pending:
+            return self._publish_answer(raw.get("payload"), at_ns)
         try:
             frame = codec.parse_server_frame(payload)
         except codec.FrameError as exc:
@@ -164,6 +183,10 @@ class StageProtocol(ClientProtocol):
         self._sequence, self._present = sequence, present
         # In the same socket read as the 101 it is 0: recorded as 1 µs, the resolution of a read's stamp.
         joined = Measured(JOIN, max(1, (at_ns - self._opened_ns) // 1000))
+        url = self._publish_urls.get(self.user.sender_id)
+        if url:  # the SDK publishes as soon as it has joined
+            self.pending[PUBLISH_REQUEST] = Request(PUBLISH_REQUEST, 0, at_ns, at_ns)
+            self.outbox.append(codec.encode_sdp_offer(PUBLISH_REQUEST, "chatload", url, STUB_SDP))
         if not listed:  # not on the roster (a publishers-only roster): nobody is owed our join
             return READY, joined
         return READY, joined, Origin(ROSTER, self.user.user_id, self._attempt_ns or self._opened_ns)
@@ -176,18 +199,26 @@ class StageProtocol(ClientProtocol):
         return ProtocolError("STAGE_STATE: a participant without a readable id or userId")
 
     def _pong(self, at_ns: int):
-        if not self.pending:
+        oldest = next((key for key in self.pending if key.__class__ is int), None)  # pings are numbered
+        if oldest is None:
             return ServiceEvent("PONG.unsolicited")
-        request = self.pending.pop(next(iter(self.pending)))  # PONGs answer PINGs in order
+        request = self.pending.pop(oldest)  # PONGs answer PINGs in order
         return Acked(request), Measured(PING, max(1, (at_ns - request.intended_ns) // 1000))
+
+    def _publish_answer(self, payload, at_ns: int):
+        request = self.pending.pop(PUBLISH_REQUEST)
+        status = payload.get("httpStatusCode") if isinstance(payload, dict) else None
+        code = PUBLISH_ERRORS.get(payload.get("errorCode")) if 400 <= (status or 0) <= 403 else None
+        if code is None:  # 501 from the emulator: the slot is held, media is not emulated
+            return Acked(request), ServiceEvent("published")
+        return (Rejected(request, JOIN_ERROR_CATEGORIES[code], code, str(payload.get("message", ""))[:200]),
+                ServiceEvent(f"publish_error.{code}"))
 
     def _join_error(self, error: codec.JoinError):
         if self._sequence is None:  # the join itself was refused
             return Refused(join_error_category(error), error.code[:60] or error.type[:60], error.message[:200],
                            final=error.fatal)
         event = ServiceEvent(f"join_error.{error.code[:40]}")
-        if error.code == codec.TOKEN_EXPIRED:
-            return event, MustReconnect("participant token expired")
         return event
 
     # -- requests out ------------------------------------------------------------------------------------

@@ -26,9 +26,11 @@ Client → server (`encode_*` on the client side; `parse_client_frame` in the em
   the emulator does not act on.
 
 How a client joins: `events_url?error_over_ws=1&topic=<topic>/publishers&traceid=<id>` with the raw
-participant token as the only WebSocket subprotocol (`join_query`). `publish=1` in the query is the
-emulator's way for a client to say it publishes (media is not emulated; the real service learns it
-from the WHIP publish): it counts against the 12-publisher cap and shows `isPublishing: true`.
+participant token as the only WebSocket subprotocol (`join_query`). A participant publishes with an
+`aws:ivs:SDP_OFFER` whose `whipUrl` is the token's `whip_url` + `/publish/<participant id>` (the SDK's
+WHIP exchange over the socket); `aws:ivs:SDP_ANSWER` carries `httpStatusCode` and the service's
+`errorCode` (2005: the stage is at capacity; 2003: no permission), which the SDK maps to its public
+errors.
 
 `serverTimeNs` in a STAGE_STATE payload is an emulator extension (when the roster change happened,
 wall clock, ns); the real service sends no timestamp, so `StageState.server_ns` is None there.
@@ -70,6 +72,8 @@ TOKEN_MISSING = "TOKEN_MISSING"
 STAGE_DELETED = "STAGE_DELETED"
 PARTICIPANT_DISCONNECTED = "PARTICIPANT_DISCONNECTED"
 STAGE_AT_CAPACITY = "STAGE_AT_CAPACITY"
+# The service's codes in an SDP_ANSWER, as SDK 1.41.0 names them (its enum: 2003 NoPermissions, 2005 StageAtCapacity).
+PUBLISH_NO_PERMISSIONS, PUBLISH_STAGE_AT_CAPACITY = 2003, 2005
 TOKEN_REUSED = "TOKEN_REUSED"
 INSUFFICIENT_CAPABILITIES = "INSUFFICIENT_CAPABILITIES"
 
@@ -178,11 +182,9 @@ ClientFrame = Ping | SetState | SdpOffer | ExchangeToken | OtherClientFrame
 # -- joining -----------------------------------------------------------------------------------------------
 
 
-def join_query(topic: str, trace_id: str, *, publish: bool = False) -> str:
-    """The query string the SDK appends to `events_url` (plus the emulator's `publish=1`)."""
+def join_query(topic: str, trace_id: str) -> str:
+    """The query string the SDK appends to `events_url`."""
     query = {"error_over_ws": "1", "topic": f"{topic}/publishers", "traceid": trace_id}
-    if publish:
-        query["publish"] = "1"
     return urlencode(query, safe="/")
 
 
@@ -226,10 +228,18 @@ def encode_disconnect(disconnect: Disconnect) -> bytes:
     return _frame(DISCONNECT, {"code": disconnect.code, "reason": disconnect.reason})
 
 
-def encode_sdp_answer(request_id: str, status: int, message: str) -> bytes:
-    """The answer to an SDP_OFFER when media is not emulated: an HTTP-like failure status."""
-    return _frame(SDP_ANSWER, {"requestId": request_id, "httpStatusCode": status, "errorCode": status,
+def encode_sdp_answer(request_id: str, status: int, message: str, error_code: int | None = None) -> bytes:
+    """The answer to an SDP_OFFER: an HTTP-like status and the service's error code, which SDK
+    1.41.0 reads together (400–403 with 2005: STAGE_AT_CAPACITY; with 2003: TOKEN_PERMISSIONS_DENIED)."""
+    return _frame(SDP_ANSWER, {"requestId": request_id, "httpStatusCode": status,
+                               "errorCode": status if error_code is None else error_code,
                                "content": "", "message": message})
+
+
+def encode_sdp_offer(request_id: str, trace_id: str, whip_url: str, sdp: str) -> bytes:
+    """A publish or subscribe offer as the SDK sends it over the events socket (its WHIP exchange)."""
+    return _frame(SDP_OFFER, {"whipUrl": whip_url, "platform": "web", "requestId": request_id, "traceId": trace_id,
+                              "content": sdp, "contentType": "application/sdp"})
 
 
 def encode_exchange_token_error(request_id: str, trace_id: str, message: str) -> bytes:

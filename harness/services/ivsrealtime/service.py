@@ -116,6 +116,7 @@ class IvsRealtimeService(ChatService):
         # sender id → the participant id of its latest token, for kicks (DisconnectParticipant takes it).
         # Written on the loop thread (connect_params), read in kick greenlets: single dict operations.
         self._participant_ids: dict[str, str] = {}
+        self._publish_urls: dict[str, str] = {}  # sender id → where it publishes (emulator publishers)
 
     # -- scenario ----------------------------------------------------------------------------------------
 
@@ -222,8 +223,9 @@ class IvsRealtimeService(ChatService):
 
     def connect_params(self, target: Target, token: str, user: UserSpec) -> ConnectParams:
         """The SDK's join: `events_url?error_over_ws=1&topic=<topic>/publishers&traceid=<id>` from the
-        token's own claims, the raw token as the only subprotocol. On an emulator a publisher adds
-        `publish=1` (media is not emulated; AWS learns it from the WHIP publish)."""
+        token's own claims, the raw token as the only subprotocol. On an emulator a publisher's
+        protocol then publishes to the token's `whip_url` + `/publish/<participant id>` (its stub SDP
+        would be refused by AWS, where publishers hold the capability without publishing)."""
         try:
             claims = unverified_claims(token)
         except TokenError:  # an opaque token (a file or a command's): the target says where
@@ -233,12 +235,14 @@ class IvsRealtimeService(ChatService):
         participant_id = claims.get("jti")
         if isinstance(participant_id, str):
             self._participant_ids[user.sender_id] = participant_id
-        query = codec.join_query(topic or user.room.rsplit("/", 1)[-1], secrets.token_hex(8),
-                                 publish=target.emulated and PUBLISH in user.capabilities)
+            whip_url = claims.get("whip_url")
+            if target.emulated and PUBLISH in user.capabilities and isinstance(whip_url, str):
+                self._publish_urls[user.sender_id] = f"{whip_url.rstrip('/')}/publish/{participant_id}"
+        query = codec.join_query(topic or user.room.rsplit("/", 1)[-1], secrets.token_hex(8))
         return ConnectParams(f"{events_url or target.endpoint}?{query}", (token,))
 
     def client_protocol(self, user: UserSpec) -> StageProtocol:
-        return StageProtocol(user)
+        return StageProtocol(user, self._publish_urls)
 
     def sdk_policy(self) -> StageSocketBackoff:
         return StageSocketBackoff()

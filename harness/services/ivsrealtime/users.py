@@ -3,12 +3,16 @@
     from harness.services.ivsrealtime.users import Participant, Publisher
 
 One user is one participant: it gets a token (CreateParticipantToken or self-signed), joins the
-stage over the events socket, follows the roster, and sends the SDK's PING every 15 s, timed to its
-PONG (`ping` in Locust's table and the `ping` histogram). Nobody sends chat messages on a stage.
+stage over the events socket, follows the roster, and sends the SDK's PING 15 s after it starts and
+every 15 s after that (web broadcast SDK 1.41.0 sends its first PING 15 s after connecting, not on
+joining), timed to its PONG (`ping` in Locust's table and the `ping` histogram). The schedule runs
+per user, not per connection: after a reconnect the SDK starts its 15 s again, chatload keeps its
+beat. Nobody sends chat messages on a stage.
 """
 
 from __future__ import annotations
 
+import gevent
 from locust import constant, task
 
 from ...locust.users import ChatUser
@@ -23,11 +27,12 @@ PING_INTERVAL_S = 15.0  # the web broadcast SDK's pingIntervalMs
 class StageUser(ChatUser):
     abstract = True
     service = "ivsrealtime"
-    wait_time = constant(PING_INTERVAL_S)
+    wait_time = constant(0)
 
     @task
     def ping(self) -> None:
-        """The SDK's keepalive, timed: PING now, its PONG answers it (the first right after joining)."""
+        """The SDK's keepalive, timed: 15 s, then PING, which its PONG answers."""
+        gevent.sleep(PING_INTERVAL_S)  # the wait comes first: the SDK's first PING is 15 s in
         if self.client.connected:
             self.client.request(PING)
 
@@ -41,8 +46,9 @@ class Participant(StageUser):
 
 
 class Publisher(StageUser):
-    """Joins with a PUBLISH token as a publisher (on the emulator: one of the stage's 12 publisher slots;
-    media is out of scope, so against AWS it holds the capability without publishing)."""
+    """Joins with a PUBLISH token and, on the emulator, publishes at once as the SDK does (a stub SDP:
+    media is out of scope), taking one of the stage's 12 publisher slots or meeting STAGE_AT_CAPACITY;
+    against AWS it holds the capability without publishing."""
 
     abstract = True
     capabilities = (PUBLISH, SUBSCRIBE)

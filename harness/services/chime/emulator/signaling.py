@@ -449,8 +449,9 @@ class SignalingPlane(WebSocketPlane, LineFaults):
         self._close(self.meetings.get(member.meeting_id), member, code, reason)
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
-        """Chime publishes no session expiry: the emulator's is ERROR 401 then close 4401. The join
-        token stays valid, so a client comes back with the same token."""
+        """Chime publishes no session expiry: the emulator's is ERROR 401 then close 4401, which
+        amazon-chime-sdk-js reads as a terminal SignalingBadRequest (no reconnect). The join token
+        stays valid: an application that joins again may use it."""
         for member in members:
             runtime = self.meetings.get(member.meeting_id)
             if runtime is not None:

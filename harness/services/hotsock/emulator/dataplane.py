@@ -20,6 +20,15 @@ Timers, all multiplied by `Timings.scale` so tests can use seconds (spec §1.1, 
 - `keepAlive: true`: `hotsock.keepAlive` every 9.5 minutes (which also keeps the connection busy).
 - `heartbeatTimeout: N`: no `hotsock.heartbeat` for N seconds → closed 1001 "Going away" (the code
   and reason are an emulator choice; other frames do not count as heartbeats).
+
+Channel aliases (the `alias` claim): a client may subscribe, unsubscribe and publish under a name its
+token gives a channel; everything else happens on the real channel, which is what every frame names
+(`hotsock.subscribed` and `hotsock.unsubscribed` add `meta.channelAlias`; messages and presence
+events name the real channel only — hotsock-js routes them to the alias's bindings itself). A
+subscribe token's alias beats the connect token's; the alias is kept on the subscription, so the
+unsubscribe answer carries it whichever name was used. A name that is one of the token's channel
+keys, or a channel the connection is subscribed to, is never read as an alias. `hotsock.error`
+names the channel as the client sent it (emulator choice: hotsock-js marks that name failed).
 """
 
 from __future__ import annotations
@@ -97,11 +106,12 @@ def rfc3339(seconds: float) -> str:
 
 
 class Subscription:
-    __slots__ = ("grant", "meta", "since_ms")
+    __slots__ = ("grant", "meta", "since_ms", "alias")
 
-    def __init__(self, grant: ChannelGrant, meta: Meta) -> None:
+    def __init__(self, grant: ChannelGrant, meta: Meta, alias: str | None = None) -> None:
         self.grant = grant
         self.meta = meta  # uid and umd this connection has in the channel
+        self.alias = alias  # the name the tokens give the channel, if any
         self.since_ms = time.time_ns() // 1_000_000  # listMessages shows what came after this
 
 
@@ -109,7 +119,7 @@ class Connection:
     """One open WebSocket: the token's claims, its subscriptions and its timers."""
 
     __slots__ = ("id", "connection_id", "secret", "claims", "meta", "ws", "transport", "subscriptions",
-                 "opened_ns", "expires_at", "active_at", "heartbeat_at", "timers", "closed")
+                 "aliases", "opened_ns", "expires_at", "active_at", "heartbeat_at", "timers", "closed")
 
     def __init__(self, member_id: int, ws: ServerConnection, claims: Claims, expires_at: float) -> None:
         self.id = member_id  # the admin routes' connection id
@@ -120,6 +130,7 @@ class Connection:
         self.ws = ws
         self.transport = ws.transport
         self.subscriptions: dict[str, Subscription] = {}
+        self.aliases: dict[str, str] = {}  # alias → channel, of the current subscriptions
         self.opened_ns = time.time_ns()
         self.expires_at = expires_at  # Unix seconds
         self.active_at = 0.0  # loop time of the last data frame in or out
@@ -292,6 +303,7 @@ class DataPlane(WebSocketPlane):
         for name, subscription in list(conn.subscriptions.items()):
             self._leave(conn, name, subscription)
         conn.subscriptions.clear()
+        conn.aliases.clear()
 
     # -- frames ------------------------------------------------------------------------------------------
 
@@ -329,24 +341,41 @@ class DataPlane(WebSocketPlane):
             raise TokenInvalid("token names neither this connection's connectionId nor its uid")
         return claims
 
+    @staticmethod
+    def _real_name(conn: Connection, name: str, extra: Claims | None = None) -> str:
+        """The channel a name the client sent means: a channel it is in, or a channel key of its
+        tokens, is itself; else an alias of a subscription, of the subscribe token, of the connect
+        token; else itself."""
+        if name in conn.subscriptions or conn.claims.names_channel(name) or (extra and extra.names_channel(name)):
+            return name
+        return (conn.aliases.get(name) or (extra and extra.aliased(name)) or conn.claims.aliased(name)
+                or name)
+
     def _subscribe(self, conn: Connection, name: str, token: str | None, auto: bool = False) -> None:
-        if name in conn.subscriptions:
+        """`name` as the client sent it (a channel or an alias); errors name it so."""
+        if self._real_name(conn, name) in conn.subscriptions:
             return self._error(conn, name, codec.ALREADY_SUBSCRIBED, "already subscribed to this channel")
-        grant, meta = conn.claims.channel(name), conn.meta
+        meta, extra = conn.meta, None
         if token is not None:
             try:
                 extra = self._verify_bound(conn, token, "subscribe")
             except TokenInvalid as exc:
                 return self._error(conn, name, codec.INVALID_SUBSCRIBE_TOKEN, str(exc))
-            grant = grant.merged(extra.channel(name))
             meta = Meta(extra.uid or meta.uid, meta.umd if extra.umd is None else extra.umd)
+        real = self._real_name(conn, name, extra)
+        if real != name and real in conn.subscriptions:  # an alias only the subscribe token knew
+            return self._error(conn, name, codec.ALREADY_SUBSCRIBED, "already subscribed to this channel")
+        grant = conn.claims.channel(real)
+        if extra is not None:
+            grant = grant.merged(extra.channel(real))
+        alias = (extra and extra.alias_of(real)) or conn.claims.alias_of(real)  # the subscribe token's wins
         if not auto and not grant.subscribe:
             return self._error(conn, name, codec.SUBSCRIBE_PERMISSION_DENIED, "no subscribe permission for this channel")
         # Every check before the channel is made: a refused subscribe leaves nothing behind (no
         # channel, no /metrics series), however many names a hostile client tries.
-        existing = self.channels.get(name)
+        existing = self.channels.get(real)
         entry = None
-        if codec.is_presence(name):
+        if codec.is_presence(real):
             if not meta.uid:
                 return self._error(conn, name, codec.PRESENCE_CHANNEL_USER_ID_REQUIRED,
                                    "presence channels need a uid claim")
@@ -355,33 +384,38 @@ class DataPlane(WebSocketPlane):
             if entry is None and roster_bytes + member_size(meta.uid, meta.umd) > self.presence_capacity_bytes:
                 return self._error(conn, name, codec.PRESENCE_CHANNEL_CAPACITY_REACHED,
                                    f"member payloads would exceed {self.presence_capacity_bytes} bytes")
-        channel = self.channel(name)
-        conn.subscriptions[name] = Subscription(grant, meta)
+        channel = self.channel(real)
+        conn.subscriptions[real] = Subscription(grant, meta, alias)
+        if alias is not None:
+            conn.aliases[alias] = real
         channel.subscribers[conn.id] = conn
         channel.counters.subscriptions += 1
         if not channel.presence:
-            return self._send(conn, codec.Subscribed(name, meta, None, auto))
+            return self._send(conn, codec.Subscribed(real, meta, None, auto, alias))
         if entry is None:
             channel.roster[meta.uid] = RosterEntry(meta.umd, conn.id)
             members = channel.members()
-            self._send(conn, codec.Subscribed(name, meta, members, auto))
-            announce = codec.MemberAdded(name, Member(meta.uid, meta.umd), members)
+            self._send(conn, codec.Subscribed(real, meta, members, auto, alias))
+            announce = codec.MemberAdded(real, Member(meta.uid, meta.umd), members)
             return channel.line.deliver((text_frame(announce.encode()), conn.id))  # existing members only
         entry.connections.add(conn.id)
         changed = entry.umd != meta.umd
         entry.umd = meta.umd
         members = channel.members()
-        self._send(conn, codec.Subscribed(name, meta, members, auto))
+        self._send(conn, codec.Subscribed(real, meta, members, auto, alias))
         if changed:  # the same uid again, with other metadata: everyone learns it
-            update = codec.MemberUpdated(name, Member(meta.uid, meta.umd), members)
+            update = codec.MemberUpdated(real, Member(meta.uid, meta.umd), members)
             channel.line.deliver((text_frame(update.encode()), None))
 
     def _unsubscribe(self, conn: Connection, name: str) -> None:
-        subscription = conn.subscriptions.pop(name, None)
+        real = self._real_name(conn, name)
+        subscription = conn.subscriptions.pop(real, None)
         if subscription is None:
             return self._error(conn, name, codec.NOT_SUBSCRIBED, "not subscribed to this channel")
-        self._send(conn, codec.Unsubscribed(name, subscription.meta))
-        self._leave(conn, name, subscription)
+        if subscription.alias is not None:
+            conn.aliases.pop(subscription.alias, None)
+        self._send(conn, codec.Unsubscribed(real, subscription.meta, subscription.alias))
+        self._leave(conn, real, subscription)
 
     def _leave(self, conn: Connection, name: str, subscription: Subscription) -> None:
         channel = self.channels[name]
@@ -400,12 +434,15 @@ class DataPlane(WebSocketPlane):
 
     def _client_message(self, conn: Connection, message: codec.ClientMessage) -> None:
         subscription = conn.subscriptions.get(message.channel)
-        grant = subscription.grant if subscription is not None else conn.claims.channel(message.channel)
+        real = message.channel if subscription is not None else self._real_name(conn, message.channel)
+        if real != message.channel:  # sent under an alias
+            subscription = conn.subscriptions.get(real)
+        grant = subscription.grant if subscription is not None else conn.claims.channel(real)
         permission = grant.message(message.event)
         if not permission.allows(subscription is not None):
             return self._error(conn, message.channel, codec.PUBLISH_PERMISSION_DENIED,
                                "no publish (with a subscription) or broadcast permission for this event here")
-        channel = self.channel(message.channel)
+        channel = self.channel(real)
         meta = subscription.meta if subscription is not None else conn.meta
         channel.counters.client_messages += 1
         self._accept(channel, message.event, message.data, meta, permission.store,

@@ -11,10 +11,18 @@ Every roster change (a join, a leave, a kick, a publisher's SET_STATE) takes the
 sequence number and goes to every joined participant through the stage's `DeliveryLine`, so the
 shared delay/jitter/pause faults apply to roster propagation as they do to IVS Chat messages.
 
+Publishing is decided where the web broadcast SDK meets it (SDK 1.41.0, measured): on its publish
+request — the WHIP `POST <whip_url>/publish/<participant id>` (what the SDK sent here), or the same
+offer over this socket (`aws:ivs:SDP_OFFER`, which the SDK also knows) — not at join; a PUBLISH
+token joins a full stage. The 13th publisher's offer is answered 403 with the service's code 2005
+(`StageErrorCode.STAGE_AT_CAPACITY` to the SDK, a PUBLISH_ERROR), a subscribe-only token's with 403
+and 2003 (the SDK stops that one itself, TOKEN_NOT_ALLOWED, before sending anything). An accepted
+offer takes a publisher slot until the participant leaves and shows `isPublishing: true`; its answer
+is 501, as media is not emulated (`publish`).
+
 Emulator choices, where the service is silent (see also the package docstring):
-- A client says it publishes with `publish=1` in the query; it then counts against the 12-publisher
-  cap and shows `isPublishing: true`. Everyone else counts as a subscriber (cap 10,000 by default).
-  A participant with a socket and no media counts toward these caps (unverified in the service).
+- Every joined participant counts as a subscriber (cap 10,000 by default) until its publish is
+  accepted; a participant with a socket and no media counts toward these caps (unverified).
 - The roster lists every joined participant (`roster="all"`) or only publishers
   (`roster="publishers"`; a subscriber's join then answers it alone with the current state).
 - Token reuse (`token_reuse`): "replace" (default, what the SDK documents for TOKEN_REUSED: the
@@ -22,7 +30,8 @@ Emulator choices, where the service is silent (see also the package docstring):
   token in use gets JOIN_ERROR TOKEN_REUSED) or "single-use" (a token that ever joined gets it).
 - Token expiry is checked at join only, as the SDK checks it only before joining, publishing or
   subscribing; the shared `expire` fault sends JOIN_ERROR TOKEN_EXPIRED to joined participants,
-  which the SDK turns into leaving with reason "token-expired".
+  which SDK 1.41.0 reports as StageEvents.ERROR TOKEN_EXPIRED, then STAGE_LEFT with reason "unknown"
+  (tests/test_ivsrealtime_web_sdk.py).
 - Unreadable or unknown client frames are ignored and counted (`protocol_errors`); the connection
   stays. SDP_OFFER is answered with SDP_ANSWER status 501 and EXCHANGE_TOKEN with an error: no media.
 """
@@ -250,13 +259,9 @@ class DataPlane(WebSocketPlane, LineFaults):
         if topic != f"{claims.topic}/publishers":
             return refusal(codec.BAD_REQUEST, "topic does not match the token", codec.BAD_REQUEST, stage=stage,
                            participant_id=pid)
-        publishing = query.get("publish", ["0"])[-1] in ("1", "true")
         if pid in self.state.blocked:
             return refusal(codec.PARTICIPANT_DISCONNECTED, "this participant was disconnected", stage=stage,
                            participant_id=pid)
-        if publishing and PUBLISH not in claims.capabilities:
-            return refusal(codec.INSUFFICIENT_CAPABILITIES, "the token does not allow publishing", stage=stage,
-                           participant_id=pid, event_error_code="INSUFFICIENT_CAPABILITIES")
         runtime = self.runtime(stage)
         current = runtime.current(pid)
         if (self.token_reuse == "refuse" and current is not None) or (
@@ -264,20 +269,13 @@ class DataPlane(WebSocketPlane, LineFaults):
             return refusal(codec.TOKEN_REUSED, "the participant token is already in use", stage=stage,
                            participant_id=pid)
         leaving = current.verdict if current is not None else None  # replace mode: it makes room
-        if publishing:
-            taken = runtime.publishers - (1 if leaving and leaving.publishing else 0)
-            if taken >= self.max_publishers:
-                return refusal(codec.STAGE_AT_CAPACITY, f"the stage has {self.max_publishers} publishers",
-                               stage=stage, participant_id=pid, event_error_code="QUOTA_EXCEEDED")
-            runtime.publishers += 1
-        else:
-            taken = runtime.subscribers - (1 if leaving and not leaving.publishing else 0)
-            if taken >= self.max_subscribers:
-                return refusal(codec.STAGE_AT_CAPACITY, f"the stage has {self.max_subscribers} subscribers",
-                               stage=stage, participant_id=pid, event_error_code="QUOTA_EXCEEDED")
-            runtime.subscribers += 1
-        runtime.joining[pid] = connection
-        return Admission(claims, stage, publishing)
+        taken = runtime.subscribers - (1 if leaving and not leaving.publishing else 0)
+        if taken >= self.max_subscribers:
+            return refusal(codec.STAGE_AT_CAPACITY, f"the stage has {self.max_subscribers} subscribers",
+                           stage=stage, participant_id=pid, event_error_code="QUOTA_EXCEEDED")
+        runtime.subscribers += 1
+        runtime.joining[pid] = connection  # the holder only once its handshake succeeds (`_join`)
+        return Admission(claims, stage, False)
 
     def _count_refusal(self, verdict: Refusal) -> None:
         code = verdict.error.code
@@ -368,13 +366,58 @@ class DataPlane(WebSocketPlane, LineFaults):
                 if runtime is not None and not member.left:
                     self._roster_changed(runtime)
         elif isinstance(frame, codec.SdpOffer):
-            write_framed(member, text_frame(codec.encode_sdp_answer(frame.request_id, 501,
-                                                                      "media is not emulated")))
+            write_framed(member, text_frame(self._sdp_offer(member, runtime, frame)))
         elif isinstance(frame, codec.ExchangeToken):
             write_framed(member, text_frame(codec.encode_exchange_token_error(
                 frame.request_id, frame.trace_id, "token exchange is not emulated")))
         else:
             counters.protocol_errors += 1
+
+    def _sdp_offer(self, member: Member, runtime: StageRuntime | None, offer: codec.SdpOffer) -> bytes:
+        """The socket's WHIP exchange: a publish is decided by `publish`; anything else (a subscribe)
+        is answered 501, as media is not emulated."""
+        if "/publish/" not in urlsplit(offer.whip_url).path or runtime is None:
+            return codec.encode_sdp_answer(offer.request_id, 501, "media is not emulated")
+        status, error_code, message = self.publish(member, runtime)
+        return codec.encode_sdp_answer(offer.request_id, status, message, error_code)
+
+    def publish(self, member: Member, runtime: StageRuntime) -> tuple[int, int | None, str]:
+        """A joined participant's publish offer: (status, the service's error code, message). It takes
+        a publisher slot (501: held, media is not emulated) or is refused with 403 as the service
+        refuses it; a second offer while publishing is 501 again."""
+        if member.publishing or member.left:
+            return 501, None, "media is not emulated"
+        refused = None
+        if PUBLISH not in member.claims.capabilities:
+            refused = (codec.PUBLISH_NO_PERMISSIONS, "INSUFFICIENT_CAPABILITIES", "the token does not allow publishing")
+        elif runtime.publishers >= self.max_publishers:
+            refused = (codec.PUBLISH_STAGE_AT_CAPACITY, "QUOTA_EXCEEDED", f"the stage has {self.max_publishers} publishers")
+        if refused is not None:
+            error_code, event_code, message = refused
+            runtime.counters.publishes_rejected[event_code] += 1
+            self.state.event(runtime.stage, member.participant_id, "PUBLISH_ERROR", time.time(), event_code)
+            return 403, error_code, message
+        runtime.publishers += 1
+        runtime.subscribers -= 1
+        member.publishing = member.connection.verdict.publishing = True  # its slot is released at its end
+        runtime.counters.publishes_accepted += 1
+        self.state.published(runtime.stage, member.participant_id, time.time())
+        self._roster_changed(runtime)  # isPublishing: true
+        return 501, None, "a publisher slot is held; media is not emulated"
+
+    def whip_publish(self, token: str, participant_id: str) -> tuple[int, int | None, str]:
+        """`POST <whip_url>/publish/<participant id>` with the token as bearer: `publish` for that
+        participant when it is joined on the token's stage; 401 for a bad token, 404 when not joined."""
+        try:
+            claims = self.state.verify(token, time.time())
+        except TokenError as error:
+            return 401, None, str(error)
+        stage = self.state.find_stage(claims.stage_arn)
+        runtime = self.stages.get(stage.id) if stage is not None else None
+        member = runtime.member_of(participant_id) if runtime is not None else None
+        if member is None or participant_id != claims.participant_id:
+            return 404, None, "no such participant on the stage"
+        return self.publish(member, runtime)
 
     # -- the roster -------------------------------------------------------------------------------------------
 
@@ -479,7 +522,7 @@ class DataPlane(WebSocketPlane, LineFaults):
             yield from runtime.members.values()
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
-        """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK leaves with reason token-expired."""
+        """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK's ERROR TOKEN_EXPIRED, then STAGE_LEFT "unknown"."""
         error = codec.JoinError(codec.TOKEN_EXPIRED, "the participant token has expired")
         for member in members:
             write_framed(member, text_frame(codec.encode_join_error(error)))

@@ -24,6 +24,8 @@ class StageCounters:
     disconnects: Counter = field(default_factory=Counter)  # aws:ivs:DISCONNECT by code
     protocol_errors: int = 0
     pings: int = 0
+    publishes_accepted: int = 0  # SDP_OFFERs to publish that took a publisher slot
+    publishes_rejected: Counter = field(default_factory=Counter)  # refused publish offers, by SDK error name
 
 
 class Metrics:
@@ -60,6 +62,10 @@ class Metrics:
         text.family("protocol_errors_total", "counter", "Client frames that could not be read or acted on.",
                     rows.value("protocol_errors"))
         text.family("pings_total", "counter", "PING frames answered with PONG.", rows.value("pings"))
+        text.family("publishes_accepted_total", "counter", "Publish offers (SDP_OFFER) that took a publisher slot.",
+                    rows.value("publishes_accepted"))
+        text.family("publishes_rejected_total", "counter", "Publish offers refused (SDP_ANSWER 403), by code.",
+                    rows.by("publishes_rejected", "code"))
         text.family("handshakes_rejected_total", "counter", "WebSocket handshakes refused, by HTTP status.",
                     by(self.handshakes_rejected, "status"))
         text.family("whip_requests_total", "counter", "WHIP requests (all answered 501: media is not emulated).",

@@ -47,12 +47,21 @@ class Emulator(TwoPortEmulator):
         app.router.add_route("*", WHIP_PATH + "{tail:.*}", self._whip)
 
     async def _whip(self, request: web.Request) -> web.Response:
-        """WHIP publish/subscribe: media is not emulated, so 501 (CORS-open, so a page's SDK can read it)."""
+        """WHIP: a publish (`POST …/publish/<participant id>`, the token as bearer) takes a publisher
+        slot or is refused 403 with the service's `{"code": …}` (the data plane decides); everything
+        else — media — is 501 (CORS-open, so a page's SDK can read it)."""
         self.metrics.whip_requests[request.method] += 1
         cors = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*",
                 "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS", "Access-Control-Expose-Headers": "*"}
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=cors)
+        head, _, participant_id = request.match_info["tail"].rpartition("/")
+        bearer = request.headers.get("Authorization", "")
+        if request.method == "POST" and head.endswith("/publish") and bearer.startswith("Bearer "):
+            status, code, message = self.dataplane.whip_publish(bearer[len("Bearer "):], participant_id)
+            if code is not None:
+                return web.json_response({"code": code, "message": message}, status=status, headers=cors)
+            return web.Response(status=status, text=message + "\n", headers=cors)
         return web.Response(status=501, text="media (WHIP/WebRTC) is not emulated by chatload\n", headers=cors)
 
     def find_room(self, identifier: str) -> Stage | None:

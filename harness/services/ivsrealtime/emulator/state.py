@@ -206,6 +206,12 @@ class RealtimeState:
         if publishing:
             self.event(stage, claims.participant_id, "PUBLISH_STARTED", now)
 
+    def published(self, stage: Stage, participant_id: str, now: float) -> None:
+        record = self.records(stage).get(participant_id)
+        if record is not None:
+            record.published = True
+        self.event(stage, participant_id, "PUBLISH_STARTED", now)
+
     def left(self, stage: Stage, participant_id: str, publishing: bool, now: float) -> None:
         record = self.records(stage).get(participant_id)
         if record is not None:
