@@ -338,12 +338,14 @@ class Run:
         thresholds = [parse_rule(rule) for rule in expectations_for(self.scenario)]
         checks = [check.to_dict() if hasattr(check, "to_dict") else dict(check)
                   for check in evaluate(results, thresholds)]
-        problems = measured.problems(results, min_connected=self.scenario.min_connected,
+        problems = measured.problems({**results, "complete": complete}, min_connected=self.scenario.min_connected,
+                                     min_spawned=self.scenario.min_spawned,
                                      sending_populations=self.scenario.population_names(sending=True))
         report = build_report(results, scenario={"name": self.scenario.name, "file": self.scenario.file,
                                                  "as_run": self.scenario.as_run()},
                               checks=checks, complete=complete, incomplete_reason=reason, faults=self.faults_applied,
-                              measured=problems, min_connected=self.scenario.min_connected)
+                              measured=problems, min_connected=self.scenario.min_connected,
+                              min_spawned=self.scenario.min_spawned)
         json_path, html_path = write_report(self.folder, report)
         self._summary(report, json_path, html_path)
         if report["verdict"] == "error":

@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .measured import DEFAULT_MIN_CONNECTED
+from .measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
 from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .services import registry
 from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
@@ -87,6 +87,7 @@ class Scenario:
     expectations: list[str] = field(default_factory=list)
     policy_expectations: dict[str, list[str]] = field(default_factory=dict)
     min_connected: float = DEFAULT_MIN_CONNECTED  # fraction of each population that must connect
+    min_spawned: float = DEFAULT_MIN_SPAWNED  # fraction of each population that must have started
     transport: str = DEFAULT_TRANSPORT  # the WebSocket client implementation ([run] transport)
     metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
 
@@ -218,6 +219,9 @@ EXPECTATIONS_KEYS = (
         '["not_connected_at_end.gave_up == 0"]'),
     Key("min_connected", float, DEFAULT_MIN_CONNECTED, "each population's share of users that must connect, "
         "or the run measured nothing (an error)", "0.95", minimum=0.0, maximum=1.0),
+    Key("min_spawned", float, DEFAULT_MIN_SPAWNED, "each population's share of users that must have started "
+        "when the run ends (the ramp finished), or the run did not apply its load (an error)", "0.5",
+        minimum=0.0, maximum=1.0),
 )
 RUN_KEYS = (
     Key("transport", str, DEFAULT_TRANSPORT, "the WebSocket client implementation (same measurements; "
@@ -334,7 +338,8 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 
     e = reader("expectations", data.get("expectations", {}))
     values = e.read_all(EXPECTATIONS_KEYS)
-    scenario.min_connected = values["min_connected"]
+    scenario.min_connected, scenario.min_spawned = values["min_connected"], values["min_spawned"]
+    _check_ramp(head, scenario)
     for key in ("rules", "sdk_rules", "backoff_rules"):
         _check_rules(e, key, values[key])
     scenario.expectations = [rule for rule in values["rules"] if isinstance(rule, str)]
@@ -351,6 +356,20 @@ def expectations_for(scenario: Scenario) -> list[str]:
     policies = {p.reconnect for p in scenario.populations}
     extra = scenario.policy_expectations.get(policies.pop(), []) if len(policies) == 1 else []
     return scenario.expectations + extra
+
+
+def _check_ramp(head: TableReader, scenario: Scenario) -> None:
+    """A ramp that cannot finish within the duration applies a fraction of the load: the run would
+    end with users never started (an error, harness.measured), so say it before anything runs."""
+    ramp, duration = scenario.ramp_s, scenario.duration_s
+    if ramp <= 0 or duration <= 0 or duration / ramp > scenario.min_spawned:
+        return
+    share = min(1.0, duration / ramp)
+    needed = "shorter than duration" if scenario.min_spawned >= 1 else (
+        f"at most {duration / scenario.min_spawned:g} s for [expectations] min_spawned = {scenario.min_spawned:g}")
+    head.fail("ramp", f"{ramp:g} s cannot complete within duration ({duration:g} s): only about {share:.0%} of "
+                      f"the {scenario.users:,} users would have started by the end; make ramp {needed}, or "
+                      "state the share you accept in [expectations] min_spawned")
 
 
 def _check_rules(table: TableReader, key: str, rules) -> None:

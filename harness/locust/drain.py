@@ -138,7 +138,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
     folder = Path(option(environment, "chat_report_dir", "reports")) / option(environment, "chat_run_name",
                                                                                "locust") / stamp
     metadata = {"locustfile": getattr(options, "locustfile", None), "target": public_target(environment),
-                "options": _public_options(options)}
+                "options": _public_options(options), "planned_users": planned_users(environment)}
     document = build_results(state.stats, metadata=metadata, complete=state.complete, lost=state.lost)
     state.results_path = write_json_atomic(folder / "results.json", document)
     _log_summary(document, state.results_path)
@@ -152,6 +152,16 @@ def _on_test_stop(environment, **_kwargs) -> None:
         environment.process_exit_code = 2
     if option(environment, "chat_progress_file"):
         progress_line(environment, {"event": "results", "path": str(state.results_path)})
+
+
+def planned_users(environment) -> dict:
+    """The load Locust was asked for, read at the end (the web UI may have changed it): the total,
+    and each user class's count when the classes have fixed counts that make up that total (as
+    `chatload run`'s do). `harness.measured` judges the users started against it."""
+    total = getattr(environment.runner, "target_user_count", 0) or 0
+    fixed = {cls.__name__: cls.fixed_count for cls in environment.user_classes or ()}
+    whole = all(fixed.values()) and sum(fixed.values()) == total
+    return {"total": total, "by_population": fixed if whole else {}}
 
 
 def _public_options(options) -> dict:

@@ -64,7 +64,7 @@ class ReportInputError(Exception):
 def build_report(results: dict, *, scenario: dict | None, checks: list[dict], complete: bool,
                  incomplete_reason: str | None = None, faults: list[dict] | None = None,
                  versions: dict | None = None, measured: list[str] | None = None,
-                 min_connected: float | None = None) -> dict:
+                 min_connected: float | None = None, min_spawned: float | None = None) -> dict:
     """The report document for `results` (not modified). Raises ValueError on a malformed check or on
     anything that looks like a secret (see SECRET_PATTERNS).
 
@@ -99,7 +99,8 @@ def build_report(results: dict, *, scenario: dict | None, checks: list[dict], co
         "verdict": "error" if measured else overall_verdict(checks),
     })
     if measured is not None:
-        report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected}
+        report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected,
+                              "min_spawned": min_spawned}
     report = _finite(report)
     refuse_secrets(report)
     return report
