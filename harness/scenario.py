@@ -1,8 +1,8 @@
 """Scenario files (`scenarios/*.toml`): what to run, against what, and what it must meet.
 
 A scenario is validated completely before anything starts; an error names the file, the key and
-what is wrong, and unknown keys are errors (a typo must never silently become a default). See
-`scenarios/smoke.toml` for a commented example of every section.
+what is wrong, and unknown keys are errors (a typo must never silently become a default). Every
+table and key is in `docs/scenarios.md` (generated from the declarations below).
 
 `[target] service` (default "ivschat") names the service; the service reads the rest of
 `[target]`, its rooms table (`[rooms]` for IVS Chat) and says which population kinds exist.
