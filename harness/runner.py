@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import measured
-from .gate.rules import format_value
+from .gate.outcome import decide
 from .net.transport import TRANSPORTS
-from .report.console import accounting_lines, latency_table, verdict_line
+from .report.console import accounting_lines, check_line, latency_table, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
@@ -348,11 +348,8 @@ class Run:
                               min_spawned=self.scenario.min_spawned)
         json_path, html_path = write_report(self.folder, report)
         self._summary(report, json_path, html_path)
-        if report["verdict"] == "error":
-            return EXIT_ERROR
-        if report["verdict"] == "fail" or not complete:
-            return EXIT_FAIL
-        return EXIT_PASS
+        # The gate's decision on this very report: `chatload gate REPORT` exits with the same code.
+        return decide(report).exit_code
 
     def _summary(self, report: dict, json_path: Path, html_path: Path) -> None:
         print(f"\n{self.scenario.name}: {verdict_line(report)}")
@@ -361,8 +358,7 @@ class Run:
         for line in [*accounting_lines(report), *latency_table(report)]:
             print(f"  {line}")
         for check in report.get("checks", []):
-            observed = format_value(check.get("observed"), check.get("unit") or "")
-            print(f"  [{check['verdict'].upper():5}] {check['rule']}  (observed {observed})")
+            print(f"  {check_line(check)}")
         if report.get("health", {}).get("saturated"):
             print("  WARNING: the harness itself saturated; latency includes harness queueing: "
                   + "; ".join(report["health"]["reasons"]))

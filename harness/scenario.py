@@ -341,7 +341,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     scenario.min_connected, scenario.min_spawned = values["min_connected"], values["min_spawned"]
     _check_ramp(head, scenario)
     for key in ("rules", "sdk_rules", "backoff_rules"):
-        _check_rules(e, key, values[key])
+        _check_rules(e, key, values[key], scenario)
     scenario.expectations = [rule for rule in values["rules"] if isinstance(rule, str)]
     scenario.policy_expectations = {policy: [r for r in values[f"{policy}_rules"] if isinstance(r, str)]
                                     for policy in ("sdk", "backoff")}
@@ -372,8 +372,11 @@ def _check_ramp(head: TableReader, scenario: Scenario) -> None:
                       "state the share you accept in [expectations] min_spawned")
 
 
-def _check_rules(table: TableReader, key: str, rules) -> None:
-    """Expectations use the gate's rule grammar; parse them now so a typo fails before the run."""
+def _check_rules(table: TableReader, key: str, rules, scenario: Scenario) -> None:
+    """Expectations use the gate's rule grammar; parse them now so a typo fails before the run, and so
+    does a rule this scenario's run can never evaluate (another service's measure, presence on
+    channels without it)."""
+    from .gate.metrics import unmeasurable
     from .gate.rules import RulesError, parse_rule
 
     for index, rule in enumerate(rules if isinstance(rules, list) else ()):
@@ -381,6 +384,10 @@ def _check_rules(table: TableReader, key: str, rules) -> None:
             table.fail(f"{key}[{index}]", "must be a string like \"lost == 0\"")
             continue
         try:
-            parse_rule(rule)
+            threshold = parse_rule(rule)
         except RulesError as exc:
-            table.fail(f"{key}[{index}]", f"{rule!r}: {exc}")
+            table.fail(f"{key}[{index}]", f"{rule!r}: {str(exc).removeprefix(f'rule {rule!r}: ')}")
+            continue
+        reason = unmeasurable(threshold.metric, scenario.service, scenario.rooms)
+        if reason:
+            table.fail(f"{key}[{index}]", f"{rule!r}: can never be evaluated: {reason}")

@@ -143,3 +143,31 @@ def test_the_emulator_kinds_are_checked_alike_for_every_service_with_an_emulator
                     f'[[population]]\nkind = "{kind}"\nusers = 1\n')
     with pytest.raises(ScenarioError, match='target.control_endpoint: is required for kind "running-emulator"'):
         load_scenario(path)
+
+
+HOTSOCK = ('[target]\nservice = "hotsock"\n[[population]]\nkind = "subscriber"\nusers = 5\n'
+           '[[population]]\nkind = "publisher"\nusers = 1\n')
+
+
+def test_check_refuses_rules_that_can_never_hold_or_never_be_evaluated(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(HOTSOCK + '[expectations]\nrules = ["delivery.p99 < 0ms", "lost < 0", "roster.missed == 0", '
+                              '"chime.throttled_ratio < 0.1", "presence_join.p99 < 1s", "subscribe.p99 < 1s", '
+                              '"spread.p50 < 1s", "lost == 0"]\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problems = [problem.split(f"{path}: ", 1)[1] for problem in info.value.problems]
+    assert problems == [
+        "expectations.rules[0]: 'delivery.p99 < 0ms': can never hold: delivery.p99 is never below 0, so it is "
+        "never < 0 ms (line 10)",
+        "expectations.rules[1]: 'lost < 0': can never hold: lost is never below 0, so it is never < 0 (line 10)",
+        "expectations.rules[2]: 'roster.missed == 0': can never be evaluated: roster.missed is measured by Amazon IVS "
+        "Real-Time only; this scenario's service is Hotsock (line 10)",
+        "expectations.rules[3]: 'chime.throttled_ratio < 0.1': can never be evaluated: chime.throttled_ratio is "
+        "measured by Amazon Chime SDK meetings only; this scenario's service is Hotsock (line 10)",
+        "expectations.rules[4]: 'presence_join.p99 < 1s': can never be evaluated: presence_join is measured on "
+        "presence channels only; these channels have no presence ([channels] presence = true makes them presence "
+        "channels) (line 10)"]
+    # The same presence rule on presence channels is measured, so it is kept.
+    path.write_text(HOTSOCK + '[channels]\npresence = true\n[expectations]\nrules = ["presence_join.p99 < 1s"]\n')
+    assert load_scenario(path).expectations == ["presence_join.p99 < 1s"]

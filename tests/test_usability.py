@@ -42,10 +42,16 @@ def test_run_summary_reconciles_counts_and_names_both_files(tmp_path):
     scenario = tmp_path / "small.toml"
     scenario.write_text('[scenario]\nname = "small"\nduration = "4s"\nramp = "1s"\ndrain = "2s"\nprocesses = 1\n'
                         '[[population]]\nkind = "viewer"\nusers = 5\n[[population]]\nkind = "chatter"\nusers = 2\n'
-                        'message_rate = 2.0\n[expectations]\nrules = ["lost == 0", "delivery.p99 < 5s"]\n')
+                        'message_rate = 2.0\n[expectations]\nrules = ["lost == 0", "delivery.p99 < 5s", '
+                        '"reconnect.p99 < 5s"]\n')
     proc = chatload("run", str(scenario), "--report-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     report_path = only_report(tmp_path, "small")
+    # No reconnect happened, so that rule could not be evaluated: the console says why, and the run
+    # exits as the gate does on the same report (a check that could not be evaluated is not a pass).
+    assert ("[ERROR] reconnect.p99 < 5s  (observed —): missing from the report: reconnect recorded no samples"
+            in proc.stdout), proc.stdout
+    gate = chatload("gate", str(report_path))
+    assert proc.returncode == gate.returncode == 1, (proc.returncode, gate.stdout, proc.stdout + proc.stderr)
     report = json.loads(report_path.read_text())
     totals, latency = report["accounting"]["totals"], report["latency_us"]
     arrivals = latency["delivery"]["count"] + latency["ack"]["count"]

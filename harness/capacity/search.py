@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..report.console import check_line
 from ..scenario import Scenario, load_scenario
 from .analysis import cost_section, find_knee, measure_step, monthly, sizing_section, usl_section
 from .plan import CapacityPlan, PlannedStep, dump_toml, step_name, step_tables
@@ -232,8 +233,7 @@ class CapacitySearch:
               f"→ {verdict}", file=sys.stderr)
         for check in record.get("checks", []):
             if check["verdict"] != "pass":
-                print(f"    [{check['verdict'].upper()}] {check['rule']} (observed {check.get('observed')})",
-                      file=sys.stderr)
+                print(f"    {check_line(check)}", file=sys.stderr)
 
     def _summary(self, document: dict, json_path: Path, html_path: Path) -> None:
         knee = document["knee"]

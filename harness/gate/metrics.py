@@ -397,6 +397,31 @@ def _unknown_message(name: str) -> str:
     return f"unknown metric {name!r}{hint} (`chatload gate --list-metrics` lists them all)"
 
 
+def declared_by(name: str) -> dict[str, str]:
+    """The services (name → title) whose own declarations `name` reads: their histograms, propagation
+    streams, spread, verdict facts. Empty for a metric every service's run has (delivery, lost, …)."""
+    from ..services import registry
+
+    head = name.split(".")[0]
+    found = {}
+    for service_name in registry.names():
+        service = registry.get(service_name)
+        if (head in service.histograms or head in service.propagations or name in service.verdict_metrics
+                or (head == "spread" and service.measures_spread)):
+            found[service_name] = service.title
+    return found
+
+
+def unmeasurable(name: str, service, rooms) -> str | None:
+    """Why a run of `service` with `rooms` can never produce `name` (None when it can): a measure
+    another service declares, or one of the service's own that these rooms leave out."""
+    owners = declared_by(name)
+    if owners and service.name not in owners:
+        return (f"{name} is measured by {' and '.join(owners.values())} only; this scenario's service "
+                f"is {service.title}")
+    return service.unmeasured(name.split(".")[0], rooms) if owners else None
+
+
 def read(report: Mapping, name: str) -> float:
     """The metric's value (µs for durations); MetricMissing says what the report lacks."""
     return resolve(name).read(report)

@@ -24,6 +24,16 @@ def verdict_line(report: dict) -> str:
     return f"INCOMPLETE ({report.get('incomplete_reason') or 'no reason given'}); the checks that ran: {verdict}"
 
 
+def check_line(check: dict) -> str:
+    """`[ERROR] rule  (observed —): reason`: a check as the console shows it. An error has no observed
+    value, so its reason (in the report as `detail`) is the only thing that says what went wrong."""
+    from ..gate.rules import format_value
+
+    observed = format_value(check.get("observed"), check.get("unit") or "")
+    reason = f": {check['detail']}" if check.get("verdict") == "error" and check.get("detail") else ""
+    return f"[{str(check.get('verdict')).upper():5}] {check.get('rule')}  (observed {observed}){reason}"
+
+
 def accounting_lines(report: dict) -> list[str]:
     """Figures that appear twice must agree, so the lines say how they relate: the ledger's
     `delivered` counts distinct expected messages that arrived (the senders' own copies included);

@@ -453,6 +453,11 @@ class ChatService(ABC):
     # name → (path under report["verdicts"][service name], kind, direction, words): gate metrics
     verdict_metrics: ClassVar[dict[str, tuple[tuple[str, ...], str, str, str]]] = {}
 
+    def unmeasured(self, measure: str, rooms: RoomSettings) -> str | None:
+        """Why one of this service's own measures (a histogram or propagation stream it declares) is
+        never taken with these room settings, or None: `--check` refuses a rule on it before the run."""
+        return None
+
     def verdicts(self, results: dict, scenario) -> dict:
         """Facts derived after a run (e.g. where throttling began), as report["verdicts"][name]."""
         return {}
