@@ -17,14 +17,14 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .metrics import propagation
+from .metrics import propagation, saturation
 from .metrics.histograms import LatencyHistogram, Recorder
 from .metrics.ledger import merge_exports, rate_series
 from .report.numbers import error_total
 
 SCHEMA = "chatload.results/1"
 TIMELINE_HISTOGRAMS = ("delivery", "ack")
-SATURATION = {"loop_lag_max_us": 50_000, "hub_stall_max_us": 100_000, "cpu_percent": 90.0}
+SATURATION = saturation.LIMITS  # the harness-health limits (harness/metrics/saturation.py states the rule)
 
 
 class ChatStats:
@@ -140,23 +140,9 @@ class ChatStats:
             rows.append(row)
         return rows
 
-    def saturation(self, rows: list[dict] | None = None) -> list[str]:
-        """Why the harness itself saturated, judged over the steady part of the run: every user
-        spawned, the final second (drain and export) left out. Start-up — a hundred handshakes
-        and token fetches at once — stalls the hub for a moment without saying anything about
-        the measurements that follow; the whole-run worst values stay in `health.per_process`."""
-        rows = self.timeline() if rows is None else rows
-        users = max((row.get("users", 0) for row in rows), default=0)
-        # The first interval at full strength still covers the end of the ramp: start one later.
-        steady = [row for previous, row in zip(rows, rows[1:-1], strict=False)
-                  if users and previous.get("users", 0) == users and row.get("users", 0) == users]
-        reasons = []
-        for row in steady:
-            for key, limit in SATURATION.items():
-                value = row.get("health", {}).get(key, 0)
-                if value > limit:
-                    reasons.append(f"second {row['t'] - rows[0]['t']}: {key} reached {value} (limit {limit})")
-        return reasons[:10] + ([f"… and {len(reasons) - 10} more"] if len(reasons) > 10 else [])
+    def saturation(self, rows: list[dict] | None = None, window: str = saturation.DEFAULT_WINDOW) -> dict:
+        """The harness-health verdict over the run's timeline (harness/metrics/saturation.py)."""
+        return saturation.judge(self.timeline() if rows is None else rows, window)
 
     def merge_check(self, summary: dict | None = None) -> dict:
         """Merged histogram counts against the sum of what each process says it recorded in total."""
@@ -201,7 +187,8 @@ def lost_processes(stats: ChatStats, lost: list[str]) -> tuple[list[dict], str |
     return rows, reason
 
 
-def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: list[str] | None = None) -> dict:
+def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: list[str] | None = None,
+                  health_window: str = saturation.DEFAULT_WINDOW) -> dict:
     exports = [final["ledger"] for final in stats.finals.values() if final.get("ledger")]
     accounting = merge_exports(exports).to_dict() if exports else None
     stats.accounting = accounting
@@ -224,7 +211,7 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
         histogram = propagation.merge_spread(spreads)
         latency["spread"], totals["histograms"]["spread"] = histogram.summary(), histogram.encode()
     timeline = stats.timeline()  # decodes every second's histograms: once
-    reasons = stats.saturation(timeline)
+    health = stats.saturation(timeline, health_window)
     lost_rows, reason = lost_processes(stats, lost or [])
     return {
         "schema": SCHEMA,
@@ -250,7 +237,7 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
         "rooms": {room: {str(second): row for second, row in seconds.items()}
                   for room, seconds in rate_series(exports).items()},
         "timeline": timeline,
-        "health": {"per_process": stats.health, "saturated": bool(reasons), "reasons": reasons},
+        "health": {"per_process": stats.health, **health},
         "merge_check": merge_check,
         "propagation": streams,
         "protocol_error_samples": samples[:20],

@@ -25,7 +25,7 @@ from pathlib import Path
 from . import measured
 from .gate.outcome import decide
 from .net.transport import TRANSPORTS
-from .report.console import accounting_lines, check_line, latency_table, verdict_line
+from .report.console import accounting_lines, check_line, latency_table, saturation_line, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .verdicts import derive
@@ -206,7 +206,8 @@ class Run:
                 "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
                 "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
                 "--chat-scenario", scenario.name,
-                "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
+                "--chat-drain", str(scenario.drain_s),
+                "--chat-health-window", "ramp" if scenario.measures_ramp else "steady", "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
         if scenario.metrics_port is not None:
             argv += ["--chat-metrics-port", str(scenario.metrics_port),
@@ -360,8 +361,7 @@ class Run:
         for check in report.get("checks", []):
             print(f"  {check_line(check)}")
         if report.get("health", {}).get("saturated"):
-            print("  WARNING: the harness itself saturated; latency includes harness queueing: "
-                  + "; ".join(report["health"]["reasons"]))
+            print(f"  WARNING: {saturation_line(report['health'])}")
         print(f"  report: {html_path}\n          {json_path}")
 
 

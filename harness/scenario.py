@@ -79,6 +79,7 @@ class Scenario:
     ramp_s: float = 5.0
     drain_s: float = 5.0
     processes: int = 0  # 0: one worker process per core
+    measures_ramp: bool = False  # harness health is judged over the ramp too (harness/metrics/saturation.py)
     target: Target = field(default_factory=lambda: Target(registry.DEFAULT, KIND_EMULATOR))
     rooms: RoomSettings = field(default_factory=RoomSettings)
     populations: list[Population] = field(default_factory=list)
@@ -151,6 +152,8 @@ SCENARIO_KEYS = (
         '"5s"'),
     Key("processes", int, 0, "Locust processes: 0 one per core, 1 no workers, N workers", "1",
         minimum=0, maximum=64),
+    Key("measures_ramp", bool, False, "the ramp is what this scenario measures (a join storm): harness health "
+        "is judged over the ramp too, not only once every user has started", "true"),
 )
 TARGET_KEYS = (
     Key("service", str, registry.DEFAULT, "which service: " + ", ".join(registry.SERVICES), '"ivschat"',
@@ -257,7 +260,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     values = head.read_all(SCENARIO_KEYS)
     scenario = Scenario(name=values["name"] or path.stem, file=shown, description=values["description"],
                         duration_s=values["duration"], ramp_s=values["ramp"], drain_s=values["drain"],
-                        processes=values["processes"])
+                        processes=values["processes"], measures_ramp=values["measures_ramp"])
     if not re.fullmatch(r"[A-Za-z0-9._-]+", scenario.name):
         head.fail("name", "use letters, digits, '.', '_' or '-' (it names a folder)")
     if scenario.duration_s <= 0:

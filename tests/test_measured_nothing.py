@@ -112,12 +112,15 @@ def test_results_written_before_population_counts_are_judged_by_their_connects()
 def test_plain_locust_run_whose_ramp_did_not_finish_exits_2(tmp_path, running_emulator):
     # 8 users at 1 a second in a 3 s run: about 3 start; the run applied a fraction of its load.
     proc = run_locust(tmp_path, "--chat-endpoint", running_emulator.messaging_endpoint, "--chat-control-endpoint",
-                      running_emulator.control_endpoint, "-u", "8", "-r", "1", "-t", "3s", "--chat-drain", "1")
+                      running_emulator.control_endpoint, "-u", "8", "-r", "1", "-t", "3s", "--chat-drain", "1",
+                      "--chat-health-window", "ramp")
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "the load was not all applied: users " in proc.stderr and " of 8 users started" in proc.stderr, (
         proc.stderr[-3000:])
     results = results_of(tmp_path)
     assert results["metadata"]["planned_users"] == {"total": 8, "by_population": {}}
+    # A run that measures its ramp has its harness health judged on it (harness/metrics/saturation.py).
+    assert results["health"]["window"] == "ramp" and results["health"]["judged_seconds"] >= 2
 
 
 def _planned(spawned: dict[str, int], planned: dict[str, int], complete: bool = True) -> dict:

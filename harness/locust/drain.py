@@ -22,7 +22,7 @@ from locust import events
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from .. import clock, measured
-from ..report.console import accounting_lines, latency_table
+from ..report.console import accounting_lines, latency_table, saturation_line
 from ..results import build_results, write_json_atomic
 from .options import option
 from .progress import progress_line, start_progress
@@ -139,7 +139,8 @@ def _on_test_stop(environment, **_kwargs) -> None:
                                                                                "locust") / stamp
     metadata = {"locustfile": getattr(options, "locustfile", None), "target": public_target(environment),
                 "options": _public_options(options), "planned_users": planned_users(environment)}
-    document = build_results(state.stats, metadata=metadata, complete=state.complete, lost=state.lost)
+    document = build_results(state.stats, metadata=metadata, complete=state.complete, lost=state.lost,
+                             health_window=option(environment, "chat_health_window", "steady"))
     state.results_path = write_json_atomic(folder / "results.json", document)
     _log_summary(document, state.results_path)
     if not document["complete"] and environment.process_exit_code is None:
@@ -178,7 +179,7 @@ _summary: list[str] = []  # printed after Locust's own tables, when the process 
 def _log_summary(document: dict, path: Path) -> None:
     log.info("chatload: results: %s", path)
     if document["health"]["saturated"]:
-        log.warning("chatload: the harness itself saturated: %s", "; ".join(document["health"]["reasons"]))
+        log.warning("chatload: %s", saturation_line(document["health"]))
     _summary[:] = ["", "Chat (chatload)", *latency_table(document), *accounting_lines(document),
                    f"results: {path}"]
 

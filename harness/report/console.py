@@ -24,6 +24,12 @@ def verdict_line(report: dict) -> str:
     return f"INCOMPLETE ({report.get('incomplete_reason') or 'no reason given'}); the checks that ran: {verdict}"
 
 
+def saturation_line(health: dict) -> str:
+    """The console's words for a saturated harness: what it means, where, and the rule that judged it."""
+    return (f"the harness itself saturated; latency includes harness queueing: {'; '.join(health.get('reasons') or ())}"
+            + (f" ({health['rule']})" if health.get("rule") else ""))
+
+
 def check_line(check: dict) -> str:
     """`[ERROR] rule  (observed —): reason`: a check as the console shows it. An error has no observed
     value, so its reason (in the report as `detail`) is the only thing that says what went wrong."""

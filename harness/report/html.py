@@ -384,7 +384,10 @@ def errors_section(report: dict, charts: dict) -> Html:
 
 
 def health_section(report: dict) -> Html:
-    from ..results import SATURATION
+    """The harness's own health, judged by the one rule of harness/metrics/saturation.py: the judged
+    window's worst values (red past a limit) decide; the whole run's, start-up and drain included,
+    are shown beside them and never marked."""
+    from ..metrics import saturation
 
     health = report.get("health") or {}
     per_process = health.get("per_process") or {}
@@ -393,22 +396,29 @@ def health_section(report: dict) -> Html:
         parts.append(tag("div", [tag("strong", f"WARNING: {SATURATED_WARNING}.")], class_="banner warn inline"))
     if not per_process:
         parts.append(no_data("No harness health was recorded."))
-    else:
-        rows = []
-        for source, worst in sorted(per_process.items()):
-            cells = [tag("code", source)]
-            for key, shown in (("loop_lag_max_us", ms), ("loop_lag_mean_us", ms), ("hub_stall_max_us", ms),
-                               ("cpu_percent", lambda v: "—" if v is None else f"{v:.1f} %")):
-                value = worst.get(key)
-                over = value is not None and key in SATURATION and value > SATURATION[key]
-                cells.append((shown(value), "bad strong" if over else ""))
-            rows.append(cells)
-        parts.append(table(["process", "event-loop lag max", "event-loop lag mean", "gevent hub stall max",
-                            "CPU (max)"], rows, numeric={1, 2, 3, 4}))
-        parts.append(_note(f"Saturation limits: event-loop lag {SATURATION['loop_lag_max_us'] / 1000:g} ms, hub "
-                           f"stall {SATURATION['hub_stall_max_us'] / 1000:g} ms, CPU {SATURATION['cpu_percent']:g} %. "
-                           + ("Within limits: the latencies are the service's, not the harness's."
-                              if not health.get("saturated") else "")))
+        return join(parts)
+    limits = saturation.LIMITS
+    keys = (("loop_lag_max_us", ms), ("loop_lag_mean_us", ms), ("hub_stall_max_us", ms),
+            ("cpu_percent", lambda v: "—" if v is None else f"{v:.1f} %"))
+    rows = []
+    judged = health.get("judged")
+    if isinstance(judged, dict):  # reports written before the judged window was recorded have none
+        cells = [tag("strong", "judged window (all processes)")]
+        for key, shown in keys:
+            value = judged.get(key)
+            over = value is not None and key in limits and value > limits[key]
+            cells.append((shown(value) if key in judged else "", "bad strong" if over else ""))
+        rows.append(cells)
+    for source, worst in sorted(per_process.items()):
+        rows.append([[tag("code", source), tag("span", " whole run", class_="muted small")],
+                     *(shown(worst.get(key)) for key, shown in keys)])
+    parts.append(table(["process", "event-loop lag max", "event-loop lag mean", "gevent hub stall max",
+                        "CPU (max)"], rows, numeric={1, 2, 3, 4}))
+    stated = health.get("rule") or saturation.rule()
+    verdict = ("Saturated: " + "; ".join(health.get("reasons") or ()) if health.get("saturated") else
+               "Within limits: the latencies are the service's, not the harness's.")
+    parts.append(_note(f"{stated} {verdict} The whole-run rows include start-up and the drain, which "
+                       "the rule does not judge."))
     return join(parts)
 
 
