@@ -329,7 +329,8 @@ class Run:
             raise RunError(f"Locust ended (exit code {self.locust.returncode}) without results; "
                            f"last lines of {self.raw / 'locust.log'}:\n{tail}")
         results = json.loads(Path(results_path).read_text())
-        results["verdicts"] = derive(results, self._room_limits(), self.faults_applied)
+        results["verdicts"] = derive(results, self._room_limits(), self.faults_applied,
+                                     limit_words=self.scenario.service.limit_words(self.target))
         own = self.scenario.service.verdicts(results, self.scenario)
         if own:
             results["verdicts"][self.scenario.service.name] = own

@@ -496,7 +496,7 @@ def rate_limit_section(report: dict, charts: dict) -> Html:
     def ratio(value) -> str:
         return "—" if value is None else f"{value:.2f}"
 
-    rows = [[room.rsplit("/", 1)[-1], facts.get("limit") or "unknown", f"{facts['offered']:,}", f"{facts['accepted']:,}",
+    rows = [[room.rsplit("/", 1)[-1], facts.get("limit") or facts.get("limit_words") or "unknown", f"{facts['offered']:,}", f"{facts['accepted']:,}",
              ", ".join(f"{code}: {n:,}" for code, n in sorted(facts["rejected"].items())) or "0",
              facts["peak_accepted_per_s"], ratio(facts["peak_ratio"]), facts["overloaded_seconds"],
              ratio(facts["steady_ratio"])] for room, facts in rooms.items()]

@@ -443,6 +443,11 @@ class ChatService(ABC):
         """Each room's accepted-message rate limit per second, as the service says; {} if none."""
         return {}
 
+    def limit_words(self, target: Target) -> str | None:
+        """How the service limits messages when no room has a limit of its own (Chime: per sender),
+        for the report's rate-limit table instead of "unknown"; None if it says nothing."""
+        return None
+
     def replay_window(self, target: Target) -> tuple[int, int] | None:
         """(window ns, max messages) when the service replays recent messages to members who join
         late or come back: the ledger then counts replays exactly instead of as unexpected."""
