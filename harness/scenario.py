@@ -253,6 +253,10 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 
     t = reader("target", data.get("target", {}))
     service = registry.get(t.read(TARGET_KEYS[0]))
+    if problems:
+        # The service reads the rest of the file (its rooms table, population kinds, limits): judged by
+        # the default service instead, a misspelt name would bring errors that are not the user's.
+        raise ScenarioError("\n".join(problems.messages()), problems=problems.messages())
     top = reader("", data)
     top.check_keys({*TOP_KEYS, service.rooms_table})
 

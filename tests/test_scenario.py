@@ -107,7 +107,8 @@ def test_every_error_is_listed_with_its_line(tmp_path):
     problems = info.value.problems
     assert problems == [
         f"{path}: scenario.duration: '3x' is not a duration (write \"500ms\", \"30s\", \"2m\" or \"1h\") (line 2)",
-        f"{path}: population[0].kind: must be one of viewer, chatter, moderator, not 'viewr' (line 5)",
+        f"{path}: population[0].kind: must be one of viewer, chatter, moderator, not 'viewr' (did you mean 'viewer'?) "
+        "(line 5)",
         f"{path}: population[0].users: must be at least 1, not 0 (line 6)",
         f"{path}: population[1].burst_offset: unknown key (did you mean 'burst_offset_ms'?) (line 11)",
         problems[4],
@@ -171,3 +172,15 @@ def test_check_refuses_rules_that_can_never_hold_or_never_be_evaluated(tmp_path)
     # The same presence rule on presence channels is measured, so it is kept.
     path.write_text(HOTSOCK + '[channels]\npresence = true\n[expectations]\nrules = ["presence_join.p99 < 1s"]\n')
     assert load_scenario(path).expectations == ["presence_join.p99 < 1s"]
+
+
+def test_a_misspelt_service_is_the_only_error_and_a_close_name_is_suggested(tmp_path):
+    # Judged by the default service instead, the file's own [channels] and "subscriber" would be
+    # two more errors that are not the user's.
+    path = tmp_path / "typo.toml"
+    path.write_text('[target]\nservice = "hotsok"\n[channels]\ncount = 2\n[[population]]\nkind = "subscriber"\n'
+                    'users = 5\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.problems == [f"{path}: target.service: must be one of ivschat, chime, hotsock, ivsrealtime, "
+                                   "toy, not 'hotsok' (did you mean 'hotsock'?) (line 2)"]
