@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .metrics import propagation, saturation
-from .metrics.histograms import LatencyHistogram, Recorder
+from .metrics.histograms import ACK_WORDS, LatencyHistogram, Recorder
 from .metrics.ledger import merge_exports, rate_series
 from .report.numbers import error_total
 
@@ -81,7 +81,7 @@ class ChatStats:
         summary, counters = everything["histograms"], everything["counters"]
         rows = []
         for name, words in (("delivery", "delivery latency (intended send → each other member)"),
-                            ("ack", "ack latency (intended send → the sender's own echo)")):
+                            ("ack", f"ack latency ({ACK_WORDS})")):
             for label, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100)):
                 rows.append({"measure": f"{words} {label}", "value": _ms(summary, name, p), "unit": "ms"})
         last = [s.get("counters", {}) for s in self.last_interval.values()]

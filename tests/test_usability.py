@@ -107,3 +107,15 @@ def test_summary_tells_echo_acks_from_publish_api_answers():
     published = summary(delivered=100, delivery=100, ack=5)
     assert "timed 100 arrivals (100 delivered): 100 to other members" in published
     assert "0 senders' own echoes" in published and "5 acks were the service's answers to the sends" in published
+
+
+def test_ack_is_named_for_every_service_not_as_an_echo():
+    # A Hotsock publish is acknowledged by the publish API's answer: no echo comes back to anyone.
+    from harness.gate.metrics import describe
+    from harness.metrics.histograms import ACK_WORDS
+    from harness.report.console import LATENCY_ROWS
+    from harness.report.html import LATENCY_MEANING
+
+    shown = [describe("ack.p99"), dict(LATENCY_ROWS)["ack"], LATENCY_MEANING["ack"]]
+    assert all("own echo)" not in words or "publish API" in words for words in shown), shown
+    assert "publish API" in ACK_WORDS and ACK_WORDS in shown[0] and shown[2] == ACK_WORDS

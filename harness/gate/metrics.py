@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..metrics.histograms import ACK_WORDS
 from ..services.base import CATEGORIES
 
 DURATION, COUNT, RATIO, RATE, FLAG = "duration", "count", "ratio", "rate", "flag"
@@ -33,7 +34,7 @@ LOWER, HIGHER = "lower_is_better", "higher_is_better"
 # lateness against the schedule, part of every latency above it.
 HISTOGRAMS = {
     "delivery": "delivery latency (intended send time → arrival at each receiver)",
-    "ack": "ack latency (intended send time → the sender's own echo)",
+    "ack": f"ack latency ({ACK_WORDS})",
     "connect": "connect time (token in hand → usable socket)",
     "reconnect": "reconnect time (drop noticed → usable again)",
     "token_fetch": "token fetch time",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 LATENCY_ROWS = (  # histogram → what it measures, as the table says it
     ("delivery", "delivery (intended send → each other member)"),
-    ("ack", "ack (intended send → the sender's own echo)"),
+    ("ack", "ack (intended send → accepted)"),
     ("connect", "connect (token in hand → usable)"),
     ("reconnect", "reconnect (drop noticed → usable again)"),
     ("token_fetch", "token fetch"),

@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from ..metrics.histograms import ACK_WORDS
 from . import figures
 from .document import SCHEMA, as_report
 from .numbers import KeyNumber, by_key, format_value, key_numbers
@@ -21,7 +22,7 @@ from .numbers import KeyNumber, by_key, format_value, key_numbers
 LATENCY_NAMES = ("delivery", "ack", "connect", "reconnect", "token_fetch", "send_lag")
 LATENCY_MEANING = {
     "delivery": "intended send time → arrival at each receiver",
-    "ack": "intended send time → the sender's own echo",
+    "ack": ACK_WORDS,
     "connect": "connection attempt → usable",
     "reconnect": "drop noticed → usable again",
     "token_fetch": "chat token request → token",
