@@ -378,3 +378,22 @@ def test_hotsock_js_waits_one_second_then_grows_by_half_plus_jitter_up_to_twenty
     assert policy.after_drop() == 1.0, "a connection was up: the next outage starts over"
     assert 1.5 <= policy.after_failure(1) <= 2.5
     assert policy.reconnect_after(1000, True) and policy.reconnect_after(1006, False)
+
+
+def test_a_send_accepted_in_its_intended_millisecond_is_never_timed_at_or_before_its_intended_time():
+    # The ULID names only the millisecond; the client raises it to the intended time, so an echo in
+    # the intended millisecond says "accepted at the intended time": to_server 0, which the histogram
+    # clamps as impossible (histogram_clamped_low.to_server in Hotsock runs). Nothing is accepted
+    # before it left: the session takes the later of that and the send.
+    from harness.services.base import accepted_after
+
+    protocol = HotsockProtocol(user())
+    ready(protocol)
+    subscribed(protocol, T0)
+    intended_ns = MS * 1_000_000 + 400_000  # 0.4 ms into the millisecond the server will name
+    request = Request("send", 1, intended_ns, intended_ns + 35_000)  # it left 35 µs late
+    protocol.send_message(request, "hello", None)
+    echo = protocol.receive(message("me", 1, intended_ns // 1000), True, intended_ns + 900_000)
+    assert echo.server_ns == intended_ns, "the ULID's millisecond, raised to the intended time"
+    to_server_us = (accepted_after(echo.server_ns, request.sent_ns) - request.intended_ns) // 1000
+    assert to_server_us == 35

@@ -140,6 +140,14 @@ class Acked(Event):
     echo: Delivered | None = None  # the confirmation was our own message, delivered to us too
 
 
+def accepted_after(server_ns: int, sent_ns: int) -> int:
+    """When a message was accepted, as far as the harness can tell: the service's time, but never
+    before the message left. A server time that is only a lower bound (Hotsock's ULID names the
+    millisecond, raised to the intended time) would otherwise put acceptance at or before the
+    intended send time, a `to_server` of 0 the histogram clamps."""
+    return server_ns if server_ns > sent_ns else sent_ns
+
+
 @dataclass(slots=True)
 class Rejected(Event):
     request: Request | None
