@@ -84,3 +84,23 @@ def test_a_hotsock_presence_report_leads_with_presence_and_keeps_its_message_sec
     assert text.index("Hotsock: what it measured") < text.index("Key numbers") < text.index("Throughput")
     assert "presence_join" in text and "presence_leave" in text and "subscribe" in text
     assert "messages sent" in text.lower() and "Accounting" in text
+
+
+def test_the_live_progress_of_a_run_without_messages_shows_no_deliveries(tmp_path):
+    from argparse import Namespace
+    from pathlib import Path
+
+    from harness.runner import Run
+    from harness.scenario import load_scenario
+
+    scenarios = Path(__file__).resolve().parents[1] / "scenarios"
+    record = {"elapsed_s": 3.0, "users": 30, "connections": 30, "deliveries_per_s": 0, "delivery_p99_ms": 0.0,
+              "errors": 0, "rejected": 0}
+
+    def line(name: str) -> str:
+        run = Run(load_scenario(scenarios / f"{name}.toml"), Namespace(report_dir=str(tmp_path), quiet=True))
+        return run._progress_text(record)
+
+    assert "deliveries/s" not in line("ivsrealtime-join-storm") and "connections     30" in line(
+        "ivsrealtime-join-storm")
+    assert "deliveries/s" in line("default")
