@@ -28,6 +28,7 @@ from .net.transport import TRANSPORTS
 from .report.console import accounting_lines, check_line, latency_table, saturation_line, verdict_line
 from .scenario import Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
+from .services.billing import ask_before_billing
 from .verdicts import derive
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -366,19 +367,6 @@ class Run:
         if report.get("health", {}).get("saturated"):
             print(f"  WARNING: {saturation_line(report['health'])}")
         print(f"  report: {html_path}\n          {json_path}")
-
-
-def ask_before_billing(subject: str, note: str, yes: bool) -> str | None:
-    """Say what a real service will bill (`note`, the service's own words) and ask, unless `yes`.
-    Returns why not to go ahead, or None to go ahead."""
-    print(f"{subject}\n  {note}", file=sys.stderr)
-    if yes:
-        return None
-    if not sys.stdin.isatty():
-        return "refusing to send to a real service without confirmation: pass --yes"
-    if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
-        return "cancelled; nothing was sent"
-    return None
 
 
 def free_tcp_port() -> int:

@@ -168,7 +168,7 @@ class CapacitySearch:
         service = self.plan.service
         if self.plan.target_kind != service.real_kind or not service.bills_messages:
             return
-        from ..runner import ask_before_billing
+        from ..services.billing import ask_before_billing
 
         sent = delivered = 0
         for step in self.plan.steps:
