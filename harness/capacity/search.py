@@ -266,6 +266,8 @@ class CapacitySearch:
         if sizing:
             print(f"  load generator for room size {sizing['room_size']:,}: {sizing['processes']} process(es) on "
                   f"{sizing['machines']} machine(s) ({sizing['basis']})")
+            if (sizing.get("reach") or {}).get("words"):
+                print(f"    how far this reaches: {sizing['reach']['words']}")
         cost = document["cost"].get("at_knee")
         if cost:
             currency = document["cost"]["prices"]["currency"]
