@@ -276,8 +276,10 @@ class Run:
         # A run that sends no message (a join storm, a control-plane churn) has no deliveries/s to show.
         messages = (f"deliveries/s {p['deliveries_per_s']:>8,}  p99 {p['delivery_p99_ms']:8.2f} ms  "
                     if self.scenario.population_names(sending=True) else "")
+        # The service's own measures (join, ping, subscribe…) so far, at most three.
+        own = "".join(f"  {name} p99 {m['p99_ms']:.2f} ms" for name, m in list((p.get("measures") or {}).items())[:3])
         return (f"  {p['elapsed_s']:6.1f}s  users {p['users']:>6}  connections {p['connections']:>6}  "
-                f"{messages}errors {p['errors']:>5}  rejected {p['rejected']:>5}")
+                f"{messages}errors {p['errors']:>5}  rejected {p['rejected']:>5}{own}")
 
     def _show_new_failures(self, failures: dict[str, int]) -> None:
         """Connect and token failures since the last progress line, grouped by cause: a run that

@@ -95,7 +95,7 @@ def test_the_live_progress_of_a_run_without_messages_shows_no_deliveries(tmp_pat
 
     scenarios = Path(__file__).resolve().parents[1] / "scenarios"
     record = {"elapsed_s": 3.0, "users": 30, "connections": 30, "deliveries_per_s": 0, "delivery_p99_ms": 0.0,
-              "errors": 0, "rejected": 0}
+              "errors": 0, "rejected": 0, "measures": {"join": {"count": 30, "p99_ms": 41.5}}}
 
     def line(name: str) -> str:
         run = Run(load_scenario(scenarios / f"{name}.toml"), Namespace(report_dir=str(tmp_path), quiet=True))
@@ -103,4 +103,5 @@ def test_the_live_progress_of_a_run_without_messages_shows_no_deliveries(tmp_pat
 
     assert "deliveries/s" not in line("ivsrealtime-join-storm") and "connections     30" in line(
         "ivsrealtime-join-storm")
+    assert line("ivsrealtime-join-storm").endswith("join p99 41.50 ms")  # its own measure instead
     assert "deliveries/s" in line("default")
