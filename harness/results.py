@@ -31,7 +31,10 @@ class ChatStats:
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, timeline_histograms: tuple[str, ...] = ()) -> None:
+        """`timeline_histograms`: the service's own latencies (join, ping…) kept per second beside
+        delivery and ack, so the report can draw them over time."""
+        self.timeline_names = (*TIMELINE_HISTOGRAMS, *timeline_histograms)
         self.recorder = Recorder()
         self.started_ns = time.time_ns()
         self._seconds: dict[int, dict] = defaultdict(lambda: {"counters": defaultdict(int), "histograms": {},
@@ -55,7 +58,7 @@ class ChatStats:
         # Gauges are levels: a process's latest value in a second counts, once (a process can report
         # twice in one second at the end); counters are deltas and add up.
         second["gauges"][source] = dict(snapshot.get("gauges", {}))
-        for name in TIMELINE_HISTOGRAMS:
+        for name in self.timeline_names:
             encoded = snapshot.get("histograms", {}).get(name)
             if encoded:
                 second["histograms"].setdefault(name, []).append(encoded)
@@ -115,7 +118,7 @@ class ChatStats:
                 gauges[name] += value
         row = {"t": second, "sources": len(data["sources"]), **gauges, "counters": dict(data["counters"]),
                "deliveries": data["counters"].get("deliveries", 0), "health": dict(data["health"])}
-        for name in TIMELINE_HISTOGRAMS:
+        for name in data["histograms"]:
             merged = LatencyHistogram()
             for encoded in data["histograms"].get(name, ()):
                 merged.merge_encoded(encoded)

@@ -34,9 +34,11 @@ def join_storm() -> dict:
     results["counters"] = {"connects": 30, "token_fetches": 30, "users_spawned.Participant0": 30,
                            "users_connected.Participant0": 30}
     results["accounting"] = None
-    for row in results["timeline"]:
+    for i, row in enumerate(results["timeline"]):
         row.pop("delivery", None), row.pop("ack", None)
         row["counters"] = {}
+        if i < 4:  # joins while the ramp lasts, per second
+            row["join"] = {"count": 8, "p50_us": 9_000 + 1_000 * i, "p99_us": 30_000 + 2_000 * i, "max_us": 41_000}
     _latency(results, "join", [rng.randint(2_000, 40_000) for _ in range(30)])
     _latency(results, "ping", [rng.randint(200, 4_000) for _ in range(300)])
     _latency(results, "roster", [rng.randint(1_000, 90_000) for _ in range(435)])
@@ -51,7 +53,7 @@ def test_a_join_storm_report_leads_with_joins_and_rosters_and_shows_no_message_s
     page = tmp_path / "report.html"
     page.write_text(render_html(join_storm()), encoding="utf-8")
     run = load(chromium, page, ARTIFACTS / "report-join-storm.png")
-    assert_clean(run, {"chart-service-distribution", "chart-connections"})
+    assert_clean(run, {"chart-service-distribution", "chart-service-over-time", "chart-connections"})
     assert run.no_data == 1 and "No checks: this run was not judged" in run.text, "no section is shown empty"
     text = run.text
     assert text.index("Amazon IVS Real-Time: what it measured") < text.index("Key numbers")

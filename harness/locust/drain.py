@@ -64,7 +64,10 @@ def _on_test_start(environment, **_kwargs) -> None:
     state.final_sent = False
     state.complete = True
     if not isinstance(environment.runner, WorkerRunner):
-        state.stats.reset()
+        from .target import service_of
+
+        service = service_of(environment)
+        state.stats.reset(tuple(service.histograms) if service is not None else ())
         start_progress(environment, state)
 
 

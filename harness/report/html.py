@@ -241,6 +241,11 @@ def service_section(report: dict, measures: dict, charts: dict) -> Html | None:
                      *(("—" if empty else ms(v)) for v in (p.get("50"), p.get("90"), p.get("99"), s.get("max")))])
     parts = [chart("service-distribution", figures.distribution_figure(curves), charts),
              table(["measure", "samples", "p50", "p90", "p99", "max"], rows, numeric={1, 2, 3, 4, 5})]
+    over_time = figures.latency_over_time_figure(report, tuple(measures["histograms"]), {
+        name: SERVICE_COLORS[i % len(SERVICE_COLORS)] for i, name in enumerate(own)})
+    if over_time is not None:  # propagations are matched at the end of the run: no per-second series
+        parts += [chart("service-over-time", over_time, charts),
+                  _note("Per second: p50 (solid), p99 (dashed) and max (dotted) of the service's own latencies.")]
     propagation = report.get("propagation") or {}
     accounted = [(stream, propagation[stream]) for stream in measures["streams"] if propagation.get(stream)]
     if accounted:
