@@ -207,8 +207,8 @@ class Run:
                 "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
                 "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
                 "--chat-scenario", scenario.name,
-                "--chat-drain", str(scenario.drain_s),
-                "--chat-health-window", "ramp" if scenario.measures_ramp else "steady", "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
+                "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
+                "--chat-health-window", "ramp" if scenario.measures_ramp else "steady",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
         if scenario.metrics_port is not None:
             argv += ["--chat-metrics-port", str(scenario.metrics_port),

@@ -433,11 +433,10 @@ def latency_section(report: dict, charts: dict) -> Html:
         if not s or name in COUNT_HISTOGRAMS or not s.get("count"):
             continue  # a latency nothing was measured for says nothing: left out
         p = s.get("percentiles") or {}
-        empty = False
         rows.append([tag("span", name, title=LATENCY_MEANING.get(name), class_="strong"), format_value(s.get("count")),
-                     *(("—" if empty else ms(v)) for v in (s.get("min"), p.get("50"), p.get("90"), p.get("99"),
-                                                           p.get("99.9"), p.get("99.99"), s.get("max"))),
-                     "—" if empty else ms(s.get("mean"))])
+                     *(ms(v) for v in (s.get("min"), p.get("50"), p.get("90"), p.get("99"), p.get("99.9"),
+                                       p.get("99.99"), s.get("max"))),
+                     ms(s.get("mean"))])
     if figure is None and not rows:
         return None
     return tag("div", [
