@@ -587,6 +587,20 @@ def test_gate_warns_when_the_baseline_ran_another_shape_of_load():
     assert 'id="banner-shape"' in page and "users 505 in A, 55 in B" in page
 
 
+def test_compare_says_on_the_console_when_the_runs_applied_different_loads(tmp_path, capsys):
+    from harness.report import cli as report_cli
+    from harness.report.document import build_report
+
+    def saved(name: str, users: int) -> Path:
+        report = build_report(sample(), checks=[], complete=True, scenario={"name": "x", "as_run": {
+            "target": {"service": "ivschat"}, "populations": [{"kind": "viewer", "users": users}], "duration_s": 30.0}})
+        return write(tmp_path, json.dumps(report), name)
+
+    a, b = saved("a.json", 505), saved("b.json", 55)
+    assert report_cli.run_compare(argparse.Namespace(a=str(a), b=str(b), output=str(tmp_path / "c.html"))) == 0
+    assert "warning: the runs applied different loads (users 505 in A, 55 in B)" in capsys.readouterr().err
+
+
 def parse_rules_text(text: str):
     import tempfile
 
