@@ -116,6 +116,9 @@ def test_throttle_onset_and_hang_up_match_a_time_scaled_emulator(tmp_path):
     page = only_report(tmp_path / "reports", "chime-throttle").with_name("report.html").read_text()
     assert f"{totals['accepted']:,} accepted · {totals['rejected']:,} rejected" in page
     assert ">unknown<" not in page
+    # The report leads with the service's own measures and facts: throttle onset and hang-up (point 4).
+    assert page.index("Amazon Chime SDK meetings: what it measured") < page.index("Key numbers")
+    assert "Derived facts" in page and "chime.throttle_start_error" in page and "chime.hard_limit_error" in page
 
 
 def test_late_joiners_and_comebacks_get_exactly_their_replays(tmp_path):

@@ -211,12 +211,17 @@ def service_measures(report: dict) -> dict:
     try:
         service = registry.get(name or registry.DEFAULT)
     except registry.UnknownService:
-        return {"title": str(name), "histograms": {}, "streams": {}}
+        return {"title": str(name), "histograms": {}, "streams": {}, "facts": {}}
     summaries, propagation = report.get("latency_us") or {}, report.get("propagation") or {}
     histograms = {h: words for h, words in service.histograms.items() if (summaries.get(h) or {}).get("count")}
     streams = {s: words for s, words in service.propagations.items()
                if (summaries.get(s) or {}).get("count") or (propagation.get(s) or {}).get("expected")}
-    return {"title": service.title, "histograms": histograms, "streams": streams}
+    # The facts derived after the run (throttle onset, token rate, API quota…), by their gate names.
+    from ..gate.metrics import lookup
+
+    facts = {name: (words, kind, value) for name, (_path, kind, _direction, words) in service.verdict_metrics.items()
+             if (value := lookup(report, name)) is not None}
+    return {"title": service.title, "histograms": histograms, "streams": streams, "facts": facts}
 
 
 SERVICE_COLORS = ("#2563eb", "#059669", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d", "#b45309")
@@ -226,8 +231,11 @@ def service_section(report: dict, measures: dict, charts: dict) -> Html | None:
     """The service's own latencies (join, ping, subscribe, replay, API calls…) and propagations
     (roster, presence), with their distribution and their exact accounting; None when it has none."""
     own = {**measures["histograms"], **measures["streams"]}
-    if not own:
+    if not own and not measures["facts"]:
         return None
+    facts = _facts_table(measures["facts"])
+    if not own:
+        return facts
     encoded, summaries = report.get("histograms") or {}, report.get("latency_us") or {}
     curves = [(name, figures.percentile_series(encoded.get(name)), {"color": SERVICE_COLORS[i % len(SERVICE_COLORS)]})
               for i, name in enumerate(own)]
@@ -260,7 +268,24 @@ def service_section(report: dict, measures: dict, charts: dict) -> Html | None:
                   _note("Every change owed to a member present when it happened is observed, missed or "
                         "unconfirmed (the member left before anything later reached it): expected = observed + "
                         "missed + unconfirmed, exactly, across processes.")]
+    if measures["facts"]:
+        parts.append(_facts_table(measures["facts"]))
     return tag("div", parts)
+
+
+def _facts_table(facts: dict) -> Html:
+    """The service's derived facts (`chatload gate` reads them by these names)."""
+    def shown(kind: str, value: float) -> str:
+        if kind == "duration":
+            return ms(value)
+        if kind == "ratio":
+            return format_value(100 * value, "%")
+        return format_value(value)
+
+    return tag("div", [tag("h3", "Derived facts"),
+                       table(["gate metric", "what it is", "value"],
+                             [[tag("code", name), words, shown(kind, value)]
+                              for name, (words, kind, value) in facts.items()], numeric={2})])
 
 
 def sectioned_page(title: str, head: Html, top: Html, sections, foot: Html, charts: dict) -> str:
