@@ -4,6 +4,7 @@ and in a plain `locust -f` run; and the console says, as it happens, why connect
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,32 @@ def test_plain_locust_run_whose_ramp_did_not_finish_exits_2(tmp_path, running_em
     assert results["metadata"]["planned_users"] == {"total": 8, "by_population": {}}
     # A run that measures its ramp has its harness health judged on it (harness/metrics/saturation.py).
     assert results["health"]["window"] == "ramp" and results["health"]["judged_seconds"] >= 2
+
+
+def test_a_scenario_run_names_each_population_that_was_not_all_started(tmp_path, running_emulator):
+    # The locustfile `chatload run` gives Locust, with its populations as fixed counts: 6 viewers and
+    # 2 chatters at 1 user a second in a 3 s run. (`--check` refuses such a scenario, so Locust is
+    # driven directly, as `chatload run` drives it.)
+    import os
+    import subprocess
+    import sys
+
+    scenario = tmp_path / "under.toml"
+    scenario.write_text('[scenario]\nduration = "10s"\nramp = "2s"\n[[population]]\nkind = "viewer"\nusers = 6\n'
+                        '[[population]]\nkind = "chatter"\nusers = 2\n')
+    as_run = tmp_path / "as-run.json"
+    as_run.write_text(json.dumps(load_scenario(scenario).as_run()))
+    locustfile = Path(measured.__file__).with_name("scenario_locustfile.py")
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+                           "-u", "8", "-r", "1", "-t", "3s", "--chat-drain", "1", "--chat-report-dir", str(tmp_path),
+                           "--chat-endpoint", running_emulator.messaging_endpoint,
+                           "--chat-control-endpoint", running_emulator.control_endpoint],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "CHATLOAD_SCENARIO": str(as_run)})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert results_of(tmp_path)["metadata"]["planned_users"] == {"total": 8, "by_population": {"Viewer0": 6,
+                                                                                                "Chatter1": 2}}
+    (line,) = [line for line in proc.stderr.splitlines() if "the load was not all applied" in line]
+    assert " of 6" in line and "Viewer0 " in line, line
 
 
 def _planned(spawned: dict[str, int], planned: dict[str, int], complete: bool = True) -> dict:
