@@ -25,6 +25,9 @@ SUBCOMMANDS = [
     ("bench", "harness.bench.cli", ("add_arguments", "run"),
      "measure chatload's and the emulator's speed against baselines", "DESCRIPTION"),
 ]
+# Passed through to a program with its own command line (listed in `chatload --help`).
+PASSTHROUGH = [("locust", "Locust itself, with the --chat-* options in its --help: chatload locust -f "
+                          "locustfiles/ivschat.py --help")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,11 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         getattr(module, add_name)(sub)
         sub.set_defaults(func=getattr(module, run_name))
+    for name, help_text in PASSTHROUGH:
+        commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["locust"]:
+        # Locust itself, with the --chat-* options in its --help (harness/locust/cli.py).
+        from .locust.cli import main as locust_main
+
+        return locust_main(argv[1:])
     if argv[:1] == ["emulator"]:
         # Its options depend on --service, so it parses its own command line.
         from .emulation.cli import main as emulator_main

@@ -14,7 +14,13 @@ and a plain `locust -f` run reach the same answer:
   `min_connected` (default 0.9; a scenario may state its own);
 - senders: if the run has sending populations, something was sent; if anything was sent,
   something was accepted;
-- deliveries: if something was accepted while receivers were connected, something was delivered.
+- deliveries: if something was accepted while receivers were connected, something was delivered;
+- the load itself: every user the run was asked for was started (`users_spawned` against the counts
+  Locust was given, `metadata.planned_users`), or at least `min_spawned` of each population when a
+  scenario states that lower bound. A ramp that had not finished when the run ended applied a
+  fraction of the load: whatever its rules say, it did not measure what it claims. An incomplete
+  run (Ctrl-C, a lost worker) is already not a pass, and its counts are not the whole run's: this
+  part judges complete runs only.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 DEFAULT_MIN_CONNECTED = 0.9
+DEFAULT_MIN_SPAWNED = 1.0
 
 
 def _family(counters: Mapping, prefix: str) -> dict[str, int]:
@@ -38,9 +45,14 @@ def failure_causes(counters: Mapping) -> str:
 def judge_report(report: Mapping) -> list[str]:
     """`problems` for a report or results document alone (the gate): the fraction a scenario stated,
     and its sending populations, come from the document itself."""
-    stated = (report.get("measured") or {}).get("min_connected")
+    stated = report.get("measured") or {}
     as_run = (report.get("scenario") or {}).get("as_run")
-    return problems(report, min_connected=stated if isinstance(stated, int | float) else DEFAULT_MIN_CONNECTED,
+
+    def fraction(key: str, default: float) -> float:
+        return stated[key] if isinstance(stated.get(key), int | float) else default
+
+    return problems(report, min_connected=fraction("min_connected", DEFAULT_MIN_CONNECTED),
+                    min_spawned=fraction("min_spawned", DEFAULT_MIN_SPAWNED),
                     sending_populations=_sending_populations(as_run) if isinstance(as_run, Mapping) else None)
 
 
@@ -57,8 +69,8 @@ def _sending_populations(as_run: Mapping) -> list[str] | None:
 
 
 def problems(results: Mapping, *, min_connected: float = DEFAULT_MIN_CONNECTED,
-             sending_populations: list[str] | None = None) -> list[str]:
-    """Why the run measured nothing; an empty list when it measured something."""
+             sending_populations: list[str] | None = None, min_spawned: float = DEFAULT_MIN_SPAWNED) -> list[str]:
+    """Why the run measured nothing (or not the load it was asked for); an empty list when it did."""
     counters = results.get("counters") or {}
     totals = (results.get("accounting") or {}).get("totals") or {}
     endpoint = ((results.get("metadata") or {}).get("target") or {}).get("endpoint") or "the target"
@@ -92,4 +104,24 @@ def problems(results: Mapping, *, min_connected: float = DEFAULT_MIN_CONNECTED,
     if accepted and totals.get("connections", 0) and not totals.get("delivered", 0):
         found.append(f"{accepted:,} messages were accepted while {totals['connections']:,} receiving connections "
                      "were open, yet none was delivered")
+    if results.get("complete", True):
+        found += _unspawned(spawned, (results.get("metadata") or {}).get("planned_users"), min_spawned)
     return found
+
+
+def _unspawned(spawned: Mapping[str, int], planned, min_spawned: float) -> list[str]:
+    """Each population (or the whole run, when Locust was given only a total) that started fewer
+    users than it was asked for."""
+    if not isinstance(planned, Mapping):
+        return []  # a document written before the plan was recorded
+    by_population = planned.get("by_population") or {}
+    asked = dict(by_population) if by_population else {"users": planned.get("total") or 0}
+    started = spawned if by_population else {"users": sum(spawned.values())}
+    bound = f"at least {min_spawned:.0%} must" if min_spawned < 1 else "all must"
+    short = [f"{who} {started.get(who, 0):,} of {n:,}" for who, n in sorted(asked.items())
+             if isinstance(n, int) and started.get(who, 0) < min_spawned * n]
+    if not short:
+        return []
+    return [f"the load was not all applied: {', '.join(short)} users started before the run ended ({bound}; "
+            "the ramp did not finish within the duration — lengthen duration or shorten ramp, or state "
+            "[expectations] min_spawned)"]

@@ -17,21 +17,25 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .metrics import propagation
-from .metrics.histograms import LatencyHistogram, Recorder
+from .metrics import propagation, saturation
+from .metrics.histograms import ACK_WORDS, LatencyHistogram, Recorder
 from .metrics.ledger import merge_exports, rate_series
+from .metrics.saturation import DEFAULT_WINDOW
 from .report.numbers import error_total
 
 SCHEMA = "chatload.results/1"
 TIMELINE_HISTOGRAMS = ("delivery", "ack")
-SATURATION = {"loop_lag_max_us": 50_000, "hub_stall_max_us": 100_000, "cpu_percent": 90.0}
+SATURATION = saturation.LIMITS  # the harness-health limits (harness/metrics/saturation.py states the rule)
 
 
 class ChatStats:
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, timeline_histograms: tuple[str, ...] = ()) -> None:
+        """`timeline_histograms`: the service's own latencies (join, ping…) kept per second beside
+        delivery and ack, so the report can draw them over time."""
+        self.timeline_names = (*TIMELINE_HISTOGRAMS, *timeline_histograms)
         self.recorder = Recorder()
         self.started_ns = time.time_ns()
         self._seconds: dict[int, dict] = defaultdict(lambda: {"counters": defaultdict(int), "histograms": {},
@@ -56,7 +60,7 @@ class ChatStats:
         # Gauges are levels: a process's latest value in a second counts, once (a process can report
         # twice in one second at the end); counters are deltas and add up.
         second["gauges"][source] = dict(snapshot.get("gauges", {}))
-        for name in TIMELINE_HISTOGRAMS:
+        for name in self.timeline_names:
             encoded = snapshot.get("histograms", {}).get(name)
             if encoded:
                 second["histograms"].setdefault(name, []).append(encoded)
@@ -84,7 +88,7 @@ class ChatStats:
         summary, counters = everything["histograms"], everything["counters"]
         rows = []
         for name, words in (("delivery", "delivery latency (intended send → each other member)"),
-                            ("ack", "ack latency (intended send → the sender's own echo)")):
+                            ("ack", f"ack latency ({ACK_WORDS})")):
             for label, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100)):
                 rows.append({"measure": f"{words} {label}", "value": _ms(summary, name, p), "unit": "ms"})
         last = [s.get("counters", {}) for s in self.last_interval.values()]
@@ -118,7 +122,7 @@ class ChatStats:
                 gauges[name] += value
         row = {"t": second, "sources": len(data["sources"]), **gauges, "counters": dict(data["counters"]),
                "deliveries": data["counters"].get("deliveries", 0), "health": dict(data["health"])}
-        for name in TIMELINE_HISTOGRAMS:
+        for name in data["histograms"]:
             merged = LatencyHistogram()
             for encoded in data["histograms"].get(name, ()):
                 merged.merge_encoded(encoded)
@@ -143,22 +147,15 @@ class ChatStats:
             rows.append(row)
         return rows
 
-    def saturation(self, rows: list[dict] | None = None) -> list[str]:
-        """Why the harness itself saturated, judged over the steady part of the run: every user
-        spawned, the final second (drain and export) left out. Start-up — a hundred handshakes
-        and token fetches at once — stalls the hub for a moment without saying anything about
-        the measurements that follow; the whole-run worst values stay in `health.per_process`."""
-        rows = self.timeline() if rows is None else rows
-        reasons = []
-        for row in _steady(rows):
-            reasons += _over_limits(row.get("health", {}), f"second {row['t'] - rows[0]['t']}: ")
-        return reasons[:10] + ([f"… and {len(reasons) - 10} more"] if len(reasons) > 10 else [])
+    def saturation(self, rows: list[dict] | None = None, window: str = DEFAULT_WINDOW) -> dict:
+        """The harness-health verdict over the run's timeline (harness/metrics/saturation.py)."""
+        return saturation.judge(self.timeline() if rows is None else rows, window)
 
-    def processes(self, rows: list[dict]) -> list[dict]:
+    def processes(self, rows: list[dict], window: str = DEFAULT_WINDOW) -> list[dict]:
         """One row per process (each Locust worker, or the only process): where it ran, its share of
-        users and connections, its clock offset, and whether it saturated in the steady part of the
-        run (the same rule as the run's own `health.saturated`)."""
-        steady = [row["t"] for row in _steady(rows)]
+        users and connections, its clock offset, and whether it saturated in the judged window (the
+        same rule as the run's own `health.saturated`, harness/metrics/saturation.py)."""
+        judged = [row["t"] for row in saturation.judged_rows(rows, window)]
         peaks = {source: max((self._seconds[t]["gauges"].get(source, {}).get("connections_open", 0)
                               for t in self._seconds), default=0) for source in self.finals}
         users_total = sum((final.get("process") or {}).get("users") or 0 for final in self.finals.values())
@@ -167,8 +164,8 @@ class ChatStats:
         for source, final in sorted(self.finals.items()):
             facts, clock = final.get("process") or {}, final.get("clock") or {}
             users = facts.get("users")
-            reasons = [reason for t in steady
-                       for reason in _over_limits(self._seconds[t]["health_of"].get(source, {}), "")]
+            reasons = [reason for t in judged
+                       for reason in saturation.over_limits(self._seconds[t]["health_of"].get(source, {}))]
             out.append({"process": source, "host": facts.get("host"), "cpus": facts.get("cpus"), "users": users,
                         "users_share": round(users / users_total, 4) if users_total and users is not None else None,
                         "connections_peak": peaks[source],
@@ -192,19 +189,6 @@ class ChatStats:
                 summed[name] += count
         return {"merged": merged, "per_process": per_source,
                 "equal": all(merged.get(k, 0) == v for k, v in summed.items()) and bool(per_source)}
-
-
-def _steady(rows: list[dict]) -> list[dict]:
-    """The seconds with every user spawned, the first (still the ramp's end) and the last (drain and
-    export) left out."""
-    users = max((row.get("users", 0) for row in rows), default=0)
-    return [row for previous, row in zip(rows, rows[1:-1], strict=False)
-            if users and previous.get("users", 0) == users and row.get("users", 0) == users]
-
-
-def _over_limits(health: dict, where: str) -> list[str]:
-    return [f"{where}{key} reached {health[key]} (limit {limit})" for key, limit in SATURATION.items()
-            if health.get(key, 0) > limit]
 
 
 def _ms(summary: dict, name: str, p: float):
@@ -235,7 +219,8 @@ def lost_processes(stats: ChatStats, lost: list[str]) -> tuple[list[dict], str |
     return rows, reason
 
 
-def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: list[str] | None = None) -> dict:
+def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: list[str] | None = None,
+                  health_window: str = saturation.DEFAULT_WINDOW) -> dict:
     exports = [final["ledger"] for final in stats.finals.values() if final.get("ledger")]
     accounting = merge_exports(exports).to_dict() if exports else None
     stats.accounting = accounting
@@ -258,7 +243,7 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
         histogram = propagation.merge_spread(spreads)
         latency["spread"], totals["histograms"]["spread"] = histogram.summary(), histogram.encode()
     timeline = stats.timeline()  # decodes every second's histograms: once
-    reasons = stats.saturation(timeline)
+    health = stats.saturation(timeline, health_window)
     lost_rows, reason = lost_processes(stats, lost or [])
     return {
         "schema": SCHEMA,
@@ -276,7 +261,7 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
             # Per process: offset applied to its stamps against the master's clock, and how sure it is.
             "clocks": {source: final.get("clock") for source, final in stats.finals.items()},
             # Per process (each worker on its machine): host, CPUs, share of users and connections, health.
-            "workers": stats.processes(timeline),
+            "workers": stats.processes(timeline, health_window),
         },
         "latency_us": latency,
         "histograms": totals["histograms"],
@@ -286,7 +271,7 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
         "rooms": {room: {str(second): row for second, row in seconds.items()}
                   for room, seconds in rate_series(exports).items()},
         "timeline": timeline,
-        "health": {"per_process": stats.health, "saturated": bool(reasons), "reasons": reasons},
+        "health": {"per_process": stats.health, **health},
         "merge_check": merge_check,
         "propagation": streams,
         "protocol_error_samples": samples[:20],

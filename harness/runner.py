@@ -24,12 +24,20 @@ from pathlib import Path
 
 from . import measured
 from .childproc import ChildStartError
-from .gate.rules import format_value
+from .gate.outcome import decide
 from .net.tls import trust_target
 from .net.transport import TRANSPORTS
-from .report.console import accounting_lines, latency_table, verdict_line, worker_lines
+from .report.console import (
+    accounting_lines,
+    check_line,
+    latency_table,
+    saturation_line,
+    verdict_line,
+    worker_lines,
+)
 from .scenario import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
 from .services.base import KIND_EMULATOR, ServiceError, Target
+from .services.billing import ask_before_billing
 from .token_endpoint import token_endpoint_args
 from .verdicts import derive
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
@@ -264,6 +272,7 @@ class Run:
                 "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
                 "--chat-scenario", scenario.name,
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
+                "--chat-health-window", "ramp" if scenario.measures_ramp else "steady",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
         if scenario.token_endpoint is not None:
             argv += token_endpoint_args(scenario.token_endpoint)
@@ -366,9 +375,13 @@ class Run:
             sys.stderr.write("\n")
 
     def _progress_text(self, p: dict) -> str:
+        # A run that sends no message (a join storm, a control-plane churn) has no deliveries/s to show.
+        messages = (f"deliveries/s {p['deliveries_per_s']:>8,}  p99 {p['delivery_p99_ms']:8.2f} ms  "
+                    if self.scenario.population_names(sending=True) else "")
+        # The service's own measures (join, ping, subscribe…) so far, at most three.
+        own = "".join(f"  {name} p99 {m['p99_ms']:.2f} ms" for name, m in list((p.get("measures") or {}).items())[:3])
         return (f"  {p['elapsed_s']:6.1f}s  users {p['users']:>6}  connections {p['connections']:>6}  "
-                f"deliveries/s {p['deliveries_per_s']:>8,}  p99 {p['delivery_p99_ms']:8.2f} ms  "
-                f"errors {p['errors']:>5}  rejected {p['rejected']:>5}")
+                f"{messages}errors {p['errors']:>5}  rejected {p['rejected']:>5}{own}")
 
     def _show_new_failures(self, failures: dict[str, int]) -> None:
         """Connect and token failures since the last progress line, grouped by cause: a run that
@@ -423,7 +436,8 @@ class Run:
             raise RunError(f"Locust ended (exit code {self.locust.returncode}) without results; "
                            f"last lines of {self.raw / 'locust.log'}:\n{tail}")
         results = json.loads(Path(results_path).read_text())
-        results["verdicts"] = derive(results, self._room_limits(), self.faults_applied)
+        results["verdicts"] = derive(results, self._room_limits(), self.faults_applied,
+                                     limit_words=self.scenario.service.limit_words(self.target))
         own = self.scenario.service.verdicts(results, self.scenario)
         if own:
             results["verdicts"][self.scenario.service.name] = own
@@ -433,19 +447,18 @@ class Run:
         thresholds = [parse_rule(rule) for rule in expectations_for(self.scenario)]
         checks = [check.to_dict() if hasattr(check, "to_dict") else dict(check)
                   for check in evaluate(results, thresholds)]
-        problems = measured.problems(results, min_connected=self.scenario.min_connected,
+        problems = measured.problems({**results, "complete": complete}, min_connected=self.scenario.min_connected,
+                                     min_spawned=self.scenario.min_spawned,
                                      sending_populations=self.scenario.population_names(sending=True))
         report = build_report(results, scenario={"name": self.scenario.name, "file": self.scenario.file,
                                                  "as_run": self.scenario.as_run()},
                               checks=checks, complete=complete, incomplete_reason=reason, faults=self.faults_applied,
-                              measured=problems, min_connected=self.scenario.min_connected)
+                              measured=problems, min_connected=self.scenario.min_connected,
+                              min_spawned=self.scenario.min_spawned)
         json_path, html_path = write_report(self.folder, report)
         self._summary(report, json_path, html_path)
-        if report["verdict"] == "error":
-            return EXIT_ERROR
-        if report["verdict"] == "fail" or not complete:
-            return EXIT_FAIL
-        return EXIT_PASS
+        # The gate's decision on this very report: `chatload gate REPORT` exits with the same code.
+        return decide(report).exit_code
 
     def _summary(self, report: dict, json_path: Path, html_path: Path) -> None:
         print(f"\n{self.scenario.name}: {verdict_line(report)}  ({self.target.service} at {self.target.endpoint})")
@@ -454,25 +467,10 @@ class Run:
         for line in [*accounting_lines(report), *latency_table(report), *worker_lines(report)]:
             print(f"  {line}")
         for check in report.get("checks", []):
-            observed = format_value(check.get("observed"), check.get("unit") or "")
-            print(f"  [{check['verdict'].upper():5}] {check['rule']}  (observed {observed})")
+            print(f"  {check_line(check)}")
         if report.get("health", {}).get("saturated"):
-            print("  WARNING: the harness itself saturated; latency includes harness queueing: "
-                  + "; ".join(report["health"]["reasons"]))
+            print(f"  WARNING: {saturation_line(report['health'])}")
         print(f"  report: {html_path}\n          {json_path}")
-
-
-def ask_before_billing(subject: str, note: str, yes: bool) -> str | None:
-    """Say what a real service will bill (`note`, the service's own words) and ask, unless `yes`.
-    Returns why not to go ahead, or None to go ahead."""
-    print(f"{subject}\n  {note}", file=sys.stderr)
-    if yes:
-        return None
-    if not sys.stdin.isatty():
-        return "refusing to send to a real service without confirmation: pass --yes"
-    if input("  Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
-        return "cancelled; nothing was sent"
-    return None
 
 
 def free_tcp_port() -> int:

@@ -35,7 +35,7 @@ from .net.session import ChatSession, RequestFailed
 from .net.tls import target_context
 from .net.transport import DEFAULT_TRANSPORT
 from .net.transport import load as load_transport
-from .services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec
+from .services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec, accepted_after
 from .tokens import TokenFetchFailed, TokenProvider
 
 log = logging.getLogger(__name__)
@@ -219,10 +219,11 @@ class ChatRuntime:
         if self.publishing_stopped:
             self.loop_thread.call(self.recorder.count, "not_sent.stopping")
             return
-        self.loop_thread.call(self._published, handle.user, seq, intended_ns, time.time_ns() + self.clock_offset_ns)
-        gevent.spawn(self._publish_in_greenlet, handle.user, seq, intended_ns, content)
+        sent_ns = time.time_ns() + self.clock_offset_ns
+        self.loop_thread.call(self._published, handle.user, seq, intended_ns, sent_ns)
+        gevent.spawn(self._publish_in_greenlet, handle.user, seq, intended_ns, content, sent_ns)
 
-    def _publish_in_greenlet(self, user: UserSpec, seq: int, intended_ns: int, content: str) -> None:
+    def _publish_in_greenlet(self, user: UserSpec, seq: int, intended_ns: int, content: str, sent_ns: int) -> None:
         try:
             outcome: object = self.service.publish(self.target, user, seq, intended_ns, content)
         except PublishRejected as rejected:
@@ -230,7 +231,7 @@ class ChatRuntime:
         except Exception as exc:  # the call itself failed: counted by cause, the message stays unconfirmed
             outcome = exc
         self.loop_thread.call(self._publish_answered, user, seq, intended_ns, outcome,
-                              time.time_ns() + self.clock_offset_ns)
+                              time.time_ns() + self.clock_offset_ns, sent_ns)
 
     # -- loop side: publishers ---------------------------------------------------------------------------
 
@@ -268,7 +269,8 @@ class ChatRuntime:
         self.ledger.sent(user.sender_id, seq, user.room, intended_ns)
         self.recorder.count("sent")
 
-    def _publish_answered(self, user: UserSpec, seq: int, intended_ns: int, outcome, answered_ns: int) -> None:
+    def _publish_answered(self, user: UserSpec, seq: int, intended_ns: int, outcome, answered_ns: int,
+                          sent_ns: int) -> None:
         self.publishes_in_flight -= 1
         latency_us = (answered_ns - intended_ns) // 1000
         if isinstance(outcome, PublishRejected):
@@ -280,7 +282,7 @@ class ChatRuntime:
             self.recorder.count(f"publish_failures.{type(outcome).__name__}")
             self._fire("publish", latency_us, ConnectionError(f"{type(outcome).__name__}: {outcome}"))
         else:
-            server_ns = outcome if isinstance(outcome, int) else None
+            server_ns = accepted_after(outcome, sent_ns) if isinstance(outcome, int) else None
             self.recorder.ack.record(latency_us)
             if server_ns is not None:
                 self.recorder.to_server.record((server_ns - intended_ns) // 1000)

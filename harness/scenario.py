@@ -1,8 +1,8 @@
 """Scenario files (`scenarios/*.toml`): what to run, against what, and what it must meet.
 
 A scenario is validated completely before anything starts; an error names the file, the key and
-what is wrong, and unknown keys are errors (a typo must never silently become a default). See
-`scenarios/smoke.toml` for a commented example of every section.
+what is wrong, and unknown keys are errors (a typo must never silently become a default). Every
+table and key is in `docs/scenarios.md` (generated from the declarations below).
 
 `[target] service` (default "ivschat") names the service; the service reads the rest of
 `[target]`, its rooms table (`[rooms]` for IVS Chat) and says which population kinds exist.
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import token_endpoint
-from .measured import DEFAULT_MIN_CONNECTED
+from .measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
 from .net.tls import ca_file_problem
 from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .services import registry
@@ -83,6 +83,7 @@ class Scenario:
     ramp_s: float = 5.0
     drain_s: float = 5.0
     processes: int = 0  # 0: one worker process per core
+    measures_ramp: bool = False  # harness health is judged over the ramp too (harness/metrics/saturation.py)
     target: Target = field(default_factory=lambda: Target(registry.DEFAULT, KIND_EMULATOR))
     rooms: RoomSettings = field(default_factory=RoomSettings)
     populations: list[Population] = field(default_factory=list)
@@ -91,6 +92,7 @@ class Scenario:
     expectations: list[str] = field(default_factory=list)
     policy_expectations: dict[str, list[str]] = field(default_factory=dict)
     min_connected: float = DEFAULT_MIN_CONNECTED  # fraction of each population that must connect
+    min_spawned: float = DEFAULT_MIN_SPAWNED  # fraction of each population that must have started
     transport: str = DEFAULT_TRANSPORT  # the WebSocket client implementation ([run] transport)
     metrics_port: int | None = None  # live Prometheus /metrics ([run] metrics_port)
     tls: bool = False  # the embedded emulator serves TLS ([target] tls, `chatload run --tls`)
@@ -159,6 +161,8 @@ SCENARIO_KEYS = (
         '"5s"'),
     Key("processes", int, 0, "Locust processes: 0 one per core, 1 no workers, N workers", "1",
         minimum=0, maximum=64),
+    Key("measures_ramp", bool, False, "the ramp is what this scenario measures (a join storm): harness health "
+        "is judged over the ramp too, not only once every user has started", "true"),
 )
 TARGET_KEYS = (
     Key("service", str, registry.DEFAULT, "which service: " + ", ".join(registry.SERVICES), '"ivschat"',
@@ -237,6 +241,9 @@ EXPECTATIONS_KEYS = (
         '["not_connected_at_end.gave_up == 0"]'),
     Key("min_connected", float, DEFAULT_MIN_CONNECTED, "each population's share of users that must connect, "
         "or the run measured nothing (an error)", "0.95", minimum=0.0, maximum=1.0),
+    Key("min_spawned", float, DEFAULT_MIN_SPAWNED, "each population's share of users that must have started "
+        "when the run ends (the ramp finished), or the run did not apply its load (an error)", "0.5",
+        minimum=0.0, maximum=1.0),
 )
 RUN_KEYS = (
     Key("transport", str, DEFAULT_TRANSPORT, "the WebSocket client implementation (same measurements; "
@@ -268,6 +275,10 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 
     t = reader("target", data.get("target", {}))
     service = registry.get(t.read(TARGET_KEYS[0]))
+    if problems:
+        # The service reads the rest of the file (its rooms table, population kinds, limits): judged by
+        # the default service instead, a misspelt name would bring errors that are not the user's.
+        raise ScenarioError("\n".join(problems.messages()), problems=problems.messages())
     top = reader("", data)
     top.check_keys({*TOP_KEYS, service.rooms_table})
 
@@ -275,7 +286,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     values = head.read_all(SCENARIO_KEYS)
     scenario = Scenario(name=values["name"] or path.stem, file=shown, description=values["description"],
                         duration_s=values["duration"], ramp_s=values["ramp"], drain_s=values["drain"],
-                        processes=values["processes"])
+                        processes=values["processes"], measures_ramp=values["measures_ramp"])
     if not re.fullmatch(r"[A-Za-z0-9._-]+", scenario.name):
         head.fail("name", "use letters, digits, '.', '_' or '-' (it names a folder)")
     if scenario.duration_s <= 0:
@@ -368,9 +379,10 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 
     e = reader("expectations", data.get("expectations", {}))
     values = e.read_all(EXPECTATIONS_KEYS)
-    scenario.min_connected = values["min_connected"]
+    scenario.min_connected, scenario.min_spawned = values["min_connected"], values["min_spawned"]
+    _check_ramp(head, scenario)
     for key in ("rules", "sdk_rules", "backoff_rules"):
-        _check_rules(e, key, values[key])
+        _check_rules(e, key, values[key], scenario)
     scenario.expectations = [rule for rule in values["rules"] if isinstance(rule, str)]
     scenario.policy_expectations = {policy: [r for r in values[f"{policy}_rules"] if isinstance(r, str)]
                                     for policy in ("sdk", "backoff")}
@@ -407,8 +419,25 @@ def expectations_for(scenario: Scenario) -> list[str]:
     return scenario.expectations + extra
 
 
-def _check_rules(table: TableReader, key: str, rules) -> None:
-    """Expectations use the gate's rule grammar; parse them now so a typo fails before the run."""
+def _check_ramp(head: TableReader, scenario: Scenario) -> None:
+    """A ramp that cannot finish within the duration applies a fraction of the load: the run would
+    end with users never started (an error, harness.measured), so say it before anything runs."""
+    ramp, duration = scenario.ramp_s, scenario.duration_s
+    if ramp <= 0 or duration <= 0 or duration / ramp > scenario.min_spawned:
+        return
+    share = min(1.0, duration / ramp)
+    needed = "shorter than duration" if scenario.min_spawned >= 1 else (
+        f"at most {duration / scenario.min_spawned:g} s for [expectations] min_spawned = {scenario.min_spawned:g}")
+    head.fail("ramp", f"{ramp:g} s cannot complete within duration ({duration:g} s): only about {share:.0%} of "
+                      f"the {scenario.users:,} users would have started by the end; make ramp {needed}, or "
+                      "state the share you accept in [expectations] min_spawned")
+
+
+def _check_rules(table: TableReader, key: str, rules, scenario: Scenario) -> None:
+    """Expectations use the gate's rule grammar; parse them now so a typo fails before the run, and so
+    does a rule this scenario's run can never evaluate (another service's measure, presence on
+    channels without it)."""
+    from .gate.metrics import unmeasurable
     from .gate.rules import RulesError, parse_rule
 
     for index, rule in enumerate(rules if isinstance(rules, list) else ()):
@@ -416,6 +445,10 @@ def _check_rules(table: TableReader, key: str, rules) -> None:
             table.fail(f"{key}[{index}]", "must be a string like \"lost == 0\"")
             continue
         try:
-            parse_rule(rule)
+            threshold = parse_rule(rule)
         except RulesError as exc:
-            table.fail(f"{key}[{index}]", f"{rule!r}: {exc}")
+            table.fail(f"{key}[{index}]", f"{rule!r}: {str(exc).removeprefix(f'rule {rule!r}: ')}")
+            continue
+        reason = unmeasurable(threshold.metric, scenario.service, scenario.rooms)
+        if reason:
+            table.fail(f"{key}[{index}]", f"{rule!r}: can never be evaluated: {reason}")

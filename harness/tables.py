@@ -189,7 +189,9 @@ class TableReader:
         if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf; they pass every bound
             return f"must be finite, not {value!r}"
         if choices is not None and value not in choices:
-            return f"must be one of {', '.join(map(str, choices))}, not {value!r}"
+            close = difflib.get_close_matches(value, [str(c) for c in choices], n=1) if isinstance(value, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"must be one of {', '.join(map(str, choices))}, not {value!r}{hint}"
         if minimum is not None and value < minimum:
             return f"must be at least {minimum}, not {value}"
         if above is not None and value <= above:

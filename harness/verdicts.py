@@ -26,11 +26,15 @@ from collections import Counter
 OVERLOAD = 1.2  # a second counts as overloaded when offered ≥ 1.2 × the limit
 
 
-def derive(results: dict, room_limits: dict[str, int] | None = None, faults: list[dict] | None = None) -> dict:
-    return {"rate_limit": _rate_limit(results, room_limits or {}), "reconnect": _reconnect(results, faults or [])}
+def derive(results: dict, room_limits: dict[str, int] | None = None, faults: list[dict] | None = None,
+           limit_words: str | None = None) -> dict:
+    """`limit_words`: how the service limits messages when its rooms have no limit of their own
+    (Chime: per sender), kept beside each such room so the report never says "unknown" for it."""
+    return {"rate_limit": _rate_limit(results, room_limits or {}, limit_words),
+            "reconnect": _reconnect(results, faults or [])}
 
 
-def _rate_limit(results: dict, room_limits: dict[str, int]) -> dict:
+def _rate_limit(results: dict, room_limits: dict[str, int], limit_words: str | None = None) -> dict:
     counters = results.get("counters", {})
     totals = (results.get("accounting") or {}).get("totals", {})
     by_category = totals.get("rejected_by_category", {})
@@ -44,6 +48,7 @@ def _rate_limit(results: dict, room_limits: dict[str, int]) -> dict:
         overloaded = [row["accepted"] for row in inner if limit and row["offered"] >= OVERLOAD * limit]
         rooms[room] = {
             "limit": limit,
+            **({"limit_words": limit_words} if limit is None and limit_words else {}),
             "offered": sum(row["offered"] for row in rows),
             "accepted": sum(accepted),
             "rejected": dict(sum((Counter(row["rejected"]) for row in rows), Counter())),

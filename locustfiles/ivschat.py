@@ -6,7 +6,8 @@
         --chat-region us-east-1 --chat-room-arn arn:aws:ivschat:us-east-1:…:room/…
 
 Viewers listen, chatters talk on an open-loop schedule (--chat-message-rate per chatter), a
-moderator deletes a recent message now and then. `locust --help` lists every --chat-* option.
+moderator deletes a recent message now and then. `chatload locust -f locustfiles/ivschat.py --help`
+lists every --chat-* option (plain `locust --help` cannot: Locust answers it before importing this file).
 """
 
 from harness.services.ivschat.users import ChatterUser, ModeratorUser, ViewerUser

@@ -396,3 +396,24 @@ delivery_cost_us = {COST_US}
     assert 'data-chart="throughput-vs-load"' in page and 'data-chart="latency-vs-load"' in page
     assert 'data-chart="harness-vs-load"' in page
     assert "knee at room size 70 (step 3)" in proc.stdout
+
+
+def test_sizing_says_how_far_its_linear_extrapolation_reaches(tmp_path):
+    # Sized for 10,000 members from steps of 12 to 42: the figures are scaled far past what was measured,
+    # and the document, the page and the console say by how much (issue 24, point 7).
+    sized = GOOD + "[capacity.sizing]\ntarget_room_size = 10000\ncores_per_machine = 2\n"
+    code, doc, _ = fake_search(tmp_path, [synthetic_report(12, 20, 100), synthetic_report(22, 60, 200),
+                                          synthetic_report(42, 900, 250)], capacity=sized)
+    reach = doc["sizing"]["target"]["reach"]
+    assert doc["sizing"]["target"]["basis"] == "extrapolated" and reach["furthest"] > 100
+    assert reach["words"].startswith(f"{reach['furthest']:,.0f}× beyond the measured step")
+    assert "measures neither the network between machines nor the service at that size" in reach["words"]
+    from harness.capacity.html import render_capacity_html
+
+    assert "How far this reaches: " in render_capacity_html(doc)
+    # Sized within what was measured, it says so.
+    (tmp_path / "small").mkdir()
+    code, doc, _ = fake_search(tmp_path / "small", [synthetic_report(12, 20, 100), synthetic_report(22, 60, 200),
+                                                    synthetic_report(42, 900, 250)],
+                               capacity=GOOD + "[capacity.sizing]\ntarget_room_size = 12\n")
+    assert doc["sizing"]["target"]["reach"]["words"] == "within the measured load: no extrapolation"

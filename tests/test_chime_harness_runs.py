@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.capacity.plan import dump_toml
+from harness.report.numbers import key_numbers
 from harness.services.chime.emulator import EmulatorProcess
 
 from .browser import chromium  # noqa: F401  (the fixture)
@@ -103,6 +104,21 @@ def test_throttle_onset_and_hang_up_match_a_time_scaled_emulator(tmp_path):
     assert totals["accepted"] == metric(text, "messages_accepted_total", room=meeting)
     assert metric(text, "closed_total", room=meeting, code="4429") == counters["closes.4429"] == 1
     assert counters["not_connected_at_end.closed_by_server"] == 1, "the SDK does not come back after 4429"
+    # One source for each count (issue 24, point 5): the key numbers, the accounting and the rate-limit
+    # table say the same accepted and rejected, though nothing acknowledges an accepted data message;
+    # the table names the per-sender limits in force instead of "unknown".
+    numbers = {number.key: number.value for number in key_numbers(report)}
+    room = report["verdicts"]["rate_limit"]["rooms"][meeting]
+    assert numbers["accepted"] == totals["accepted"] == room["accepted"] > 0
+    assert numbers["rejected"] == totals["rejected"] == sum(room["rejected"].values()) > 0
+    assert room["limit"] is None and room["limit_words"].startswith("per sender: 100/s, burst 200")
+    assert "500/s, burst 2000" in room["limit_words"]
+    page = only_report(tmp_path / "reports", "chime-throttle").with_name("report.html").read_text()
+    assert f"{totals['accepted']:,} accepted · {totals['rejected']:,} rejected" in page
+    assert ">unknown<" not in page
+    # The report leads with the service's own measures and facts: throttle onset and hang-up (point 4).
+    assert page.index("Amazon Chime SDK meetings: what it measured") < page.index("Key numbers")
+    assert "Derived facts" in page and "chime.throttle_start_error" in page and "chime.hard_limit_error" in page
 
 
 def test_late_joiners_and_comebacks_get_exactly_their_replays(tmp_path):

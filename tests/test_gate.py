@@ -190,6 +190,11 @@ def test_parse_rule(text, metric, op, value, high, unit):
     ("complete == 2", r"complete is a flag: write 0, 1, false or true"),
     ("delivery.p99 between 5ms", r"`between` needs two bounds"),
     ("delivery.p99 between 5ms and 1ms", r"lower bound of `between` is above the upper bound"),
+    # Rules that can never hold: every metric is a latency, count, ratio, rate or flag, never below 0.
+    ("delivery.p99 < 0ms", r"can never hold: delivery\.p99 is never below 0, so it is never < 0 ms"),
+    ("lost < 0", r"can never hold: lost is never below 0"),
+    ("loss.ratio <= -1%", r"can never hold"),
+    ("rejected.ratio between -0.5 and -0.1", r"can never hold: rejected\.ratio is never below 0 \(upper bound"),
 ])
 def test_parse_rule_errors_say_what_is_wrong(text, message):
     with pytest.raises(RulesError, match=message) as caught:
@@ -317,7 +322,7 @@ def test_a_missing_metric_is_an_error_verdict_not_an_exception():
 def test_a_failed_latency_on_a_saturated_run_says_the_harness_may_be_to_blame():
     saturated = sample(health={"saturated": True, "reasons": ["local: cpu_percent reached 99 (limit 90.0)"]})
     assert "harness saturated" in check(saturated, "delivery.p99 < 5ms").detail
-    assert "harness saturated" not in check(saturated, "lost < 0").detail
+    assert "harness saturated" not in check(saturated, "lost > 1000000").detail
 
 
 def worse(factor: float) -> dict:
@@ -536,3 +541,68 @@ def test_cli_formats_and_metric_list(tmp_path, report_file, capsys):
     assert "nothing to gate on but completeness" in capsys.readouterr().out
     assert gate("--list-metrics") == 0
     assert "delivery.ratio" in capsys.readouterr().out
+
+
+def test_rules_that_can_hold_at_zero_are_kept():
+    for text in ("lost == 0", "lost <= 0", "delivery.p99 < 1us", "lost > -1", "loss.ratio between -1 and 0"):
+        assert parse_rule(text).text == text
+
+
+def test_a_bad_rules_file_lists_every_error_not_the_first(tmp_path, report_file, capsys):
+    path = write(tmp_path, '[[threshold]]\nrule = "lost = 0"\n[[threshold]]\nrule = "lost == 0"\n'
+                           '[[threshold]]\nrule = "delivery.p99 < 0ms"\n[[regression]]\nmetric = "delivery.p95"\n'
+                           'worse_by_at_most = "10%"\n[[tresholds]]\n')
+    with pytest.raises(RulesError) as caught:
+        parse_rules(path)
+    assert [problem.split(": ", 2)[1] for problem in caught.value.problems] == [
+        "unknown key `tresholds`; did you mean `threshold`? (allowed", "threshold[0]", "threshold[2]",
+        "regression[0] (delivery.p95).metric"]
+    assert gate(report_file, "--rules", path) == 2
+    err = capsys.readouterr().err
+    assert err.count("chatload gate: ") == 5 and "4 errors in " in err, err
+
+
+def test_gate_warns_when_the_baseline_ran_another_shape_of_load():
+    def run(users: dict[str, int], duration: float) -> dict:
+        from harness.report.document import build_report
+
+        populations = [{"kind": kind, "users": n} for kind, n in users.items()]
+        return build_report(sample(), checks=[], complete=True, scenario={"name": "x", "as_run": {
+            "target": {"service": "ivschat"}, "populations": populations, "duration_s": duration}})
+
+    now, same = run({"viewer": 50, "chatter": 5}, 30.0), run({"viewer": 50, "chatter": 5}, 30.0)
+    regression = parse_rules_text("[[regression]]\nmetric = \"delivery.p99\"\nworse_by_at_most = \"10%\"\n")
+    assert not [w for w in decide(now, (), regression, same).warnings if "shape" in w]
+    bigger = run({"viewer": 500, "chatter": 5}, 60.0)
+    (warning,) = [w for w in decide(now, (), regression, bigger).warnings if "shape" in w]
+    assert "users 505 in the baseline, 55 here" in warning and "duration (s) 60 in the baseline, 30 here" in warning
+    mixed = run({"viewer": 45, "chatter": 10}, 30.0)
+    (warning,) = [w for w in decide(now, (), regression, mixed).warnings if "shape" in w]
+    assert "users by kind 45 viewer, 10 chatter in the baseline, 50 viewer, 5 chatter here" in warning
+    # `chatload compare` says it too, on its page (A is the baseline).
+    from harness.report.compare import render_compare_html
+
+    assert 'id="banner-shape"' not in render_compare_html(same, now)
+    page = render_compare_html(bigger, now)
+    assert 'id="banner-shape"' in page and "users 505 in A, 55 in B" in page
+
+
+def test_compare_says_on_the_console_when_the_runs_applied_different_loads(tmp_path, capsys):
+    from harness.report import cli as report_cli
+    from harness.report.document import build_report
+
+    def saved(name: str, users: int) -> Path:
+        report = build_report(sample(), checks=[], complete=True, scenario={"name": "x", "as_run": {
+            "target": {"service": "ivschat"}, "populations": [{"kind": "viewer", "users": users}], "duration_s": 30.0}})
+        return write(tmp_path, json.dumps(report), name)
+
+    a, b = saved("a.json", 505), saved("b.json", 55)
+    assert report_cli.run_compare(argparse.Namespace(a=str(a), b=str(b), output=str(tmp_path / "c.html"))) == 0
+    assert "warning: the runs applied different loads (users 505 in A, 55 in B)" in capsys.readouterr().err
+
+
+def parse_rules_text(text: str):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return parse_rules(write(Path(folder), text)).regressions

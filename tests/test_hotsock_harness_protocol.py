@@ -402,3 +402,22 @@ def test_an_aliased_channel_is_named_by_its_alias_on_the_wire_and_read_back_from
     assert ServiceEvent("alias_missing") in lost.receive(codec.Subscribed(ROOM).encode(), True, T0 + 1000)
     claims = Claims.from_payload(user_claims(user(attributes={"alias": "room"})))  # what its token grants
     assert claims.real_channel("room") == ROOM and claims.channel(ROOM).subscribe
+
+
+def test_a_send_accepted_in_its_intended_millisecond_is_never_timed_at_or_before_its_intended_time():
+    # The ULID names only the millisecond; the client raises it to the intended time, so an echo in
+    # the intended millisecond says "accepted at the intended time": to_server 0, which the histogram
+    # clamps as impossible (histogram_clamped_low.to_server in Hotsock runs). Nothing is accepted
+    # before it left: the session takes the later of that and the send.
+    from harness.services.base import accepted_after
+
+    protocol = HotsockProtocol(user())
+    ready(protocol)
+    subscribed(protocol, T0)
+    intended_ns = MS * 1_000_000 + 400_000  # 0.4 ms into the millisecond the server will name
+    request = Request("send", 1, intended_ns, intended_ns + 35_000)  # it left 35 µs late
+    protocol.send_message(request, "hello", None)
+    echo = protocol.receive(message("me", 1, intended_ns // 1000), True, intended_ns + 900_000)
+    assert echo.server_ns == intended_ns, "the ULID's millisecond, raised to the intended time"
+    to_server_us = (accepted_after(echo.server_ns, request.sent_ns) - request.intended_ns) // 1000
+    assert to_server_us == 35

@@ -4,14 +4,16 @@ and in a plain `locust -f` run; and the console says, as it happens, why connect
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from harness import measured
 from harness.report.numbers import error_total
+from harness.scenario import ScenarioError, load_scenario
 from harness.services.ivschat.emulator import EmulatorProcess
 
-from .locust_run import run_locust
+from .locust_run import results_of, run_locust
 from .test_run import chatload, only_report
 
 UNREACHABLE = '''[scenario]
@@ -104,3 +106,88 @@ def test_nothing_accepted_and_nothing_delivered_are_problems():
 def test_results_written_before_population_counts_are_judged_by_their_connects():
     assert measured.problems(_results({"connects": 0})) == ["no user connected"]
     assert measured.problems(_results({"connects": 4})) == []
+
+
+# -- a run that applied only part of its load (issue 24, point 1) ------------------------------------------
+
+def test_plain_locust_run_whose_ramp_did_not_finish_exits_2(tmp_path, running_emulator):
+    # 8 users at 1 a second in a 3 s run: about 3 start; the run applied a fraction of its load.
+    proc = run_locust(tmp_path, "--chat-endpoint", running_emulator.messaging_endpoint, "--chat-control-endpoint",
+                      running_emulator.control_endpoint, "-u", "8", "-r", "1", "-t", "3s", "--chat-drain", "1",
+                      "--chat-health-window", "ramp")
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "the load was not all applied: users " in proc.stderr and " of 8 users started" in proc.stderr, (
+        proc.stderr[-3000:])
+    results = results_of(tmp_path)
+    assert results["metadata"]["planned_users"] == {"total": 8, "by_population": {}}
+    # A run that measures its ramp has its harness health judged on it (harness/metrics/saturation.py).
+    assert results["health"]["window"] == "ramp" and results["health"]["judged_seconds"] >= 2
+
+
+def test_a_scenario_run_names_each_population_that_was_not_all_started(tmp_path, running_emulator):
+    # The locustfile `chatload run` gives Locust, with its populations as fixed counts: 6 viewers and
+    # 2 chatters at 1 user a second in a 3 s run. (`--check` refuses such a scenario, so Locust is
+    # driven directly, as `chatload run` drives it.)
+    import os
+    import subprocess
+    import sys
+
+    scenario = tmp_path / "under.toml"
+    scenario.write_text('[scenario]\nduration = "10s"\nramp = "2s"\n[[population]]\nkind = "viewer"\nusers = 6\n'
+                        '[[population]]\nkind = "chatter"\nusers = 2\n')
+    as_run = tmp_path / "as-run.json"
+    as_run.write_text(json.dumps(load_scenario(scenario).as_run()))
+    locustfile = Path(measured.__file__).with_name("scenario_locustfile.py")
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+                           "-u", "8", "-r", "1", "-t", "3s", "--chat-drain", "1", "--chat-report-dir", str(tmp_path),
+                           "--chat-endpoint", running_emulator.messaging_endpoint,
+                           "--chat-control-endpoint", running_emulator.control_endpoint],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "CHATLOAD_SCENARIO": str(as_run)})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert results_of(tmp_path)["metadata"]["planned_users"] == {"total": 8, "by_population": {"Viewer0": 6,
+                                                                                                "Chatter1": 2}}
+    (line,) = [line for line in proc.stderr.splitlines() if "the load was not all applied" in line]
+    assert " of 6" in line and "Viewer0 " in line, line
+
+
+def _planned(spawned: dict[str, int], planned: dict[str, int], complete: bool = True) -> dict:
+    counters = {**{f"users_spawned.{p}": n for p, n in spawned.items()},
+                **{f"users_connected.{p}": n for p, n in spawned.items()}}
+    results = _results(counters, {"connections": sum(spawned.values())})
+    results["metadata"]["planned_users"] = {"total": sum(planned.values()), "by_population": planned}
+    results["complete"] = complete
+    return results
+
+
+def test_populations_not_all_started_are_named_unless_the_scenario_accepts_the_share():
+    results = _planned({"Subscriber0": 18, "Publisher1": 2}, {"Subscriber0": 50, "Publisher1": 5})
+    (problem,) = measured.problems(results)
+    assert problem.startswith("the load was not all applied: Publisher1 2 of 5, Subscriber0 18 of 50 users started")
+    assert "all must" in problem
+    assert measured.problems(results, min_spawned=0.35) == []
+    assert "at least 40% must" in measured.problems(results, min_spawned=0.4)[0]
+    assert measured.problems(_planned({"Viewer0": 50}, {"Viewer0": 50})) == []
+    # An incomplete run (Ctrl-C) is already not a pass; its counts are not the whole run's.
+    assert measured.problems(_planned({"Viewer0": 3}, {"Viewer0": 50}, complete=False)) == []
+    # The gate judges a report by the bound the scenario stated.
+    report = {**results, "measured": {"min_spawned": 0.35}}
+    assert measured.judge_report(report) == []
+    assert measured.judge_report({**results, "measured": {}})
+
+
+def test_check_refuses_a_ramp_that_cannot_finish_within_the_duration(tmp_path):
+    scenario = tmp_path / "under.toml"
+    text = ('[scenario]\nduration = "10s"\nramp = "30s"\n[target]\nservice = "hotsock"\n'
+            '[[population]]\nkind = "subscriber"\nusers = 50\n[[population]]\nkind = "publisher"\nusers = 5\n')
+    scenario.write_text(text)
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(scenario)
+    (problem,) = error.value.problems
+    assert "scenario.ramp: 30 s cannot complete within duration (10 s): only about 33% of the 55 users" in problem
+    assert problem.endswith("(line 3)")
+    # A stated lower bound the ramp reaches is accepted; one it cannot reach is not.
+    scenario.write_text(text + '[expectations]\nmin_spawned = 0.3\n')
+    assert load_scenario(scenario).min_spawned == 0.3
+    scenario.write_text(text + '[expectations]\nmin_spawned = 0.5\n')
+    with pytest.raises(ScenarioError, match="make ramp at most 20 s for"):
+        load_scenario(scenario)

@@ -364,7 +364,11 @@ def test_html_without_data_says_so():
                    health={"per_process": {}, "saturated": False, "reasons": []}, protocol_error_samples=[])
     page = render_html(build_report(results, scenario=None, checks=[], complete=True))
     assert "data-chart=" not in page
-    assert page.count('class="chart nodata"') == 5
+    # Sections with nothing to say are left out, and so are their links (issue 24, point 4).
+    assert page.count('class="chart nodata"') == 0
+    for empty in ("latency", "over-time", "throughput", "connections", "rate-limits", "reconnects", "errors",
+                  "accounting", "faults", "scenario"):
+        assert f'id="{empty}"' not in page and f'href="#{empty}"' not in page, empty
     assert "No checks" in page and "NO CHECKS" in page
 
 

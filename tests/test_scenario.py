@@ -107,7 +107,8 @@ def test_every_error_is_listed_with_its_line(tmp_path):
     problems = info.value.problems
     assert problems == [
         f"{path}: scenario.duration: '3x' is not a duration (write \"500ms\", \"30s\", \"2m\" or \"1h\") (line 2)",
-        f"{path}: population[0].kind: must be one of viewer, chatter, moderator, not 'viewr' (line 5)",
+        f"{path}: population[0].kind: must be one of viewer, chatter, moderator, not 'viewr' (did you mean 'viewer'?) "
+        "(line 5)",
         f"{path}: population[0].users: must be at least 1, not 0 (line 6)",
         f"{path}: population[1].burst_offset: unknown key (did you mean 'burst_offset_ms'?) (line 11)",
         problems[4],
@@ -143,3 +144,43 @@ def test_the_emulator_kinds_are_checked_alike_for_every_service_with_an_emulator
                     f'[[population]]\nkind = "{kind}"\nusers = 1\n')
     with pytest.raises(ScenarioError, match='target.control_endpoint: is required for kind "running-emulator"'):
         load_scenario(path)
+
+
+HOTSOCK = ('[target]\nservice = "hotsock"\n[[population]]\nkind = "subscriber"\nusers = 5\n'
+           '[[population]]\nkind = "publisher"\nusers = 1\n')
+
+
+def test_check_refuses_rules_that_can_never_hold_or_never_be_evaluated(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(HOTSOCK + '[expectations]\nrules = ["delivery.p99 < 0ms", "lost < 0", "roster.missed == 0", '
+                              '"chime.throttled_ratio < 0.1", "presence_join.p99 < 1s", "subscribe.p99 < 1s", '
+                              '"spread.p50 < 1s", "lost == 0"]\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problems = [problem.split(f"{path}: ", 1)[1] for problem in info.value.problems]
+    assert problems == [
+        "expectations.rules[0]: 'delivery.p99 < 0ms': can never hold: delivery.p99 is never below 0, so it is "
+        "never < 0 ms (line 10)",
+        "expectations.rules[1]: 'lost < 0': can never hold: lost is never below 0, so it is never < 0 (line 10)",
+        "expectations.rules[2]: 'roster.missed == 0': can never be evaluated: roster.missed is measured by Amazon IVS "
+        "Real-Time only; this scenario's service is Hotsock (line 10)",
+        "expectations.rules[3]: 'chime.throttled_ratio < 0.1': can never be evaluated: chime.throttled_ratio is "
+        "measured by Amazon Chime SDK meetings only; this scenario's service is Hotsock (line 10)",
+        "expectations.rules[4]: 'presence_join.p99 < 1s': can never be evaluated: presence_join is measured on "
+        "presence channels only; these channels have no presence ([channels] presence = true makes them presence "
+        "channels) (line 10)"]
+    # The same presence rule on presence channels is measured, so it is kept.
+    path.write_text(HOTSOCK + '[channels]\npresence = true\n[expectations]\nrules = ["presence_join.p99 < 1s"]\n')
+    assert load_scenario(path).expectations == ["presence_join.p99 < 1s"]
+
+
+def test_a_misspelt_service_is_the_only_error_and_a_close_name_is_suggested(tmp_path):
+    # Judged by the default service instead, the file's own [channels] and "subscriber" would be
+    # two more errors that are not the user's.
+    path = tmp_path / "typo.toml"
+    path.write_text('[target]\nservice = "hotsok"\n[channels]\ncount = 2\n[[population]]\nkind = "subscriber"\n'
+                    'users = 5\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.problems == [f"{path}: target.service: must be one of ivschat, chime, hotsock, ivsrealtime, "
+                                   "toy, not 'hotsok' (did you mean 'hotsock'?) (line 2)"]

@@ -42,10 +42,16 @@ def test_run_summary_reconciles_counts_and_names_both_files(tmp_path):
     scenario = tmp_path / "small.toml"
     scenario.write_text('[scenario]\nname = "small"\nduration = "4s"\nramp = "1s"\ndrain = "2s"\nprocesses = 1\n'
                         '[[population]]\nkind = "viewer"\nusers = 5\n[[population]]\nkind = "chatter"\nusers = 2\n'
-                        'message_rate = 2.0\n[expectations]\nrules = ["lost == 0", "delivery.p99 < 5s"]\n')
+                        'message_rate = 2.0\n[expectations]\nrules = ["lost == 0", "delivery.p99 < 5s", '
+                        '"reconnect.p99 < 5s"]\n')
     proc = chatload("run", str(scenario), "--report-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     report_path = only_report(tmp_path, "small")
+    # No reconnect happened, so that rule could not be evaluated: the console says why, and the run
+    # exits as the gate does on the same report (a check that could not be evaluated is not a pass).
+    assert ("[ERROR] reconnect.p99 < 5s  (observed —): missing from the report: reconnect recorded no samples"
+            in proc.stdout), proc.stdout
+    gate = chatload("gate", str(report_path))
+    assert proc.returncode == gate.returncode == 1, (proc.returncode, gate.stdout, proc.stdout + proc.stderr)
     report = json.loads(report_path.read_text())
     totals, latency = report["accounting"]["totals"], report["latency_us"]
     arrivals = latency["delivery"]["count"] + latency["ack"]["count"]
@@ -101,3 +107,15 @@ def test_summary_tells_echo_acks_from_publish_api_answers():
     published = summary(delivered=100, delivery=100, ack=5)
     assert "timed 100 arrivals (100 delivered): 100 to other members" in published
     assert "0 senders' own echoes" in published and "5 acks were the service's answers to the sends" in published
+
+
+def test_ack_is_named_for_every_service_not_as_an_echo():
+    # A Hotsock publish is acknowledged by the publish API's answer: no echo comes back to anyone.
+    from harness.gate.metrics import describe
+    from harness.metrics.histograms import ACK_WORDS
+    from harness.report.console import LATENCY_ROWS
+    from harness.report.html import LATENCY_MEANING
+
+    shown = [describe("ack.p99"), dict(LATENCY_ROWS)["ack"], LATENCY_MEANING["ack"]]
+    assert all("own echo)" not in words or "publish API" in words for words in shown), shown
+    assert "publish API" in ACK_WORDS and ACK_WORDS in shown[0] and shown[2] == ACK_WORDS

@@ -384,7 +384,33 @@ def sizing_section(plan: CapacityPlan, steps: list[dict], knee: Mapping, options
         "connections_per_process": None if not processes else math.ceil(target * rate_step["rooms"] / processes),
         "basis": MEASURED if needed <= per_process * ref["harness"]["processes"] else EXTRAPOLATED,
     }
+    out["target"]["reach"] = reach(needed, target * rate_step["rooms"], processes, ref)
     return out
+
+
+def reach(deliveries_per_s: float, connections: int, processes: int | None, ref: Mapping) -> dict:
+    """How far the sizing reaches beyond what was measured: the target's deliveries/s, connections and
+    processes against the reference step's. Linear scaling holds only as far as nothing but the
+    number of processes changes; the further out, the more it is a guess, and the words say so."""
+    harness = ref["harness"]
+    measured = {"deliveries_per_s": harness["deliveries_per_s_per_process"] * harness["processes"],
+                "connections": harness["connections_per_process"] * harness["processes"],
+                "processes": harness["processes"]}
+    factors = {"deliveries_per_s": deliveries_per_s / measured["deliveries_per_s"] if measured["deliveries_per_s"]
+               else None,
+               "connections": connections / measured["connections"] if measured["connections"] else None,
+               "processes": (processes or 0) / measured["processes"] if measured["processes"] else None}
+    furthest = max((f for f in factors.values() if f is not None), default=None)
+    if furthest is None or furthest <= 1:
+        words = "within the measured load: no extrapolation"
+    else:
+        words = (f"{furthest:,.0f}× beyond the measured step {ref['index']} ({measured['deliveries_per_s']:,.0f} "
+                 f"deliveries/s, {measured['connections']:,} connections, {measured['processes']} process(es) on one "
+                 "machine), by linear scaling: it assumes every added process and machine does what the measured "
+                 "one did, and measures neither the network between machines nor the service at that size. Measure "
+                 "a step near the target (docs/distributed.md) before relying on it")
+    return {"measured": measured, "factors": {k: None if f is None else round(f, 2) for k, f in factors.items()},
+            "furthest": None if furthest is None else round(furthest, 2), "words": words}
 
 
 # -- cost -----------------------------------------------------------------------------------------------

@@ -257,7 +257,11 @@ def sizing_section(doc: dict) -> Html:
          f"{inputs.get('cores_per_machine')} cores each (one process per core"
          + (", input)" if inputs.get("cores_per_machine_given") else ", default: this machine's)")],
     ]
+    reached = t.get("reach") or {}
     return join([table(["", "value", "basis", "how"], rows, numeric={1}),
+                 *([tag("p", [tag("strong", "How far this reaches: "), reached["words"]],
+                        class_="banner warn inline" if (reached.get("furthest") or 0) > 1 else "muted")]
+                   if reached.get("words") else []),
                  _note(f"A process is planned at {inputs.get('cpu_budget_percent'):g} % CPU at most (the harness counts "
                        f"itself saturated at {SATURATION['cpu_percent']:g} %). The service under test is not on these "
                        "machines.")])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..report.console import check_line
 from ..scenario import Scenario, load_scenario
 from .analysis import cost_section, find_knee, measure_step, monthly, sizing_section, usl_section
 from .plan import CapacityPlan, PlannedStep, dump_toml, step_name, step_tables
@@ -167,7 +168,7 @@ class CapacitySearch:
         service = self.plan.service
         if self.plan.target_kind != service.real_kind or not service.bills_messages:
             return
-        from ..runner import ask_before_billing
+        from ..services.billing import ask_before_billing
 
         sent = delivered = 0
         for step in self.plan.steps:
@@ -232,8 +233,7 @@ class CapacitySearch:
               f"→ {verdict}", file=sys.stderr)
         for check in record.get("checks", []):
             if check["verdict"] != "pass":
-                print(f"    [{check['verdict'].upper()}] {check['rule']} (observed {check.get('observed')})",
-                      file=sys.stderr)
+                print(f"    {check_line(check)}", file=sys.stderr)
 
     def _summary(self, document: dict, json_path: Path, html_path: Path) -> None:
         knee = document["knee"]
@@ -266,6 +266,8 @@ class CapacitySearch:
         if sizing:
             print(f"  load generator for room size {sizing['room_size']:,}: {sizing['processes']} process(es) on "
                   f"{sizing['machines']} machine(s) ({sizing['basis']})")
+            if (sizing.get("reach") or {}).get("words"):
+                print(f"    how far this reaches: {sizing['reach']['words']}")
         cost = document["cost"].get("at_knee")
         if cost:
             currency = document["cost"]["prices"]["currency"]

@@ -89,7 +89,13 @@ def run(args: argparse.Namespace) -> int:
             _write(args.junit, format_junit(outcome))
         if args.markdown:
             _write(args.markdown, format_markdown(outcome))
-    except (RulesError, GateInputError) as exc:
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(f"chatload gate: {problem}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"chatload gate: {len(exc.problems)} errors in {args.rules}", file=sys.stderr)
+        return 2
+    except GateInputError as exc:
         print(f"chatload gate: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(FORMATTERS[args.format](outcome))

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..metrics.histograms import ACK_WORDS
 from ..services.base import CATEGORIES
 
 DURATION, COUNT, RATIO, RATE, FLAG = "duration", "count", "ratio", "rate", "flag"
@@ -33,7 +34,7 @@ LOWER, HIGHER = "lower_is_better", "higher_is_better"
 # lateness against the schedule, part of every latency above it.
 HISTOGRAMS = {
     "delivery": "delivery latency (intended send time → arrival at each receiver)",
-    "ack": "ack latency (intended send time → the sender's own echo)",
+    "ack": f"ack latency ({ACK_WORDS})",
     "connect": "connect time (token in hand → usable socket)",
     "connect.tls": "TLS handshake time, a phase of each wss:// connect (TCP connected → TLS established)",
     "reconnect": "reconnect time (drop noticed → usable again)",
@@ -399,6 +400,31 @@ def _unknown_message(name: str) -> str:
     if head in HISTOGRAMS:
         hint += f" ({head} has {', '.join(STATISTICS)})"
     return f"unknown metric {name!r}{hint} (`chatload gate --list-metrics` lists them all)"
+
+
+def declared_by(name: str) -> dict[str, str]:
+    """The services (name → title) whose own declarations `name` reads: their histograms, propagation
+    streams, spread, verdict facts. Empty for a metric every service's run has (delivery, lost, …)."""
+    from ..services import registry
+
+    head = name.split(".")[0]
+    found = {}
+    for service_name in registry.names():
+        service = registry.get(service_name)
+        if (head in service.histograms or head in service.propagations or name in service.verdict_metrics
+                or (head == "spread" and service.measures_spread)):
+            found[service_name] = service.title
+    return found
+
+
+def unmeasurable(name: str, service, rooms) -> str | None:
+    """Why a run of `service` with `rooms` can never produce `name` (None when it can): a measure
+    another service declares, or one of the service's own that these rooms leave out."""
+    owners = declared_by(name)
+    if owners and service.name not in owners:
+        return (f"{name} is measured by {' and '.join(owners.values())} only; this scenario's service "
+                f"is {service.title}")
+    return service.unmeasured(name.split(".")[0], rooms) if owners else None
 
 
 def read(report: Mapping, name: str) -> float:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from .. import measured
+from ..report.document import shape_differences
 from .rules import ERROR, FAIL, PASS, CheckResult, Regression, Threshold, evaluate, parse_rule
 
 COMPLETE_RULE = parse_rule("complete == 1", name="report complete")
@@ -85,6 +86,10 @@ def decide(report: Mapping, thresholds: Sequence[Threshold] = (), regressions: S
     outcome.warnings += _saturation_warnings(report, "the harness saturated during this run")
     if baseline is not None:
         outcome.warnings += _saturation_warnings(baseline, "the harness saturated during the baseline run")
+        differences = shape_differences(report, baseline)
+        if differences:
+            outcome.warnings.append("the baseline ran another shape of load (" + "; ".join(differences)
+                                    + "): regressions compare unlike runs")
         if baseline.get("complete") is False:
             outcome.warnings.append("the baseline report is incomplete: regressions compare against a partial run")
     return outcome

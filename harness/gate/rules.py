@@ -68,7 +68,11 @@ _VALUE = re.compile(r"(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\
 
 
 class RulesError(ValueError):
-    pass
+    """A rule or rules file is invalid; `problems` lists every error found, one a line of the message."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class _Problem(Exception):
@@ -160,6 +164,7 @@ def _threshold(text: str, name: str | None) -> Threshold:
     if match := _OPERATOR.fullmatch(rest):
         op = match["op"]
         value, unit = _value(match["value"], metric)
+        _can_hold(metric.name, op, value, None, unit)
         return Threshold(metric.name, op, value, None, unit, text.strip(), name or text.strip())
     if match := _BETWEEN.fullmatch(rest):
         bounds = _RANGE.fullmatch(match["range"])
@@ -169,10 +174,22 @@ def _threshold(text: str, name: str | None) -> Threshold:
         high, high_unit = _value(bounds["high"], metric)
         if low > high:
             raise _Problem("the lower bound of `between` is above the upper bound")
+        _can_hold(metric.name, "between", low, high, unit or high_unit)
         return Threshold(metric.name, "between", low, high, unit or high_unit, text.strip(), name or text.strip())
     token = re.match(r"[^\s\d.+-]+|\S+", rest)[0]
     hint = "; for equality write ==" if token == "=" else ""
     raise _Problem(f"bad operator {token!r}: {OPERATOR_ADVICE}{hint}")
+
+
+def _can_hold(metric: str, op: str, value: float, high: float | None, unit: str) -> None:
+    """Every metric is a latency, a count, a ratio, a rate or a flag: never below 0. A rule that only
+    a negative value would satisfy can never hold, so it is a mistake in the rule, said before any
+    run rather than as a failure after it."""
+    never = (op == "<" and value <= 0) or (op in ("<=", "==") and value < 0) or (op == "between" and high < 0)
+    if never:
+        bound = _with_unit(_shown(high if op == "between" else value, unit), unit)
+        raise _Problem(f"can never hold: {metric} is never below 0, so it is never {op} {bound}"
+                       if op != "between" else f"can never hold: {metric} is never below 0 (upper bound {bound})")
 
 
 def _metric(name: str):
@@ -217,25 +234,41 @@ def parse_rules(path: str | Path) -> RuleSet:
         raise RulesError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{path}: not valid TOML: {exc}") from None
-    _no_unknown_keys(data, TOP_KEYS, f"{path}")
+    # Every error of the file is listed, not the first: one round of fixing, not one per error.
+    problems: list[str] = []
+
+    def collect(build, *args):
+        try:
+            return build(*args)
+        except RulesError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    for key in data:
+        collect(_no_unknown_keys, {key: None}, TOP_KEYS, f"{path}")
     tables = {}
     for kind in TOP_KEYS:
         entries = data.get(kind, [])
         if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-            raise RulesError(f"{path}: `{kind}` must be an array of tables: write [[{kind}]] before each")
+            problems.append(f"{path}: `{kind}` must be an array of tables: write [[{kind}]] before each")
+            entries = []
         tables[kind] = entries
-    if not tables["threshold"] and not tables["regression"]:
+    if not problems and not tables["threshold"] and not tables["regression"]:
         raise RulesError(f"{path}: no rules: add [[threshold]] or [[regression]] tables")
-    thresholds = []
-    for index, entry in enumerate(tables["threshold"]):
-        where = f"{path}: threshold[{index}]"
-        _no_unknown_keys(entry, THRESHOLD_KEYS, where)
-        if "rule" not in entry:
-            raise RulesError(f"{where}: missing `rule`, e.g. rule = \"delivery.p99 < 250ms\"")
-        thresholds.append(parse_rule(entry["rule"], name=_name(entry, where), where=where))
-    regressions = [_regression(entry, f"{path}: regression[{index}]")
+    thresholds = [collect(_threshold_entry, entry, f"{path}: threshold[{index}]")
+                  for index, entry in enumerate(tables["threshold"])]
+    regressions = [collect(_regression, entry, f"{path}: regression[{index}]")
                    for index, entry in enumerate(tables["regression"])]
+    if problems:
+        raise RulesError("\n".join(problems), problems)
     return RuleSet(tuple(thresholds), tuple(regressions))
+
+
+def _threshold_entry(entry: Mapping, where: str) -> Threshold:
+    _no_unknown_keys(entry, THRESHOLD_KEYS, where)
+    if "rule" not in entry:
+        raise RulesError(f"{where}: missing `rule`, e.g. rule = \"delivery.p99 < 250ms\"")
+    return parse_rule(entry["rule"], name=_name(entry, where), where=where)
 
 
 def _no_unknown_keys(table: Mapping, allowed: Iterable[str], where: str) -> None:

@@ -22,7 +22,7 @@ from locust import events
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from .. import clock, measured
-from ..report.console import accounting_lines, latency_table
+from ..report.console import accounting_lines, latency_table, saturation_line
 from ..results import build_results, write_json_atomic
 from .admission import host_facts
 from .options import option
@@ -65,7 +65,10 @@ def _on_test_start(environment, **_kwargs) -> None:
     state.final_sent = False
     state.complete = True
     if not isinstance(environment.runner, WorkerRunner):
-        state.stats.reset()
+        from .target import service_of
+
+        service = service_of(environment)
+        state.stats.reset(tuple(service.histograms) if service is not None else ())
         start_progress(environment, state)
 
 
@@ -143,8 +146,9 @@ def _on_test_stop(environment, **_kwargs) -> None:
     folder = Path(option(environment, "chat_report_dir", "reports")) / option(environment, "chat_run_name",
                                                                                "locust") / stamp
     metadata = {"locustfile": getattr(options, "locustfile", None), "target": public_target(environment),
-                "options": _public_options(options)}
-    document = build_results(state.stats, metadata=metadata, complete=state.complete, lost=state.lost)
+                "options": _public_options(options), "planned_users": planned_users(environment)}
+    document = build_results(state.stats, metadata=metadata, complete=state.complete, lost=state.lost,
+                             health_window=option(environment, "chat_health_window", "steady"))
     state.results_path = write_json_atomic(folder / "results.json", document)
     _log_summary(document, state.results_path)
     if not document["complete"] and environment.process_exit_code is None:
@@ -157,6 +161,16 @@ def _on_test_stop(environment, **_kwargs) -> None:
         environment.process_exit_code = 2
     if option(environment, "chat_progress_file"):
         progress_line(environment, {"event": "results", "path": str(state.results_path)})
+
+
+def planned_users(environment) -> dict:
+    """The load Locust was asked for, read at the end (the web UI may have changed it): the total,
+    and each user class's count when the classes have fixed counts that make up that total (as
+    `chatload run`'s do). `harness.measured` judges the users started against it."""
+    total = getattr(environment.runner, "target_user_count", 0) or 0
+    fixed = {cls.__name__: cls.fixed_count for cls in environment.user_classes or ()}
+    whole = all(fixed.values()) and sum(fixed.values()) == total
+    return {"total": total, "by_population": fixed if whole else {}}
 
 
 def _public_options(options) -> dict:
@@ -173,7 +187,7 @@ _summary: list[str] = []  # printed after Locust's own tables, when the process 
 def _log_summary(document: dict, path: Path) -> None:
     log.info("chatload: results: %s", path)
     if document["health"]["saturated"]:
-        log.warning("chatload: the harness itself saturated: %s", "; ".join(document["health"]["reasons"]))
+        log.warning("chatload: %s", saturation_line(document["health"]))
     _summary[:] = ["", "Chat (chatload)", *latency_table(document), *accounting_lines(document),
                    f"results: {path}"]
 

@@ -60,6 +60,12 @@ def _add_options(parser) -> None:
                         help="append one JSON line of progress a second here (used by `chatload run`)")
     parser.add_argument("--chat-command-file", default="", include_in_web_ui=False,
                         help="read commands (JSON lines, e.g. a moderator kick) from here during the run")
+    parser.add_argument("--chat-yes", action="store_true", default=False, include_in_web_ui=False,
+                        help="against a real service that bills per message (IVS Chat, Hotsock), do not ask "
+                             "before sending")
+    parser.add_argument("--chat-health-window", choices=("steady", "ramp"), default="steady", include_in_web_ui=False,
+                        help="seconds the harness-health rule judges: steady (every user started; the default) "
+                             "or ramp (the ramp too, for a run that measures its ramp)")
     parser.add_argument("--chat-target", default="", include_in_web_ui=False,
                         help="the resolved target as JSON (set by chatload itself; no secrets)")
     for name in registry.names():

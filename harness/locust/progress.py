@@ -43,15 +43,20 @@ def start_progress(environment, state) -> None:
 
 def _write_progress(environment, state) -> None:
     """Once a second, what a person watching a long run wants: users, rate, p99, errors."""
+    from .target import service_of
+
     started = time.monotonic()
     progress_line(environment, {"event": "start", "t_ns": time.time_ns()})
     commands_read = 0
+    service = service_of(environment)
+    own = tuple(service.histograms) if service is not None else ()  # join, ping, subscribe, replay, …
     while not state.stopping:
         gevent.sleep(1.0)
         commands_read = _follow_commands(environment, commands_read)
-        # Not totals() (it re-encodes every histogram), and only the histogram shown.
-        everything = state.stats.recorder.summary(names=("delivery",))
-        summary, counters = everything["histograms"].get("delivery", {}), everything["counters"]
+        # Not totals() (it re-encodes every histogram), and only the histograms shown.
+        everything = state.stats.recorder.summary(names=("delivery", *own))
+        histograms, counters = everything["histograms"], everything["counters"]
+        summary = histograms.get("delivery", {})
         last = state.stats.last_interval.values()
         progress_line(environment, {
             "event": "progress",
@@ -64,6 +69,9 @@ def _write_progress(environment, state) -> None:
             "delivery_p99_ms": round(summary.get("percentiles", {}).get("99", 0) / 1000, 2),
             "errors": error_total(counters),  # as the report counts them (Locust's table counts requests)
             "rejected": sum(v for k, v in counters.items() if k.startswith("rejected.")),
+            # The service's own measures so far (cumulative p99), so a join storm shows its joins.
+            "measures": {name: {"count": h["count"], "p99_ms": round(h.get("percentiles", {}).get("99", 0) / 1000, 2)}
+                         for name in own if (h := histograms.get(name)) and h.get("count")},
             "failures": {f"{kind} {k.split('.', 1)[1]}": v for k, v in counters.items()
                          for kind, prefix in (("connect", "connect_failures."), ("token", "token_fetch_failures."))
                          if k.startswith(prefix)},

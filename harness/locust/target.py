@@ -96,6 +96,8 @@ def _prepare_target(environment, service: ChatService) -> None:
         log.info("chatload: embedded %s emulator at %s", service.title, endpoint)
     else:
         kind = KIND_RUNNING_EMULATOR if control else service.real_kind
+    if kind == service.real_kind:
+        _confirm_billing(environment, service)
     rooms = tuple(r for r in options.chat_room.split(",") if r)
     target = Target(service.name, kind, endpoint, control, region, rooms, ca_file=ca_file)
     trust_target(target)  # provisioning below reaches an https:// control plane through its CA
@@ -109,6 +111,29 @@ def _prepare_target(environment, service: ChatService) -> None:
             raise SystemExit(f"chatload: {exc}") from None
     options.chat_target = json.dumps(target.to_dict())
     _show_target_as_host(environment)
+
+
+def _confirm_billing(environment, service: ChatService) -> None:
+    """Against a real service that bills per message, ask first, as `chatload run` does: with the
+    load bounded (headless, -u and -t) say at most how much; else say the load is what you start."""
+    from ..services.billing import ask_before_billing
+
+    if not service.bills_messages:
+        return
+    options = environment.parsed_options
+    users, seconds = getattr(options, "num_users", None), getattr(options, "run_time", None)
+    if getattr(options, "headless", False) and users and seconds:
+        rate = option(environment, "chat_message_rate", 1.0)
+        sent = int(users * rate * seconds)  # as if every user sent: an upper bound
+        note = f"{service.billing_note(sent, sent * users)} (at most: every user counted as a sender)"
+    else:
+        note = (f"{service.title} bills every message sent and every delivery; the load is what you start "
+                "(users, --chat-message-rate, run time), without an upper bound here.")
+    refusal = ask_before_billing(f"chatload: this Locust run targets the REAL {service.title} "
+                                 f"({options.chat_endpoint}).", note, option(environment, "chat_yes", False),
+                                 flag="--chat-yes")
+    if refusal:
+        raise SystemExit(f"chatload: {refusal}")
 
 
 def _show_target_as_host(environment) -> None:

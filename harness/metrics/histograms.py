@@ -28,7 +28,10 @@ DEFAULT_PERCENTILES = (50, 90, 99, 99.9, 99.99, 100)
 
 # Histogram names (see ARCHITECTURE.md, "Latency definitions").
 DELIVERY = "delivery"  # intended send time -> arrival at each receiver
-ACK = "ack"  # intended send time -> arrival of the sender's own echo
+ACK = "ack"  # intended send time -> the service's word that it accepted the message
+# What an ack is, said once for every service: IVS Chat echoes the send to its sender, Hotsock's
+# publish API answers the POST (no frame comes back), Chime acknowledges nothing.
+ACK_WORDS = "intended send → the service's acceptance (the sender's own echo, or the publish API's answer)"
 CONNECT = "connect"
 RECONNECT = "reconnect"  # drop -> usable again
 TOKEN_FETCH = "token_fetch"

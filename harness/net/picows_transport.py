@@ -49,7 +49,12 @@ READ_BUFFER_INIT = 2048
 USE_AIOFASTNET = False
 # Given a `logging.Logger`, picows makes a child Logger for every connection (and logs each connect at
 # INFO, reading four socket options for it); an adapter is used as it is: one for all connections.
-_LOG = logging.LoggerAdapter(logging.getLogger("picows.client"), {})
+# picows logs every connect and every disconnect at INFO: two lines per connection, 40,000 for
+# `-u 20000`. Per-connection events are counters (connects, closes.<code>), so this logger passes
+# only warnings and errors (set "chatload.picows" to DEBUG to see picows' own account again).
+_PICOWS_LOGGER = logging.getLogger("chatload.picows")
+_PICOWS_LOGGER.setLevel(logging.WARNING)
+_LOG = logging.LoggerAdapter(_PICOWS_LOGGER, {})
 TEXT, BINARY, CONTINUATION, CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.CLOSE
 _CLOSE_CODES = {code.value: code for code in WSCloseCode}
 

@@ -37,6 +37,7 @@ from ..services.base import (
     ServiceEvent,
     TokenWanted,
     UserSpec,
+    accepted_after,
 )
 from .reconnect import ReconnectPolicy
 from .tls import certificate_failure
@@ -416,10 +417,11 @@ class ChatSession:
             self.ledger.received(self.sender_id, self.connection_id, self.room, echo.sender, echo.seq, server_ns)
         if request.kind == "send":
             self.recorder.ack.record(latency_us)
+            accepted_ns = arrival_ns
             if ack.server_ns is not None:
-                self.recorder.to_server.record((ack.server_ns - request.intended_ns) // 1000)
-            self.ledger.acked(self.sender_id, request.seq, self.room,
-                              ack.server_ns if ack.server_ns is not None else arrival_ns)
+                accepted_ns = accepted_after(ack.server_ns, request.sent_ns + self.offset_ns)
+                self.recorder.to_server.record((accepted_ns - request.intended_ns) // 1000)
+            self.ledger.acked(self.sender_id, request.seq, self.room, accepted_ns)
             self.recorder.count("accepted")
         self.runtime.report_ack(self, request, latency_us, None)
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .document import ReportInputError, load_document, write_atomic
+from .document import ReportInputError, as_report, load_document, shape_differences, write_atomic
 
 REPORT_DESCRIPTION = """\
 Render a report's HTML page again from its JSON (after an upgrade, or to share one page).
@@ -91,6 +91,10 @@ def run_compare(args: argparse.Namespace) -> int:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         return _fail("compare", f"{args.a} or {args.b}: cannot render them (a key has an unexpected shape): "
                                 f"{type(exc).__name__}: {exc}", 2)
+    differences = shape_differences(as_report(b), as_report(a), here="in B", there="in A")
+    if differences:
+        print(f"chatload compare: warning: the runs applied different loads ({'; '.join(differences)}): "
+              "their figures compare unlike runs", file=sys.stderr)
     output = Path(args.output) if args.output else Path(args.b).with_name("compare.html")
     return _write("compare", output, page)
 

@@ -5,7 +5,7 @@ latency over time, and the checks of both."""
 from __future__ import annotations
 
 from . import figures
-from .document import as_report
+from .document import as_report, shape_differences
 from .html import (
     SATURATED_WARNING,
     Html,
@@ -78,6 +78,11 @@ def warnings(a: dict, b: dict) -> Html:
         if not report.get("complete"):
             parts.append(tag("div", [tag("strong", f"Run {letter} is INCOMPLETE: "),
                                      report.get("incomplete_reason") or "no reason given"], class_="banner warn"))
+    differences = shape_differences(b, a, here="in B", there="in A")
+    if differences:
+        parts.append(tag("div", [tag("strong", "WARNING: the runs applied different loads, so their figures compare "
+                                               "unlike runs: "), "; ".join(differences)], class_="banner warn",
+                         id="banner-shape"))
     return join(parts)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 LATENCY_ROWS = (  # histogram → what it measures, as the table says it
     ("delivery", "delivery (intended send → each other member)"),
-    ("ack", "ack (intended send → the sender's own echo)"),
+    ("ack", "ack (intended send → accepted)"),
     ("connect", "connect (token in hand → usable)"),
     ("connect.tls", "  of which TLS handshake (wss://)"),
     ("reconnect", "reconnect (drop noticed → usable again)"),
@@ -23,6 +23,22 @@ def verdict_line(report: dict) -> str:
     if report.get("complete"):
         return verdict
     return f"INCOMPLETE ({report.get('incomplete_reason') or 'no reason given'}); the checks that ran: {verdict}"
+
+
+def saturation_line(health: dict) -> str:
+    """The console's words for a saturated harness: what it means, where, and the rule that judged it."""
+    return (f"the harness itself saturated; latency includes harness queueing: {'; '.join(health.get('reasons') or ())}"
+            + (f" ({health['rule']})" if health.get("rule") else ""))
+
+
+def check_line(check: dict) -> str:
+    """`[ERROR] rule  (observed —): reason`: a check as the console shows it. An error has no observed
+    value, so its reason (in the report as `detail`) is the only thing that says what went wrong."""
+    from ..gate.rules import format_value
+
+    observed = format_value(check.get("observed"), check.get("unit") or "")
+    reason = f": {check['detail']}" if check.get("verdict") == "error" and check.get("detail") else ""
+    return f"[{str(check.get('verdict')).upper():5}] {check.get('rule')}  (observed {observed}){reason}"
 
 
 def accounting_lines(report: dict) -> list[str]:

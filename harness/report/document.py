@@ -64,7 +64,7 @@ class ReportInputError(Exception):
 def build_report(results: dict, *, scenario: dict | None, checks: list[dict], complete: bool,
                  incomplete_reason: str | None = None, faults: list[dict] | None = None,
                  versions: dict | None = None, measured: list[str] | None = None,
-                 min_connected: float | None = None) -> dict:
+                 min_connected: float | None = None, min_spawned: float | None = None) -> dict:
     """The report document for `results` (not modified). Raises ValueError on a malformed check or on
     anything that looks like a secret (see SECRET_PATTERNS).
 
@@ -99,7 +99,8 @@ def build_report(results: dict, *, scenario: dict | None, checks: list[dict], co
         "verdict": "error" if measured else overall_verdict(checks),
     })
     if measured is not None:
-        report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected}
+        report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected,
+                              "min_spawned": min_spawned}
     report = _finite(report)
     refuse_secrets(report)
     return report
@@ -124,6 +125,44 @@ def as_report(document: dict) -> dict:
     return build_report(document, scenario=None, checks=[], complete=bool(document.get("complete")),
                         incomplete_reason=None if document.get("complete") else (
                             document.get("incomplete_reason") or "the results say incomplete"))
+
+
+def run_shape(report: dict) -> dict:
+    """What load a run applied, as far as its document says: service, users (by kind), duration. A
+    comparison of two runs of different shapes compares unlike things (505 users against 55)."""
+    as_run = (report.get("scenario") or {}).get("as_run") or {}
+    meta = report.get("metadata") or {}
+    populations = as_run.get("populations") or []
+    mix: dict[str, int] = {}
+    for population in populations:
+        if isinstance(population, dict):
+            mix[str(population.get("kind"))] = mix.get(str(population.get("kind")), 0) + (population.get("users") or 0)
+    users = sum(mix.values()) if mix else ((meta.get("planned_users") or {}).get("total")
+                                           or (meta.get("options") or {}).get("num_users"))
+    return {"service": (as_run.get("target") or {}).get("service") or (meta.get("target") or {}).get("service"),
+            "users": users, "mix": mix or None, "duration_s": as_run.get("duration_s")}
+
+
+def shape_differences(report: dict, baseline: dict, *, here: str = "here",
+                      there: str = "in the baseline") -> list[str]:
+    """How the baseline's load differs from the report's ("users 505 in the baseline, 55 here"); []
+    when they match or a document does not say."""
+    now, then = run_shape(report), run_shape(baseline)
+    found = []
+    for key, words in (("service", "service"), ("users", "users"), ("mix", "users by kind"),
+                       ("duration_s", "duration (s)")):
+        if now[key] is None or then[key] is None or now[key] == then[key]:
+            continue
+        if key == "mix" and now["users"] != then["users"]:
+            continue  # the totals say it already
+        found.append(f"{words} {_shape_value(then[key])} {there}, {_shape_value(now[key])} {here}")
+    return found
+
+
+def _shape_value(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{n} {kind}" for kind, n in value.items())
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def default_versions() -> dict:

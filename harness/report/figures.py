@@ -126,11 +126,15 @@ def distribution_figure(curves: list[tuple[str, dict, dict]]) -> dict | None:
     )}
 
 
-def latency_over_time_figure(report: dict) -> dict | None:
+def latency_over_time_figure(report: dict, names: tuple[str, ...] = ("delivery", "ack"),
+                             colors: dict[str, str] | None = None) -> dict | None:
+    """p50, p99 and max per second of each of `names` found in the timeline (delivery and ack, or a
+    service's own: join, ping, subscribe…)."""
     rows = report.get("timeline") or []
     x = timeline_x(report)
+    colors = {**COLORS, **(colors or {})}
     data = []
-    for name in ("delivery", "ack"):
+    for name in names:
         if not any(row.get(name) for row in rows):
             continue
         for stat, label, dash, width in (("p50_us", "p50", "solid", 2), ("p99_us", "p99", "dash", 2),
@@ -138,7 +142,7 @@ def latency_over_time_figure(report: dict) -> dict | None:
             data.append({
                 "type": "scatter", "mode": "lines", "name": f"{name} {label}", "x": x,
                 "y": [row[name][stat] / 1000 if row.get(name) else None for row in rows],
-                "line": {"color": COLORS[name], "dash": dash, "width": width}, "connectgaps": False,
+                "line": {"color": colors.get(name, "#6b7280"), "dash": dash, "width": width}, "connectgaps": False,
                 "hovertemplate": "%{y:.2f} ms",
             })
     if not data:

@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from ..metrics.histograms import ACK_WORDS
 from . import figures
 from .console import WORKER_HEADERS, worker_rows
 from .document import SCHEMA, as_report
@@ -22,7 +23,7 @@ from .numbers import KeyNumber, by_key, format_value, key_numbers
 LATENCY_NAMES = ("delivery", "ack", "connect", "reconnect", "token_fetch", "send_lag")
 LATENCY_MEANING = {
     "delivery": "intended send time → arrival at each receiver",
-    "ack": "intended send time → the sender's own echo",
+    "ack": ACK_WORDS,
     "connect": "connection attempt → usable",
     "reconnect": "drop noticed → usable again",
     "token_fetch": "chat token request → token",
@@ -155,30 +156,138 @@ def render_html(report: dict) -> str:
     report = as_report(report)
     charts: dict[str, dict] = {}
     numbers = key_numbers(report)
+    service = service_measures(report)
+    messages = carries_messages(report)
     sections = [
         ("checks", "Checks", checks_section(report)),
-        ("numbers", "Key numbers", numbers_section(numbers)),
+        # What the run's service measured beyond messages leads (join, roster, presence, subscribe…).
+        ("service", f"{service['title']}: what it measured", service_section(report, service, charts)),
+        ("numbers", "Key numbers", numbers_section(numbers, messages=messages)),
         ("latency", "Latency distribution", latency_section(report, charts)),
-        ("over-time", "Latency over time", tag("div", [
-            chart("latency-over-time", figures.latency_over_time_figure(report), charts),
-            _note("Per second: p50 (solid), p99 (dashed) and max (dotted); dashed red lines mark faults.")])),
-        ("throughput", "Throughput", tag("div", [
-            chart("throughput", figures.throughput_figure(report), charts),
-            _note("Per second: messages sent, accepted and rejected (left axis), deliveries (right axis).")])),
-        ("connections", "Connections", tag("div", [
-            chart("connections", figures.connections_figure(report), charts)])),
-        ("rate-limits", "Rate limits", rate_limit_section(report, charts)),
+        ("over-time", "Latency over time", _chart_or_none("latency-over-time", figures.latency_over_time_figure(report),
+                                                          charts, "Per second: p50 (solid), p99 (dashed) and max "
+                                                          "(dotted); dashed red lines mark faults.")),
+        ("throughput", "Throughput", _chart_or_none(
+            "throughput", figures.throughput_figure(report) if messages else None, charts,
+            "Per second: messages sent, accepted and rejected (left axis), deliveries (right axis).")),
+        ("connections", "Connections", _chart_or_none("connections", figures.connections_figure(report), charts)),
+        ("rate-limits", "Rate limits", rate_limit_section(report, charts) if messages else None),
         ("reconnects", "Reconnects", reconnect_section(report, charts)),
         ("errors", "Errors", errors_section(report, charts)),
         ("health", "Harness health", health_section(report)),
         *([("workers", "Workers", workers_section(report))] if worker_rows(report) else []),
-        ("accounting", "Accounting", accounting_section(report)),
-        ("faults", "Faults", faults_section(report)),
-        ("scenario", "Scenario as run", scenario_section(report)),
+        ("accounting", "Accounting", accounting_section(report) if messages else None),
+        ("faults", "Faults", faults_section(report) if report.get("faults") else None),
+        ("scenario", "Scenario as run", scenario_section(report) if report.get("scenario") else None),
         ("clocks", "Clocks and merge", clocks_section(report)),
     ]
+    # A section with nothing to say is left out (and so is its link), not shown empty.
+    sections = [(sid, heading, content) for sid, heading, content in sections if content is not None]
     return sectioned_page(f"{scenario_name(report)} — chatload report", header(report), banners(report), sections,
                           footer(report), charts)
+
+
+def _chart_or_none(name: str, figure: dict | None, charts: dict, note: str | None = None) -> Html | None:
+    if figure is None:
+        return None
+    return tag("div", [chart(name, figure, charts), *([_note(note)] if note else [])])
+
+
+def carries_messages(report: dict) -> bool:
+    """Whether the run sent or delivered measured messages: a run that only joins stages (IVS
+    Real-Time) or churns a control plane has no message sections to show."""
+    counters = report.get("counters") or {}
+    totals = (report.get("accounting") or {}).get("totals") or {}
+    delivered = ((report.get("latency_us") or {}).get("delivery") or {}).get("count")
+    return bool(counters.get("sent") or totals.get("sent") or totals.get("expected") or delivered)
+
+
+def service_measures(report: dict) -> dict:
+    """The run's service, and the measures it declares beyond messages: {"title", "histograms": {name:
+    words}, "streams": {name: words}} (only those the report holds samples or counts of)."""
+    from ..services import registry
+
+    as_run = (report.get("scenario") or {}).get("as_run") or {}
+    name = (as_run.get("target") or {}).get("service") or ((report.get("metadata") or {}).get("target") or {}).get(
+        "service")
+    try:
+        service = registry.get(name or registry.DEFAULT)
+    except registry.UnknownService:
+        return {"title": str(name), "histograms": {}, "streams": {}, "facts": {}}
+    summaries, propagation = report.get("latency_us") or {}, report.get("propagation") or {}
+    histograms = {h: words for h, words in service.histograms.items() if (summaries.get(h) or {}).get("count")}
+    streams = {s: words for s, words in service.propagations.items()
+               if (summaries.get(s) or {}).get("count") or (propagation.get(s) or {}).get("expected")}
+    # The facts derived after the run (throttle onset, token rate, API quota…), by their gate names.
+    from ..gate.metrics import lookup
+
+    facts = {name: (words, kind, value) for name, (_path, kind, _direction, words) in service.verdict_metrics.items()
+             if (value := lookup(report, name)) is not None}
+    return {"title": service.title, "histograms": histograms, "streams": streams, "facts": facts}
+
+
+SERVICE_COLORS = ("#2563eb", "#059669", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d", "#b45309")
+
+
+def service_section(report: dict, measures: dict, charts: dict) -> Html | None:
+    """The service's own latencies (join, ping, subscribe, replay, API calls…) and propagations
+    (roster, presence), with their distribution and their exact accounting; None when it has none."""
+    own = {**measures["histograms"], **measures["streams"]}
+    if not own and not measures["facts"]:
+        return None
+    facts = _facts_table(measures["facts"])
+    if not own:
+        return facts
+    encoded, summaries = report.get("histograms") or {}, report.get("latency_us") or {}
+    curves = [(name, figures.percentile_series(encoded.get(name)), {"color": SERVICE_COLORS[i % len(SERVICE_COLORS)]})
+              for i, name in enumerate(own)]
+    rows = []
+    for name, words in own.items():
+        s = summaries.get(name) or {}
+        p = s.get("percentiles") or {}
+        empty = not s.get("count")
+        rows.append([tag("div", [tag("code", name), tag("div", words, class_="muted small")]),
+                     format_value(s.get("count")),
+                     *(("—" if empty else ms(v)) for v in (p.get("50"), p.get("90"), p.get("99"), s.get("max")))])
+    parts = [chart("service-distribution", figures.distribution_figure(curves), charts),
+             table(["measure", "samples", "p50", "p90", "p99", "max"], rows, numeric={1, 2, 3, 4, 5})]
+    over_time = figures.latency_over_time_figure(report, tuple(measures["histograms"]), {
+        name: SERVICE_COLORS[i % len(SERVICE_COLORS)] for i, name in enumerate(own)})
+    if over_time is not None:  # propagations are matched at the end of the run: no per-second series
+        parts += [chart("service-over-time", over_time, charts),
+                  _note("Per second: p50 (solid), p99 (dashed) and max (dotted) of the service's own latencies.")]
+    propagation = report.get("propagation") or {}
+    accounted = [(stream, propagation[stream]) for stream in measures["streams"] if propagation.get(stream)]
+    if accounted:
+        keys = ("expected", "observed", "missed", "unconfirmed", "extra", "duplicates", "unmatched")
+        parts += [tag("h3", "Propagation accounting"),
+                  table(["stream", *keys, "missed %"],
+                        [[tag("code", stream), *((format_value(facts.get(k)), "bad strong" if k in (
+                            "missed", "duplicates") and facts.get(k) else "") for k in keys),
+                          format_value(100 * facts["missed"] / facts["expected"], "%")
+                          if facts.get("expected") else "—"] for stream, facts in accounted],
+                        numeric=set(range(1, len(keys) + 2))),
+                  _note("Every change owed to a member present when it happened is observed, missed or "
+                        "unconfirmed (the member left before anything later reached it): expected = observed + "
+                        "missed + unconfirmed, exactly, across processes.")]
+    if measures["facts"]:
+        parts.append(_facts_table(measures["facts"]))
+    return tag("div", parts)
+
+
+def _facts_table(facts: dict) -> Html:
+    """The service's derived facts (`chatload gate` reads them by these names)."""
+    def shown(kind: str, value: float) -> str:
+        if kind == "duration":
+            return ms(value)
+        if kind == "ratio":
+            return format_value(100 * value, "%")
+        return format_value(value)
+
+    return tag("div", [tag("h3", "Derived facts"),
+                       table(["gate metric", "what it is", "value"],
+                             [[tag("code", name), words, shown(kind, value)]
+                              for name, (words, kind, value) in facts.items()], numeric={2})])
 
 
 def sectioned_page(title: str, head: Html, top: Html, sections, foot: Html, charts: dict) -> str:
@@ -304,15 +413,17 @@ def expected_text(check: dict) -> str:
 
 def _value(value) -> str:
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        if value.is_integer() or abs(value) >= 1000:  # a count, or a large figure: never 1.597e+04
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "—" if value is None else str(value)
 
 
-def numbers_section(numbers: list[KeyNumber]) -> Html:
+def numbers_section(numbers: list[KeyNumber], *, messages: bool = True) -> Html:
     n = by_key(numbers)
-    tiles = [
+    message_tiles = [
         ("messages sent", n["sent"].text(), f"{n['accepted'].text()} accepted · {n['rejected'].text()} rejected", ""),
         ("delivered", n["delivered"].text(), f"of {n['expected'].text()} expected · {n['delivery_rate'].text()}", ""),
         ("lost", n["lost"].text(), f"loss {n['loss_percent'].text()}", "bad" if n["lost"].value else "good"),
@@ -321,6 +432,8 @@ def numbers_section(numbers: list[KeyNumber]) -> Html:
         ("delivery p50", n["delivery_p50"].text(), f"p99.9 {n['delivery_p99.9'].text()}", ""),
         ("delivery p99", n["delivery_p99"].text(), f"max {n['delivery_max'].text()}", ""),
         ("ack p99", n["ack_p99"].text(), f"p50 {n['ack_p50'].text()}", ""),
+    ]
+    tiles = [*(message_tiles if messages else []),
         ("connections", n["connections_peak"].text(),
          f"peak open · {n['connects'].text()} connects · {n['reconnects'].text()} reconnects", ""),
         ("errors", n["errors"].text(), f"{n['connect_failures'].text()} connect failures",
@@ -339,24 +452,25 @@ def latency_section(report: dict, charts: dict) -> Html:
     histograms = report.get("histograms") or {}
     curves = [(name, figures.percentile_series(histograms.get(name)), {"color": figures.COLORS[name]})
               for name in ("delivery", "ack")]
-    figure = figures.distribution_figure(curves)
+    figure = figures.distribution_figure(curves)  # None without messages: the table says the rest
     summaries = report.get("latency_us") or {}
     rows = []
     for name in [*LATENCY_NAMES, *sorted(set(summaries) - set(LATENCY_NAMES))]:
         s = summaries.get(name)
-        if not s or name in COUNT_HISTOGRAMS:
-            continue
+        if not s or name in COUNT_HISTOGRAMS or not s.get("count"):
+            continue  # a latency nothing was measured for says nothing: left out
         p = s.get("percentiles") or {}
-        empty = not s.get("count")
         rows.append([tag("span", name, title=LATENCY_MEANING.get(name), class_="strong"), format_value(s.get("count")),
-                     *(("—" if empty else ms(v)) for v in (s.get("min"), p.get("50"), p.get("90"), p.get("99"),
-                                                           p.get("99.9"), p.get("99.99"), s.get("max"))),
-                     "—" if empty else ms(s.get("mean"))])
+                     *(ms(v) for v in (s.get("min"), p.get("50"), p.get("90"), p.get("99"), p.get("99.9"),
+                                       p.get("99.99"), s.get("max"))),
+                     ms(s.get("mean"))])
+    if figure is None and not rows:
+        return None
     return tag("div", [
-        chart("latency-distribution", figure, charts),
-        _note("Read from the merged HdrHistograms (1 µs resolution, 3 significant digits). The x axis is "
-              "1/(1 − percentile) on a log scale: each step right is ten times rarer. The curve ends where "
-              "it reaches the largest value recorded."),
+        *([chart("latency-distribution", figure, charts),
+           _note("Read from the merged HdrHistograms (1 µs resolution, 3 significant digits). The x axis is "
+                 "1/(1 − percentile) on a log scale: each step right is ten times rarer. The curve ends where "
+                 "it reaches the largest value recorded.")] if figure is not None else []),
         tag("h3", "All latencies (ms)"),
         table(["latency", "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"], rows,
               numeric=set(range(1, 10))) if rows else no_data(),
@@ -374,7 +488,10 @@ def errors_section(report: dict, charts: dict) -> Html:
             rows.append([tag("code", name), meaning if not detail else f"{meaning}: {detail}",
                          (format_value(counters[name]), state)])
     samples = report.get("protocol_error_samples") or []
-    parts = [chart("errors", figures.errors_figure(report), charts,
+    figure = figures.errors_figure(report)
+    if figure is None and not rows and not samples and not counters.get("protocol_errors"):
+        return None  # no error, close or failure of any kind: nothing to say
+    parts = [chart("errors", figure, charts,
                    empty="No rejections, errors, failures or timeouts in any second of the run.")]
     parts.append(table(["counter", "meaning", "count"], rows, numeric={2}) if rows
                  else no_data("No error, close or failure counters were recorded."))
@@ -386,7 +503,10 @@ def errors_section(report: dict, charts: dict) -> Html:
 
 
 def health_section(report: dict) -> Html:
-    from ..results import SATURATION
+    """The harness's own health, judged by the one rule of harness/metrics/saturation.py: the judged
+    window's worst values (red past a limit) decide; the whole run's, start-up and drain included,
+    are shown beside them and never marked."""
+    from ..metrics import saturation
 
     health = report.get("health") or {}
     per_process = health.get("per_process") or {}
@@ -395,22 +515,29 @@ def health_section(report: dict) -> Html:
         parts.append(tag("div", [tag("strong", f"WARNING: {SATURATED_WARNING}.")], class_="banner warn inline"))
     if not per_process:
         parts.append(no_data("No harness health was recorded."))
-    else:
-        rows = []
-        for source, worst in sorted(per_process.items()):
-            cells = [tag("code", source)]
-            for key, shown in (("loop_lag_max_us", ms), ("loop_lag_mean_us", ms), ("hub_stall_max_us", ms),
-                               ("cpu_percent", lambda v: "—" if v is None else f"{v:.1f} %")):
-                value = worst.get(key)
-                over = value is not None and key in SATURATION and value > SATURATION[key]
-                cells.append((shown(value), "bad strong" if over else ""))
-            rows.append(cells)
-        parts.append(table(["process", "event-loop lag max", "event-loop lag mean", "gevent hub stall max",
-                            "CPU (max)"], rows, numeric={1, 2, 3, 4}))
-        parts.append(_note(f"Saturation limits: event-loop lag {SATURATION['loop_lag_max_us'] / 1000:g} ms, hub "
-                           f"stall {SATURATION['hub_stall_max_us'] / 1000:g} ms, CPU {SATURATION['cpu_percent']:g} %. "
-                           + ("Within limits: the latencies are the service's, not the harness's."
-                              if not health.get("saturated") else "")))
+        return join(parts)
+    limits = saturation.LIMITS
+    keys = (("loop_lag_max_us", ms), ("loop_lag_mean_us", ms), ("hub_stall_max_us", ms),
+            ("cpu_percent", lambda v: "—" if v is None else f"{v:.1f} %"))
+    rows = []
+    judged = health.get("judged")
+    if isinstance(judged, dict):  # reports written before the judged window was recorded have none
+        cells = [tag("strong", "judged window (all processes)")]
+        for key, shown in keys:
+            value = judged.get(key)
+            over = value is not None and key in limits and value > limits[key]
+            cells.append((shown(value) if key in judged else "", "bad strong" if over else ""))
+        rows.append(cells)
+    for source, worst in sorted(per_process.items()):
+        rows.append([[tag("code", source), tag("span", " whole run", class_="muted small")],
+                     *(shown(worst.get(key)) for key, shown in keys)])
+    parts.append(table(["process", "event-loop lag max", "event-loop lag mean", "gevent hub stall max",
+                        "CPU (max)"], rows, numeric={1, 2, 3, 4}))
+    stated = health.get("rule") or saturation.rule()
+    verdict = ("Saturated: " + "; ".join(health.get("reasons") or ()) if health.get("saturated") else
+               "Within limits: the latencies are the service's, not the harness's.")
+    parts.append(_note(f"{stated} {verdict} The whole-run rows include start-up and the drain, which "
+                       "the rule does not judge."))
     return join(parts)
 
 
@@ -431,7 +558,7 @@ MESSAGE_KEYS = ("sent", "accepted", "rejected", "unconfirmed_sends", "presumed_a
 def accounting_section(report: dict) -> Html:
     accounting = report.get("accounting")
     if not accounting:
-        return no_data("No delivery accounting (no process exported its ledger).")
+        return None
     totals = accounting.get("totals") or {}
 
     def rows(keys) -> list[list]:
@@ -494,12 +621,12 @@ def rate_limit_section(report: dict, charts: dict) -> Html:
     rate = (report.get("verdicts") or {}).get("rate_limit") or {}
     rooms = rate.get("rooms") or {}
     if not rooms:
-        return no_data("No per-room rate data (a run by `chatload run` has it).")
+        return None  # a bare Locust run has no per-room series
 
     def ratio(value) -> str:
         return "—" if value is None else f"{value:.2f}"
 
-    rows = [[room.rsplit("/", 1)[-1], facts.get("limit") or "unknown", f"{facts['offered']:,}", f"{facts['accepted']:,}",
+    rows = [[room.rsplit("/", 1)[-1], facts.get("limit") or facts.get("limit_words") or "unknown", f"{facts['offered']:,}", f"{facts['accepted']:,}",
              ", ".join(f"{code}: {n:,}" for code, n in sorted(facts["rejected"].items())) or "0",
              facts["peak_accepted_per_s"], ratio(facts["peak_ratio"]), facts["overloaded_seconds"],
              ratio(facts["steady_ratio"])] for room, facts in rooms.items()]
@@ -516,8 +643,10 @@ def rate_limit_section(report: dict, charts: dict) -> Html:
 
 def reconnect_section(report: dict, charts: dict) -> Html:
     facts = (report.get("verdicts") or {}).get("reconnect") or {}
-    if not facts:
-        return no_data("No reconnect data (a run by `chatload run` has it).")
+    counters = report.get("counters") or {}
+    if not facts or not (facts.get("reconnects") or facts.get("kicked") or report.get("faults")
+                         or counters.get("reconnects") or facts.get("not_connected_at_end")):
+        return None  # nothing dropped, nobody came back: nothing to say
     latency = (report.get("latency_us") or {}).get("reconnect") or {}
     percentiles = latency.get("percentiles") or {}
     away = sum(r.get("missed_while_away", 0) for r in ((report.get("accounting") or {}).get("per_receiver") or {}).values())

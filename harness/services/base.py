@@ -140,6 +140,14 @@ class Acked(Event):
     echo: Delivered | None = None  # the confirmation was our own message, delivered to us too
 
 
+def accepted_after(server_ns: int, sent_ns: int) -> int:
+    """When a message was accepted, as far as the harness can tell: the service's time, but never
+    before the message left. A server time that is only a lower bound (Hotsock's ULID names the
+    millisecond, raised to the intended time) would otherwise put acceptance at or before the
+    intended send time, a `to_server` of 0 the histogram clamps."""
+    return server_ns if server_ns > sent_ns else sent_ns
+
+
 @dataclass(slots=True)
 class Rejected(Event):
     request: Request | None
@@ -463,6 +471,11 @@ class ChatService(ABC):
         """Each room's accepted-message rate limit per second, as the service says; {} if none."""
         return {}
 
+    def limit_words(self, target: Target) -> str | None:
+        """How the service limits messages when no room has a limit of its own (Chime: per sender),
+        for the report's rate-limit table instead of "unknown"; None if it says nothing."""
+        return None
+
     def replay_window(self, target: Target) -> tuple[int, int] | None:
         """(window ns, max messages) when the service replays recent messages to members who join
         late or come back: the ledger then counts replays exactly instead of as unexpected."""
@@ -472,6 +485,11 @@ class ChatService(ABC):
 
     # name → (path under report["verdicts"][service name], kind, direction, words): gate metrics
     verdict_metrics: ClassVar[dict[str, tuple[tuple[str, ...], str, str, str]]] = {}
+
+    def unmeasured(self, measure: str, rooms: RoomSettings) -> str | None:
+        """Why one of this service's own measures (a histogram or propagation stream it declares) is
+        never taken with these room settings, or None: `--check` refuses a rule on it before the run."""
+        return None
 
     def verdicts(self, results: dict, scenario) -> dict:
         """Facts derived after a run (e.g. where throttling began), as report["verdicts"][name]."""

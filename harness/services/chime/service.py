@@ -207,6 +207,12 @@ class ChimeService(ChatService):
         return ({"soft_limit": said["soft_limit"], "hard_limit": said["hard_limit"], "api_limit": said["api_limit"],
                  "replay": [said["replay_seconds"], said["replay_messages"]]}, "emulator")
 
+    def limit_words(self, target: Target) -> str | None:
+        limits = {**verdicts.SPEC_LIMITS, **((target.settings or {}).get("limits") or {})}
+        (soft, soft_burst), (hard, hard_burst) = limits["soft_limit"], limits["hard_limit"]
+        return (f"per sender: {soft:g}/s, burst {soft_burst:g} (then throttled); {hard:g}/s, burst "
+                f"{hard_burst:g} (then hung up)")
+
     def replay_window(self, target: Target) -> tuple[int, int] | None:
         settings = target.settings
         lifetime_ms = settings.get("lifetime_ms", 0)

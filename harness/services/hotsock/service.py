@@ -74,6 +74,12 @@ class HotsockService(ChatService):
         PRESENCE_LEAVE: "presence leave propagation (A's hotsock.unsubscribe → B's hotsock.memberRemoved for A)",
     }
 
+    def unmeasured(self, measure: str, rooms: RoomSettings) -> str | None:
+        if measure in self.propagations and not rooms.settings.get("presence"):
+            return (f"{measure} is measured on presence channels only; these channels have no presence "
+                    f"([{self.rooms_table}] presence = true makes them presence channels)")
+        return None
+
     def __init__(self) -> None:
         self._emulator_keys: dict[str, dict[str, str]] = {}  # control endpoint → key *file paths*
         self._publishers: dict[tuple[str, str], object] = {}
