@@ -27,6 +27,7 @@ class _Runtime:
     """What a `ChatSession` needs of its runtime, and the times the differential tests compare."""
 
     clock_offset_ns, connect_timeout, transport, replay, spread = 0, 5.0, DEFAULT_TRANSPORT, None, None
+    ssl_context = None  # ws:// emulators
 
     def __init__(self, service: ChatService, target: Target, tokens) -> None:
         self.recorder, self.ledger, self.service, self.target = Recorder(), DeliveryLedger(), service, target
@@ -34,7 +35,7 @@ class _Runtime:
         self.times: dict[str, list[float]] = defaultdict(list)
         self.ids = itertools.count(1)
 
-    async def fetch_token(self, session) -> str:
+    async def fetch_token(self, session, wanted=None) -> str:
         self.times["token"].append(time.time())
         return self.tokens.fetch(session.user)
 

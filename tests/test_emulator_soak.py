@@ -231,7 +231,7 @@ def test_ivsrealtime_soak_under_stage_token_and_join_churn(low_floors):
                 for _ in range(2):  # each token issued just before it joins
                     token = ivs.create_participant_token(stageArn=stage["arn"], duration=20160)["participantToken"]
                     tokens.append(token)
-                    query = rt_codec.join_query(topic, f"t{n}", publish=True)
+                    query = rt_codec.join_query(topic, f"t{n}")
                     ws = await connect(f"{endpoint}/?{query}", subprotocols=[token["token"]], open_timeout=5)
                     assert isinstance(rt_codec.parse_server_frame(await asyncio.wait_for(ws.recv(), 5)),
                                       rt_codec.StageState)
