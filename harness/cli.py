@@ -20,6 +20,8 @@ SUBCOMMANDS = [
      "step the load to the knee; USL fit, load-generator sizing and cost", "DESCRIPTION"),
     ("emulator", "harness.emulation.cli", ("add_arguments", "run"), "run a service's emulator until Ctrl-C",
      "DESCRIPTION"),
+    ("trace", "harness.trace.cli", ("add_arguments", "run"),
+     "traces of real traffic: import service logs, summarise a trace's shape, scale it", "DESCRIPTION"),
     ("bench", "harness.bench.cli", ("add_arguments", "run"),
      "measure chatload's and the emulator's speed against baselines", "DESCRIPTION"),
 ]
