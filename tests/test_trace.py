@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from harness.capacity.plan import CapacityError, load_plan
 from harness.cli import main
+from harness.scenario import ScenarioError, load_scenario
 from harness.services.hotsock.ulid import encode
 from harness.trace.loading import TraceLoadError, import_trace
 from harness.trace.model import JOIN, LEAVE, MESSAGE, TraceEvent
@@ -305,3 +306,23 @@ def test_capacity_steps_a_trace_speed_and_audience_keeping_the_trace_path(tmp_pa
         (1.0, 10), (2.0, 20), (4.0, 40)]
     with pytest.raises(CapacityError, match="needs a \\[traffic\\] table"):
         load_plan(capacity_file(tmp_path, 'vary = "trace_speed"\n' + steps))
+
+
+def test_a_scenario_traffic_table_is_checked_with_its_trace(tmp_path):
+    write_trace(tmp_path / "t.jsonl", [TraceEvent(0.1, "r", "s", 8)])
+    (tmp_path / "bad.jsonl").write_text("garbage\n")
+    good = '\n[traffic]\ntrace = "t.jsonl"\nspeed = 3.0\nrooms = { "r" = 0 }\nsenders = [1]\nlisteners = [0]\n'
+    path = tmp_path / "ok.toml"
+    path.write_text(BASE + good)
+    scenario = load_scenario(path)
+    assert scenario.traffic.speed == 3.0 and scenario.traffic.trace == str(tmp_path / "t.jsonl")
+    path.write_text(BASE.replace("processes = 1", "processes = 2") + '\n[traffic]\ntrace = "bad.jsonl"\n'
+                    'senders = [0]\nlisteners = [1]\nrooms = { "r" = 3 }\nspeed = 0\n')
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    problems = "\n".join(caught.value.problems)
+    for expected in ("traffic.speed: must be at least 0.01", "set [scenario] processes = 1",
+                     "traffic.senders: population[0] (viewer) does not send",
+                     "traffic.listeners: population[1] (chatter) sends", "r: 3 is not a room index (0 to 0)",
+                     f"{tmp_path / 'bad.jsonl'}: 1 of 1 lines are malformed", "line 1: not JSON"):
+        assert expected in problems, problems
