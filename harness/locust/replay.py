@@ -32,6 +32,8 @@ from ..trace.replayreport import LATE_US
 from .options import option
 from .state import runtime_for, state_of, test_is_stopping
 
+BATCH = 200  # messages handed over between two yields to the hub
+
 OPTIONS = (  # --chat-trace-<name>: (type, default, help); all kept out of the web UI
     ("", str, "", "replay this trace (chatload.trace/1 JSON lines; docs/traces.md) instead of the senders' "
                   "own schedules"),
@@ -155,44 +157,59 @@ class ReplayDriver:
     # -- the schedule ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        count = self.runtime.recorder.count  # loop-owned: only ever called through loop_thread.call
         call = self.runtime.loop_thread.call
         if not self._sleep_until(0.0):
             return
-        call(count, "replay.start")
+        call(self.runtime.recorder.count, "replay.start")
         sends = self.plan.sends
         index = 0
         while index < len(sends):
-            due_ns = int((self.start_s + sends[index].due_s) * 1e9)
-            wait_s = (due_ns - time.time_ns()) / 1e9
+            wait_s = self.start_s + sends[index].due_s - time.time()
             if wait_s > 0:
                 gevent.sleep(wait_s)
             if test_is_stopping(self.environment) or self.runtime.publishing_stopped:
-                call(count, "replay.not_sent.run_ended", len(sends) - index)
+                call(self.runtime.recorder.count, "replay.not_sent.run_ended", len(sends) - index)
                 return
+            # Everything already due goes now, each with its own intended time, in batches that yield
+            # to the other greenlets between them (a late schedule must not stall the hub) and are
+            # counted with one call to the loop each.
             now_ns = time.time_ns()
-            batch = 0
-            # Everything already due goes now, each with its own intended time.
-            while index < len(sends) and (self.start_s + sends[index].due_s) * 1e9 <= now_ns:
-                batch += self._send(sends[index], now_ns)
+            lags: list[int] = []
+            unsent = 0
+            while index < len(sends) and len(lags) + unsent < BATCH and self._due_ns(sends[index]) <= now_ns:
+                lag_us = self._send(sends[index], now_ns)
+                if lag_us is None:
+                    unsent += 1
+                else:
+                    lags.append(lag_us)
                 index += 1
-            if batch:
-                call(count, "replay.sent", batch)
+            call(self._account, lags, unsent)
+            if len(lags) + unsent == BATCH:
+                gevent.sleep(0)
 
-    def _send(self, send, now_ns: int) -> bool:
+    def _due_ns(self, send) -> int:
+        return int((self.start_s + send.due_s) * 1e9)
+
+    def _account(self, lags: list[int], unsent: int) -> None:  # loop side: the recorder is the loop's
+        recorder = self.runtime.recorder
+        for lag_us in lags:
+            recorder.record("replay_lag", lag_us)
+        late = sum(lag_us >= LATE_US for lag_us in lags)
+        for name, n in (("replay.sent", len(lags)), ("replay.late", late), ("replay.not_sent.no_sender", unsent)):
+            if n:
+                recorder.count(name, n)
+
+    def _send(self, send, now_ns: int) -> int | None:
+        """Hand one message to its user's client (it returns at once): its lag in µs, or None when its
+        room has no sender user."""
         users = self.users.get(send.room)
-        due_ns = int((self.start_s + send.due_s) * 1e9)
-        lag_us = max(0, (now_ns - due_ns) // 1000)
-        self.runtime.loop_thread.call(self.runtime.recorder.record, "replay_lag", lag_us)
-        if lag_us >= LATE_US:
-            self.runtime.loop_thread.call(self.runtime.recorder.count, "replay.late")
         user = users[send.sender % len(users)] if users else None
         if user is None or user.client is None:
-            self.runtime.loop_thread.call(self.runtime.recorder.count, "replay.not_sent.no_sender")
-            return False
+            return None
+        due_ns = self._due_ns(send)
         size = max(1, min(send.size, self.max_size) if self.max_size else send.size)
         user.client.send_message(user.message_text(size), intended_ns=due_ns)
-        return True
+        return max(0, (now_ns - due_ns) // 1000)
 
 
 def _names(text: str) -> set[str] | None:
