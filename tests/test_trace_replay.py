@@ -72,7 +72,8 @@ def test_the_replay_report_renders_its_chart_in_chromium(shipped, chromium):
 def test_a_hotsock_replay_publishes_and_moves_subscribers_as_the_trace_says(tmp_path):
     events = [TraceEvent(i * 0.25, "lobby", f"p{i % 2}", 20 + i) for i in range(12)]  # 4 msg/s for 3 s
     events += [TraceEvent(0.0, "lobby", "v1", 0, JOIN), TraceEvent(1.0, "lobby", "v1", 0, LEAVE),
-               TraceEvent(2.0, "lobby", "v1", 0, JOIN), TraceEvent(0.5, "lobby", "v2", 0, JOIN)]
+               TraceEvent(2.0, "lobby", "v1", 0, JOIN), TraceEvent(0.5, "lobby", "v2", 0, JOIN),
+               TraceEvent(30.0, "lobby", "v3", 0, JOIN)]  # after the run: no listener waits for it
     write_trace(tmp_path / "lobby.jsonl", events)
     document = {
         "scenario": {"name": "hotsock-replay", "duration": "6s", "ramp": "1s", "drain": "2s", "processes": 1},
@@ -88,7 +89,8 @@ def test_a_hotsock_replay_publishes_and_moves_subscribers_as_the_trace_says(tmp_
     report = json.loads(only_report(tmp_path / "reports", "hotsock-replay").read_text())
     replay = report["replay"]
     assert replay["replayed"] == 12 and replay["per_second"]["trace"] == [4, 4, 4]
-    assert replay["presences"] == 2 and replay["leaves"] == 1 and replay["rejoins"] == 1
+    assert replay["presences"] == 3 and replay["presences_after_end"] == 1
+    assert replay["leaves"] == 1 and replay["rejoins"] == 1
     assert report["accounting"]["totals"]["accepted"] == 12
     # Owed to the subscribers: 12 each to the two the trace does not move, 10 to v2 (joins at 0.5 s),
     # 8 to v1 (away from 1 s to 2 s); a message due the instant a member joins may race its handshake.

@@ -98,7 +98,14 @@ class ReplayDriver:
         delay = option(environment, "chat_trace_delay", 5.0)
         self.start_s = math.ceil(time.time() + delay)  # a whole second: trace second k is a timeline second
         self.users: dict[int, list] = {room: [] for room in self.plan.senders_per_room}
-        self.presences: list[Presence] = list(self.plan.presences)
+        # A listener waiting for a join that comes after the run's end would never connect, and count
+        # as a user that failed to: those presences are not handed out (`replay.presences_after_end`).
+        run_time = option(environment, "run_time", None)
+        end_s = time.time() + run_time if run_time else math.inf
+        self.presences: list[Presence] = [p for p in self.plan.presences if self.start_s + p.intervals[0][0] < end_s]
+        late = len(self.plan.presences) - len(self.presences)
+        if late:
+            self.runtime.loop_thread.call(self.runtime.recorder.count, "replay.presences_after_end", late)
         self._greenlet = gevent.spawn(self._run)
 
     # -- users ----------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def replay_section(trace: Trace, plan: ReplayPlan, results: dict, *, trace_file:
     # The driver hands each message to the loop thread, which writes it: `send_lag` (intended → written)
     # includes the driver's own lag and the loop's queue, so a trace too fast for the loop shows there.
     send_lag = (results.get("latency_us") or {}).get("send_lag") or {}
+    send_lag = send_lag if send_lag.get("count") else {}
     send_p99 = (send_lag.get("percentiles") or {}).get("99")
     reasons = []
     if not started:
@@ -80,6 +81,7 @@ def replay_section(trace: Trace, plan: ReplayPlan, results: dict, *, trace_file:
         "too_fast": bool(reasons) and started,
         "problems": reasons,
         "presences": len(plan.presences),
+        "presences_after_end": counters.get("replay.presences_after_end", 0),
         "leaves": counters.get("replay.leaves", 0),
         "rejoins": counters.get("replay.rejoins", 0),
         "malformed_lines": len(trace.skipped),
@@ -112,7 +114,9 @@ def replay_lines(report: dict) -> list[str]:
             parts.append(f"{replay['excluded_by_room_mapping']:,} in rooms the mapping leaves out")
         lines.append("not replayed: " + ", ".join(parts))
     if replay.get("presences"):
-        lines.append(f"listeners followed {replay['presences']:,} trace users' presence: "
-                     f"{replay.get('leaves', 0):,} leaves, {replay.get('rejoins', 0):,} rejoins")
+        after = replay.get("presences_after_end", 0)
+        lines.append(f"listeners followed {replay['presences'] - after:,} trace users' presence: "
+                     f"{replay.get('leaves', 0):,} leaves, {replay.get('rejoins', 0):,} rejoins"
+                     + (f" ({after:,} more join only after the run's end)" if after else ""))
     lines += [f"TOO FAST: {problem}" for problem in replay.get("problems") or ()]
     return lines
