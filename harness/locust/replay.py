@@ -20,11 +20,13 @@ in one process).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
 import gevent
 from locust import events
+from locust.runners import MasterRunner
 
 from ..trace.plan import Presence, ReplayPlan, build_plan
 from ..trace.reader import read_trace
@@ -33,6 +35,7 @@ from .options import option
 from .state import runtime_for, state_of, test_is_stopping
 
 BATCH = 200  # messages handed over between two yields to the hub
+log = logging.getLogger("chatload")
 
 OPTIONS = (  # --chat-trace-<name>: (type, default, help); all kept out of the web UI
     ("", str, "", "replay this trace (chatload.trace/1 JSON lines; docs/traces.md) instead of the senders' "
@@ -52,6 +55,17 @@ def _add_options(parser) -> None:
     for name, kind, default, text in OPTIONS:
         parser.add_argument("--chat-trace" + (f"-{name}" if name else ""), type=kind, default=default,
                             include_in_web_ui=False, help=text)
+
+
+@events.test_start.add_listener
+def _one_process_only(environment, **_kwargs) -> None:
+    """Each worker would replay the whole trace: with more than one, refuse the run (exit 2)."""
+    runner = environment.runner
+    if option(environment, "chat_trace", "") and isinstance(runner, MasterRunner) and runner.worker_count > 1:
+        log.error("chatload: --chat-trace is replayed by one process, and this run has %d workers: run it "
+                  "with one (--processes 1, or no --processes)", runner.worker_count)
+        environment.process_exit_code = 2
+        gevent.spawn_later(0, runner.quit)
 
 
 def parse_room_mapping(text: str) -> dict[str, int] | None:
