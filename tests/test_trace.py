@@ -25,6 +25,7 @@ from harness.trace.plan import build_plan
 from harness.trace.reader import TraceError, read_trace, write_trace
 from harness.trace.replayreport import replay_section
 from harness.trace.shape import scale, summary
+from harness.trace.synthetic import generate
 from tests.test_capacity import BASE, capacity_file
 
 SECRET_USER = "alice@example.com"
@@ -326,3 +327,11 @@ def test_a_scenario_traffic_table_is_checked_with_its_trace(tmp_path):
                      "traffic.listeners: population[1] (chatter) sends", "r: 3 is not a room index (0 to 0)",
                      f"{tmp_path / 'bad.jsonl'}: 1 of 1 lines are malformed", "line 1: not JSON"):
         assert expected in problems, problems
+
+
+def test_the_shipped_trace_is_what_the_project_generator_makes():
+    shipped = Path(__file__).resolve().parents[1] / "scenarios" / "traces" / "ivschat-final.log.jsonl"
+    made = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in generate())
+    assert shipped.read_text() == made, "regenerate: python -m harness.trace.synthetic > " + str(shipped)
+    users = {r["payload"].get("Sender", {}).get("UserId") or r["payload"]["Attributes"]["UserId"] for r in generate()}
+    assert all(user.startswith(("fan-", "viewer-")) for user in users)  # made-up users only
