@@ -105,6 +105,11 @@ class ReplayDriver:
                                            room_count=len(rooms),
                                            mapping=parse_room_mapping(option(environment, "chat_trace_rooms", "")),
                                            audience=option(environment, "chat_trace_audience", 1.0))
+        used = {send.room for send in self.plan.sends} | {p.room for p in self.plan.presences}
+        outside = sorted(used - set(range(len(rooms))))
+        if outside:
+            raise ValueError(f"--chat-trace-rooms: room index {outside[0]} is not one of the target's "
+                             f"{len(rooms)} rooms (0 to {len(rooms) - 1})")
         self.rooms = rooms
         self.max_size = option(environment, "chat_trace_max_size", 0) or None
         self.sender_classes = _names(option(environment, "chat_trace_senders", ""))
@@ -142,11 +147,12 @@ class ReplayDriver:
         listener waits for its trace user's first join (keeping its later leaves and joins in a
         greenlet of its own). False: do not connect (the run stopped before the join)."""
         role = self.role(user)
-        if role == "sender" and self.users:
-            room = min(self.users, key=lambda r: len(self.users[r]) / self.plan.senders_per_room[r])
-            self.users[room].append(user)
-            user.room_choice = self.rooms[room]
-            user.replaying = True
+        if role == "sender":
+            user.replaying = True  # the trace's senders only: never a schedule of its own
+            if self.users:
+                room = min(self.users, key=lambda r: len(self.users[r]) / self.plan.senders_per_room[r])
+                self.users[room].append(user)
+                user.room_choice = self.rooms[room]
         elif role == "listener" and self.presences:
             presence = self.presences.pop(0)
             user.room_choice = self.rooms[presence.room]
