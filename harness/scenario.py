@@ -132,7 +132,13 @@ class Scenario:
         """(messages sent, messages delivered) if everything is accepted: what a service billing per
         message would bill."""
         sent = 0.0
-        for p in self.populations:
+        if self.traffic is not None:  # a replay sends the trace's messages due before the run ends
+            from .trace.loading import load_traffic_trace
+
+            delay = self.ramp_s if self.traffic.delay_s is None else self.traffic.delay_s
+            sent = float(sum(e.t / self.traffic.speed < self.duration_s - delay
+                             for e in load_traffic_trace(self.traffic).messages))
+        for p in self.populations if self.traffic is None else ():
             if self.sends(p):
                 rate = p.burst or p.message_rate or self.messages.rate_per_chatter
                 sent += p.users * rate * self.duration_s

@@ -317,6 +317,7 @@ def test_a_scenario_traffic_table_is_checked_with_its_trace(tmp_path):
     path.write_text(BASE + good)
     scenario = load_scenario(path)
     assert scenario.traffic.speed == 3.0 and scenario.traffic.trace == str(tmp_path / "t.jsonl")
+    assert scenario.estimated_messages()[0] == 1  # what a real room would bill: the trace's, not the chatters' rate
     path.write_text(BASE.replace("processes = 1", "processes = 2") + '\n[traffic]\ntrace = "bad.jsonl"\n'
                     'senders = [0]\nlisteners = [1]\nrooms = { "r" = 3 }\nspeed = 0\n')
     with pytest.raises(ScenarioError) as caught:
