@@ -22,6 +22,8 @@ SUBCOMMANDS = [
      "a Locust worker for `chatload run --workers N` on another machine", "DESCRIPTION"),
     ("emulator", "harness.emulation.cli", ("add_arguments", "run"), "run a service's emulator until Ctrl-C",
      "DESCRIPTION"),
+    ("trace", "harness.trace.cli", ("add_arguments", "run"),
+     "traces of real traffic: import service logs, summarise a trace's shape, scale it", "DESCRIPTION"),
     ("bench", "harness.bench.cli", ("add_arguments", "run"),
      "measure chatload's and the emulator's speed against baselines", "DESCRIPTION"),
 ]

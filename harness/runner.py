@@ -39,6 +39,7 @@ from .scenario import WILDCARDS, Scenario, ScenarioError, expectations_for, load
 from .services.base import KIND_EMULATOR, ServiceError, Target
 from .services.billing import ask_before_billing
 from .token_endpoint import token_endpoint_args
+from .trace.replayreport import replay_lines
 from .verdicts import derive
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
@@ -258,6 +259,8 @@ class Run:
             return {}
 
     def _processes(self) -> int:
+        if self.scenario.traffic is not None:
+            return 1  # a trace is replayed by one process (harness/locust/replay.py)
         chosen = self.args.processes if self.args.processes is not None else self.scenario.processes
         return chosen or os.cpu_count() or 1
 
@@ -281,6 +284,7 @@ class Run:
                      "--chat-metrics-linger", str(getattr(self.args, "metrics_linger", 15.0))]
         if getattr(self.args, "otlp_endpoint", None):
             argv += ["--chat-otlp-endpoint", self.args.otlp_endpoint]
+        argv += self._traffic_arguments()
         processes = self._processes()
         env = dict(os.environ)
         if scenario.workers:
@@ -330,6 +334,42 @@ class Run:
               f"each with: {self.command}", file=sys.stderr)
         return ["--master", "--master-bind-host", host, "--master-bind-port", str(port),
                 "--expect-workers", str(workers), "--expect-workers-max-wait", f"{self.workers_wait:g}"]
+
+    def _traffic_arguments(self) -> list[str]:
+        """`[traffic]` as Locust's --chat-trace options; the trace goes to Locust as a chatload trace
+        (imported here when the scenario names service records), kept in raw/ beside the results."""
+        from .trace.loading import load_traffic_trace
+        from .trace.reader import write_trace
+
+        scenario, traffic = self.scenario, self.scenario.traffic
+        if traffic is None:
+            return []
+        self.trace = load_traffic_trace(traffic)
+        path = write_trace(self.raw / "trace.jsonl", self.trace.events, {"source": traffic.format})
+        names = scenario.population_names()
+        limit = scenario.service.message_size_limit(scenario.rooms)
+        room_limit = scenario.rooms.settings.get("maximum_message_length")
+        argv = ["--chat-trace", str(path), "--chat-trace-speed", str(traffic.speed),
+                "--chat-trace-audience", str(traffic.audience),
+                "--chat-trace-delay", str(scenario.ramp_s if traffic.delay_s is None else traffic.delay_s),
+                "--chat-trace-max-size", str(min(x for x in (limit, room_limit) if x) if limit or room_limit else 0)]
+        if traffic.rooms:
+            argv += ["--chat-trace-rooms", ",".join(f"{room}={index}" for room, index in traffic.rooms.items())]
+        for key in ("senders", "listeners"):
+            if getattr(traffic, key) is not None:
+                argv += [f"--chat-trace-{key}", ",".join(names[i] for i in getattr(traffic, key))]
+        return argv
+
+    def _replay_section(self, results: dict) -> dict | None:
+        from .trace.plan import build_plan
+        from .trace.replayreport import replay_section
+
+        traffic = self.scenario.traffic
+        if traffic is None or getattr(self, "trace", None) is None:
+            return None
+        plan = build_plan(self.trace, speed=traffic.speed, room_count=len(self.target.rooms), mapping=traffic.rooms,
+                          audience=traffic.audience)
+        return replay_section(self.trace, plan, results, trace_file=traffic.trace, audience=traffic.audience)
 
     def _mix(self) -> str:
         return ", ".join(f"{p.users} {p.kind}{'s' if p.users > 1 else ''}" for p in self.scenario.populations)
@@ -436,6 +476,9 @@ class Run:
             raise RunError(f"Locust ended (exit code {self.locust.returncode}) without results; "
                            f"last lines of {self.raw / 'locust.log'}:\n{tail}")
         results = json.loads(Path(results_path).read_text())
+        replay = self._replay_section(results)
+        if replay is not None:
+            results["replay"] = replay
         results["verdicts"] = derive(results, self._room_limits(), self.faults_applied,
                                      limit_words=self.scenario.service.limit_words(self.target))
         own = self.scenario.service.verdicts(results, self.scenario)
@@ -464,7 +507,7 @@ class Run:
         print(f"\n{self.scenario.name}: {verdict_line(report)}  ({self.target.service} at {self.target.endpoint})")
         for problem in (report.get("measured") or {}).get("problems") or ():
             print(f"  measured nothing: {problem}")
-        for line in [*accounting_lines(report), *latency_table(report), *worker_lines(report)]:
+        for line in [*accounting_lines(report), *replay_lines(report), *latency_table(report), *worker_lines(report)]:
             print(f"  {line}")
         for check in report.get("checks", []):
             print(f"  {check_line(check)}")

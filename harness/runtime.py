@@ -183,11 +183,11 @@ class ChatRuntime:
     # -- gevent side: users --------------------------------------------------------------------------
 
     def new_session(self, user_id_prefix: str, capabilities=(), reconnect="sdk", session_minutes=None,
-                    attributes=None, population: str = "users") -> SessionHandle:
+                    attributes=None, population: str = "users", room: str | None = None) -> SessionHandle:
         """A new connection for a user (gevent side): the session is built, registered and started on
-        the loop; the caller gets its handle."""
+        the loop; the caller gets its handle. `room`: one of the target's (default: the next in turn)."""
         sender_id = f"{self.process_tag}{next(self._senders):x}"
-        user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=next(self._rooms),
+        user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=room or next(self._rooms),
                         capabilities=tuple(capabilities), session_minutes=session_minutes,
                         attributes=dict(attributes) if attributes else None)
         handle = SessionHandle(user, population)
@@ -204,10 +204,10 @@ class ChatRuntime:
 
     # -- gevent side: publishers (measured messages through the service's publish API) ----------------
 
-    def new_publisher(self, user_id_prefix: str, population: str = "publishers") -> SessionHandle:
+    def new_publisher(self, user_id_prefix: str, population: str = "publishers", room: str | None = None) -> SessionHandle:
         """A user that publishes without a connection of its own: ready at once (no socket to open)."""
         sender_id = f"{self.process_tag}{next(self._senders):x}"
-        user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=next(self._rooms))
+        user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=room or next(self._rooms))
         handle = SessionHandle(user, population, state="open")
         self.handles[sender_id] = handle
         self.loop_thread.call(self._publisher_started, population)

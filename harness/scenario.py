@@ -68,6 +68,20 @@ class Messages:
 
 
 @dataclass
+class Traffic:
+    """`[traffic]`: a trace replayed as the load (docs/traces.md)."""
+
+    trace: str  # the file as the scenario names it, resolved against the scenario's folder
+    format: str = "chatload"
+    speed: float = 1.0
+    audience: float = 1.0
+    delay_s: float | None = None  # None: the ramp
+    rooms: dict[str, int] | None = None
+    senders: list[int] | None = None  # population indices (None: every sending population)
+    listeners: list[int] | None = None  # population indices (None: every other population)
+
+
+@dataclass
 class Fault:
     at_s: float
     action: str
@@ -99,6 +113,7 @@ class Scenario:
     token_endpoint: TokenEndpoint | None = None  # [target.token_endpoint]: the application's own tokens
     workers: int = 0  # Locust workers on other machines the run waits for ([run] workers; 0: none)
     emulator_bind: str | None = None  # the embedded emulator's address for remote workers ([target] bind)
+    traffic: Traffic | None = None  # a trace replayed as the load ([traffic])
 
     @property
     def users(self) -> int:
@@ -128,7 +143,13 @@ class Scenario:
         """(messages sent, messages delivered) if everything is accepted: what a service billing per
         message would bill."""
         sent = 0.0
-        for p in self.populations:
+        if self.traffic is not None:  # a replay sends the trace's messages due before the run ends
+            from .trace.loading import load_traffic_trace
+
+            delay = self.ramp_s if self.traffic.delay_s is None else self.traffic.delay_s
+            sent = float(sum(e.t / self.traffic.speed < self.duration_s - delay
+                             for e in load_traffic_trace(self.traffic).messages))
+        for p in self.populations if self.traffic is None else ():
             if self.sends(p):
                 rate = p.burst or p.message_rate or self.messages.rate_per_chatter
                 sent += p.users * rate * self.duration_s
@@ -254,7 +275,25 @@ RUN_KEYS = (
         "docs/distributed.md); 0: none, the run uses [scenario] processes", "2", minimum=0, maximum=1000),
 )
 WILDCARDS = ("0.0.0.0", "::", "*", "")
-TOP_KEYS = ("scenario", "run", "target", "population", "messages", "faults", "expectations")  # + the rooms table
+TRAFFIC_FORMATS = ("chatload", "ivschat-log", "hotsock-pages")
+TRAFFIC_KEYS = (
+    Key("trace", str, None, "the trace file, relative to the scenario's folder (docs/traces.md)",
+        '"traces/final.jsonl"', required=True),
+    Key("format", str, "chatload", "the file's format: a chatload trace, IVS Chat logging records or Hotsock "
+        "listMessages pages (imported as the run starts)", '"ivschat-log"', choices=TRAFFIC_FORMATS),
+    Key("speed", float, 1.0, "time compression: trace times are divided by it", "3.0", minimum=0.01, maximum=1000.0),
+    Key("audience", float, 1.0, "each trace user's joins and leaves this many times over", "2.0", minimum=0.01,
+        maximum=1000.0),
+    Key("delay", DURATION, None, "from the first user to the trace's start (default: the ramp)", '"5s"'),
+    Key("rooms", dict, None, "trace room → target room index; only the rooms named are replayed "
+        "(default: the trace's rooms busiest first onto rooms 0, 1, …)", '{ "room_AbC" = 0 }'),
+    Key("senders", list, None, "indices of the populations whose users carry the trace's senders "
+        "(default: every sending population)", "[1]"),
+    Key("listeners", list, None, "indices of the populations whose users join and leave as the trace's users "
+        "(default: every other population)", "[0]"),
+)
+TOP_KEYS = ("scenario", "run", "target", "population", "messages", "faults", "expectations", "traffic")
+# + the rooms table
 
 
 def load_scenario(path: str | os.PathLike) -> Scenario:
@@ -377,6 +416,9 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         scenario.faults.append(Fault(at_s, action, params))
     scenario.faults.sort(key=lambda fault: fault.at_s)
 
+    if "traffic" in data:
+        scenario.traffic = _read_traffic(reader("traffic", data["traffic"]), scenario, path.parent)
+
     e = reader("expectations", data.get("expectations", {}))
     values = e.read_all(EXPECTATIONS_KEYS)
     scenario.min_connected, scenario.min_spawned = values["min_connected"], values["min_spawned"]
@@ -409,6 +451,35 @@ def _read_tls(t: TableReader, target: Target, service) -> tuple[bool, Target]:
     if not verify and not target.emulated:
         t.fail("tls_verify", f"certificate checks stay on against the real {service.title}")
     return tls, dataclasses.replace(target, ca_file=ca_file, tls_verify=verify)
+
+
+def _read_traffic(t: TableReader, scenario: Scenario, folder: Path) -> Traffic | None:
+    """`[traffic]`, with the trace itself read now, so a bad trace fails `--check` like a bad key."""
+    from .trace.loading import TraceLoadError, load_traffic_trace
+
+    values = t.read_all(TRAFFIC_KEYS)
+    if values["trace"] is None:
+        return None
+    traffic = Traffic(str(folder / values["trace"]), values["format"], values["speed"], values["audience"],
+                      values["delay"], values["rooms"], values["senders"], values["listeners"])
+    if scenario.processes > 1:
+        t.fail("trace", "a trace is replayed by one process: set [scenario] processes = 1 (or leave it 0)")
+    for key in ("senders", "listeners"):
+        for index in getattr(traffic, key) or ():
+            if not isinstance(index, int) or not 0 <= index < len(scenario.populations):
+                t.fail(key, f"{index!r} is not a population index (0 to {len(scenario.populations) - 1})")
+            elif (key == "senders") != scenario.sends(scenario.populations[index]):
+                t.fail(key, f"population[{index}] ({scenario.populations[index].kind}) "
+                            f"{'does not send' if key == 'senders' else 'sends: put it in senders'}")
+    for room, index in (traffic.rooms or {}).items():
+        if not isinstance(index, int) or not 0 <= index < scenario.rooms.count:
+            t.fail("rooms", f"{room}: {index!r} is not a {scenario.service.room_noun} index "
+                            f"(0 to {scenario.rooms.count - 1})")
+    try:
+        load_traffic_trace(traffic)
+    except TraceLoadError as exc:
+        t.fail("trace", str(exc))
+    return traffic
 
 
 def expectations_for(scenario: Scenario) -> list[str]:

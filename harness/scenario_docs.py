@@ -80,6 +80,10 @@ def render() -> str:
             "lists the metrics). A run that measured nothing — a population that did not connect, nothing "
             "accepted, nothing delivered — is an error whatever the rules say.", "",
             *key_table(s.EXPECTATIONS_KEYS), ""]
+    out += ["## `[traffic]`", "", "A trace of real traffic replayed as the load (`docs/traces.md`): the sending "
+            "populations' users send the trace's messages at its times ÷ `speed` instead of their own schedules, "
+            "the listening populations' users join and leave as its users did. One process replays it.", "",
+            *key_table(s.TRAFFIC_KEYS), ""]
     out += ["## Services", ""]
     for name in registry.names():
         service = registry.get(name)

@@ -24,6 +24,7 @@ def test_the_committed_reference_is_what_the_reader_declares():
 
 def _all_keys():
     yield from s.SCENARIO_KEYS + s.TARGET_KEYS + s.POPULATION_KEYS + s.MESSAGES_KEYS + s.EXPECTATIONS_KEYS
+    yield from s.TRAFFIC_KEYS
     yield from s.FAULT_KEYS
     yield from s.FAULT_PARAMETERS.values()
     for name in registry.names():

@@ -29,8 +29,12 @@ VARIES = {
     "room_size": ("users of the chosen [[population]]", "room size (members per room)"),
     "message_rate": ("messages per second per chatter", "offered messages per second (all chatters)"),
     "rooms": ("rooms.count (every population scales with it)", "rooms"),
+    "trace_speed": ("[traffic] speed of the replayed trace", "trace speed (× the trace's own rate)"),
+    "trace_audience": ("[traffic] audience; the listening population grows with it", "audience (× the trace's)"),
 }
-LOAD_SHORT = {"room_size": "room size", "message_rate": "offered msg/s", "rooms": "rooms"}  # for one-line answers
+LOAD_SHORT = {"room_size": "room size", "message_rate": "offered msg/s", "rooms": "rooms",
+              "trace_speed": "trace speed", "trace_audience": "audience"}  # for one-line answers
+TRACE_VARIES = ("trace_speed", "trace_audience")
 MAX_STEPS = 40
 CAPACITY_KEYS = {"vary", "population", "steps", "start", "factor", "increment", "max", "hold", "objective",
                  "emulator", "prices", "sizing"}
@@ -108,8 +112,14 @@ class PlannedStep:
 
     @property
     def offered_messages_per_s(self) -> float:
-        """Messages per second the chatters are scheduled to send (all rooms), if the scenario runs as written."""
+        """Messages per second the chatters are scheduled to send (all rooms), if the scenario runs as written
+        (a replayed trace: its mean rate at its speed)."""
         s = self.scenario
+        if s.traffic is not None:
+            from ..trace.loading import load_traffic_trace
+
+            trace = load_traffic_trace(s.traffic)
+            return len(trace.messages) * s.traffic.speed / max(trace.duration_s, 1e-3)
         total = 0.0
         for p in s.populations:
             if s.sends(p):
@@ -135,6 +145,8 @@ class CapacityPlan:
         """The load N of a step, in the unit VARIES names (the USL's x axis)."""
         if self.spec.vary == "room_size":
             return float(step.room_size)
+        if self.spec.vary in TRACE_VARIES:
+            return float(step.value)
         if self.spec.vary == "message_rate":
             return round(step.offered_messages_per_s, 6)
         return float(step.rooms)
@@ -234,7 +246,19 @@ def _read_spec(shown: str, raw, data: dict) -> CapacitySpec:
         raise CapacityError(f"{t.name('vary')}: \"rooms\" needs rooms the emulator creates; this target names "
                             "its rooms (target.room_arns)")
 
-    steps = _read_steps(t, integer=vary != "message_rate")
+    if vary in TRACE_VARIES:
+        if not isinstance(data.get("traffic"), dict):
+            raise CapacityError(f"{t.name('vary')}: {vary!r} steps a replayed trace: the scenario needs a "
+                                "[traffic] table (docs/traces.md)")
+        if vary == "trace_audience" and population is None:
+            service = registry.get(_service_name(shown, data))
+            population = next((i for i, p in enumerate(populations)
+                               if p.get("kind") in service.populations and not service.populations[p["kind"]].sends),
+                              None)
+            if population is None:
+                raise CapacityError(f"{t.name('population')}: no listening population grows with the audience; "
+                                    "name one")
+    steps = _read_steps(t, integer=vary not in ("message_rate", *TRACE_VARIES))
     hold_s = parse_hold(t)
     objective = t.table.get("objective")
     if not isinstance(objective, list) or not objective:
@@ -398,7 +422,17 @@ def step_tables(plan: CapacityPlan, index: int, value, target: dict | None = Non
         raise CapacityError(str(exc)) from None
     head["duration"] = f"{ramp_s + spec.hold_s:g}s"
     populations = tables["population"]
-    if spec.vary == "room_size":
+    traffic = tables.get("traffic")
+    if isinstance(traffic, dict) and isinstance(traffic.get("trace"), str):
+        # Step files live beside the reports: the trace stays where the capacity file's folder says.
+        traffic["trace"] = str((Path(plan.file).parent / traffic["trace"]).resolve())
+    if spec.vary in TRACE_VARIES:
+        key = "speed" if spec.vary == "trace_speed" else "audience"
+        base = traffic.get(key, 1.0) if isinstance(traffic.get(key, 1.0), int | float) else 1.0
+        traffic[key] = float(value)
+        if spec.vary == "trace_audience" and isinstance(populations[spec.population].get("users"), int):
+            populations[spec.population]["users"] = max(1, round(populations[spec.population]["users"] * value / base))
+    elif spec.vary == "room_size":
         populations[spec.population]["users"] = value
     elif spec.vary == "message_rate":
         if spec.population is not None:

@@ -43,6 +43,7 @@ HISTOGRAMS = {
     "retry_wait": "wait before trying again after a failed connect or token fetch (the reconnect policy's backoff)",
     "kick": "kick latency (the control-plane call → the kicked user's own notice)",
     "spread": "fan-out spread (a message's last recipient − its first), where the service measures it",
+    "replay_lag": "replay lag (how late a trace replay dispatched each message against the trace's time)",
 }
 PROPAGATION_COUNTS = {  # report["propagation"][stream] keys: (direction, words)
     "expected": (HIGHER, "observations owed: each member present when it happened"),
@@ -348,6 +349,11 @@ def _fixed_catalog() -> dict[str, Metric]:
     add("health.saturated", FLAG, LOWER, "1 when the harness itself saturated (loop lag, hub stall, CPU)",
         _flag(("health", "saturated")))
     add("complete", FLAG, HIGHER, "1 when the run finished and drained as planned", _flag(("complete",)))
+    add("replay.ratio", RATIO, HIGHER, "trace messages replayed / the trace's total (a run with [traffic])",
+        lambda report: _number(_section(report, "replay", "a replay section", " (a run with [traffic] has it)")
+                               .get("replayed_ratio"), "replay.replayed_ratio"))
+    add("replay.too_fast", FLAG, LOWER, "1 when the trace was faster than the harness could send it",
+        _flag(("replay", "too_fast")))
     return catalog
 
 

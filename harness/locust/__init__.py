@@ -5,6 +5,7 @@
     target    the owning process starts the emulator and provisions rooms; every process builds
               its runtime from the resolved target that travels with the options
     drain     the end of a test: drain, merge across workers, write results
+    replay    a trace as the load (--chat-trace): who sends when, who joins and leaves
     progress  the progress file and the command file `chatload run` uses
     webui     the web UI's Chat tab
     live_metrics  a Prometheus endpoint and OTLP pushes while the test runs
@@ -15,4 +16,4 @@
 Importing any user class imports this package, which registers the listeners with Locust.
 """
 
-from . import admission, drain, live_metrics, options, progress, target, webui  # noqa: F401 - they register listeners
+from . import admission, drain, live_metrics, options, progress, replay, target, webui  # noqa: F401 - they register listeners

@@ -26,6 +26,7 @@ from locust import User, constant, task
 
 from ..net.session import RequestFailed
 from ..schedule import OpenLoopSchedule
+from .replay import replay_for
 from .state import runtime_for, test_is_stopping
 
 _ALPHABET = string.ascii_letters + string.digits + " "
@@ -58,7 +59,7 @@ class ChatClient:
         self._call = runtime.loop_thread.call
         self.handle = runtime.new_session(user.user_id_prefix, user.capabilities, user.reconnect,
                                           user.session_minutes, user.token_attributes,
-                                          population=type(user).__name__)
+                                          population=type(user).__name__, room=user.room_choice)
 
     @property
     def user_id(self) -> str:
@@ -146,7 +147,8 @@ class PublishClient:
     def __init__(self, runtime, user: ChatUser) -> None:
         self._runtime = runtime
         self._user = user
-        self.handle = runtime.new_publisher(user.user_id_prefix, population=type(user).__name__)
+        self.handle = runtime.new_publisher(user.user_id_prefix, population=type(user).__name__,
+                                            room=user.room_choice)
         self._seq = 0
 
     @property
@@ -179,12 +181,21 @@ class ChatUser(User):
     token_attributes: dict[str, str] | None = None
     user_id_prefix = "user"
     wait_for_connection = True  # on_start blocks this user until connected, so tasks start connected
+    room_choice: str | None = None  # the room to join (a trace replay sets it); None: the next in turn
+    replaying = False  # a trace replay sends for this user (harness/locust/replay.py): no schedule of its own
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
         self.client: ChatClient | None = None
 
     def on_start(self) -> None:
+        replay = replay_for(self.environment)
+        if replay is not None and not replay.admit(self):  # a listener may wait for its trace user's join
+            return
+        self.rejoin()
+
+    def rejoin(self) -> None:
+        """Open a connection (a new one after `client.leave()`)."""
         self.client = ChatClient(runtime_for(self.environment), self)
         if self.wait_for_connection:
             self.client.wait_connected(timeout=30)
@@ -230,6 +241,8 @@ class SenderUser(ChatUser):
     burst_offset_ms: float = 0.0  # negative: just before the boundary, so bursts straddle rate windows
 
     def wait_time(self) -> float:
+        if self.replaying:
+            return LISTENER_WAKE_S
         if self.burst:
             now = time.time()
             due = math.floor(now - self.burst_offset_ms / 1000) + 1 + self.burst_offset_ms / 1000
@@ -240,6 +253,8 @@ class SenderUser(ChatUser):
 
     @task
     def chat(self) -> None:
+        if self.replaying:
+            return
         if self.burst:
             due = getattr(self, "_burst_due_ns", None)
             for _ in range(self.burst):
@@ -257,4 +272,7 @@ class PublisherUser(SenderUser):
     user_id_prefix = "publisher"
 
     def on_start(self) -> None:
+        replay = replay_for(self.environment)
+        if replay is not None:
+            replay.admit(self)
         self.client = PublishClient(runtime_for(self.environment), self)

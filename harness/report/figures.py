@@ -301,3 +301,18 @@ def reconnect_figure(report: dict) -> dict | None:
                         "showgrid": False, "zeroline": False}
     layout["margin"] = {**layout["margin"], "r": 72}
     return {"data": data, "layout": layout}
+
+
+def replay_figure(report: dict) -> dict | None:
+    """A trace replay: the trace's messages per second (at its speed) against those the service
+    accepted per second, from the trace's start."""
+    per_second = (report.get("replay") or {}).get("per_second") or {}
+    trace, replayed = per_second.get("trace") or [], per_second.get("replayed") or []
+    if not trace and not replayed:
+        return None
+    data = [{"type": "bar", "name": "trace", "x": list(range(len(trace))), "y": trace,
+             "marker": {"color": "#9ca3af"}, "opacity": 0.6},
+            {"type": "scatter", "mode": "lines+markers", "name": "replayed (accepted)", "x": list(range(len(replayed))),
+             "y": replayed, "line": {"color": "#2563eb", "width": 2}}]
+    return {"data": data, "layout": base_layout(barmode="overlay", xaxis={"title": {"text": "seconds from the trace's start"}},
+                                                yaxis={"title": {"text": "messages per second"}})}

@@ -181,6 +181,8 @@ def render_html(report: dict) -> str:
         ("scenario", "Scenario as run", scenario_section(report) if report.get("scenario") else None),
         ("clocks", "Clocks and merge", clocks_section(report)),
     ]
+    if report.get("replay"):
+        sections.insert(2, ("replay", "Trace replay", replay_section(report, charts)))
     # A section with nothing to say is left out (and so is its link), not shown empty.
     sections = [(sid, heading, content) for sid, heading, content in sections if content is not None]
     return sectioned_page(f"{scenario_name(report)} — chatload report", header(report), banners(report), sections,
@@ -638,6 +640,21 @@ def rate_limit_section(report: dict, charts: dict) -> Html:
               f"{rate.get('untied_rejections', 0)}; rejected with another code than 429: "
               f"{rate.get('non_429_rejections', 0)}."),
         chart("rate-limit", figures.rate_limit_figure(report), charts),
+    ])
+
+
+def replay_section(report: dict, charts: dict) -> Html:
+    from ..trace.replayreport import replay_lines
+
+    replay = report["replay"]
+    return join([
+        tag("ul", [tag("li", line) for line in replay_lines(report)]),
+        chart("replay", figures.replay_figure(report), charts),
+        _note("Per second from the trace's start: the trace's messages at its speed (bars) and the messages the "
+              "service accepted (line, by its own time stamp). Lag is how late the harness dispatched each "
+              f"message against the trace's time; every latency is measured from that time. Trace: "
+              f"{replay.get('trace')}, {replay.get('messages_total', 0):,} messages over "
+              f"{replay.get('trace_duration_s', 0):g} s; user ids are hashed and no content is kept."),
     ])
 
 

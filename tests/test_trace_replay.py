@@ -1,0 +1,116 @@
+"""Trace replay end to end, as a user runs it: the shipped scenario (an IVS Chat log) through
+`chatload run` against the embedded emulator, its report read back and rendered in Chromium; a Hotsock
+run (server publishes, subscribers leaving and rejoining as the trace says) to show the replay goes
+through the service contract; and `locust -f … --chat-trace`."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.capacity.plan import dump_toml
+from harness.trace.loading import import_trace
+from harness.trace.model import JOIN, LEAVE, TraceEvent
+from harness.trace.plan import build_plan
+from harness.trace.reader import write_trace
+from tests.locust_run import results_of, run_locust
+from tests.test_report_browser import load
+from tests.test_run import ROOT, chatload, only_report
+
+pytestmark = pytest.mark.timeout(300)
+SHIPPED = ROOT / "scenarios" / "replay-ivschat-log.toml"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> tuple[Path, dict, str]:
+    report_dir = tmp_path_factory.mktemp("reports")
+    proc = chatload("run", str(SHIPPED), "--report-dir", str(report_dir), timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = only_report(report_dir, "replay-ivschat-log")
+    return path, json.loads(path.read_text()), proc.stdout
+
+
+def test_the_shipped_replay_passes_and_reports_trace_against_replayed(shipped):
+    path, report, stdout = shipped
+    assert "replay-ivschat-log: PASS" in stdout
+    scenario = tomllib.loads(SHIPPED.read_text())
+    trace = import_trace([SHIPPED.parent / scenario["traffic"]["trace"]], "ivschat-log")
+    plan = build_plan(trace, speed=scenario["traffic"]["speed"])
+    replay = report["replay"]
+    total = len(trace.messages)
+    assert replay["messages_total"] == total and replay["replayed"] == total and replay["replayed_ratio"] == 1.0
+    assert f"replayed {total:,} of the trace's {total:,} messages (100.0%) at speed 2" in stdout
+    assert "schedule lag (the harness's own): dispatched p50" in stdout and "written to the socket p99" in stdout
+    # The trace's own per-second rates at its speed, and the accepted ones beside them: every message
+    # accepted (lost == 0 passed), within a second of its due second.
+    assert replay["per_second"]["trace"] == plan.trace_per_second
+    assert sum(replay["per_second"]["replayed"]) == total
+    assert len(replay["per_second"]["replayed"]) <= len(plan.trace_per_second) + 1
+    assert replay["lag_us"]["count"] == total and replay["lag_us"]["max"] is not None and not replay["too_fast"]
+    # Every message went out at its due time as the intended time: ack latency counts all of them.
+    assert report["accounting"]["totals"]["sent"] == total
+    # Listeners followed the trace's viewers: a third of the 30 leave near its end.
+    assert replay["presences"] == 30 and 1 <= replay["leaves"] <= 10
+    # No trace identity or content reaches the report or the run's folder.
+    for file in (path, path.with_name("report.html"), path.parent / "raw" / "trace.jsonl"):
+        text = file.read_text()
+        assert "fan-" not in text and "viewer-" not in text and "xxxxxxxx" not in text, file
+
+
+def test_the_replay_report_renders_its_chart_in_chromium(shipped, chromium):
+    path, _, _ = shipped
+    run = load(chromium, path.with_name("report.html"))
+    assert not run.errors, run.errors
+    charts = {chart["id"]: chart for chart in run.charts}
+    assert charts["chart-replay"]["rendered"] == "true" and charts["chart-replay"]["traces"] == 2
+    assert "Trace replay" in run.text and "replayed 173 of the trace's 173 messages" in run.text
+
+
+def test_a_hotsock_replay_publishes_and_moves_subscribers_as_the_trace_says(tmp_path):
+    events = [TraceEvent(i * 0.25, "lobby", f"p{i % 2}", 20 + i) for i in range(12)]  # 4 msg/s for 3 s
+    events += [TraceEvent(0.0, "lobby", "v1", 0, JOIN), TraceEvent(1.0, "lobby", "v1", 0, LEAVE),
+               TraceEvent(2.0, "lobby", "v1", 0, JOIN), TraceEvent(0.5, "lobby", "v2", 0, JOIN),
+               TraceEvent(30.0, "lobby", "v3", 0, JOIN)]  # after the run: no listener waits for it
+    write_trace(tmp_path / "lobby.jsonl", events)
+    document = {
+        "scenario": {"name": "hotsock-replay", "duration": "6s", "ramp": "1s", "drain": "2s", "processes": 1},
+        "target": {"service": "hotsock"},
+        "population": [{"kind": "subscriber", "users": 4}, {"kind": "publisher", "users": 2}],
+        "traffic": {"trace": "lobby.jsonl", "speed": 1.0},
+        "expectations": {"rules": ["lost == 0", "duplicates == 0", "replay.ratio == 1"]},
+    }
+    path = tmp_path / "hotsock-replay.toml"
+    path.write_text(dump_toml(document))
+    proc = chatload("run", str(path), "--report-dir", str(tmp_path / "reports"), timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(only_report(tmp_path / "reports", "hotsock-replay").read_text())
+    replay = report["replay"]
+    assert replay["replayed"] == 12 and replay["per_second"]["trace"] == [4, 4, 4]
+    assert replay["presences"] == 3 and replay["presences_after_end"] == 1
+    assert replay["leaves"] == 1 and replay["rejoins"] == 1
+    assert report["accounting"]["totals"]["accepted"] == 12
+    # Owed to the subscribers: 12 each to the two the trace does not move, 10 to v2 (joins at 0.5 s),
+    # 8 to v1 (away from 1 s to 2 s); a message due the instant a member joins may race its handshake.
+    # All four there all along would be owed 48.
+    assert 38 <= report["accounting"]["totals"]["expected"] <= 42
+    assert report["accounting"]["totals"]["lost"] == 0
+
+
+def test_locust_f_replays_a_trace_named_by_an_option_and_counts_a_schedule_it_cannot_keep(tmp_path):
+    # 20,000 messages due within 0.2 s: far more than one process hands over in time on any machine
+    # here, so the driver must fall behind and say so — while keeping every message's due time.
+    trace = write_trace(tmp_path / "t.jsonl", [TraceEvent(i / 100_000, "x", f"s{i % 3}", 12) for i in range(20_000)])
+    proc = run_locust(tmp_path, "-u", "2", "-r", "2", "-t", "4s", "--chat-drain", "2", "--chat-trace", str(trace),
+                      "--chat-trace-delay", "1", "--chat-mix", "Chatter=1", "--chat-rooms", "1")
+    # Locust exits 1 when requests failed: the room's rate limit (100/s) rejects most of these sends.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    results = results_of(tmp_path)
+    assert results["accounting"]["totals"]["rejected_by_code"].get("429", 0) > 0
+    counters, lag = results["counters"], results["latency_us"]["replay_lag"]
+    assert counters["replay.sent"] == 20_000 and results["accounting"]["totals"]["sent"] == 20_000
+    assert lag["count"] == 20_000 and lag["max"] >= 50_000 and counters["replay.late"] >= 1
+    # Intended times are the trace's: the send lag (due → written) is at least the dispatch lag.
+    assert results["latency_us"]["send_lag"]["max"] >= lag["max"] - 1000
