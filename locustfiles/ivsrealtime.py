@@ -5,7 +5,7 @@ endpoint is given).
     locust -f locustfiles/ivsrealtime.py --chat-rooms 2                        # web UI, Chat tab
 
 Participants join with SUBSCRIBE tokens and follow the roster; a few publishers take publisher
-slots (the emulator allows 12 a stage). Every one pings as the SDK does, timed to its PONG. Nobody
+slots (the emulator allows 12 a stage). Every one pings as the SDK does (first 15 s in), timed to its PONG. Nobody
 sends chat on a stage: docs/services/ivsrealtime.md says what is measured.
 """
 

@@ -32,7 +32,7 @@ def test_the_ivschat_page_real_room_scenario_is_valid_and_its_cost_is_what_chatl
     from harness.scenario import load_scenario
 
     page = (ROOT / "docs" / "services" / "ivschat.md").read_text(encoding="utf-8")
-    (block,) = re.findall(r"```toml\n(.*?)```", page, re.S)
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", page, re.S) if b.startswith("# my-real-room.toml")]
     path = tmp_path / "my-real-room.toml"
     path.write_text(block, encoding="utf-8")
     scenario = load_scenario(path)
