@@ -54,6 +54,7 @@ class Population:
     message_rate: float | None = None  # chatters: messages per second each (default: [messages].rate_per_chatter)
     burst: int = 0  # chatters: send this many at every whole second instead (rate-limit edges)
     burst_offset_ms: float = 0.0
+    connections_per_user: int = 1  # listeners: > 1 makes listener pools (users counts connections)
 
 
 @dataclass
@@ -92,7 +93,12 @@ class Scenario:
 
     @property
     def users(self) -> int:
+        """Connections (a pooled population's `users` counts its connections, not its Locust users)."""
         return sum(p.users for p in self.populations)
+
+    @property
+    def locust_users(self) -> int:
+        return sum(p.users // p.connections_per_user for p in self.populations)
 
     @property
     def service(self):
@@ -172,6 +178,9 @@ POPULATION_KEYS = (
         minimum=0, maximum=1000),
     Key("burst_offset_ms", float, 0.0, "senders: move the bursts this far from the second boundary "
         "(negative: just before it)", "-5.0", minimum=-500.0, maximum=500.0),
+    Key("connections_per_user", int, 1, "listeners: connections each Locust user holds (a listener pool, "
+        "docs/listener-pools.md); `users` still counts connections and must be a multiple of it", "500",
+        minimum=1, maximum=100_000),
 )
 MESSAGES_KEYS = (
     Key("rate_per_chatter", float, 1.0, "messages per second per sender, unless its population says",
@@ -282,6 +291,12 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         if population.burst and not scenario.sends(population):
             sending = [k for k, kind_ in service.populations.items() if kind_.sends]
             p.fail("burst", f"only {', '.join(sending)} populations send")
+        if population.connections_per_user > 1:
+            if scenario.sends(population):
+                p.fail("connections_per_user", "only listening populations can be pooled")
+            elif population.users % population.connections_per_user:
+                p.fail("connections_per_user", f"users ({population.users}) must be a multiple of it "
+                                               f"({population.connections_per_user})")
         scenario.populations.append(population)
 
     m = reader("messages", data.get("messages", {}))

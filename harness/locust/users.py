@@ -185,6 +185,10 @@ class ChatUser(User):
         self.client: ChatClient | None = None
 
     def on_start(self) -> None:
+        self.open_connections()
+
+    def open_connections(self) -> None:
+        """Open this user's connection (a listener pool opens many: `harness.locust.pool`)."""
         self.client = ChatClient(runtime_for(self.environment), self)
         if self.wait_for_connection:
             self.client.wait_connected(timeout=30)

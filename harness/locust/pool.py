@@ -1,0 +1,91 @@
+"""Listener pools: one Locust user holding many listening connections.
+
+A `ListenerUser` is one greenlet per connection (7.2 KiB on CPython 3.11 for the greenlet alone,
+plus the `User` and its `ChatClient`). A listener has nothing to do but receive, and receiving
+happens on the loop thread, so a pool user opens `connections_per_user` sessions from its one
+greenlet and keeps only their handles. Every connection is still its own session: its own token,
+user id, ledger receiver, reconnect policy and per-population counts (`users_spawned.<population>`
+counts connections), so the accounting is the same as with one user per connection.
+
+    class ViewerPool(ListenerPool, Viewer):   # any service's listener class
+        connections_per_user = 500
+
+Gevent side only (the user's greenlet); sessions are reached through `loop_thread.call`.
+"""
+
+from __future__ import annotations
+
+import gevent.event
+
+from .state import runtime_for, test_is_stopping
+from .users import ChatUser
+
+# Handshakes one pool user has in flight at once: opening 10,000 at once would queue token fetches
+# and handshakes behind each other until the first ones time out.
+OPEN_BATCH = 200
+
+
+class _Countdown:
+    """Resolved by the loop (through the inbox, on the hub) once per connection of a batch."""
+
+    __slots__ = ("left", "opened", "done")
+
+    def __init__(self, n: int) -> None:
+        self.left, self.opened, self.done = n, 0, gevent.event.Event()
+        if n == 0:
+            self.done.set()
+
+    def set(self, opened: bool) -> None:
+        self.opened += bool(opened)
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+
+
+class ListenerPool(ChatUser):
+    """Mixin placed before a service's listener class: this user holds `connections_per_user`
+    listening connections instead of one. `self.client` stays None (a pool has nothing to send)."""
+
+    abstract = True
+    connections_per_user = 100
+
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        self.handles: list = []
+
+    def open_connections(self) -> None:
+        runtime = runtime_for(self.environment)
+        population = type(self).__name__
+        for start in range(0, self.connections_per_user, OPEN_BATCH):
+            if test_is_stopping(self.environment):
+                return
+            count = min(OPEN_BATCH, self.connections_per_user - start)
+            batch = [runtime.new_session(self.user_id_prefix, self.capabilities, self.reconnect,
+                                         self.session_minutes, self.token_attributes, population=population)
+                     for _ in range(count)]
+            self.handles.extend(batch)
+            countdown = _Countdown(count)
+            runtime.loop_thread.call(_wait_on_loop, runtime, batch, countdown)
+            countdown.done.wait(timeout=30)
+
+    def on_stop(self) -> None:
+        # As ChatUser.on_stop: at the end of a test the plugin drains and closes every connection.
+        if self.handles and not test_is_stopping(self.environment):
+            runtime_for(self.environment).loop_thread.call(_stop_on_loop, list(self.handles))
+
+
+def _wait_on_loop(runtime, handles, countdown: _Countdown) -> None:  # loop side
+    for handle in handles:
+        session = handle.session
+        if session is None or session.state == "stopped":
+            runtime.resolve(countdown, False)
+        elif session.state == "open":
+            runtime.resolve(countdown, True)
+        else:
+            session.connected_waiters.append(countdown)
+
+
+def _stop_on_loop(handles) -> None:  # loop side
+    for handle in handles:
+        if handle.session is not None:
+            handle.session.stop(True)

@@ -1,0 +1,73 @@
+"""Listener pools end to end: one Locust user holds many connections, each accounted as a receiver."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.scenario import ScenarioError, load_scenario
+
+from .locust_run import ROOT, arrivals, assert_accounting_adds_up, results_of, run_locust
+
+POOL = ROOT / "tests" / "locustfiles" / "chat_pool.py"
+
+
+def test_a_pool_user_holds_many_receivers_each_accounted(tmp_path):
+    # 3 Locust users: 1 chatter and 2 pools of 10 viewers, so 21 connections, all receivers.
+    proc = run_locust(tmp_path, "-u", "3", "-r", "3", "-t", "4s", "--chat-message-rate", "2", "--chat-drain", "5",
+                      locustfile=POOL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = results_of(tmp_path)
+    assert results["metadata"]["options"]["num_users"] == 3
+    counters = results["counters"]
+    assert counters["users_spawned.ViewerPool"] == counters["users_connected.ViewerPool"] == 20
+    assert counters["users_spawned.Chatter"] == 1
+    totals = assert_accounting_adds_up(results)
+    assert totals["receivers"] == 21 and len(results["accounting"]["per_receiver"]) == 21
+    assert totals["lost"] == 0 and totals["duplicates"] == 0 and totals["unconfirmed_at_disconnect"] == 0
+    assert counters["sent"] == counters["accepted"] > 0
+    # Each pooled connection is its own receiver: most messages reached all 21 of them.
+    assert totals["expected"] == totals["delivered"] > totals["accepted"] * 21 * 0.5
+    assert results["latency_us"]["delivery"]["count"] + results["latency_us"]["ack"]["count"] == arrivals(totals)
+    # The timeline counts connections held, not Locust users.
+    assert max(row["users"] for row in results["timeline"]) == 21
+    assert max(row["connections_open"] for row in results["timeline"]) == 21
+
+
+def _scenario(tmp_path, population: str):
+    path = tmp_path / "pool.toml"
+    path.write_text(f'[scenario]\nname = "pool"\nduration = "5s"\n[[population]]\n{population}\n'
+                    '[[population]]\nkind = "chatter"\nusers = 1\n')
+    return load_scenario(path)
+
+
+def test_a_pooled_population_counts_connections_and_makes_fewer_locust_users(tmp_path):
+    scenario = _scenario(tmp_path, 'kind = "viewer"\nusers = 600\nconnections_per_user = 200')
+    assert scenario.users == 601 and scenario.locust_users == 4
+
+
+@pytest.mark.parametrize("population, message", [
+    ('kind = "viewer"\nusers = 601\nconnections_per_user = 200', "must be a multiple"),
+    ('kind = "chatter"\nusers = 4\nconnections_per_user = 2', "only listening populations"),
+])
+def test_a_pool_that_cannot_be_made_is_an_error_naming_the_key(tmp_path, population, message):
+    with pytest.raises(ScenarioError) as error:
+        _scenario(tmp_path, population)
+    assert "connections_per_user" in str(error.value) and message in str(error.value)
+
+
+def test_chatload_run_builds_pool_users_from_the_population(tmp_path, monkeypatch):
+    import importlib
+    import json
+    import sys
+
+    from harness.locust.pool import ListenerPool
+
+    scenario = _scenario(tmp_path, 'kind = "viewer"\nusers = 600\nconnections_per_user = 200')
+    (tmp_path / "as_run.json").write_text(json.dumps(scenario.as_run()))
+    monkeypatch.setenv("CHATLOAD_SCENARIO", str(tmp_path / "as_run.json"))
+    monkeypatch.delitem(sys.modules, "harness.scenario_locustfile", raising=False)
+    module = importlib.import_module("harness.scenario_locustfile")
+    viewers, chatters = module.Viewer0, module.Chatter1
+    assert issubclass(viewers, ListenerPool) and viewers.fixed_count == 3 and viewers.connections_per_user == 200
+    assert not issubclass(chatters, ListenerPool) and chatters.fixed_count == 1
+    monkeypatch.delitem(sys.modules, "harness.scenario_locustfile")
