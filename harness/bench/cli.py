@@ -7,11 +7,12 @@ import dataclasses
 import sys
 
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from . import emulator_fanout, fidelity, hubstall, memory, receive, scaleout
+from . import asrun, emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 from .common import BenchError, BenchOptions, Progress, report_path, utc_stamp, write_json_atomically
 
 # name → module with NAME, SUMMARY and run(options, progress); each gets the shared options.
-BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout)}
+BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout,
+                                                 asrun)}
 
 # `--quick` for benchmarks that do not read options.extra["quick"] themselves: their small settings.
 QUICK_DEFAULTS = {emulator_fanout.NAME: {"sizes": [50], "seconds": 1.0, "warmup": 0.5}}

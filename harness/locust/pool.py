@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gevent.event
 
+from .options import option
 from .state import runtime_for, test_is_stopping
 from .users import ChatUser
 
@@ -56,10 +57,11 @@ class ListenerPool(ChatUser):
     def open_connections(self) -> None:
         runtime = runtime_for(self.environment)
         population = type(self).__name__
-        for start in range(0, self.connections_per_user, OPEN_BATCH):
+        size = option(self.environment, "chat_connections_per_user") or self.connections_per_user
+        for start in range(0, size, OPEN_BATCH):
             if test_is_stopping(self.environment):
                 return
-            count = min(OPEN_BATCH, self.connections_per_user - start)
+            count = min(OPEN_BATCH, size - start)
             batch = [runtime.new_session(self.user_id_prefix, self.capabilities, self.reconnect,
                                          self.session_minutes, self.token_attributes, population=population)
                      for _ in range(count)]
