@@ -76,6 +76,7 @@ AFTER_LAST_S = 3.0  # CPU counted until this long after the last publish: the fa
 QUICK_AFTER_LAST_S = 1.0  # --quick: 40 connections drain in milliseconds
 SAMPLE_S = 0.05
 SETTLE_S = 1.0
+STALLED_S = 15.0  # no connection opened or closed for this long: the rest failed for good
 SPAWN_RATE = 400  # Locust users per second (one per connection; pools: capped at the pool count)
 CPU_TARGET = 1.1
 MEMORY_TARGET = 1.1
@@ -156,13 +157,17 @@ class LocustClient:
         try:
             await asyncio.wait_for(self.proc.wait(), timeout)
         except TimeoutError:
-            raise BenchError(f"locust did not exit within {timeout:.0f} s of Ctrl-C; log: {self.log.name}") from None
+            raise BenchError(f"locust did not exit within {timeout:.0f} s of Ctrl-C:\n{self.log_tail()}") from None
         paths = sorted((self.workdir / "reports").glob("*/*/results.json"))
         if not paths:
-            raise BenchError(f"locust wrote no results.json (exit {self.proc.returncode}); log: {self.log.name}")
+            raise BenchError(f"locust wrote no results.json (exit {self.proc.returncode}):\n{self.log_tail()}")
         delivery = orjson.loads(paths[-1].read_bytes())["latency_us"]["delivery"]
         p99 = (delivery.get("percentiles") or {}).get("99")
         return delivery["count"], p99 / 1000 if p99 is not None else None
+
+    def log_tail(self) -> str:
+        self.log.flush()
+        return (self.workdir / "locust.log").read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -170,22 +175,31 @@ class LocustClient:
         self.log.close()
 
 
-async def _wait_open(room, n: int, tree: Tree, timeout: float, progress: Progress, label: str) -> tuple[int, float]:
-    """Sample RSS until the emulator holds `n` connections; (RSS before the first connect, seconds)."""
+async def _wait_open(room, n: int, tree: Tree, timeout: float, progress: Progress,
+                     label: str) -> tuple[int, float, int]:
+    """Sample RSS until the emulator holds `n` connections, or holds a steady count short of it for
+    `STALLED_S` (connections that failed for good: the run goes on with those open and says so);
+    (RSS before the first connect, seconds to open, connections open)."""
     started = time.monotonic()
     before = 0
     opened_at = None
+    last, changed_at = -1, started
     while True:
         rss = tree.rss()
         open_now = room.open_connections()
+        now = time.monotonic()
         if open_now == 0:
             before = rss
         elif opened_at is None:
-            opened_at = time.monotonic()
-        if open_now >= n:
-            return before, time.monotonic() - (opened_at or started)
-        if time.monotonic() - started > timeout:
+            opened_at = now
+        if open_now != last:
+            last, changed_at = open_now, now
+        if open_now >= n or (open_now and now - changed_at > STALLED_S):
+            return before, changed_at - (opened_at or started), open_now
+        if now - started > timeout:
             raise BenchError(f"{label}: only {open_now:,} of {n:,} connections open after {timeout:.0f} s")
+        if not tree.processes() or tree.root.status() == psutil.STATUS_ZOMBIE:
+            raise BenchError(f"{label}: the client exited with {open_now:,} of {n:,} connections open")
         progress.update(f"{label}: {open_now:,}/{n:,} connections open")
         await asyncio.sleep(SAMPLE_S)
 
@@ -249,9 +263,8 @@ async def measure(room, kind: str, tokens: list[str], n: int, rate: float, secon
             client = LocustClient(kind, room, n, Path(workdir))
             try:
                 tree = await client.start()
-                connections = n
-                before, connect_s = await _wait_open(room, connections, tree, 120 + connections / 20, progress,
-                                                     f"{label} {kind}")
+                before, connect_s, connections = await _wait_open(room, n, tree, 120 + n / 20, progress,
+                                                                  f"{label} {kind}")
                 await asyncio.sleep(SETTLE_S)
                 stream = await _stream(room, tree, rate, seconds, after_last(options), progress, f"{label} {kind}")
                 deliveries, p99 = await client.deliveries_and_p99(60 + connections / 100)
@@ -260,7 +273,7 @@ async def measure(room, kind: str, tokens: list[str], n: int, rate: float, secon
     expected = stream["accepted"] * connections
     cpu_share = stream["cpu_seconds"] / stream["elapsed"]
     return {
-        "client": kind, "n": connections, "rate": rate,
+        "client": kind, "n": n, "connections_open": connections, "rate": rate,
         "deliveries": deliveries, "deliveries_expected": expected,
         "cpu_seconds": stream["cpu_seconds"], "cpu_share": cpu_share,
         "cpu_us_per_delivery": stream["cpu_seconds"] / deliveries * 1e6 if deliveries else None,
@@ -345,6 +358,9 @@ def summarise(runs: list[dict], loads: list[tuple[int, float]]) -> list[dict]:
                     for name, (value, target) in checks.items()}
         warnings = []
         for r in runs:
+            if r["rate"] == rate and r["connections_open"] != r["n"]:
+                warnings.append(f"{r['client']} repeat {r['repeat']}: {r['n'] - r['connections_open']:,} of "
+                                f"{r['n']:,} connections never opened (measured on the {r['connections_open']:,} open)")
             if r["rate"] == rate and r["deliveries"] != r["deliveries_expected"]:
                 warnings.append(f"{r['client']} repeat {r['repeat']}: {r['deliveries']:,} deliveries of "
                                 f"{r['deliveries_expected']:,} owed")

@@ -16,14 +16,19 @@ Gevent side only (the user's greenlet); sessions are reached through `loop_threa
 from __future__ import annotations
 
 import gevent.event
+import gevent.lock
 
 from .options import option
 from .state import runtime_for, test_is_stopping
 from .users import ChatUser
 
-# Handshakes one pool user has in flight at once: opening 10,000 at once would queue token fetches
-# and handshakes behind each other until the first ones time out.
-OPEN_BATCH = 200
+# Connections a pool opens together, and batches in flight in the whole process (every pool user):
+# no more token fetches at once than the token provider's HTTP pool holds (IVS Chat: 50). 8 pools
+# each opening 200 at once put 1,600 fetches in flight and the emulator's control plane closed 265
+# of those HTTP connections; 4 × 50 in flight still lost 208 of 4,000 (`chatload bench asrun`).
+OPEN_BATCH = 50
+BATCHES_IN_FLIGHT = 1
+_gate: gevent.lock.BoundedSemaphore | None = None  # gevent side; made on first use (one hub per process)
 
 
 class _Countdown:
@@ -62,18 +67,26 @@ class ListenerPool(ChatUser):
             if test_is_stopping(self.environment):
                 return
             count = min(OPEN_BATCH, size - start)
-            batch = [runtime.new_session(self.user_id_prefix, self.capabilities, self.reconnect,
-                                         self.session_minutes, self.token_attributes, population=population)
-                     for _ in range(count)]
-            self.handles.extend(batch)
-            countdown = _Countdown(count)
-            runtime.loop_thread.call(_wait_on_loop, runtime, batch, countdown)
-            countdown.done.wait(timeout=30)
+            with _opening_gate():
+                batch = [runtime.new_session(self.user_id_prefix, self.capabilities, self.reconnect,
+                                             self.session_minutes, self.token_attributes, population=population)
+                         for _ in range(count)]
+                self.handles.extend(batch)
+                countdown = _Countdown(count)
+                runtime.loop_thread.call(_wait_on_loop, runtime, batch, countdown)
+                countdown.done.wait(timeout=30)
 
     def on_stop(self) -> None:
         # As ChatUser.on_stop: at the end of a test the plugin drains and closes every connection.
         if self.handles and not test_is_stopping(self.environment):
             runtime_for(self.environment).loop_thread.call(_stop_on_loop, list(self.handles))
+
+
+def _opening_gate() -> gevent.lock.BoundedSemaphore:
+    global _gate
+    if _gate is None:
+        _gate = gevent.lock.BoundedSemaphore(BATCHES_IN_FLIGHT)
+    return _gate
 
 
 def _wait_on_loop(runtime, handles, countdown: _Countdown) -> None:  # loop side
