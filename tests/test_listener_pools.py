@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from harness.scenario import ScenarioError, load_scenario
@@ -13,8 +15,9 @@ POOL = ROOT / "tests" / "locustfiles" / "chat_pool.py"
 
 def test_a_pool_user_holds_many_receivers_each_accounted(tmp_path):
     # 3 Locust users: 1 chatter and 2 pools of 10 viewers, so 21 connections, all receivers.
+    progress = tmp_path / "progress.jsonl"
     proc = run_locust(tmp_path, "-u", "3", "-r", "3", "-t", "4s", "--chat-message-rate", "2", "--chat-drain", "5",
-                      locustfile=POOL)
+                      "--chat-progress-file", str(progress), locustfile=POOL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = results_of(tmp_path)
     assert results["metadata"]["options"]["num_users"] == 3
@@ -31,6 +34,12 @@ def test_a_pool_user_holds_many_receivers_each_accounted(tmp_path):
     # The timeline counts connections held, not Locust users.
     assert max(row["users"] for row in results["timeline"]) == 21
     assert max(row["connections_open"] for row in results["timeline"]) == 21
+    # The progress line too: Locust's 3 users, 21 connections, and the delivery p99 so far.
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    shown = [line for line in lines if line["event"] == "progress" and line["connections"] == 21]
+    assert shown and all(line["users"] == 3 for line in shown)
+    slowest_ms = results["latency_us"]["delivery"]["max"] / 1000
+    assert 0 < max(line["delivery_p99_ms"] for line in shown) <= slowest_ms + 0.01
 
 
 def _scenario(tmp_path, population: str):
