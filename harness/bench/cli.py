@@ -65,11 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="connections to measure, comma-separated; per benchmark: emulator and receive: "
                              "receivers in the room (1000,5000); memory: idle connections per client (10000); "
                              "fidelity: low-load receivers per client (100, first size only); hubstall: receivers "
-                             "(200); scaleout: receivers split over the processes (2000)")
+                             "(200); scaleout: receivers split over the processes (2000); asrun: connections per "
+                             "client (1000 at 20 msg/s and 4000 at 1 msg/s; --rate sets the rate)")
     parser.add_argument("--seconds", type=_positive(float), metavar="S",
                         help="measured window per run (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_SECONDS:g}, receive 4, fidelity 15 at low load and 4 at high "
-                             "load, hubstall 8, scaleout 3)")
+                             "load, hubstall 8, scaleout 3, asrun 6)")
     parser.add_argument("--warmup", type=float, metavar="S",
                         help="load before the window starts (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_WARMUP:g}, receive, hubstall and scaleout 1)")
