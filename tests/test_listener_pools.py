@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -64,19 +67,16 @@ def test_a_pool_that_cannot_be_made_is_an_error_naming_the_key(tmp_path, populat
     assert "connections_per_user" in str(error.value) and message in str(error.value)
 
 
-def test_chatload_run_builds_pool_users_from_the_population(tmp_path, monkeypatch):
-    import importlib
-    import json
-    import sys
-
-    from harness.locust.pool import ListenerPool
-
+def test_chatload_run_builds_pool_users_from_the_population(tmp_path):
+    # In a child: importing Locust monkey-patches this process (gevent), which other tests must not inherit.
     scenario = _scenario(tmp_path, 'kind = "viewer"\nusers = 600\nconnections_per_user = 200')
     (tmp_path / "as_run.json").write_text(json.dumps(scenario.as_run()))
-    monkeypatch.setenv("CHATLOAD_SCENARIO", str(tmp_path / "as_run.json"))
-    monkeypatch.delitem(sys.modules, "harness.scenario_locustfile", raising=False)
-    module = importlib.import_module("harness.scenario_locustfile")
-    viewers, chatters = module.Viewer0, module.Chatter1
-    assert issubclass(viewers, ListenerPool) and viewers.fixed_count == 3 and viewers.connections_per_user == 200
-    assert not issubclass(chatters, ListenerPool) and chatters.fixed_count == 1
-    monkeypatch.delitem(sys.modules, "harness.scenario_locustfile")
+    probe = ("import json, harness.scenario_locustfile as m; from harness.locust.pool import ListenerPool as P; "
+             "print(json.dumps({n: [issubclass(c, P), c.fixed_count, getattr(c, 'connections_per_user', 1)] "
+             "for n, c in ((n, getattr(m, n)) for n in ('Viewer0', 'Chatter1'))}))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "CHATLOAD_SCENARIO": str(tmp_path / "as_run.json")})
+    assert proc.returncode == 0, proc.stderr
+    classes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert classes["Viewer0"] == [True, 3, 200]
+    assert classes["Chatter1"][:2] == [False, 1]

@@ -72,6 +72,9 @@ POOL_SIZE = 500  # --chat-connections-per-user, as locustfiles/ivschat_pools.py 
 WORKLOADS = ((1000, 20.0), (4000, 1.0))  # (connections, messages per second into the room)
 QUICK_WORKLOADS = ((40, 5.0),)
 DEFAULT_SECONDS = 6.0
+# CPU times come in 10 ms kernel ticks: a window of 24,000 deliveries (4,000 × 1 msg/s for 6 s) reads
+# ±0.4 µs per delivery from that alone, so a window lasts until at least this many deliveries.
+MIN_DELIVERIES = 100_000
 AFTER_LAST_S = 3.0  # CPU counted until this long after the last publish: the fan-out's tail
 QUICK_AFTER_LAST_S = 1.0  # --quick: 40 connections drain in milliseconds
 SAMPLE_S = 0.05
@@ -273,7 +276,7 @@ async def measure(room, kind: str, tokens: list[str], n: int, rate: float, secon
     expected = stream["accepted"] * connections
     cpu_share = stream["cpu_seconds"] / stream["elapsed"]
     return {
-        "client": kind, "n": n, "connections_open": connections, "rate": rate,
+        "client": kind, "n": n, "connections_open": connections, "rate": rate, "seconds": seconds,
         "deliveries": deliveries, "deliveries_expected": expected,
         "cpu_seconds": stream["cpu_seconds"], "cpu_share": cpu_share,
         "cpu_us_per_delivery": stream["cpu_seconds"] / deliveries * 1e6 if deliveries else None,
@@ -303,10 +306,10 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     import uvloop
 
     loads = workloads(options)
-    seconds = options.seconds or quick_or(options, 2.0, DEFAULT_SECONDS)
     started = time.time()
     runs: list[dict] = []
     for n, rate in loads:
+        seconds = options.seconds or quick_or(options, 2.0, max(DEFAULT_SECONDS, MIN_DELIVERIES / (n * rate)))
         for repeat in range(options.repeat):
             label = f"[asrun {n:,} × {rate:g} msg/s repeat {repeat + 1}/{options.repeat}]"
             progress.step(f"{label} starting the emulator")
@@ -325,7 +328,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
     passed = all(entry["verdict"] == "PASS" for entry in summary)
     document = bench_document(
         NAME, SUMMARY, started,
-        {"workloads": [list(w) for w in loads], "seconds": seconds, "repeat": options.repeat,
+        {"workloads": [list(w) for w in loads], "repeat": options.repeat,
          "quick": bool(options.extra.get("quick")), "emulator_args": list(EMULATOR_ARGS), "web_ui": False,
          "pool_size": POOL_SIZE, "read_buffer_bytes": READ_BUFFER_INIT, "after_last_s": after_last(options),
          "cpu_measured": "the client's whole process tree: psutil user + system, first publish to "

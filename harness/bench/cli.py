@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=_positive(float), metavar="S",
                         help="measured window per run (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_SECONDS:g}, receive 4, fidelity 15 at low load and 4 at high "
-                             "load, hubstall 8, scaleout 3, asrun 6)")
+                             "load, hubstall 8, scaleout 3, asrun 6 or until 100,000 deliveries)")
     parser.add_argument("--warmup", type=float, metavar="S",
                         help="load before the window starts (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_WARMUP:g}, receive, hubstall and scaleout 1)")
