@@ -80,3 +80,21 @@ def test_chatload_run_builds_pool_users_from_the_population(tmp_path):
     classes = json.loads(proc.stdout.strip().splitlines()[-1])
     assert classes["Viewer0"] == [True, 3, 200]
     assert classes["Chatter1"][:2] == [False, 1]
+
+
+def test_chatload_run_with_a_pooled_population_accounts_every_connection(tmp_path):
+    path = tmp_path / "pooled.toml"
+    path.write_text('[scenario]\nname = "pooled"\nduration = "4s"\nramp = "1s"\ndrain = "3s"\nprocesses = 1\n'
+                    '[[population]]\nkind = "viewer"\nusers = 20\nconnections_per_user = 10\n'
+                    '[[population]]\nkind = "chatter"\nusers = 1\nmessage_rate = 2.0\n')
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(path), "--report-dir", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (report,) = tmp_path.glob("pooled/*/report.json")
+    document = json.loads(report.read_text())
+    results = document.get("results", document)
+    counters = results["counters"]
+    assert counters["users_spawned.Viewer0"] == counters["users_connected.Viewer0"] == 20
+    assert results["metadata"]["options"]["num_users"] == 3  # 2 pools + 1 chatter: Locust's own count
+    totals = assert_accounting_adds_up(results)
+    assert totals["receivers"] == 21 and totals["lost"] == 0 and totals["expected"] == totals["delivered"] > 0
