@@ -267,7 +267,7 @@ class Run:
     def _run_locust(self) -> None:
         scenario, target = self.scenario, self.target
         progress = self.raw / "progress.jsonl"
-        users = scenario.users
+        users = scenario.locust_users  # a listener pool is one Locust user holding many connections
         spawn_rate = users / scenario.ramp_s if scenario.ramp_s > 0 else users
         argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("scenario_locustfile.py")),
                 "--headless", "--only-summary", "-u", str(users), "-r", f"{spawn_rate:.3f}",

@@ -490,7 +490,7 @@ class ChatRuntime:
         snapshot["t_ns"] = time.time_ns() + self.clock_offset_ns
         snapshot["counters"]["deliveries"] = arrivals
         snapshot["gauges"] = {"connections_open": sum(1 for s in self.sessions.values() if s.state == "open"),
-                              "users": len(self.sessions)}
+                              "users": len(self.sessions)}  # sessions: a listener pool user holds many
         snapshot["health"] = {
             "loop_lag_max_us": self._loop_lag_max_us,
             "loop_lag_mean_us": self._loop_lag_sum_us // max(1, self._loop_lag_n),

@@ -58,6 +58,7 @@ class Population:
     message_rate: float | None = None  # chatters: messages per second each (default: [messages].rate_per_chatter)
     burst: int = 0  # chatters: send this many at every whole second instead (rate-limit edges)
     burst_offset_ms: float = 0.0
+    connections_per_user: int = 1  # listeners: > 1 makes listener pools (users counts connections)
 
 
 @dataclass
@@ -117,7 +118,12 @@ class Scenario:
 
     @property
     def users(self) -> int:
+        """Connections (a pooled population's `users` counts its connections, not its Locust users)."""
         return sum(p.users for p in self.populations)
+
+    @property
+    def locust_users(self) -> int:
+        return sum(p.users // p.connections_per_user for p in self.populations)
 
     @property
     def service(self):
@@ -216,6 +222,9 @@ POPULATION_KEYS = (
         minimum=0, maximum=1000),
     Key("burst_offset_ms", float, 0.0, "senders: move the bursts this far from the second boundary "
         "(negative: just before it)", "-5.0", minimum=-500.0, maximum=500.0),
+    Key("connections_per_user", int, 1, "listeners: connections each Locust user holds (a listener pool, "
+        "docs/listener-pools.md); `users` still counts connections and must be a multiple of it", "500",
+        minimum=1, maximum=100_000),
 )
 MESSAGES_KEYS = (
     Key("rate_per_chatter", float, 1.0, "messages per second per sender, unless its population says",
@@ -366,6 +375,12 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         if population.burst and not scenario.sends(population):
             sending = [k for k, kind_ in service.populations.items() if kind_.sends]
             p.fail("burst", f"only {', '.join(sending)} populations send")
+        if population.connections_per_user > 1:
+            if scenario.sends(population):
+                p.fail("connections_per_user", "only listening populations can be pooled")
+            elif population.users % population.connections_per_user:
+                p.fail("connections_per_user", f"users ({population.users}) must be a multiple of it "
+                                               f"({population.connections_per_user})")
         scenario.populations.append(population)
 
     m = reader("messages", data.get("messages", {}))
@@ -464,6 +479,9 @@ def _read_traffic(t: TableReader, scenario: Scenario, folder: Path) -> Traffic |
                       values["delay"], values["rooms"], values["senders"], values["listeners"])
     if scenario.processes > 1:
         t.fail("trace", "a trace is replayed by one process: set [scenario] processes = 1 (or leave it 0)")
+    if any(population.connections_per_user > 1 for population in scenario.populations):
+        t.fail("trace", "a replay's listeners join and leave one by one, as the trace's users did: listener "
+                        "pools (connections_per_user) cannot follow it")
     for key in ("senders", "listeners"):
         for index in getattr(traffic, key) or ():
             if not isinstance(index, int) or not 0 <= index < len(scenario.populations):

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 
+from harness.locust.pool import ListenerPool
 from harness.scenario import population_class_name
 from harness.services import registry
 
@@ -36,9 +37,13 @@ def _user_class(kind: str):
 
 for _index, _population in enumerate(_scenario["populations"]):
     _name = population_class_name(_population["kind"], _index)
-    globals()[_name] = type(_name, (_user_class(_population["kind"]),), {
+    # A pooled population (connections_per_user > 1) is users / connections_per_user pool users.
+    _pooled = _population.get("connections_per_user", 1)
+    _bases = (ListenerPool, _user_class(_population["kind"])) if _pooled > 1 else (_user_class(_population["kind"]),)
+    globals()[_name] = type(_name, _bases, {
         "__module__": __name__,
-        "fixed_count": _population["users"],
+        "fixed_count": _population["users"] // _pooled,
+        "connections_per_user": _pooled,
         "reconnect": _population["reconnect"],
         "session_minutes": _population["session_minutes"],
         "message_rate": _population["message_rate"] or _messages["rate_per_chatter"],

@@ -115,7 +115,7 @@ def test_chat_tab_draws_live_charts_in_chromium(web_ui, chromium):
 
     first, later, text, errors, seen = asyncio.run(look())
     assert [c["title"] for c in first] == ["Delivery and ack latency (ms)", "Deliveries per second",
-                                           "Connections open and users",
+                                           "Connections open and held",
                                            "Errors and rejections per second, by category"], first
     assert all(c["svg"] and c["traces"] for c in first), first
     assert all(b["points"] > a["points"] for a, b in zip(first, later, strict=True)), (first, later)

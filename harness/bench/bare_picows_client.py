@@ -49,11 +49,17 @@ class BareListener(WSListener):
 
 
 class PicowsReceivers(BareReceivers):
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        # `read_buffer`: picows' initial read buffer, to compare with chatload's at the same size
+        # (`chatload bench asrun`); absent, picows' default.
+        self.buffer = {"read_buffer_init_size": config["read_buffer"]} if config.get("read_buffer") else {}
+
     async def open(self, token: str):
         transport, _ = await ws_connect(lambda: BareListener(self), self.endpoint,
                                         extra_headers=[("Sec-WebSocket-Protocol", token)],
                                         websocket_handshake_timeout=self.connect_timeout,
-                                        ssl_context=self.ssl_context)
+                                        ssl_context=self.ssl_context, **self.buffer)
         return transport
 
     def abort(self, transport) -> None:

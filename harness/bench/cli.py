@@ -7,12 +7,12 @@ import dataclasses
 import sys
 
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from . import connect, emulator_fanout, fidelity, hubstall, memory, receive, scaleout
+from . import asrun, connect, emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 from .common import BenchError, BenchOptions, Progress, report_path, utc_stamp, write_json_atomically
 
 # name → module with NAME, SUMMARY and run(options, progress); each gets the shared options.
 BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout,
-                                                 connect)}
+                                                 connect, asrun)}
 
 # `--quick` for benchmarks that do not read options.extra["quick"] themselves: their small settings.
 QUICK_DEFAULTS = {emulator_fanout.NAME: {"sizes": [50], "seconds": 1.0, "warmup": 0.5}}
@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="connections to measure, comma-separated; per benchmark: emulator and receive: "
                              "receivers in the room (1000,5000); memory: idle connections per client (10000); "
                              "fidelity: low-load receivers per client (100, first size only); hubstall: receivers "
-                             "(200); scaleout: receivers split over the processes (2000)")
+                             "(200); scaleout: receivers split over the processes (2000); asrun: connections per "
+                             "client (1000 at 20 msg/s and 4000 at 1 msg/s; --rate sets the rate)")
     parser.add_argument("--connections", dest="sizes", type=_sizes, metavar="N,N…",
                         help="the same as --rooms-sizes (for connect: connections per ramp, default 1000)")
     parser.add_argument("--tls", action="store_true",
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=_positive(float), metavar="S",
                         help="measured window per run (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_SECONDS:g}, receive 4, fidelity 15 at low load and 4 at high "
-                             "load, hubstall 8, scaleout 3)")
+                             "load, hubstall 8, scaleout 3, asrun 6 or until 100,000 deliveries)")
     parser.add_argument("--warmup", type=float, metavar="S",
                         help="load before the window starts (default per benchmark: emulator "
                              f"{emulator_fanout.DEFAULT_WARMUP:g}, receive, hubstall and scaleout 1)")

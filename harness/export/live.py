@@ -106,7 +106,7 @@ def live_view(stats, labels: dict[str, str]) -> LiveView:
             if name.startswith(prefix):
                 view.counters.append((family, help_text, {"population": name[len(prefix):]}, n))
     last = stats.last_interval
-    for gauge, family, help_text in (("users", "chatload_users", "Users running, every process."),
+    for gauge, family, help_text in (("users", "chatload_users", "Connections held (open or reopening), every process."),
                                      ("connections_open", "chatload_connections_open",
                                       "Open connections, every process.")):
         view.gauges.append((family, help_text, {}, sum(s.get("gauges", {}).get(gauge, 0) for s in last.values())))

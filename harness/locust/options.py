@@ -37,6 +37,9 @@ def _add_options(parser) -> None:
     parser.add_argument("--chat-mix", default="",
                         help="user mix as weights, e.g. Viewer=50,Chatter=5,Moderator=1: only the named classes "
                              "run (the locustfile's other classes get weight 0)")
+    parser.add_argument("--chat-connections-per-user", type=int, default=0,
+                        help="listener pools (docs/listener-pools.md): connections each pool user holds "
+                             "(default: the class's connections_per_user)")
     parser.add_argument("--chat-message-rate", type=float, default=1.0, help="messages per second per sender")
     parser.add_argument("--chat-message-size", type=int, default=32, help="characters per message")
     parser.add_argument("--chat-tokens", default="", include_in_web_ui=False,

@@ -53,10 +53,11 @@ def _write_progress(environment, state) -> None:
     while not state.stopping:
         gevent.sleep(1.0)
         commands_read = _follow_commands(environment, commands_read)
-        # Not totals() (it re-encodes every histogram), and only the histograms shown.
-        everything = state.stats.recorder.summary(names=("delivery", *own))
-        histograms, counters = everything["histograms"], everything["counters"]
-        summary = histograms.get("delivery", {})
+        # The merged recorder's own cumulative histogram, read in place, and only its p99: a summary
+        # (copy, mean, every percentile) each second was 28 of the ~180 Python-level py-spy samples of
+        # a `locust -f` process at 1,000 receivers × 20 msg/s, a fifth of the receive path's own 127.
+        histograms, counters = state.stats.recorder.cumulative()
+        delivery = histograms.get("delivery")
         last = state.stats.last_interval.values()
         progress_line(environment, {
             "event": "progress",
@@ -66,12 +67,12 @@ def _write_progress(environment, state) -> None:
             "users": environment.runner.user_count,
             "connections": sum(s.get("gauges", {}).get("connections_open", 0) for s in last),
             "deliveries_per_s": sum(s.get("counters", {}).get("deliveries", 0) for s in last),
-            "delivery_p99_ms": round(summary.get("percentiles", {}).get("99", 0) / 1000, 2),
+            "delivery_p99_ms": round(delivery.percentile(99) / 1000, 2) if delivery is not None else 0.0,
             "errors": error_total(counters),  # as the report counts them (Locust's table counts requests)
             "rejected": sum(v for k, v in counters.items() if k.startswith("rejected.")),
             # The service's own measures so far (cumulative p99), so a join storm shows its joins.
-            "measures": {name: {"count": h["count"], "p99_ms": round(h.get("percentiles", {}).get("99", 0) / 1000, 2)}
-                         for name in own if (h := histograms.get(name)) and h.get("count")},
+            "measures": {name: {"count": h.count, "p99_ms": round(h.percentile(99) / 1000, 2)}
+                         for name in own if (h := histograms.get(name)) is not None and h.count},
             "failures": {f"{kind} {k.split('.', 1)[1]}": v for k, v in counters.items()
                          for kind, prefix in (("connect", "connect_failures."), ("token", "token_fetch_failures."))
                          if k.startswith(prefix)},

@@ -192,10 +192,14 @@ class ChatUser(User):
         replay = replay_for(self.environment)
         if replay is not None and not replay.admit(self):  # a listener may wait for its trace user's join
             return
+        self.open_connections()
+
+    def open_connections(self) -> None:
+        """Open this user's connection (a listener pool opens many: `harness.locust.pool`)."""
         self.rejoin()
 
     def rejoin(self) -> None:
-        """Open a connection (a new one after `client.leave()`)."""
+        """Open a connection (a new one after `client.leave()`, when a replayed trace says so)."""
         self.client = ChatClient(runtime_for(self.environment), self)
         if self.wait_for_connection:
             self.client.wait_connected(timeout=30)

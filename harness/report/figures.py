@@ -183,7 +183,7 @@ def connections_figure(report: dict) -> dict | None:
         {"type": "scatter", "mode": "lines", "name": "connections open", "x": x,
          "y": [row.get("connections_open", 0) for row in rows], "line": {"color": "#059669", "width": 2.4},
          "hovertemplate": "%{y:,}"},
-        {"type": "scatter", "mode": "lines", "name": "users", "x": x, "y": [row.get("users", 0) for row in rows],
+        {"type": "scatter", "mode": "lines", "name": "connections held", "x": x, "y": [row.get("users", 0) for row in rows],
          "line": {"color": "#9ca3af", "dash": "dot", "width": 1.6}, "hovertemplate": "%{y:,}"},
     ]
     events = (("connects", "#93c5fd"), ("reconnects", "#7c3aed"), ("closes", "#f59e0b"),

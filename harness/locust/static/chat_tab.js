@@ -15,9 +15,10 @@
     {id: "chat-deliveries", title: "Deliveries per second", traces: function (r) {
       return [line(r, "deliveries/s", function (x) { return x.deliveries || 0; })];
     }},
-    {id: "chat-connections", title: "Connections open and users", traces: function (r) {
+    {id: "chat-connections", title: "Connections open and held", traces: function (r) {
+      // "users" counts sessions: with listener pools one Locust user holds many of them.
       return [line(r, "connections open", function (x) { return x.connections_open || 0; }),
-              line(r, "users", function (x) { return x.users || 0; })];
+              line(r, "connections held", function (x) { return x.users || 0; })];
     }},
     {id: "chat-errors", title: "Errors and rejections per second, by category", traces: function (r) {
       var categories = {};
