@@ -517,9 +517,11 @@ def _check_ramp(head: TableReader, scenario: Scenario) -> None:
     share = min(1.0, duration / ramp)
     needed = "shorter than duration" if scenario.min_spawned >= 1 else (
         f"at most {duration / scenario.min_spawned:g} s for [expectations] min_spawned = {scenario.min_spawned:g}")
-    head.fail("ramp", f"{ramp:g} s cannot complete within duration ({duration:g} s): only about {share:.0%} of "
-                      f"the {scenario.users:,} users would have started by the end; make ramp {needed}, or "
-                      "state the share you accept in [expectations] min_spawned")
+    started = (f"only about {share:.0%} of the {scenario.users:,} users would have started by the end" if share < 1
+               else f"the last of the {scenario.users:,} users would start only as the run ends, so no second runs "
+                    "at full load")
+    head.fail("ramp", f"{ramp:g} s cannot complete within duration ({duration:g} s): {started}; make ramp "
+                      f"{needed}, or state the share you accept in [expectations] min_spawned")
 
 
 def _check_rules(table: TableReader, key: str, rules, scenario: Scenario) -> None:

@@ -47,7 +47,7 @@ def test_a_pool_user_holds_many_receivers_each_accounted(tmp_path):
 
 def _scenario(tmp_path, population: str):
     path = tmp_path / "pool.toml"
-    path.write_text(f'[scenario]\nname = "pool"\nduration = "5s"\n[[population]]\n{population}\n'
+    path.write_text(f'[scenario]\nname = "pool"\nduration = "5s"\nramp = "1s"\n[[population]]\n{population}\n'
                     '[[population]]\nkind = "chatter"\nusers = 1\n')
     return load_scenario(path)
 

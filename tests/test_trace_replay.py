@@ -80,7 +80,7 @@ def test_a_hotsock_replay_publishes_and_moves_subscribers_as_the_trace_says(tmp_
         "target": {"service": "hotsock"},
         "population": [{"kind": "subscriber", "users": 4}, {"kind": "publisher", "users": 2}],
         "traffic": {"trace": "lobby.jsonl", "speed": 1.0},
-        "expectations": {"rules": ["lost == 0", "duplicates == 0", "replay.ratio == 1"]},
+        "expectations": {"rules": ["lost == 0", "duplicates == 0", "trace.replay_ratio == 1"]},
     }
     path = tmp_path / "hotsock-replay.toml"
     path.write_text(dump_toml(document))

@@ -349,10 +349,10 @@ def _fixed_catalog() -> dict[str, Metric]:
     add("health.saturated", FLAG, LOWER, "1 when the harness itself saturated (loop lag, hub stall, CPU)",
         _flag(("health", "saturated")))
     add("complete", FLAG, HIGHER, "1 when the run finished and drained as planned", _flag(("complete",)))
-    add("replay.ratio", RATIO, HIGHER, "trace messages replayed / the trace's total (a run with [traffic])",
+    add("trace.replay_ratio", RATIO, HIGHER, "trace messages replayed / the trace's total (a run with [traffic])",
         lambda report: _number(_section(report, "replay", "a replay section", " (a run with [traffic] has it)")
-                               .get("replayed_ratio"), "replay.replayed_ratio"))
-    add("replay.too_fast", FLAG, LOWER, "1 when the trace was faster than the harness could send it",
+                               .get("replayed_ratio"), "trace.replay_ratio"))
+    add("trace.too_fast", FLAG, LOWER, "1 when the trace was faster than the harness could send it",
         _flag(("replay", "too_fast")))
     return catalog
 
