@@ -25,7 +25,7 @@ from pathlib import Path
 from . import measured
 from .childproc import ChildStartError
 from .gate.outcome import decide
-from .net.tls import trust_target
+from .net.tls import ca_pem_of, trust_target
 from .net.transport import TRANSPORTS
 from .report.console import (
     accounting_lines,
@@ -224,7 +224,7 @@ class Run:
                       "machines cannot reach it (set [target] bind or --emulator-bind)", file=sys.stderr)
             target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
                                "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region,
-                               "ca_file": self.emulator.ca_file})
+                               "ca_file": self.emulator.ca_file, "ca_pem": ca_pem_of(self.emulator.ca_file)})
         else:
             from .emulation.client import AdminError, EmulatorAdmin
 

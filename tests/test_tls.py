@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import ssl
+from pathlib import Path
 
 import pytest
 import uvloop
 from websockets.asyncio.server import serve
 
 from harness.emulation.tls import make_certificates
-from harness.net.tls import ResumingContext, build_context, certificate_failure, target_context
+from harness.net.tls import (
+    ResumingContext,
+    build_context,
+    ca_pem_of,
+    certificate_failure,
+    http_verify,
+    target_context,
+)
 from harness.net.transport import TRANSPORTS, ConnectParams, connect
 from harness.services.base import Target
 
@@ -118,6 +127,22 @@ def test_one_context_per_target_and_verification_off_only_for_an_emulator(tmp_pa
     assert "verification is OFF" in caplog.text
     with pytest.raises(ValueError, match="only for an emulator"):
         target_context(Target("ivschat", "ivschat", "wss://edge.ivschat.us-east-1.amazonaws.com", tls_verify=False))
+
+
+def test_a_worker_without_the_masters_ca_file_trusts_the_ca_the_target_carries(tmp_path):
+    """A remote worker gets the target from the master: its ca_file is a path on the master's machine."""
+    certificates = make_certificates(tmp_path / "master", hosts=("localhost",))
+    on_master = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",
+                       ca_file=str(certificates.ca_file), ca_pem=ca_pem_of(str(certificates.ca_file)))
+    wire = json.loads(json.dumps(on_master.to_dict()))  # as it travels in --chat-target
+    certificates.ca_file.rename(tmp_path / "gone.pem")  # the worker's machine has no such file
+    on_worker = Target.from_dict(wire)
+    context = target_context(on_worker)  # before: FileNotFoundError, per user
+    (opened,) = uvloop.run(_serve_and_connect(certificates, context, "picows"))
+    assert opened.tls_ns > 0
+    copy = http_verify("https://localhost:2/")  # boto3 / urllib need a file: a private copy of the PEM
+    assert copy != on_master.ca_file and Path(copy).read_text() == wire["ca_pem"]
+    assert Path(copy).stat().st_mode & 0o077 == 0
 
 
 def _scenario(tmp_path, target: str):

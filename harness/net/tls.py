@@ -25,9 +25,13 @@ vendors' clients (browsers, OkHttp) make it; `chatload bench connect --tls` meas
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
+import hashlib
 import logging
+import os
 import ssl
+import tempfile
 import threading
 import time
 import weakref
@@ -160,13 +164,13 @@ def build_context(ca_file: str = "", *, verify: bool = True) -> ResumingContext:
     unless `verify` is False. Slow (it reads the trust store): call `client_context` instead."""
     context = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the chain and the host name
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file:
+    if not verify:  # nothing to trust: no CA file is read (it may not exist on this machine)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_file:
         context.load_verify_locations(cafile=ca_file)
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     return context
 
 
@@ -186,6 +190,46 @@ def client_context(ca_file: str = "", *, verify: bool = True) -> ResumingContext
     return context
 
 
+def ca_pem_of(ca_file: str) -> str:
+    """The PEM text of a CA file the master read or made, to travel in the target ("" for none)."""
+    return Path(ca_file).read_text() if ca_file else ""
+
+
+_pem_files: dict[str, str] = {}  # sha256 of a target's CA PEM → this process's private copy
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def local_ca_file(target) -> str:
+    """The target's CA as a file on this machine. `ca_file` is a path on the machine that resolved
+    the target (the master's temp folder for `--tls`): a worker elsewhere has no such file, or
+    another one. Then the PEM the target carries (`ca_pem`) is written once per process to a private
+    temp file, since boto3's `verify=` and urllib need a file, and that file is used."""
+    pem = getattr(target, "ca_pem", "")
+    if not pem:
+        return target.ca_file
+    try:
+        if target.ca_file and Path(target.ca_file).read_text() == pem:
+            return target.ca_file
+    except OSError:
+        pass  # absent here: a remote worker
+    key = hashlib.sha256(pem.encode()).hexdigest()
+    with _lock:
+        path = _pem_files.get(key)
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="chatload-ca-", suffix=".pem")  # mode 0600
+            with os.fdopen(fd, "w") as out:
+                out.write(pem)
+            atexit.register(_remove, path)
+            _pem_files[key] = path
+    return path
+
+
 def target_context(target) -> ssl.SSLContext | None:
     """The process's context for a `Target` (None when its data plane is ws://). Call it where the
     target is resolved, off the loop; an unverified context is said on the console."""
@@ -196,7 +240,7 @@ def target_context(target) -> ssl.SSLContext | None:
         if not target.emulated:
             raise ValueError(f"TLS verification can be turned off only for an emulator, not for {target.endpoint}")
         log.warning("chatload: TLS certificate verification is OFF for the emulator at %s", target.endpoint)
-    return client_context(target.ca_file, verify=target.tls_verify)
+    return client_context(local_ca_file(target) if target.tls_verify else "", verify=target.tls_verify)
 
 
 # https:// origins (scheme://host:port) whose CA is not in the system store → the CA file (or False:
@@ -220,7 +264,7 @@ def trust(ca_file: str | bool, *urls: str) -> None:
 def trust_target(target) -> None:
     """Register a target's CA for its own https:// endpoints (control plane, publish API)."""
     if target.ca_file or not target.tls_verify:
-        trust(target.ca_file if target.tls_verify else False, target.control_endpoint,
+        trust(local_ca_file(target) if target.tls_verify else False, target.control_endpoint,
               *(value for value in target.settings.values() if isinstance(value, str) and "://" in value))
 
 
