@@ -199,10 +199,16 @@ class RetryAtOnce:
         return True
 
 
-def _tls_session_run(certificates, client_context, until):
+def _tls_session_run(certificates, client_context, until, refuse=()):
+    """A session against a wss:// server; the handshakes numbered in `refuse` (1: the first) get HTTP 503."""
     from tests.test_session_contract import ScriptedService, _session, _until
 
     connections = []
+    handshakes = []
+
+    def process_request(connection, request):
+        handshakes.append(request)
+        return connection.respond(503, "busy\n") if len(handshakes) in refuse else None
 
     async def handler(ws):  # the first connection is dropped abruptly once ready; the next ones stay
         connections.append(ws)
@@ -213,7 +219,8 @@ def _tls_session_run(certificates, client_context, until):
         await ws.wait_closed()
 
     async def main():
-        async with serve(handler, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
+        async with serve(handler, "127.0.0.1", 0, ssl=certificates.server_context(),
+                         process_request=process_request) as server:
             session, runtime = _session(ScriptedService(), f"wss://localhost:{server.sockets[0].getsockname()[1]}",
                                         RetryAtOnce())
             runtime.ssl_context = client_context
@@ -232,6 +239,42 @@ def test_a_session_that_reconnects_resumes_its_own_tls_session(tmp_path):
     summary = runtime.recorder.summary()
     assert connections == 2 and summary["histograms"]["connect.tls"]["count"] == 2
     assert summary["counters"]["tls_resumed"] == 1, "the reconnect resumed; the first connect could not"
+    assert summary["histograms"]["connect.tls_wait"]["count"] == 2  # each connect's wait for a TLS place
+
+
+def test_a_reconnect_whose_first_try_fails_still_offers_its_tls_session(tmp_path):
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    runtime, connections = _tls_session_run(certificates, build_context(str(certificates.ca_file)),
+                                            lambda session, runtime: runtime.connect_outcomes.count(None) >= 2,
+                                            refuse={2})  # the first reconnect try: HTTP 503
+    assert runtime.connect_outcomes == [None, "HTTP 503", None] and connections == 2
+    assert runtime.recorder.summary()["counters"]["tls_resumed"] == 1, "the second try resumed too"
+
+
+def test_a_connect_queued_for_a_tls_place_is_not_timed_out_by_the_wait(tmp_path):
+    """The wait for one of the loop's TLS_IN_FLIGHT places is before the connect's timeout starts."""
+    from harness.net.tls import TLS_IN_FLIGHT, TlsPhase
+
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    context = build_context(str(certificates.ca_file))
+
+    async def main():
+        async with serve(_hello, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
+            port = server.sockets[0].getsockname()[1]
+            holders = [TlsPhase() for _ in range(TLS_IN_FLIGHT)]
+            for holder in holders:
+                await holder.begin()
+            listener = Listener()
+            queued = asyncio.ensure_future(connect(ConnectParams(f"wss://localhost:{port}/"), listener, timeout=0.2,
+                                                   ssl_context=context))
+            await asyncio.sleep(0.4)  # twice the timeout, every place taken
+            assert not queued.done(), "a connect waiting for a place was given up (or ran) anyway"
+            for holder in holders:
+                holder.done()
+            ws = await asyncio.wait_for(queued, 5)
+            assert await asyncio.wait_for(listener.frames.get(), 5) == b"hello"
+            ws.close()
+    uvloop.run(main())
 
 
 def test_a_refused_certificate_is_tried_once_whatever_the_policy(tmp_path):

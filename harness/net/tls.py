@@ -65,8 +65,8 @@ def certificate_failure(exc: BaseException) -> str | None:
 # per wss:// connect on 2 loaded cores), and the handshakes that complete together are handled in one
 # loop iteration: with 16 in flight the loop stalled 10-32 ms again and again during a ramp, with 200
 # (`chatload bench connect`'s default concurrency) over 60 ms; every receive due meanwhile waits. At 8
-# a ramp's connects queue here instead, before their TCP connect (connect.tls excludes the wait;
-# connect includes it). Against an endpoint 50 ms away that still allows ~80 connects/s per process.
+# a ramp's connects queue here instead, before their TCP connect and before their timeout and clock
+# start: the wait is `connect.tls_wait`, in neither `connect` nor `connect.tls`. Against an endpoint 50 ms away that still allows ~80 connects/s per process.
 TLS_IN_FLIGHT = 8
 
 _phase: contextvars.ContextVar = contextvars.ContextVar("chatload_tls_phase", default=None)
@@ -87,14 +87,18 @@ class TlsPhase:
         self._gate: asyncio.Semaphore | None = None
         self._token: contextvars.Token | None = None
 
-    async def begin(self) -> None:
+    async def begin(self) -> int:
+        """Wait for a place; how long that took (ns). Call it before the connect's clock and timeout
+        start: a connect queued here has not been tried yet (`connect.tls_wait`, not `connect`)."""
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
         if gate is None:
             gate = self._gates[loop] = asyncio.Semaphore(TLS_IN_FLIGHT)
+        queued_ns = time.time_ns()
         await gate.acquire()
         self._gate = gate
         self._token = _phase.set(self)
+        return time.time_ns() - queued_ns
 
     def done(self) -> None:
         """TLS is established (or the attempt ended): stamp once, and free the place."""
