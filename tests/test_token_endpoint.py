@@ -377,3 +377,50 @@ def test_chatload_run_hands_locust_the_declaration_it_read():
     done = subprocess.run([sys.executable, "-c", ROUND_TRIP, json.dumps(declared)], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "same", done.stderr[-2000:]
+
+
+def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certificate_is_final(tmp_path):
+    """The app sits behind an emulator-style CA: trusted through the target's CA (its PEM, as a remote
+    worker gets it); without it the fetch fails for good, named as a connect's certificate failure."""
+    import asyncio
+
+    import uvloop
+    from aiohttp import web
+
+    from harness.emulation.tls import make_certificates
+    from harness.net.tls import ca_pem_of
+    from harness.net.token_fetch import EndpointTokens
+    from harness.services.base import Target, UserSpec
+    from harness.tokens import TokenFetchFailed
+
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    target = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",
+                    ca_file=str(tmp_path / "on-the-master.pem"), ca_pem=ca_pem_of(str(certificates.ca_file)))
+
+    async def answer(request):
+        return web.json_response({"token": "t-1"})
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/token", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certificates.server_context())
+        await site.start()
+        url = f"https://localhost:{site._server.sockets[0].getsockname()[1]}/token"
+        user = UserSpec("s1", "u1", "room")
+        trusting, public = (EndpointTokens(TokenEndpoint(url=url), "ivschat", t) for t in (target, None))
+        try:
+            token = await trusting.fetch_async(user)
+            with pytest.raises(TokenFetchFailed) as refused:
+                await public.fetch_async(user)
+            return token, refused.value
+        finally:
+            await trusting.aclose()
+            await public.aclose()
+            await runner.cleanup()
+            await asyncio.sleep(0)
+
+    token, refused = uvloop.run(main())
+    assert token == "t-1"
+    assert (refused.cause, refused.final) == ("TLS unknown CA", True), "a retry cannot mend a certificate"

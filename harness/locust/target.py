@@ -177,7 +177,7 @@ def token_provider(environment, service: ChatService, target: Target):
     if endpoint is not None:
         from ..net.token_fetch import EndpointTokens
 
-        return EndpointTokens(endpoint, service.name)
+        return EndpointTokens(endpoint, service.name, target)
     if option(environment, "chat_tokens"):
         return StaticTokenProvider(option(environment, "chat_tokens"))
     if option(environment, "chat_token_command"):

@@ -285,6 +285,28 @@ def http_context(url: str) -> ssl.SSLContext | None:
     return client_context(verify or "", verify=verify is not False)
 
 
+def app_context(url: str, target=None) -> ssl.SSLContext | bool:
+    """aiohttp's `ssl=` for an application's own https:// URL (a token endpoint): the CA registered for
+    its origin; else, when the target trusts a CA of its own, the system store plus that CA (the app
+    may sit behind the same private CA as the target, or be public); else True (the system store).
+    Builds a context (slow): call it off the loop, once."""
+    if not url.startswith("https://"):
+        return True
+    context = http_context(url)
+    if context is not None:
+        return context
+    ca_file = local_ca_file(target) if target is not None and target.ca_file and target.tls_verify else ""
+    if not ca_file:
+        return True
+    key = (f"system+{ca_file}", True)
+    with _lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = _contexts[key] = build_context()
+            context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 def context_for(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
     """The context a connect to `url` uses: None for ws://, the given one or the process default."""
     if not url.startswith("wss://"):
