@@ -482,6 +482,8 @@ def _read_traffic(t: TableReader, scenario: Scenario, folder: Path) -> Traffic |
                       values["delay"], values["rooms"], values["senders"], values["listeners"])
     if scenario.processes > 1:
         t.fail("trace", "a trace is replayed by one process: set [scenario] processes = 1 (or leave it 0)")
+    if scenario.workers > 1:  # remote workers would each replay the whole trace
+        t.fail("trace", "a trace is replayed by one process: set [run] workers = 1 (or leave it 0)")
     if any(population.connections_per_user > 1 for population in scenario.populations):
         t.fail("trace", "a replay's listeners join and leave one by one, as the trace's users did: listener "
                         "pools (connections_per_user) cannot follow it")
