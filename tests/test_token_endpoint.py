@@ -5,6 +5,7 @@ runtime's real fetch path, connecting to real emulators (tests/token_endpoint_ru
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -347,6 +348,24 @@ def test_locust_f_takes_the_same_declaration_and_names_an_unset_variable():
                           cwd=Path(__file__).resolve().parents[1])
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "TOKENEP_NOT_SET_ANYWHERE is not set" in out and "Traceback" not in out, out
+
+
+def test_a_worker_without_a_header_variable_exits_2_naming_it(tmp_path, monkeypatch):
+    """The master checks its own environment; each worker checks its own before any user starts."""
+    from harness.scenario import load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text('[target.token_endpoint]\nurl = "http://127.0.0.1:9/token"\n'
+                    'headers = { Authorization = "env:TOKENEP_ON_THE_MASTER_ONLY" }\n'
+                    '[[population]]\nkind = "viewer"\nusers = 1\n')
+    monkeypatch.setenv("TOKENEP_ON_THE_MASTER_ONLY", "on-the-master")
+    as_run = tmp_path / "as_run.json"
+    as_run.write_text(json.dumps(load_scenario(path).as_run()))
+    env = {k: v for k, v in os.environ.items() if k != "TOKENEP_ON_THE_MASTER_ONLY"}
+    proc = subprocess.run([sys.executable, "-c", "import harness.scenario_locustfile"], capture_output=True, text=True,
+                          timeout=60, env={**env, "CHATLOAD_SCENARIO": str(as_run)}, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "TOKENEP_ON_THE_MASTER_ONLY is not set" in proc.stderr and "on-the-master" not in proc.stderr
 
 
 ROUND_TRIP = """
