@@ -217,15 +217,17 @@ def render(template: str, values: Mapping[str, str], *, escape) -> str:
     return _PLACEHOLDER.sub(lambda m: escape(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
-def request_of(endpoint: TokenEndpoint, values: Mapping[str, str]) -> tuple[str, str]:
-    """(url, body) for one fetch: URL values URL-encoded; body values JSON-escaped when the body is
-    JSON (starts with `{` or `[`), else URL-encoded (a form)."""
+def request_of(endpoint: TokenEndpoint, values: Mapping[str, str]) -> tuple[str, str, str]:
+    """(url, body, content type) for one fetch: URL values URL-encoded; the body is JSON when its
+    template, placeholders aside, starts with `{` or `[` (values JSON-escaped), else a form (values
+    URL-encoded). Decided once, here: a form template may start with a placeholder (`{user_id}&…`)."""
     url = render(endpoint.url, values, escape=lambda v: quote(v, safe=""))
     body = endpoint.body
-    if body:
-        as_json = body.lstrip()[:1] in ("{", "[")
-        body = render(body, values, escape=(lambda v: json.dumps(v)[1:-1]) if as_json else (lambda v: quote(v, safe="")))
-    return url, body
+    if not body:
+        return url, "", ""
+    as_json = _PLACEHOLDER.sub("", body).lstrip()[:1] in ("{", "[")
+    body = render(body, values, escape=(lambda v: json.dumps(v)[1:-1]) if as_json else (lambda v: quote(v, safe="")))
+    return url, body, "application/json" if as_json else "application/x-www-form-urlencoded"
 
 
 _PATH = re.compile(r"[^.\[\]]+(\[\d+\])*(\.[^.\[\]]+(\[\d+\])*)*")

@@ -198,9 +198,12 @@ def test_no_fetch_holds_a_user_forever_whatever_its_source(ivschat_app):
 
 def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():
     endpoint = TokenEndpoint(url="http://a/t?u={user_id}", body='{"u": "{user_id}", "n": {"x": 1}}')
-    url, body = request_of(endpoint, {"user_id": 'a"b &c'})
-    assert url == "http://a/t?u=a%22b%20%26c"
+    url, body, content_type = request_of(endpoint, {"user_id": 'a"b &c'})
+    assert url == "http://a/t?u=a%22b%20%26c" and content_type == "application/json"
     assert json.loads(body) == {"u": 'a"b &c', "n": {"x": 1}}
+    # A form whose first value renders as "{…" is still a form: the type comes from the template.
+    _, body, content_type = request_of(TokenEndpoint(url="http://a/t", body="{user_id}&r=1"), {"user_id": "{x"})
+    assert (body, content_type) == ("%7Bx&r=1", "application/x-www-form-urlencoded")
     assert lookup({"a": [{"b": "t"}]}, "a[0].b") == "t"
     with pytest.raises(KeyError, match="a.c"):
         lookup({"a": {"b": 1}}, "a.c")
@@ -286,7 +289,7 @@ def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat
 def test_any_values_render_into_valid_json_and_urls_that_give_them_back(values):
     endpoint = TokenEndpoint(url="http://a/t?u={user_id}&r={room}",
                              body='{"u": "{user_id}", "r": "{room}", "c": "{capabilities}", "s": ["{session}"]}')
-    url, body = request_of(endpoint, values)
+    url, body, _ = request_of(endpoint, values)
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
     assert {key: unquote(value) for key, value in query.items()} == {"u": values["user_id"], "r": values["room"]}
     assert json.loads(body) == {"u": values["user_id"], "r": values["room"], "c": values["capabilities"],

@@ -80,11 +80,10 @@ class EndpointTokens(TokenProvider):
         import aiohttp
 
         endpoint = self.endpoint.for_purpose(wanted.purpose if wanted else None)
-        url, body = request_of(endpoint, self.values(request, population, wanted))
+        url, body, content_type = request_of(endpoint, self.values(request, population, wanted))
         headers = dict(self.headers)
-        if body and not any(name.lower() == "content-type" for name in headers):
-            headers["Content-Type"] = "application/json" if body.lstrip()[:1] in ("{", "[") \
-                else "application/x-www-form-urlencoded"
+        if content_type and not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = content_type
         try:
             async with self._client().request(endpoint.method, url, data=body.encode() if body else None,
                                               headers=headers, allow_redirects=False,
