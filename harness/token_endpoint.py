@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .tables import NUMBER, Key
 
@@ -28,8 +28,10 @@ PLACEHOLDERS = ("user_id", "room", "capabilities", "session", "session_minutes",
                 "channel", "connection_id")  # the last two: subscribe tokens only (empty for a connect)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-# Header names whose value is a credential: written in a scenario they would reach reports and argv.
-_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|auth", re.IGNORECASE)
+# Header (and URL query parameter) names whose value is a credential: written in a scenario they would
+# reach reports and argv.
+_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|auth|pass|signature|credential|jwt|bearer",
+                            re.IGNORECASE)
 METHODS = ("GET", "POST")
 
 
@@ -145,6 +147,8 @@ def check(endpoint: TokenEndpoint, field_names=(), purposes=()) -> list[tuple[st
         problems.append(("subscribe_url", f"must be an http:// or https:// URL, not {endpoint.subscribe_url!r}"))
     if not re.match(r"https?://[^/]", endpoint.url or ""):
         problems.append(("url", f"must be an http:// or https:// URL, not {endpoint.url!r}"))
+    for key in ("url", "subscribe_url"):
+        problems += [(key, why) for why in _url_credentials(getattr(endpoint, key) or "")]
     if endpoint.method not in METHODS:
         problems.append(("method", f"must be one of {', '.join(METHODS)}"))
     for key, text in (("url", endpoint.url), ("body", endpoint.body), ("subscribe_url", endpoint.subscribe_url),
@@ -170,6 +174,23 @@ def check(endpoint: TokenEndpoint, field_names=(), purposes=()) -> list[tuple[st
         if name not in field_names:
             problems.append((f"fields.{name}", f"this service reads no {name!r} from the answer"
                                                + (f"; it reads {', '.join(field_names)}" if field_names else "")))
+    return problems
+
+
+def _url_credentials(url: str) -> list[str]:
+    """Why a URL holds a literal credential (user:password@, or ?api_key=… not from a placeholder)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []  # not a URL at all: said by the scheme check
+    problems = []
+    if "@" in parts.netloc:
+        problems.append("holds a user name or password (user:password@host): it would be written to reports "
+                        "and command lines; send it as a header given as env:NAME")
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_HEADER.search(name) and value and not _PLACEHOLDER.fullmatch(value):
+            problems.append(f"query parameter {name} looks like a credential: a literal value would be written to "
+                            "reports and command lines; send it as a header given as env:NAME")
     return problems
 
 

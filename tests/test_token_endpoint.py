@@ -216,6 +216,16 @@ def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():
                                         fields={"signaling_url": "a"})))
     assert set(problems) == {"url", "body", "headers.Authorization", "fields.signaling_url"}, problems
     assert "env:NAME" in problems["headers.Authorization"]
+    leaky = TokenEndpoint(url="https://app:pw@a.example/t?api_key=abc&user={user_id}&sig={session}",
+                          headers={name: "literal" for name in ("X-Password", "X-Signature", "X-Credential",
+                                                                "X-JWT", "Bearer-Value", "Accept")},
+                          subscribe_tokens=True, subscribe_url="https://a.example/s?access_token=xyz")
+    problems = check(leaky, (), ("subscribe",))
+    assert sorted(key for key, _ in problems) == ["headers.Bearer-Value", "headers.X-Credential", "headers.X-JWT",
+                                                 "headers.X-Password", "headers.X-Signature", "subscribe_url",
+                                                 "url", "url"], problems
+    said = " ".join(why for _, why in problems)
+    assert "user:password@" in said and "api_key" in said and "access_token" in said and "pw" not in said.split()
 
 
 # -- done when: a scenario with [target.token_endpoint] against a running IVS Chat emulator -------------------
