@@ -413,7 +413,8 @@ def test_chatload_run_hands_locust_the_declaration_it_read():
 
 def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certificate_is_final(tmp_path):
     """The app sits behind an emulator-style CA: trusted through the target's CA (its PEM, as a remote
-    worker gets it); without it the fetch fails for good, named as a connect's certificate failure."""
+    worker gets it); without it the fetch fails for good, named as a connect's certificate failure.
+    Two users' fetches are two connections."""
     import asyncio
 
     import uvloop
@@ -429,7 +430,10 @@ def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certifica
     target = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",
                     ca_file=str(tmp_path / "on-the-master.pem"), ca_pem=ca_pem_of(str(certificates.ca_file)))
 
+    peers = []
+
     async def answer(request):
+        peers.append(request.transport.get_extra_info("peername")[1])
         return web.json_response({"token": "t-1"})
 
     async def main():
@@ -444,6 +448,7 @@ def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certifica
         trusting, public = (EndpointTokens(TokenEndpoint(url=url), "ivschat", t) for t in (target, None))
         try:
             token = await trusting.fetch_async(user)
+            await trusting.fetch_async(UserSpec("s2", "u2", "room"))
             with pytest.raises(TokenFetchFailed) as refused:
                 await public.fetch_async(user)
             return token, refused.value
@@ -455,4 +460,5 @@ def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certifica
 
     token, refused = uvloop.run(main())
     assert token == "t-1"
+    assert len(set(peers)) == 2, "each fetch its own connection, as each browser of a fleet: no shared pool"
     assert (refused.cause, refused.final) == ("TLS unknown CA", True), "a retry cannot mend a certificate"

@@ -58,10 +58,11 @@ class EndpointTokens(TokenProvider):
         if self._http is None:
             import aiohttp
 
-            # No connection cap: each browser of a real fleet has its own; a shared cap would queue
-            # a reconnect storm here and time the queue as the endpoint's latency. No cookies: one
-            # user's answer must not shape another's request.
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+            # One connection per fetch and no cap: each browser of a real fleet has its own, so the
+            # endpoint sees every TCP (and TLS) handshake a fleet makes, not a warm shared pool; a cap
+            # would queue a reconnect storm here and time the queue as the endpoint's latency. No
+            # cookies: one user's answer must not shape another's request.
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True),
                                                cookie_jar=aiohttp.DummyCookieJar(),
                                                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         return self._http
