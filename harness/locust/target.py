@@ -188,4 +188,6 @@ def token_provider(environment, service: ChatService, target: Target):
 def public_target(environment) -> dict:
     """The target as a report may show it (a Target holds no secrets by construction)."""
     raw = option(environment, "chat_target")
-    return json.loads(raw) if raw else {}
+    target = json.loads(raw) if raw else {}
+    target.pop("ca_pem", None)  # the CA's whole PEM, for workers: ca_file names it in a report
+    return target
