@@ -143,6 +143,10 @@ def test_a_worker_without_the_masters_ca_file_trusts_the_ca_the_target_carries(t
     copy = http_verify("https://localhost:2/")  # boto3 / urllib need a file: a private copy of the PEM
     assert copy != on_master.ca_file and Path(copy).read_text() == wire["ca_pem"]
     assert Path(copy).stat().st_mode & 0o077 == 0
+    # Verification off reads no CA file at all (it may not exist on this machine).
+    unverified = Target("ivschat", "emulator", "wss://127.0.0.1:1", ca_file=str(tmp_path / "absent.pem"),
+                        tls_verify=False)
+    assert target_context(unverified).verify_mode == ssl.CERT_NONE
 
 
 def _scenario(tmp_path, target: str):
