@@ -25,7 +25,7 @@ from pathlib import Path
 from . import measured
 from .childproc import ChildStartError
 from .gate.outcome import decide
-from .net.tls import trust_target
+from .net.tls import ca_pem_of, trust_target
 from .net.transport import TRANSPORTS
 from .report.console import (
     accounting_lines,
@@ -140,11 +140,19 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "workers", None) is not None:
         scenario.workers = args.workers
     if getattr(args, "emulator_bind", None):
+        if scenario.target.kind != KIND_EMULATOR:  # as [target] bind: only an emulator started for the run
+            print(f"chatload run: --emulator-bind is for the embedded emulator, but {scenario.file} targets kind "
+                  f"\"{scenario.target.kind}\"", file=sys.stderr)
+            return EXIT_ERROR
         scenario.emulator_bind = args.emulator_bind
     if scenario.workers < 0 or scenario.emulator_bind in WILDCARDS:
         print("chatload run: " + ("--workers must be 0 or more" if scenario.workers < 0 else
                                   f"--emulator-bind {scenario.emulator_bind}: name an address of this machine that "
                                   "workers can reach, not a wildcard"), file=sys.stderr)
+        return EXIT_ERROR
+    if scenario.traffic is not None and scenario.workers > 1:
+        print(f"chatload run: --workers {scenario.workers}: {scenario.file} replays a trace ([traffic]), which one "
+              "process replays; use --workers 1 or none", file=sys.stderr)
         return EXIT_ERROR
     try:
         return Run(scenario, args).execute()
@@ -224,7 +232,7 @@ class Run:
                       "machines cannot reach it (set [target] bind or --emulator-bind)", file=sys.stderr)
             target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
                                "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region,
-                               "ca_file": self.emulator.ca_file})
+                               "ca_file": self.emulator.ca_file, "ca_pem": ca_pem_of(self.emulator.ca_file)})
         else:
             from .emulation.client import AdminError, EmulatorAdmin
 

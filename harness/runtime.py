@@ -142,6 +142,7 @@ class ChatRuntime:
         self.recorder.histogram("send_lag")
         self.recorder.histogram("reconnect_attempts")  # a count per outage, not µs
         self.recorder.histogram("connect.tls")  # wss://: TCP connected → TLS established
+        self.recorder.histogram("connect.tls_wait")  # wss://: queued for a TLS place, before connect's clock
         for name in service.histograms:
             self.recorder.histogram(name)
         self.ledger = DeliveryLedger()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import token_endpoint
 from .measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
-from .net.tls import ca_file_problem
+from .net.tls import ca_file_problem, ca_pem_of
 from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .services import registry
 from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
@@ -451,6 +451,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 def _read_tls(t: TableReader, target: Target, service) -> tuple[bool, Target]:
     """`[target]` tls, ca_file and tls_verify, the same for every service: (tls, the target with them)."""
     tls, ca_file, verify = (t.read(key) for key in TARGET_KEYS[2:5])
+    ca_pem = ""  # the CA's text travels with the target: a worker on another machine has no such path
     if tls and target.kind != KIND_EMULATOR:
         t.fail("tls", "is for kind \"emulator\" (started for the run); a running emulator or a real service "
                       "names its wss:// endpoint, and ca_file if its CA is private")
@@ -463,9 +464,11 @@ def _read_tls(t: TableReader, target: Target, service) -> tuple[bool, Target]:
             problem = ca_file_problem(ca_file)
             if problem:
                 t.fail("ca_file", problem)
+            else:
+                ca_pem = ca_pem_of(ca_file)
     if not verify and not target.emulated:
         t.fail("tls_verify", f"certificate checks stay on against the real {service.title}")
-    return tls, dataclasses.replace(target, ca_file=ca_file, tls_verify=verify)
+    return tls, dataclasses.replace(target, ca_file=ca_file, ca_pem=ca_pem, tls_verify=verify)
 
 
 def _read_traffic(t: TableReader, scenario: Scenario, folder: Path) -> Traffic | None:
@@ -479,6 +482,8 @@ def _read_traffic(t: TableReader, scenario: Scenario, folder: Path) -> Traffic |
                       values["delay"], values["rooms"], values["senders"], values["listeners"])
     if scenario.processes > 1:
         t.fail("trace", "a trace is replayed by one process: set [scenario] processes = 1 (or leave it 0)")
+    if scenario.workers > 1:  # remote workers would each replay the whole trace
+        t.fail("trace", "a trace is replayed by one process: set [run] workers = 1 (or leave it 0)")
     if any(population.connections_per_user > 1 for population in scenario.populations):
         t.fail("trace", "a replay's listeners join and leave one by one, as the trace's users did: listener "
                         "pools (connections_per_user) cannot follow it")

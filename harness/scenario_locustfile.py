@@ -11,6 +11,7 @@ scenario's service (`ChatService.populations`).
 import importlib
 import json
 import os
+import sys
 
 from harness.locust.pool import ListenerPool
 from harness.scenario import population_class_name
@@ -26,6 +27,16 @@ else:
         raise SystemExit("chatload: this locustfile runs scenarios: use `chatload run SCENARIO`, or "
                          "`chatload worker --master HOST:PORT` for a worker")
     _scenario = fetch_scenario(os.environ[MASTER_ENV], float(os.environ.get("CHATLOAD_MASTER_WAIT", "300")))
+if _scenario.get("token_endpoint"):
+    # Header values `env:NAME` are read on every process that fetches tokens: the master checked its
+    # own environment only, and a worker without the variable would fail in each user's greenlet.
+    from harness.token_endpoint import TokenEndpoint, TokenEndpointError, resolved_headers
+
+    try:
+        resolved_headers(TokenEndpoint.from_dict(_scenario["token_endpoint"]))
+    except TokenEndpointError as _exc:
+        print(f"chatload worker: {_exc} on this machine (set it on every worker)", file=sys.stderr)
+        raise SystemExit(2) from None
 _service = registry.get(_scenario["target"]["service"])
 _messages = _scenario["messages"]
 

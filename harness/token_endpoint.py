@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .tables import NUMBER, Key
 
@@ -28,8 +28,10 @@ PLACEHOLDERS = ("user_id", "room", "capabilities", "session", "session_minutes",
                 "channel", "connection_id")  # the last two: subscribe tokens only (empty for a connect)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-# Header names whose value is a credential: written in a scenario they would reach reports and argv.
-_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|auth", re.IGNORECASE)
+# Header (and URL query parameter) names whose value is a credential: written in a scenario they would
+# reach reports and argv.
+_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|auth|pass|signature|credential|jwt|bearer",
+                            re.IGNORECASE)
 METHODS = ("GET", "POST")
 
 
@@ -145,6 +147,8 @@ def check(endpoint: TokenEndpoint, field_names=(), purposes=()) -> list[tuple[st
         problems.append(("subscribe_url", f"must be an http:// or https:// URL, not {endpoint.subscribe_url!r}"))
     if not re.match(r"https?://[^/]", endpoint.url or ""):
         problems.append(("url", f"must be an http:// or https:// URL, not {endpoint.url!r}"))
+    for key in ("url", "subscribe_url"):
+        problems += [(key, why) for why in _url_credentials(getattr(endpoint, key) or "")]
     if endpoint.method not in METHODS:
         problems.append(("method", f"must be one of {', '.join(METHODS)}"))
     for key, text in (("url", endpoint.url), ("body", endpoint.body), ("subscribe_url", endpoint.subscribe_url),
@@ -170,6 +174,23 @@ def check(endpoint: TokenEndpoint, field_names=(), purposes=()) -> list[tuple[st
         if name not in field_names:
             problems.append((f"fields.{name}", f"this service reads no {name!r} from the answer"
                                                + (f"; it reads {', '.join(field_names)}" if field_names else "")))
+    return problems
+
+
+def _url_credentials(url: str) -> list[str]:
+    """Why a URL holds a literal credential (user:password@, or ?api_key=… not from a placeholder)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []  # not a URL at all: said by the scheme check
+    problems = []
+    if "@" in parts.netloc:
+        problems.append("holds a user name or password (user:password@host): it would be written to reports "
+                        "and command lines; send it as a header given as env:NAME")
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_HEADER.search(name) and value and not _PLACEHOLDER.fullmatch(value):
+            problems.append(f"query parameter {name} looks like a credential: a literal value would be written to "
+                            "reports and command lines; send it as a header given as env:NAME")
     return problems
 
 
@@ -217,15 +238,17 @@ def render(template: str, values: Mapping[str, str], *, escape) -> str:
     return _PLACEHOLDER.sub(lambda m: escape(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
-def request_of(endpoint: TokenEndpoint, values: Mapping[str, str]) -> tuple[str, str]:
-    """(url, body) for one fetch: URL values URL-encoded; body values JSON-escaped when the body is
-    JSON (starts with `{` or `[`), else URL-encoded (a form)."""
+def request_of(endpoint: TokenEndpoint, values: Mapping[str, str]) -> tuple[str, str, str]:
+    """(url, body, content type) for one fetch: URL values URL-encoded; the body is JSON when its
+    template, placeholders aside, starts with `{` or `[` (values JSON-escaped), else a form (values
+    URL-encoded). Decided once, here: a form template may start with a placeholder (`{user_id}&…`)."""
     url = render(endpoint.url, values, escape=lambda v: quote(v, safe=""))
     body = endpoint.body
-    if body:
-        as_json = body.lstrip()[:1] in ("{", "[")
-        body = render(body, values, escape=(lambda v: json.dumps(v)[1:-1]) if as_json else (lambda v: quote(v, safe="")))
-    return url, body
+    if not body:
+        return url, "", ""
+    as_json = _PLACEHOLDER.sub("", body).lstrip()[:1] in ("{", "[")
+    body = render(body, values, escape=(lambda v: json.dumps(v)[1:-1]) if as_json else (lambda v: quote(v, safe="")))
+    return url, body, "application/json" if as_json else "application/x-www-form-urlencoded"
 
 
 _PATH = re.compile(r"[^.\[\]]+(\[\d+\])*(\.[^.\[\]]+(\[\d+\])*)*")

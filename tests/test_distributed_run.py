@@ -162,6 +162,39 @@ def test_a_scenario_says_how_many_workers_it_needs(tmp_path):
     assert scenario.as_run()["workers"] == 3  # what the report's "scenario as run" shows
 
 
+REPLAY = (f'[run]\nworkers = {{workers}}\n[[population]]\nkind = "viewer"\nusers = 2\n[[population]]\n'
+          f'kind = "chatter"\nusers = 1\n[traffic]\ntrace = "{ROOT}/scenarios/traces/ivschat-final.log.jsonl"\n'
+          'format = "ivschat-log"\n')
+
+
+def test_a_replay_on_more_than_one_remote_worker_is_refused_by_the_scenario_and_the_cli(tmp_path, capsys):
+    """Each remote worker would replay the whole trace: the load would be N times the trace's."""
+    from harness.cli import main
+    from harness.scenario import ScenarioError
+
+    path = tmp_path / "s.toml"
+    path.write_text(REPLAY.format(workers=2))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert any("traffic.trace" in p and "[run] workers = 1" in p for p in caught.value.problems), caught.value.problems
+    path.write_text(REPLAY.format(workers=0))
+    assert load_scenario(path).traffic is not None
+    assert main(["run", str(path), "--workers", "2", "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--workers 2:" in err and "replays a trace" in err and "Traceback" not in err, err
+
+
+def test_emulator_bind_on_the_cli_is_for_the_embedded_emulator_only(tmp_path, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "s.toml"
+    path.write_text('[target]\nkind = "running-emulator"\nendpoint = "ws://127.0.0.1:1"\n'
+                    'control_endpoint = "http://127.0.0.1:2"\n[[population]]\nkind = "viewer"\nusers = 1\n')
+    assert main(["run", str(path), "--emulator-bind", "10.0.0.5", "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--emulator-bind is for the embedded emulator" in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize("target, said", [
     ('bind = "0.0.0.0"', "workers cannot connect to 0.0.0.0"),
     ('kind = "running-emulator"\nendpoint = "ws://127.0.0.1:1"\ncontrol_endpoint = "http://127.0.0.1:2"\n'

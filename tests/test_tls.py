@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import ssl
+from pathlib import Path
 
 import pytest
 import uvloop
 from websockets.asyncio.server import serve
 
 from harness.emulation.tls import make_certificates
-from harness.net.tls import ResumingContext, build_context, certificate_failure, target_context
+from harness.net.tls import (
+    ResumingContext,
+    build_context,
+    ca_pem_of,
+    certificate_failure,
+    http_verify,
+    target_context,
+)
 from harness.net.transport import TRANSPORTS, ConnectParams, connect
 from harness.services.base import Target
 
@@ -120,6 +129,26 @@ def test_one_context_per_target_and_verification_off_only_for_an_emulator(tmp_pa
         target_context(Target("ivschat", "ivschat", "wss://edge.ivschat.us-east-1.amazonaws.com", tls_verify=False))
 
 
+def test_a_worker_without_the_masters_ca_file_trusts_the_ca_the_target_carries(tmp_path):
+    """A remote worker gets the target from the master: its ca_file is a path on the master's machine."""
+    certificates = make_certificates(tmp_path / "master", hosts=("localhost",))
+    on_master = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",
+                       ca_file=str(certificates.ca_file), ca_pem=ca_pem_of(str(certificates.ca_file)))
+    wire = json.loads(json.dumps(on_master.to_dict()))  # as it travels in --chat-target
+    certificates.ca_file.rename(tmp_path / "gone.pem")  # the worker's machine has no such file
+    on_worker = Target.from_dict(wire)
+    context = target_context(on_worker)  # before: FileNotFoundError, per user
+    (opened,) = uvloop.run(_serve_and_connect(certificates, context, "picows"))
+    assert opened.tls_ns > 0
+    copy = http_verify("https://localhost:2/")  # boto3 / urllib need a file: a private copy of the PEM
+    assert copy != on_master.ca_file and Path(copy).read_text() == wire["ca_pem"]
+    assert Path(copy).stat().st_mode & 0o077 == 0
+    # Verification off reads no CA file at all (it may not exist on this machine).
+    unverified = Target("ivschat", "emulator", "wss://127.0.0.1:1", ca_file=str(tmp_path / "absent.pem"),
+                        tls_verify=False)
+    assert target_context(unverified).verify_mode == ssl.CERT_NONE
+
+
 def _scenario(tmp_path, target: str):
     from harness.scenario import ScenarioError, load_scenario
 
@@ -174,10 +203,16 @@ class RetryAtOnce:
         return True
 
 
-def _tls_session_run(certificates, client_context, until):
+def _tls_session_run(certificates, client_context, until, refuse=()):
+    """A session against a wss:// server; the handshakes numbered in `refuse` (1: the first) get HTTP 503."""
     from tests.test_session_contract import ScriptedService, _session, _until
 
     connections = []
+    handshakes = []
+
+    def process_request(connection, request):
+        handshakes.append(request)
+        return connection.respond(503, "busy\n") if len(handshakes) in refuse else None
 
     async def handler(ws):  # the first connection is dropped abruptly once ready; the next ones stay
         connections.append(ws)
@@ -188,7 +223,8 @@ def _tls_session_run(certificates, client_context, until):
         await ws.wait_closed()
 
     async def main():
-        async with serve(handler, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
+        async with serve(handler, "127.0.0.1", 0, ssl=certificates.server_context(),
+                         process_request=process_request) as server:
             session, runtime = _session(ScriptedService(), f"wss://localhost:{server.sockets[0].getsockname()[1]}",
                                         RetryAtOnce())
             runtime.ssl_context = client_context
@@ -207,6 +243,42 @@ def test_a_session_that_reconnects_resumes_its_own_tls_session(tmp_path):
     summary = runtime.recorder.summary()
     assert connections == 2 and summary["histograms"]["connect.tls"]["count"] == 2
     assert summary["counters"]["tls_resumed"] == 1, "the reconnect resumed; the first connect could not"
+    assert summary["histograms"]["connect.tls_wait"]["count"] == 2  # each connect's wait for a TLS place
+
+
+def test_a_reconnect_whose_first_try_fails_still_offers_its_tls_session(tmp_path):
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    runtime, connections = _tls_session_run(certificates, build_context(str(certificates.ca_file)),
+                                            lambda session, runtime: runtime.connect_outcomes.count(None) >= 2,
+                                            refuse={2})  # the first reconnect try: HTTP 503
+    assert runtime.connect_outcomes == [None, "HTTP 503", None] and connections == 2
+    assert runtime.recorder.summary()["counters"]["tls_resumed"] == 1, "the second try resumed too"
+
+
+def test_a_connect_queued_for_a_tls_place_is_not_timed_out_by_the_wait(tmp_path):
+    """The wait for one of the loop's TLS_IN_FLIGHT places is before the connect's timeout starts."""
+    from harness.net.tls import TLS_IN_FLIGHT, TlsPhase
+
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    context = build_context(str(certificates.ca_file))
+
+    async def main():
+        async with serve(_hello, "127.0.0.1", 0, ssl=certificates.server_context()) as server:
+            port = server.sockets[0].getsockname()[1]
+            holders = [TlsPhase() for _ in range(TLS_IN_FLIGHT)]
+            for holder in holders:
+                await holder.begin()
+            listener = Listener()
+            queued = asyncio.ensure_future(connect(ConnectParams(f"wss://localhost:{port}/"), listener, timeout=0.2,
+                                                   ssl_context=context))
+            await asyncio.sleep(0.4)  # twice the timeout, every place taken
+            assert not queued.done(), "a connect waiting for a place was given up (or ran) anyway"
+            for holder in holders:
+                holder.done()
+            ws = await asyncio.wait_for(queued, 5)
+            assert await asyncio.wait_for(listener.frames.get(), 5) == b"hello"
+            ws.close()
+    uvloop.run(main())
 
 
 def test_a_refused_certificate_is_tried_once_whatever_the_policy(tmp_path):

@@ -5,6 +5,7 @@ runtime's real fetch path, connecting to real emulators (tests/token_endpoint_ru
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -197,9 +198,12 @@ def test_no_fetch_holds_a_user_forever_whatever_its_source(ivschat_app):
 
 def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():
     endpoint = TokenEndpoint(url="http://a/t?u={user_id}", body='{"u": "{user_id}", "n": {"x": 1}}')
-    url, body = request_of(endpoint, {"user_id": 'a"b &c'})
-    assert url == "http://a/t?u=a%22b%20%26c"
+    url, body, content_type = request_of(endpoint, {"user_id": 'a"b &c'})
+    assert url == "http://a/t?u=a%22b%20%26c" and content_type == "application/json"
     assert json.loads(body) == {"u": 'a"b &c', "n": {"x": 1}}
+    # A form whose first value renders as "{…" is still a form: the type comes from the template.
+    _, body, content_type = request_of(TokenEndpoint(url="http://a/t", body="{user_id}&r=1"), {"user_id": "{x"})
+    assert (body, content_type) == ("%7Bx&r=1", "application/x-www-form-urlencoded")
     assert lookup({"a": [{"b": "t"}]}, "a[0].b") == "t"
     with pytest.raises(KeyError, match="a.c"):
         lookup({"a": {"b": 1}}, "a.c")
@@ -212,6 +216,16 @@ def test_templates_escape_for_json_and_urls_and_paths_name_what_is_missing():
                                         fields={"signaling_url": "a"})))
     assert set(problems) == {"url", "body", "headers.Authorization", "fields.signaling_url"}, problems
     assert "env:NAME" in problems["headers.Authorization"]
+    leaky = TokenEndpoint(url="https://app:pw@a.example/t?api_key=abc&user={user_id}&sig={session}",
+                          headers={name: "literal" for name in ("X-Password", "X-Signature", "X-Credential",
+                                                                "X-JWT", "Bearer-Value", "Accept")},
+                          subscribe_tokens=True, subscribe_url="https://a.example/s?access_token=xyz")
+    problems = check(leaky, (), ("subscribe",))
+    assert sorted(key for key, _ in problems) == ["headers.Bearer-Value", "headers.X-Credential", "headers.X-JWT",
+                                                 "headers.X-Password", "headers.X-Signature", "subscribe_url",
+                                                 "url", "url"], problems
+    said = " ".join(why for _, why in problems)
+    assert "user:password@" in said and "api_key" in said and "access_token" in said and "pw" not in said.split()
 
 
 # -- done when: a scenario with [target.token_endpoint] against a running IVS Chat emulator -------------------
@@ -285,7 +299,7 @@ def test_a_scenario_gets_every_token_from_the_app_once_and_loses_nothing(ivschat
 def test_any_values_render_into_valid_json_and_urls_that_give_them_back(values):
     endpoint = TokenEndpoint(url="http://a/t?u={user_id}&r={room}",
                              body='{"u": "{user_id}", "r": "{room}", "c": "{capabilities}", "s": ["{session}"]}')
-    url, body = request_of(endpoint, values)
+    url, body, _ = request_of(endpoint, values)
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
     assert {key: unquote(value) for key, value in query.items()} == {"u": values["user_id"], "r": values["room"]}
     assert json.loads(body) == {"u": values["user_id"], "r": values["room"], "c": values["capabilities"],
@@ -349,6 +363,24 @@ def test_locust_f_takes_the_same_declaration_and_names_an_unset_variable():
     assert proc.returncode != 0 and "TOKENEP_NOT_SET_ANYWHERE is not set" in out and "Traceback" not in out, out
 
 
+def test_a_worker_without_a_header_variable_exits_2_naming_it(tmp_path, monkeypatch):
+    """The master checks its own environment; each worker checks its own before any user starts."""
+    from harness.scenario import load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text('[target.token_endpoint]\nurl = "http://127.0.0.1:9/token"\n'
+                    'headers = { Authorization = "env:TOKENEP_ON_THE_MASTER_ONLY" }\n'
+                    '[[population]]\nkind = "viewer"\nusers = 1\n')
+    monkeypatch.setenv("TOKENEP_ON_THE_MASTER_ONLY", "on-the-master")
+    as_run = tmp_path / "as_run.json"
+    as_run.write_text(json.dumps(load_scenario(path).as_run()))
+    env = {k: v for k, v in os.environ.items() if k != "TOKENEP_ON_THE_MASTER_ONLY"}
+    proc = subprocess.run([sys.executable, "-c", "import harness.scenario_locustfile"], capture_output=True, text=True,
+                          timeout=60, env={**env, "CHATLOAD_SCENARIO": str(as_run)}, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "TOKENEP_ON_THE_MASTER_ONLY is not set" in proc.stderr and "on-the-master" not in proc.stderr
+
+
 ROUND_TRIP = """
 import argparse, json, sys
 from harness.locust.options import _add_token_endpoint_options, token_endpoint_from_options
@@ -377,3 +409,56 @@ def test_chatload_run_hands_locust_the_declaration_it_read():
     done = subprocess.run([sys.executable, "-c", ROUND_TRIP, json.dumps(declared)], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "same", done.stderr[-2000:]
+
+
+def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certificate_is_final(tmp_path):
+    """The app sits behind an emulator-style CA: trusted through the target's CA (its PEM, as a remote
+    worker gets it); without it the fetch fails for good, named as a connect's certificate failure.
+    Two users' fetches are two connections."""
+    import asyncio
+
+    import uvloop
+    from aiohttp import web
+
+    from harness.emulation.tls import make_certificates
+    from harness.net.tls import ca_pem_of
+    from harness.net.token_fetch import EndpointTokens
+    from harness.services.base import Target, UserSpec
+    from harness.tokens import TokenFetchFailed
+
+    certificates = make_certificates(tmp_path, hosts=("localhost",))
+    target = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",
+                    ca_file=str(tmp_path / "on-the-master.pem"), ca_pem=ca_pem_of(str(certificates.ca_file)))
+
+    peers = []
+
+    async def answer(request):
+        peers.append(request.transport.get_extra_info("peername")[1])
+        return web.json_response({"token": "t-1"})
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/token", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certificates.server_context())
+        await site.start()
+        url = f"https://localhost:{site._server.sockets[0].getsockname()[1]}/token"
+        user = UserSpec("s1", "u1", "room")
+        trusting, public = (EndpointTokens(TokenEndpoint(url=url), "ivschat", t) for t in (target, None))
+        try:
+            token = await trusting.fetch_async(user)
+            await trusting.fetch_async(UserSpec("s2", "u2", "room"))
+            with pytest.raises(TokenFetchFailed) as refused:
+                await public.fetch_async(user)
+            return token, refused.value
+        finally:
+            await trusting.aclose()
+            await public.aclose()
+            await runner.cleanup()
+            await asyncio.sleep(0)
+
+    token, refused = uvloop.run(main())
+    assert token == "t-1"
+    assert len(set(peers)) == 2, "each fetch its own connection, as each browser of a fleet: no shared pool"
+    assert (refused.cause, refused.final) == ("TLS unknown CA", True), "a retry cannot mend a certificate"

@@ -35,8 +35,9 @@ LOWER, HIGHER = "lower_is_better", "higher_is_better"
 HISTOGRAMS = {
     "delivery": "delivery latency (intended send time → arrival at each receiver)",
     "ack": f"ack latency ({ACK_WORDS})",
-    "connect": "connect time (token in hand → usable socket)",
+    "connect": "connect time (token in hand and a TLS place taken → usable socket)",
     "connect.tls": "TLS handshake time, a phase of each wss:// connect (TCP connected → TLS established)",
+    "connect.tls_wait": "wait for one of the loop's 8 TLS places before a wss:// connect starts (not in connect)",
     "reconnect": "reconnect time (drop noticed → usable again)",
     "token_fetch": "token fetch time",
     "send_lag": "send lag (how late the harness sent against its schedule)",

@@ -12,6 +12,8 @@ one, so the master's `handle_message` is wrapped (one owning greenlet: Locust's 
 - `chat_hello`, sent by the worker's `init` listener, carries the secret and what the report says of
   the worker (host, CPUs): right, the held `client_ready` is replayed into Locust; wrong, the worker is
   told why and asked to quit. Any other message from an unadmitted worker is dropped.
+- `locustfile` (a `locust -f - --worker` asking for the master's locustfile) carries no secret: with a
+  secret set it is refused with an error, so a stranger cannot download the run's locustfile.
 
 The secret (CHATLOAD_WORKER_SECRET, the same on master and workers) is compared in constant time but
 travels in the clear: ZeroMQ's channel is not encrypted, so this keeps strangers' workers out of a run,
@@ -42,7 +44,9 @@ from .options import option
 from .progress import progress_line
 
 log = logging.getLogger("chatload")
-_PASS_UNADMITTED = {"chat_scenario", "chat_hello", "client_ready", "locustfile"}
+_PASS_UNADMITTED = {"chat_scenario", "chat_hello", "client_ready"}
+LOCUSTFILE_REFUSED = ("this master has a worker secret and does not hand out its locustfile (a `locustfile` "
+                      "request carries no secret): have the locustfile on each worker, or use `chatload worker`")
 
 
 def secret() -> str:
@@ -86,6 +90,9 @@ class Admission:
             self._answer_scenario(client_id, msg)
         elif msg.type == "chat_hello":
             self._hello(node, msg.data or {})
+        elif msg.type == "locustfile" and secret():  # `-f -` workers ask before any hello: no secret to check
+            self._refuse(client_id, msg.data or {}, "asked for the locustfile")
+            self.runner.server.send_to_client(Message("locustfile", {"error": LOCUSTFILE_REFUSED}, client_id))
         elif node in self.admitted or not secret():
             if msg.type == "client_ready" and node not in self.admitted:
                 self.admitted[node] = {}  # a plain `locust --worker`: admitted, facts unknown

@@ -15,7 +15,7 @@ import logging
 from locust import events
 from locust.runners import WorkerRunner
 
-from ..net.tls import ca_file_problem, trust_target
+from ..net.tls import ca_file_problem, ca_pem_of, trust_target
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
 from ..token_endpoint import TokenEndpointError
@@ -99,7 +99,7 @@ def _prepare_target(environment, service: ChatService) -> None:
     if kind == service.real_kind:
         _confirm_billing(environment, service)
     rooms = tuple(r for r in options.chat_room.split(",") if r)
-    target = Target(service.name, kind, endpoint, control, region, rooms, ca_file=ca_file)
+    target = Target(service.name, kind, endpoint, control, region, rooms, ca_file=ca_file, ca_pem=ca_pem_of(ca_file))
     trust_target(target)  # provisioning below reaches an https:// control plane through its CA
     if not rooms:
         if not control:
@@ -177,7 +177,7 @@ def token_provider(environment, service: ChatService, target: Target):
     if endpoint is not None:
         from ..net.token_fetch import EndpointTokens
 
-        return EndpointTokens(endpoint, service.name)
+        return EndpointTokens(endpoint, service.name, target)
     if option(environment, "chat_tokens"):
         return StaticTokenProvider(option(environment, "chat_tokens"))
     if option(environment, "chat_token_command"):
@@ -188,4 +188,6 @@ def token_provider(environment, service: ChatService, target: Target):
 def public_target(environment) -> dict:
     """The target as a report may show it (a Target holds no secrets by construction)."""
     raw = option(environment, "chat_target")
-    return json.loads(raw) if raw else {}
+    target = json.loads(raw) if raw else {}
+    target.pop("ca_pem", None)  # the CA's whole PEM, for workers: ca_file names it in a report
+    return target

@@ -40,7 +40,7 @@ from ..services.base import (
     accepted_after,
 )
 from .reconnect import ReconnectPolicy
-from .tls import certificate_failure
+from .tls import TlsPhase, certificate_failure
 from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class ChatSession:
                  "state", "ws", "protocol", "connection_id", "receiving", "memberships", "seq", "kicked",
                  "was_kicked", "must_reconnect", "refused", "end_reason", "stopping", "_closed", "_ready",
                  "_ready_at_ns", "_attempt", "_task", "_keepalive", "connected_waiters", "offset_ns",
-                 "ever_connected", "kick_requested_ns", "_close_code", "_close_clean", "_dropped_at_ns")
+                 "ever_connected", "kick_requested_ns", "_close_code", "_close_clean", "_dropped_at_ns", "_tls_offer")
 
     def __init__(self, runtime, handle, user: UserSpec, policy: ReconnectPolicy) -> None:
         self.runtime = runtime
@@ -100,6 +100,7 @@ class ChatSession:
         self.ever_connected = False
         self.kick_requested_ns: int | None = None  # set by a kick through the control plane (kick latency)
         self._close_code, self._close_clean, self._dropped_at_ns = 0, False, 0  # the last close (on_closed)
+        self._tls_offer = None  # wss://: the TLS session of the user's last connection that did TLS
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
 
@@ -159,22 +160,34 @@ class ChatSession:
         if token is None:
             return "token"
         runtime = self.runtime
+        if self.ws is not None and self.ws.tls_ns:
+            # wss://: the replaced connection's TLS session, offered on every try until another connection
+            # does TLS (read now, not at every connect: costly; a failed try leaves self.ws None).
+            self._tls_offer = self.ws.tls_session or self._tls_offer
+        self.ws = None  # not the last connection's: frames queued while connecting wait for this one
+        params = self.service.connect_params(runtime.target, token, self.user)
+        phase = None
+        if params.url.startswith("wss://"):
+            phase = TlsPhase(offer=self._tls_offer)
+            # A place among the loop's handshakes in flight, before the connect's clock and timeout start.
+            self.recorder.record("connect.tls_wait", await phase.begin() // 1000)
         started_ns = time.time_ns()
         self._attempt = (started_ns, reconnect, dropped_at_ns)
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
         self._ready = loop.create_future()
-        # wss://: the last connection's TLS session, offered again (read now, not at every connect: costly)
-        tls_session = self.ws.tls_session if self.ws is not None and self.ws.tls_ns else None
-        self.ws = None  # not the last connection's: frames queued while connecting wait for this one
-        self.protocol = self.service.client_protocol(self.user)
-        # Tokens beyond the connect's the run's source serves (a runtime without any need not say).
-        self.protocol.token_purposes = getattr(runtime, "token_purposes", frozenset())
-        self.protocol.connecting(started_ns + self.offset_ns)
-        params = self.service.connect_params(runtime.target, token, self.user)
+        try:
+            self.protocol = self.service.client_protocol(self.user)
+            # Tokens beyond the connect's the run's source serves (a runtime without any need not say).
+            self.protocol.token_purposes = getattr(runtime, "token_purposes", frozenset())
+            self.protocol.connecting(started_ns + self.offset_ns)
+        except BaseException:
+            if phase is not None:
+                phase.end()  # connect, which ends it, is not reached
+            raise
         try:
             ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport,
-                               ssl_context=runtime.ssl_context, tls_session=tls_session)
+                               ssl_context=runtime.ssl_context, tls=phase)
         except HandshakeFailed as exc:
             cause = f"HTTP {exc.status}" if exc.status else "bad handshake"
             runtime.report_connect(self, started_ns, cause, str(exc), reconnect=reconnect)

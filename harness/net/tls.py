@@ -25,9 +25,13 @@ vendors' clients (browsers, OkHttp) make it; `chatload bench connect --tls` meas
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
+import hashlib
 import logging
+import os
 import ssl
+import tempfile
 import threading
 import time
 import weakref
@@ -61,8 +65,8 @@ def certificate_failure(exc: BaseException) -> str | None:
 # per wss:// connect on 2 loaded cores), and the handshakes that complete together are handled in one
 # loop iteration: with 16 in flight the loop stalled 10-32 ms again and again during a ramp, with 200
 # (`chatload bench connect`'s default concurrency) over 60 ms; every receive due meanwhile waits. At 8
-# a ramp's connects queue here instead, before their TCP connect (connect.tls excludes the wait;
-# connect includes it). Against an endpoint 50 ms away that still allows ~80 connects/s per process.
+# a ramp's connects queue here instead, before their TCP connect and before their timeout and clock
+# start: the wait is `connect.tls_wait`, in neither `connect` nor `connect.tls`. Against an endpoint 50 ms away that still allows ~80 connects/s per process.
 TLS_IN_FLIGHT = 8
 
 _phase: contextvars.ContextVar = contextvars.ContextVar("chatload_tls_phase", default=None)
@@ -83,14 +87,18 @@ class TlsPhase:
         self._gate: asyncio.Semaphore | None = None
         self._token: contextvars.Token | None = None
 
-    async def begin(self) -> None:
+    async def begin(self) -> int:
+        """Wait for a place; how long that took (ns). Call it before the connect's clock and timeout
+        start: a connect queued here has not been tried yet (`connect.tls_wait`, not `connect`)."""
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
         if gate is None:
             gate = self._gates[loop] = asyncio.Semaphore(TLS_IN_FLIGHT)
+        queued_ns = time.time_ns()
         await gate.acquire()
         self._gate = gate
         self._token = _phase.set(self)
+        return time.time_ns() - queued_ns
 
     def done(self) -> None:
         """TLS is established (or the attempt ended): stamp once, and free the place."""
@@ -160,13 +168,13 @@ def build_context(ca_file: str = "", *, verify: bool = True) -> ResumingContext:
     unless `verify` is False. Slow (it reads the trust store): call `client_context` instead."""
     context = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the chain and the host name
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file:
+    if not verify:  # nothing to trust: no CA file is read (it may not exist on this machine)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_file:
         context.load_verify_locations(cafile=ca_file)
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     return context
 
 
@@ -186,6 +194,46 @@ def client_context(ca_file: str = "", *, verify: bool = True) -> ResumingContext
     return context
 
 
+def ca_pem_of(ca_file: str) -> str:
+    """The PEM text of a CA file the master read or made, to travel in the target ("" for none)."""
+    return Path(ca_file).read_text() if ca_file else ""
+
+
+_pem_files: dict[str, str] = {}  # sha256 of a target's CA PEM → this process's private copy
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def local_ca_file(target) -> str:
+    """The target's CA as a file on this machine. `ca_file` is a path on the machine that resolved
+    the target (the master's temp folder for `--tls`): a worker elsewhere has no such file, or
+    another one. Then the PEM the target carries (`ca_pem`) is written once per process to a private
+    temp file, since boto3's `verify=` and urllib need a file, and that file is used."""
+    pem = getattr(target, "ca_pem", "")
+    if not pem:
+        return target.ca_file
+    try:
+        if target.ca_file and Path(target.ca_file).read_text() == pem:
+            return target.ca_file
+    except OSError:
+        pass  # absent here: a remote worker
+    key = hashlib.sha256(pem.encode()).hexdigest()
+    with _lock:
+        path = _pem_files.get(key)
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="chatload-ca-", suffix=".pem")  # mode 0600
+            with os.fdopen(fd, "w") as out:
+                out.write(pem)
+            atexit.register(_remove, path)
+            _pem_files[key] = path
+    return path
+
+
 def target_context(target) -> ssl.SSLContext | None:
     """The process's context for a `Target` (None when its data plane is ws://). Call it where the
     target is resolved, off the loop; an unverified context is said on the console."""
@@ -196,7 +244,7 @@ def target_context(target) -> ssl.SSLContext | None:
         if not target.emulated:
             raise ValueError(f"TLS verification can be turned off only for an emulator, not for {target.endpoint}")
         log.warning("chatload: TLS certificate verification is OFF for the emulator at %s", target.endpoint)
-    return client_context(target.ca_file, verify=target.tls_verify)
+    return client_context(local_ca_file(target) if target.tls_verify else "", verify=target.tls_verify)
 
 
 # https:// origins (scheme://host:port) whose CA is not in the system store → the CA file (or False:
@@ -220,7 +268,7 @@ def trust(ca_file: str | bool, *urls: str) -> None:
 def trust_target(target) -> None:
     """Register a target's CA for its own https:// endpoints (control plane, publish API)."""
     if target.ca_file or not target.tls_verify:
-        trust(target.ca_file if target.tls_verify else False, target.control_endpoint,
+        trust(local_ca_file(target) if target.tls_verify else False, target.control_endpoint,
               *(value for value in target.settings.values() if isinstance(value, str) and "://" in value))
 
 
@@ -235,6 +283,28 @@ def http_context(url: str) -> ssl.SSLContext | None:
     if verify is True:
         return None
     return client_context(verify or "", verify=verify is not False)
+
+
+def app_context(url: str, target=None) -> ssl.SSLContext | bool:
+    """aiohttp's `ssl=` for an application's own https:// URL (a token endpoint): the CA registered for
+    its origin; else, when the target trusts a CA of its own, the system store plus that CA (the app
+    may sit behind the same private CA as the target, or be public); else True (the system store).
+    Builds a context (slow): call it off the loop, once."""
+    if not url.startswith("https://"):
+        return True
+    context = http_context(url)
+    if context is not None:
+        return context
+    ca_file = local_ca_file(target) if target is not None and target.ca_file and target.tls_verify else ""
+    if not ca_file:
+        return True
+    key = (f"system+{ca_file}", True)
+    with _lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = _contexts[key] = build_context()
+            context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def context_for(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:

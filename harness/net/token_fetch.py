@@ -13,7 +13,10 @@ fetched ahead. Each answer is classified for the session (`TokenFetchFailed.caus
 - 401 and 403 — and any other 4xx but 408 and 429, which no retry can mend — are final: the user
   is refused and stops, as an SDK whose token provider throws does;
 - 408, 429 and 5xx, timeouts and refused connections fail this try; the population's reconnect
-  policy decides when to try again.
+  policy decides when to try again;
+- a certificate the client rejects is final too, its cause named as the connect's
+  (`TLS unknown CA`, …). An https:// endpoint is checked against the CA registered for its origin,
+  else the system store plus the target's own CA (`tls.app_context`).
 The answer's body is never logged or quoted: it holds a token.
 """
 
@@ -24,6 +27,7 @@ import asyncio
 from ..services.base import TokenWanted, UserSpec
 from ..token_endpoint import BadAnswer, IssuedToken, TokenEndpoint, read_answer, request_of, resolved_headers
 from ..tokens import TokenFetchFailed, TokenProvider
+from .tls import app_context, certificate_failure
 
 RETRIED_4XX = (408, 429)
 
@@ -39,8 +43,10 @@ class EndpointTokens(TokenProvider):
     name = "endpoint"
     runs_on_loop = True
 
-    def __init__(self, endpoint: TokenEndpoint, service: str = "") -> None:
+    def __init__(self, endpoint: TokenEndpoint, service: str = "", target=None) -> None:
         self.endpoint = endpoint
+        # aiohttp's ssl= per URL template, built here (off the loop: a context reads a trust store).
+        self._ssl = {url: app_context(url, target) for url in (endpoint.url, endpoint.subscribe_url) if url}
         self.service = service
         self.headers = resolved_headers(endpoint)  # read once; raises naming the variable, never its value
         self.timeout_s = endpoint.timeout_s
@@ -52,10 +58,11 @@ class EndpointTokens(TokenProvider):
         if self._http is None:
             import aiohttp
 
-            # No connection cap: each browser of a real fleet has its own; a shared cap would queue
-            # a reconnect storm here and time the queue as the endpoint's latency. No cookies: one
-            # user's answer must not shape another's request.
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+            # One connection per fetch and no cap: each browser of a real fleet has its own, so the
+            # endpoint sees every TCP (and TLS) handshake a fleet makes, not a warm shared pool; a cap
+            # would queue a reconnect storm here and time the queue as the endpoint's latency. No
+            # cookies: one user's answer must not shape another's request.
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True),
                                                cookie_jar=aiohttp.DummyCookieJar(),
                                                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         return self._http
@@ -74,19 +81,22 @@ class EndpointTokens(TokenProvider):
         import aiohttp
 
         endpoint = self.endpoint.for_purpose(wanted.purpose if wanted else None)
-        url, body = request_of(endpoint, self.values(request, population, wanted))
+        url, body, content_type = request_of(endpoint, self.values(request, population, wanted))
         headers = dict(self.headers)
-        if body and not any(name.lower() == "content-type" for name in headers):
-            headers["Content-Type"] = "application/json" if body.lstrip()[:1] in ("{", "[") \
-                else "application/x-www-form-urlencoded"
+        if content_type and not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = content_type
         try:
             async with self._client().request(endpoint.method, url, data=body.encode() if body else None,
-                                              headers=headers, allow_redirects=False) as response:
+                                              headers=headers, allow_redirects=False,
+                                              ssl=self._ssl.get(endpoint.url, True)) as response:
                 status = response.status
                 raw = await response.read()
         except TimeoutError:
             raise TokenFetchFailed("timeout", f"no answer from the token endpoint within {self.timeout_s:g} s") \
                 from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            cause = certificate_failure(exc.certificate_error) or "TLS certificate rejected"
+            raise TokenFetchFailed(cause, f"token endpoint: {cause}", final=True) from None  # no retry mends it
         except aiohttp.ClientError as exc:
             raise TokenFetchFailed("connect", f"token endpoint: {type(exc).__name__}") from None
         if not 200 <= status < 300:

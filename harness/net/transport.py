@@ -124,20 +124,25 @@ def load(transport: str = DEFAULT_TRANSPORT):
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
                   transport: str = DEFAULT_TRANSPORT, ssl_context: ssl.SSLContext | None = None,
-                  tls_session=None) -> Transport:
+                  tls_session=None, tls: TlsPhase | None = None) -> Transport:
     """Open a connection with the named transport within `timeout`; raise HandshakeFailed, OSError
     (ssl.SSLCertVerificationError for a rejected certificate) or TimeoutError when it cannot be
     opened. A wss:// URL uses `ssl_context`, else the process's default (system trust store), and
-    offers `tls_session` (the user's previous connection's) for resumption."""
+    offers `tls_session` (the user's previous connection's) for resumption. `tls`: a phase the
+    caller already began (its place taken before its own clock started); else one is begun here,
+    before the timeout starts. The phase is ended here either way."""
     module = load(transport)
     ssl_context = context_for(params.url, ssl_context)
     if ssl_context is None:
         return await module.connect(params, listener, timeout=timeout)
-    phase = TlsPhase(offer=tls_session)
+    phase = tls
     try:
+        if phase is None:
+            phase = TlsPhase(offer=tls_session)
+            await phase.begin()  # a place among the loop's handshakes in flight: not part of the timeout
         async with asyncio.timeout(timeout):
-            await phase.begin()  # a place among the loop's handshakes in flight
             return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context, tls=phase)
     finally:
-        phase.end()  # a failed connect gives its place back too
+        if phase is not None:
+            phase.end()  # a failed connect gives its place back too
 

@@ -8,6 +8,7 @@ LATENCY_ROWS = (  # histogram → what it measures, as the table says it
     ("ack", "ack (intended send → accepted)"),
     ("connect", "connect (token in hand → usable)"),
     ("connect.tls", "  of which TLS handshake (wss://)"),
+    ("connect.tls_wait", "queued for a TLS place (before connect)"),
     ("reconnect", "reconnect (drop noticed → usable again)"),
     ("token_fetch", "token fetch"),
 )

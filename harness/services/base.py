@@ -275,6 +275,8 @@ class Target:
     rooms: tuple[str, ...] = ()
     settings: Mapping = field(default_factory=dict)  # the service's own keys
     ca_file: str = ""  # wss:// and https:// trust only this CA (PEM); "": the system trust store
+    # The CA file's PEM text: a worker on another machine has no file at the master's path (tls.local_ca_file).
+    ca_pem: str = ""
     tls_verify: bool = True  # False only for an emulator target (the scenario refuses it otherwise)
 
     @property
