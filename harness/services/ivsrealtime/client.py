@@ -24,8 +24,10 @@ it, its pings and its removal. What each server frame becomes (`receive`):
   as the SDK does: an SDP_OFFER to the token's `whip_url` + `/publish/<participant id>`, with a stub
   SDP, since media is out of scope): status 403 with the service's code is the publish refused —
   `Rejected(publish, category, STAGE_AT_CAPACITY | INSUFFICIENT_CAPABILITIES)` and
-  `events.publish_error.<code>`, the participant staying joined as the SDK does; 501 (the emulator
-  holds the slot, no media) is `Acked(publish)` and `events.published`;
+  `events.publish_error.<code>`, the participant staying joined as the SDK does; any other 4xx is
+  refused too, by its status (`HTTP_<status>`, its category); 501 (the emulator holds the slot, no
+  media) is `Acked(publish)` and `events.published`; an answer without an integer status is a
+  `ProtocolError` and the publish `Rejected(…, SDP_ANSWER_UNREADABLE)`;
 - any other type (SUBSCRIBER_COUNT, …): `events.<type>`; binary or unreadable frames:
   `ProtocolError`. Nothing a server sends raises.
 
@@ -54,6 +56,7 @@ from ..base import (
     Request,
     ServiceEvent,
     UserSpec,
+    category_of_http_status,
 )
 from . import codec
 
@@ -207,12 +210,18 @@ class StageProtocol(ClientProtocol):
 
     def _publish_answer(self, payload, at_ns: int):
         request = self.pending.pop(PUBLISH_REQUEST)
-        status = payload.get("httpStatusCode") if isinstance(payload, dict) else None
-        code = PUBLISH_ERRORS.get(payload.get("errorCode")) if 400 <= (status or 0) <= 403 else None
-        if code is None:  # 501 from the emulator: the slot is held, media is not emulated
+        status = payload.get("httpStatusCode") if payload.__class__ is dict else None
+        if status.__class__ is not int:  # no status to read: neither held nor refused for sure
+            return Rejected(request, Category.SERVER_ERROR, "SDP_ANSWER_UNREADABLE", "no integer httpStatusCode"), \
+                ProtocolError("SDP_ANSWER without an integer httpStatusCode")
+        if not 400 <= status < 500:  # 501 from the emulator: the slot is held, media is not emulated
             return Acked(request), ServiceEvent("published")
-        return (Rejected(request, JOIN_ERROR_CATEGORIES[code], code, str(payload.get("message", ""))[:200]),
-                ServiceEvent(f"publish_error.{code}"))
+        message = str(payload.get("message", ""))[:200]
+        code = PUBLISH_ERRORS.get(payload.get("errorCode"))
+        if code is None:  # a refusal the SDK has no name for: counted by its status
+            return Rejected(request, category_of_http_status(status), f"HTTP_{status}", message), \
+                ServiceEvent(f"publish_error.HTTP_{status}")
+        return Rejected(request, JOIN_ERROR_CATEGORIES[code], code, message), ServiceEvent(f"publish_error.{code}")
 
     def _join_error(self, error: codec.JoinError):
         if self._sequence is None:  # the join itself was refused
