@@ -54,6 +54,9 @@ def test_the_shipped_replay_passes_and_reports_trace_against_replayed(shipped):
     assert report["accounting"]["totals"]["sent"] == total
     # Listeners followed the trace's viewers: a third of the 30 leave near its end.
     assert replay["presences"] == 30 and 1 <= replay["leaves"] <= 10
+    # The users gauge moves with the trace's joins and leaves: health is judged on the whole run, not
+    # on a steady window that a replay never has.
+    assert report["health"]["window"] == "ramp" and report["health"]["judged_seconds"] > 0
     # No trace identity or content reaches the report or the run's folder.
     for file in (path, path.with_name("report.html"), path.parent / "raw" / "trace.jsonl"):
         text = file.read_text()
