@@ -117,3 +117,18 @@ def test_locust_f_replays_a_trace_named_by_an_option_and_counts_a_schedule_it_ca
     assert lag["count"] == 20_000 and lag["max"] >= 50_000 and counters["replay.late"] >= 1
     # Intended times are the trace's: the send lag (due → written) is at least the dispatch lag.
     assert results["latency_us"]["send_lag"]["max"] >= lag["max"] - 1000
+
+
+def test_locust_f_with_a_bad_replay_option_is_one_line_naming_it_and_exit_2(tmp_path):
+    trace = write_trace(tmp_path / "t.jsonl", [TraceEvent(i / 10, "x", "s1", 12) for i in range(20)])
+    bad = {"--chat-trace-speed": ("--chat-trace", str(trace), "--chat-trace-speed", "0"),
+           "--chat-trace-rooms": ("--chat-trace", str(trace), "--chat-trace-rooms", "x=3"),
+           "--chat-trace:": ("--chat-trace", str(tmp_path / "absent.jsonl"))}
+    runs = {name: run_locust(tmp_path / name.strip("-:"), "-u", "1", "-r", "1", "-t", "3s", "--chat-rooms", "1",
+                             *argv, background=True) for name, argv in bad.items()}
+    for name, proc in runs.items():
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 2, out
+        lines = [line for line in out.splitlines() if "chatload: --chat-trace" in line]
+        assert len(lines) == 1 and name in lines[0], out
+        assert "Traceback" not in out, out
