@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.capacity.plan import dump_toml
+from harness.report.html import reconnect_section
 from harness.trace.loading import import_trace
 from harness.trace.model import JOIN, LEAVE, TraceEvent
 from harness.trace.plan import build_plan
@@ -57,6 +58,13 @@ def test_the_shipped_replay_passes_and_reports_trace_against_replayed(shipped):
     # The users gauge moves with the trace's joins and leaves: health is judged on the whole run, not
     # on a steady window that a replay never has.
     assert report["health"]["window"] == "ramp" and report["health"]["judged_seconds"] > 0
+    # A listener the trace made leave (or come back) is the same user: spawned once, and not a user
+    # "not connected at the end"; so the report has no Reconnects section for it.
+    counters = report["counters"]
+    assert sum(v for k, v in counters.items() if k.startswith("users_spawned.")) == 40
+    assert counters.get("replay.rejoins", 0) == sum(v for k, v in counters.items() if k.startswith("users_rejoined."))
+    assert not report["verdicts"]["reconnect"].get("not_connected_at_end"), report["verdicts"]["reconnect"]
+    assert reconnect_section(report, {}) is None
     # No trace identity or content reaches the report or the run's folder.
     for file in (path, path.with_name("report.html"), path.parent / "raw" / "trace.jsonl"):
         text = file.read_text()
