@@ -276,7 +276,13 @@ def test_a_publish_answer_that_is_not_a_holding_status_is_never_counted_publishe
     assert ServiceEvent("published") not in events and "publish" not in protocol.pending
 
 
-def test_a_held_publish_is_acked():
-    protocol, _ = publishing()
-    acked, event = protocol.receive(answer({"httpStatusCode": 501}), True, OPEN_NS + 2)
+def test_a_held_publish_is_acked_and_owed_to_the_roster_only_when_the_join_was_not():
+    listed, joined_events = publishing(("me", PUBLISHER.user_id))  # every participant on the roster
+    assert Origin("roster", PUBLISHER.user_id, ATTEMPT_NS) in joined_events
+    assert listed.receive(answer({"httpStatusCode": 501}), True, OPEN_NS + 2) == (
+        Acked(Request("publish", 0, OPEN_NS + 1, OPEN_NS + 1)), ServiceEvent("published"))
+    unlisted, joined_events = publishing()  # a publishers-only roster: it appears when it publishes
+    assert not any(isinstance(event, Origin) for event in joined_events)
+    acked, event, origin = unlisted.receive(answer({"httpStatusCode": 501}), True, OPEN_NS + 2)
     assert isinstance(acked, Acked) and event == ServiceEvent("published")
+    assert origin == Origin("roster", PUBLISHER.user_id, OPEN_NS + 1)

@@ -26,7 +26,9 @@ it, its pings and its removal. What each server frame becomes (`receive`):
   `Rejected(publish, category, STAGE_AT_CAPACITY | INSUFFICIENT_CAPABILITIES)` and
   `events.publish_error.<code>`, the participant staying joined as the SDK does; any other 4xx is
   refused too, by its status (`HTTP_<status>`, its category); 501 (the emulator holds the slot, no
-  media) is `Acked(publish)` and `events.published`; an answer without an integer status is a
+  media) is `Acked(publish)` and `events.published`, and for a participant its first roster did not
+  list (a publishers-only roster) `Origin("roster", own user id, the publish's time)`: publishing puts
+  it on the others' rosters; an answer without an integer status is a
   `ProtocolError` and the publish `Rejected(…, SDP_ANSWER_UNREADABLE)`;
 - any other type (SUBSCRIBER_COUNT, …): `events.<type>`; binary or unreadable frames:
   `ProtocolError`. Nothing a server sends raises.
@@ -114,6 +116,7 @@ class StageProtocol(ClientProtocol):
         self._opened_ns = 0
         self._sequence: int | None = None  # the last STAGE_STATE's sequence number (None: not joined)
         self._present: set[str] = set()  # participant ids of the last roster
+        self._listed = True  # on its own first roster (False: a publishers-only roster, before publishing)
         self._pings = 0
 
     # -- times we are given ------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ class StageProtocol(ClientProtocol):
 
     def _joined(self, sequence: int, participants: list, at_ns: int):
         present = {p["id"] for p in participants}
-        listed = any(p.get("userId") == self.user.user_id for p in participants)
+        listed = self._listed = any(p.get("userId") == self.user.user_id for p in participants)
         self._sequence, self._present = sequence, present
         # In the same socket read as the 101 it is 0: recorded as 1 µs, the resolution of a read's stamp.
         joined = Measured(JOIN, max(1, (at_ns - self._opened_ns) // 1000))
@@ -215,7 +218,11 @@ class StageProtocol(ClientProtocol):
             return Rejected(request, Category.SERVER_ERROR, "SDP_ANSWER_UNREADABLE", "no integer httpStatusCode"), \
                 ProtocolError("SDP_ANSWER without an integer httpStatusCode")
         if not 400 <= status < 500:  # 501 from the emulator: the slot is held, media is not emulated
-            return Acked(request), ServiceEvent("published")
+            if self._listed:
+                return Acked(request), ServiceEvent("published")
+            # Not on the roster it joined (publishers only): publishing puts it there, so the others'
+            # rosters owe this arrival from the publish on.
+            return Acked(request), ServiceEvent("published"), Origin(ROSTER, self.user.user_id, request.intended_ns)
         message = str(payload.get("message", ""))[:200]
         code = PUBLISH_ERRORS.get(payload.get("errorCode"))
         if code is None:  # a refusal the SDK has no name for: counted by its status
