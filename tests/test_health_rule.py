@@ -84,3 +84,13 @@ def test_a_window_without_seconds_is_not_judged_and_never_said_within_limits():
     section = html.unescape(str(health_section(build_report(results, scenario=None, checks=[], complete=True))))
     assert "Within limits" not in section and "Not judged (0 seconds" in section
     assert saturation.NOT_JUDGED in health_warning(verdict) and health_warning(saturation.judge(RAMP_SPIKE)) is None
+
+
+def test_the_capacity_steady_window_is_judged_by_the_same_limits():
+    from harness.capacity.analysis import _window_health
+
+    assert _window_health(RAMP_SPIKE)["saturated"] is True  # the 58 ms second
+    assert _window_health(RAMP_SPIKE[2:])["saturated"] is False
+    # A CPU-only timeline (no loop lag recorded) is judged on what it has.
+    assert _window_health([{"health": {"cpu_percent": 95.0}}]) == {
+        "loop_lag_max_us": None, "hub_stall_max_us": None, "cpu_percent": 95.0, "saturated": True}
