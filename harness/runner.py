@@ -30,8 +30,8 @@ from .net.transport import TRANSPORTS
 from .report.console import (
     accounting_lines,
     check_line,
+    health_warning,
     latency_table,
-    saturation_line,
     verdict_line,
     worker_lines,
 )
@@ -283,7 +283,8 @@ class Run:
                 "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
                 "--chat-scenario", scenario.name,
                 "--chat-drain", str(scenario.drain_s), "--chat-report-dir", str(self.raw), "--chat-run-name", "locust",
-                "--chat-health-window", "ramp" if scenario.measures_ramp else "steady",
+                # A replay's users gauge moves with every trace join and rejoin: no steady part to judge.
+                "--chat-health-window", "ramp" if scenario.measures_ramp or scenario.traffic is not None else "steady",
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
         if scenario.token_endpoint is not None:
             argv += token_endpoint_args(scenario.token_endpoint)
@@ -519,8 +520,8 @@ class Run:
             print(f"  {line}")
         for check in report.get("checks", []):
             print(f"  {check_line(check)}")
-        if report.get("health", {}).get("saturated"):
-            print(f"  WARNING: {saturation_line(report['health'])}")
+        if (warning := health_warning(report.get("health") or {})) is not None:
+            print(f"  WARNING: {warning}")
         print(f"  report: {html_path}\n          {json_path}")
 
 

@@ -151,6 +151,9 @@ class ChatRuntime:
         self.replay = service.replay_window(target)
         self.sessions: dict[str, ChatSession] = {}  # loop thread only
         self.fetching: set[str] = set()  # loop thread only: sender ids whose token fetch is in flight
+        # Loop thread only: sessions their user left on purpose (a replayed trace's leave, a ramp-down):
+        # no longer a user of the run, and not a failure to be connected at its end.
+        self.left: set[str] = set()
         self.handles: dict[str, SessionHandle] = {}  # gevent side only
         self.sink = None  # gevent-side callable taking each interval snapshot
         self.protocol_error_samples: collections.deque[str] = collections.deque(maxlen=20)
@@ -184,9 +187,12 @@ class ChatRuntime:
     # -- gevent side: users --------------------------------------------------------------------------
 
     def new_session(self, user_id_prefix: str, capabilities=(), reconnect="sdk", session_minutes=None,
-                    attributes=None, population: str = "users", room: str | None = None) -> SessionHandle:
+                    attributes=None, population: str = "users", room: str | None = None,
+                    rejoining: SessionHandle | None = None) -> SessionHandle:
         """A new connection for a user (gevent side): the session is built, registered and started on
-        the loop; the caller gets its handle. `room`: one of the target's (default: the next in turn)."""
+        the loop; the caller gets its handle. `room`: one of the target's (default: the next in turn).
+        `rejoining`: the handle of the connection this user left and now comes back after (a replayed
+        trace's rejoin): the same user again, so not one more user spawned or connected."""
         sender_id = f"{self.process_tag}{next(self._senders):x}"
         user = UserSpec(sender_id=sender_id, user_id=f"{user_id_prefix}-{sender_id}", room=room or next(self._rooms),
                         capabilities=tuple(capabilities), session_minutes=session_minutes,
@@ -194,12 +200,16 @@ class ChatRuntime:
         handle = SessionHandle(user, population)
         self.handles[sender_id] = handle
         policy = self.service.sdk_policy() if reconnect == "sdk" else make_policy(reconnect)
-        self.loop_thread.call(self._register, handle, policy)
+        self.loop_thread.call(self._register, handle, policy, rejoining)
         return handle
 
-    def _register(self, handle: SessionHandle, policy) -> None:  # loop side
-        self.recorder.count(f"users_spawned.{handle.population}")
+    def _register(self, handle: SessionHandle, policy, rejoining: SessionHandle | None = None) -> None:  # loop side
         session = handle.session = ChatSession(self, handle, handle.user, policy)
+        if rejoining is None:
+            self.recorder.count(f"users_spawned.{handle.population}")
+        else:
+            self.recorder.count(f"users_rejoined.{handle.population}")
+            session.ever_connected = rejoining.session is not None and rejoining.session.ever_connected
         self.sessions[handle.user.sender_id] = session
         session.start()
 
@@ -491,7 +501,8 @@ class ChatRuntime:
         snapshot["t_ns"] = time.time_ns() + self.clock_offset_ns
         snapshot["counters"]["deliveries"] = arrivals
         snapshot["gauges"] = {"connections_open": sum(1 for s in self.sessions.values() if s.state == "open"),
-                              "users": len(self.sessions)}  # sessions: a listener pool user holds many
+                              # sessions: a listener pool user holds many; one left is no user now
+                              "users": len(self.sessions) - len(self.left)}
         snapshot["health"] = {
             "loop_lag_max_us": self._loop_lag_max_us,
             "loop_lag_mean_us": self._loop_lag_sum_us // max(1, self._loop_lag_n),
@@ -531,7 +542,7 @@ class ChatRuntime:
         end_ns = time.time_ns() + self.clock_offset_ns
         export = self.ledger.export(end_ns)  # before closing: still-open connections count as open to the end
         for session in self.sessions.values():
-            if session.state != "open":  # not connected at the end, and why (kicked, gave up, …)
+            if session.state != "open" and session.sender_id not in self.left:  # and why (kicked, gave up, …)
                 self.recorder.count(f"not_connected_at_end.{session.end_reason or session.state}")
                 if session.sender_id in self.fetching:  # still waiting on its token: the end cut it short
                     self.recorder.count("token_fetch_cut_short")

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from harness.metrics import saturation
-from harness.report.console import saturation_line
+from harness.report.console import health_warning, saturation_line
 from harness.report.document import build_report
 from harness.report.html import health_section, render_html
 from harness.scenario import load_scenario
@@ -72,3 +72,25 @@ def test_the_docs_state_the_rule_in_the_same_words():
 def test_the_join_storm_is_judged_on_its_ramp():
     assert load_scenario(ROOT / "scenarios" / "ivsrealtime-join-storm.toml").measures_ramp is True
     assert load_scenario(ROOT / "scenarios" / "default.toml").measures_ramp is False
+
+
+def test_a_window_without_seconds_is_not_judged_and_never_said_within_limits():
+    moving = timeline([5, 80, 5, 5, 5], [10, 20, 15, 25, 20])  # a replay's gauge: never at its peak twice running
+    verdict = saturation.judge(moving)
+    assert verdict["judged_seconds"] == 0 and verdict["saturated"] is False
+    assert verdict["verdict"] == saturation.NOT_JUDGED and saturation.judge(RAMP_SPIKE)["verdict"] == "within limits"
+    results = sample_results()
+    results["health"] = {"per_process": {"local": {"loop_lag_max_us": 80_000}}, **verdict}
+    section = html.unescape(str(health_section(build_report(results, scenario=None, checks=[], complete=True))))
+    assert "Within limits" not in section and "Not judged (0 seconds" in section
+    assert saturation.NOT_JUDGED in health_warning(verdict) and health_warning(saturation.judge(RAMP_SPIKE)) is None
+
+
+def test_the_capacity_steady_window_is_judged_by_the_same_limits():
+    from harness.capacity.analysis import _window_health
+
+    assert _window_health(RAMP_SPIKE)["saturated"] is True  # the 58 ms second
+    assert _window_health(RAMP_SPIKE[2:])["saturated"] is False
+    # A CPU-only timeline (no loop lag recorded) is judged on what it has.
+    assert _window_health([{"health": {"cpu_percent": 95.0}}]) == {
+        "loop_lag_max_us": None, "hub_stall_max_us": None, "cpu_percent": 95.0, "saturated": True}

@@ -421,3 +421,17 @@ def test_a_send_accepted_in_its_intended_millisecond_is_never_timed_at_or_before
     assert echo.server_ns == intended_ns, "the ULID's millisecond, raised to the intended time"
     to_server_us = (accepted_after(echo.server_ns, request.sent_ns) - request.intended_ns) // 1000
     assert to_server_us == 35
+
+
+def test_an_aliased_channel_asks_its_subscribe_token_and_subscribes_by_its_alias():
+    # hotsock-js hands subscribeTokenFn the name it subscribes by, and sends that name with the token.
+    protocol = HotsockProtocol(user(attributes={"alias": "room"}))
+    protocol.token_purposes = ("subscribe",)
+    ready_event, wanted = protocol.receive(connected(), True, T0)
+    assert ready_event is READY and protocol.outbox == []
+    assert (wanted.purpose, wanted.scope, wanted.connection_id) == ("subscribe", "room", "AbCdEfGhIjKlMnO=")
+    protocol.token_arrived(wanted, "tok")
+    assert orjson.loads(protocol.outbox.pop()) == {"event": "hotsock.subscribe", "channel": "room",
+                                                   "data": {"token": "tok"}}
+    events = protocol.receive(codec.Subscribed(ROOM, alias="room").encode(), True, T0 + 1000)
+    assert Joined(ROOM) in events and any(isinstance(event, Acked) for event in events)

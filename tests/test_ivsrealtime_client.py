@@ -241,3 +241,48 @@ def test_no_sequence_of_server_frames_makes_the_protocol_raise(frames):
         events = protocol.receive(payload, is_text, OPEN_NS)
         for event in events if isinstance(events, tuple) else (events,):
             assert event is None or type(event).__module__ == "harness.services.base", event
+
+
+PUBLISHER = UserSpec("p1", "participant-p1", ME.room, ("PUBLISH", "SUBSCRIBE"))
+
+
+def publishing(*listed: tuple[str, str]) -> tuple[StageProtocol, tuple]:
+    """A publisher that has joined (its first roster lists `listed`) and sent its publish offer."""
+    protocol = StageProtocol(PUBLISHER, {PUBLISHER.sender_id: "https://w/publish/me"})
+    protocol.connecting(ATTEMPT_NS)
+    protocol.opened(OPEN_NS)
+    events = protocol.receive(roster(5, *listed), True, OPEN_NS + 1)
+    assert protocol.outbox and "publish" in protocol.pending
+    return protocol, events
+
+
+def answer(payload) -> bytes:
+    return orjson.dumps({"type": codec.SDP_ANSWER, "payload": payload})
+
+
+@pytest.mark.parametrize(("payload", "code", "category"), [
+    ({"httpStatusCode": 403, "errorCode": codec.PUBLISH_STAGE_AT_CAPACITY}, codec.STAGE_AT_CAPACITY, "forbidden"),
+    ({"httpStatusCode": 403, "errorCode": 9999}, "HTTP_403", "forbidden"),  # a code the SDK has no name for
+    ({"httpStatusCode": 429}, "HTTP_429", "rate_limited"),
+    ({"httpStatusCode": "403", "errorCode": codec.PUBLISH_STAGE_AT_CAPACITY}, "SDP_ANSWER_UNREADABLE", "server_error"),
+    (None, "SDP_ANSWER_UNREADABLE", "server_error"),
+    ({"httpStatusCode": True}, "SDP_ANSWER_UNREADABLE", "server_error"),
+])
+def test_a_publish_answer_that_is_not_a_holding_status_is_never_counted_published(payload, code, category):
+    protocol, _ = publishing()
+    events = protocol.receive(answer(payload), True, OPEN_NS + 2)
+    rejected = events[0]
+    assert (rejected.request.kind, rejected.code, rejected.category) == ("publish", code, category)
+    assert ServiceEvent("published") not in events and "publish" not in protocol.pending
+
+
+def test_a_held_publish_is_acked_and_owed_to_the_roster_only_when_the_join_was_not():
+    listed, joined_events = publishing(("me", PUBLISHER.user_id))  # every participant on the roster
+    assert Origin("roster", PUBLISHER.user_id, ATTEMPT_NS) in joined_events
+    assert listed.receive(answer({"httpStatusCode": 501}), True, OPEN_NS + 2) == (
+        Acked(Request("publish", 0, OPEN_NS + 1, OPEN_NS + 1)), ServiceEvent("published"))
+    unlisted, joined_events = publishing()  # a publishers-only roster: it appears when it publishes
+    assert not any(isinstance(event, Origin) for event in joined_events)
+    acked, event, origin = unlisted.receive(answer({"httpStatusCode": 501}), True, OPEN_NS + 2)
+    assert isinstance(acked, Acked) and event == ServiceEvent("published")
+    assert origin == Origin("roster", PUBLISHER.user_id, OPEN_NS + 1)

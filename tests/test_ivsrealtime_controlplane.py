@@ -121,13 +121,25 @@ def test_public_keys(ivs):  # noqa: F811
         ivs.get_public_key(arn=imported["arn"])
 
 
-def test_whip_answers_501(rt, stage):  # noqa: F811
-    request = urllib.request.Request(stage["endpoints"]["whip"] + "/publish/abc", data=b"v=0\r\n", method="POST",
-                                     headers={"Content-Type": "application/sdp"})
+def whip_publish_status(stage_, body: bytes, headers: dict) -> int:
+    request = urllib.request.Request(stage_["endpoints"]["whip"] + "/publish/abc", data=body, method="POST",
+                                     headers=headers)
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
-    assert caught.value.code == 501
+    return caught.value.code
+
+
+def test_whip_answers_501(rt, stage):  # noqa: F811
+    assert whip_publish_status(stage, b"v=0\r\n", {"Content-Type": "application/sdp"}) == 501
     assert 'ivsrealtime_whip_requests_total{method="POST"}' in rt.admin.metrics_text()
+
+
+def test_a_whip_bearer_with_a_non_utf8_byte_is_refused_not_a_server_error(rt, stage):  # noqa: F811
+    # http.client sends the header in latin-1: \xff arrives as a byte aiohttp hands on as a surrogate.
+    assert whip_publish_status(stage, b"", {"Authorization": "Bearer a\xffb.c.d"}) == 400
+    with pytest.raises(tokens.TokenError) as refused:  # the same token reaching the verifier by another road
+        tokens.verify_participant_token("a\udcffb.c.d", [], time.time())
+    assert refused.value.code == "TOKEN_INVALID"
 
 
 def test_stage_quota_is_402():

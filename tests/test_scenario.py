@@ -169,6 +169,10 @@ def test_check_refuses_rules_that_can_never_hold_or_never_be_evaluated(tmp_path)
         "expectations.rules[4]: 'presence_join.p99 < 1s': can never be evaluated: presence_join is measured on "
         "presence channels only; these channels have no presence ([channels] presence = true makes them presence "
         "channels) (line 10)"]
+    # A trace replay's ratio shares its head with Chime's `replay` histogram but is every service's.
+    from harness.gate.metrics import declared_by
+    assert declared_by("replay.ratio") == {} and declared_by("replay.too_fast") == {}
+    assert list(declared_by("replay.p99")) == ["chime"]
     # The same presence rule on presence channels is measured, so it is kept.
     path.write_text(HOTSOCK + '[channels]\npresence = true\n[expectations]\nrules = ["presence_join.p99 < 1s"]\n')
     assert load_scenario(path).expectations == ["presence_join.p99 < 1s"]

@@ -235,6 +235,19 @@ def test_chatload_trace_bad_input_is_exit_2_with_the_file_and_no_traceback(tmp_p
     code, _, stderr = chatload("trace", "import", "--format", "ivschat-log", str(bad), "-o", str(tmp_path / "o"),
                                "--event", "cheer=shout")
     assert code == 2 and "--event 'cheer=shout'" in stderr
+    # A line nested past the decoder's recursion limit is one more malformed line, in every reader.
+    deep = "[" * 100_000 + "]" * 100_000
+    nested = lines(tmp_path / "nested.jsonl", deep, *(message(t) for t in range(10)))
+    assert read_trace(nested).skipped == ["line 1: not JSON (nested too deeply)"]
+    log = tmp_path / "nested.log"
+    log.write_text(deep + "\n" + json.dumps({"events": [{"message": deep}]}) + "\n"
+                   + "".join(json.dumps(ivs_record(f"2026-07-19T19:00:{i:02d}Z", "hi")) + "\n" for i in range(20)))
+    assert import_trace([log], "ivschat-log").skipped[:2] == [
+        f"{log}: line 1: not JSON (nested too deeply)", f"{log}: value 2, log event 0: its message is not JSON (nested too deeply)"]
+    # An output that cannot be written names its path.
+    (tmp_path / "file").write_text("")
+    code, _, stderr = chatload("trace", "scale", str(nested), "-o", str(tmp_path / "file" / "out.jsonl"))
+    assert code == 2 and f"{tmp_path / 'file' / 'out.jsonl'}: cannot write" in stderr and "Traceback" not in stderr
 
 
 def test_scale_by_a_fraction_adds_that_share_of_users_each_doing_what_its_original_did():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.capacity.plan import dump_toml
+from harness.report.html import reconnect_section
 from harness.trace.loading import import_trace
 from harness.trace.model import JOIN, LEAVE, TraceEvent
 from harness.trace.plan import build_plan
@@ -54,6 +55,16 @@ def test_the_shipped_replay_passes_and_reports_trace_against_replayed(shipped):
     assert report["accounting"]["totals"]["sent"] == total
     # Listeners followed the trace's viewers: a third of the 30 leave near its end.
     assert replay["presences"] == 30 and 1 <= replay["leaves"] <= 10
+    # The users gauge moves with the trace's joins and leaves: health is judged on the whole run, not
+    # on a steady window that a replay never has.
+    assert report["health"]["window"] == "ramp" and report["health"]["judged_seconds"] > 0
+    # A listener the trace made leave (or come back) is the same user: spawned once, and not a user
+    # "not connected at the end"; so the report has no Reconnects section for it.
+    counters = report["counters"]
+    assert sum(v for k, v in counters.items() if k.startswith("users_spawned.")) == 40
+    assert counters.get("replay.rejoins", 0) == sum(v for k, v in counters.items() if k.startswith("users_rejoined."))
+    assert not report["verdicts"]["reconnect"].get("not_connected_at_end"), report["verdicts"]["reconnect"]
+    assert reconnect_section(report, {}) is None
     # No trace identity or content reaches the report or the run's folder.
     for file in (path, path.with_name("report.html"), path.parent / "raw" / "trace.jsonl"):
         text = file.read_text()
@@ -114,3 +125,18 @@ def test_locust_f_replays_a_trace_named_by_an_option_and_counts_a_schedule_it_ca
     assert lag["count"] == 20_000 and lag["max"] >= 50_000 and counters["replay.late"] >= 1
     # Intended times are the trace's: the send lag (due → written) is at least the dispatch lag.
     assert results["latency_us"]["send_lag"]["max"] >= lag["max"] - 1000
+
+
+def test_locust_f_with_a_bad_replay_option_is_one_line_naming_it_and_exit_2(tmp_path):
+    trace = write_trace(tmp_path / "t.jsonl", [TraceEvent(i / 10, "x", "s1", 12) for i in range(20)])
+    bad = {"--chat-trace-speed": ("--chat-trace", str(trace), "--chat-trace-speed", "0"),
+           "--chat-trace-rooms": ("--chat-trace", str(trace), "--chat-trace-rooms", "x=3"),
+           "--chat-trace:": ("--chat-trace", str(tmp_path / "absent.jsonl"))}
+    runs = {name: run_locust(tmp_path / name.strip("-:"), "-u", "1", "-r", "1", "-t", "3s", "--chat-rooms", "1",
+                             *argv, background=True) for name, argv in bad.items()}
+    for name, proc in runs.items():
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 2, out
+        lines = [line for line in out.splitlines() if "chatload: --chat-trace" in line]
+        assert len(lines) == 1 and name in lines[0], out
+        assert "Traceback" not in out, out

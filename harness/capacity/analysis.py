@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Mapping
 
 from ..gate.rules import evaluate, parse_rule
+from ..metrics import saturation
 from ..report.figures import counter_sum
 from ..results import SATURATION
 from .plan import CapacityPlan, PlannedStep, Prices, Sizing
@@ -136,7 +137,8 @@ def _window_health(window: list[Mapping]) -> dict | None:
     for key in SATURATION:
         values = [r[key] for r in rows if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool)]
         worst[key] = max(values) if values else None
-    worst["saturated"] = any(worst[key] is not None and worst[key] > limit for key, limit in SATURATION.items())
+    # The one rule's own limits check (harness/metrics/saturation.py), over the window's worst values.
+    worst["saturated"] = bool(saturation.over_limits({key: v for key, v in worst.items() if v is not None}))
     return worst
 
 

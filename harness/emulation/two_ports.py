@@ -29,12 +29,14 @@ from .admin import FaultTarget, add_admin_routes
 
 class _ClientErrorsInOneLine(logging.Filter):
     """aiohttp logs a request it cannot parse (a bad request line, header or chunk) with a traceback,
-    though the fault is the client's and it has answered 400: here that is one line, no traceback."""
+    though the fault is the client's and it has answered 400: here that is one line, no traceback.
+    The line names the error's class and status only: its message can repeat the raw request line or
+    header (LineTooLong, InvalidHeader), which may carry a query-string token or an Authorization value."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
-            record.msg, record.args = "%s: %s %s", (record.getMessage(), error.code, error.message.splitlines()[0])
+            record.msg, record.args = "%s: %s %s", (record.getMessage(), error.code, type(error).__name__)
             record.exc_info = record.exc_text = None
         return True
 

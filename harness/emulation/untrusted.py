@@ -103,9 +103,13 @@ def seconds(value: Any, name: str) -> float:
 
 def check_jwt_shape(token: str) -> None:
     """Refuse (401) a token too long for any real JWT, or whose header or claims nest deeper than
-    `MAX_JSON_DEPTH`, before PyJWT's standard-library decoder recurses into it."""
+    `MAX_JSON_DEPTH`, before PyJWT's standard-library decoder recurses into it; and one with a
+    non-ASCII character (a JWT is base64url and dots; aiohttp hands a header's other bytes on as
+    surrogates, on which PyJWT's `.encode()` raises)."""
     if len(token) > MAX_TOKEN_CHARS:
         raise Refused(401, f"token longer than {MAX_TOKEN_CHARS} characters")
+    if not token.isascii():
+        raise Refused(401, "token has a non-ASCII character")
     for segment in token.split(".", 2)[:2]:
         try:
             decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

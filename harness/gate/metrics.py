@@ -415,10 +415,11 @@ def declared_by(name: str) -> dict[str, str]:
     from ..services import registry
 
     head = name.split(".")[0]
+    statistic = name[len(head) + 1:] in STATISTICS  # `replay.ratio` is the trace's, not Chime's `replay` histogram
     found = {}
     for service_name in registry.names():
         service = registry.get(service_name)
-        if (head in service.histograms or head in service.propagations or name in service.verdict_metrics
+        if ((statistic and head in service.histograms) or head in service.propagations or name in service.verdict_metrics
                 or (head == "spread" and service.measures_spread)):
             found[service_name] = service.title
     return found

@@ -26,13 +26,14 @@ import time
 
 import gevent
 from locust import events
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from ..trace.plan import Presence, ReplayPlan, build_plan
 from ..trace.reader import read_trace
 from ..trace.replayreport import LATE_US
 from .options import option
 from .state import runtime_for, state_of, test_is_stopping
+from .target import resolved_target
 
 BATCH = 200  # messages handed over between two yields to the hub
 log = logging.getLogger("chatload")
@@ -58,14 +59,47 @@ def _add_options(parser) -> None:
 
 
 @events.test_start.add_listener
-def _one_process_only(environment, **_kwargs) -> None:
-    """Each worker would replay the whole trace: with more than one, refuse the run (exit 2)."""
+def _check_replay(environment, **_kwargs) -> None:
+    """A new test replays the trace anew (a web UI's restart too); its options are checked here, once,
+    by the process that holds the target, so a bad one is one line and exit 2, not a traceback in
+    every user's `on_start`. Each worker would replay the whole trace: more than one is refused."""
+    state_of(environment).replay = None
     runner = environment.runner
-    if option(environment, "chat_trace", "") and isinstance(runner, MasterRunner) and runner.worker_count > 1:
-        log.error("chatload: --chat-trace is replayed by one process, and this run has %d workers: run it "
-                  "with one (--processes 1, or no --processes)", runner.worker_count)
-        environment.process_exit_code = 2
-        gevent.spawn_later(0, runner.quit)
+    if not option(environment, "chat_trace", "") or isinstance(runner, WorkerRunner):
+        return
+    if isinstance(runner, MasterRunner) and runner.worker_count > 1:
+        problem = (f"--chat-trace is replayed by one process, and this run has {runner.worker_count} workers: "
+                   "run it with one (--processes 1, or no --processes)")
+    else:
+        try:
+            _plan(environment, len(resolved_target(environment)[1].rooms))
+            return
+        except ValueError as exc:  # TraceError and build_plan's refusals are ValueErrors
+            problem = str(exc).replace("\n", "; ")
+    log.error("chatload: %s", problem)
+    environment.process_exit_code = 2
+    state_of(environment).replay_refused = True
+    gevent.spawn_later(0, runner.quit)
+
+
+def _plan(environment, room_count: int) -> ReplayPlan:
+    """The replay plan the --chat-trace options describe; ValueError naming the option otherwise."""
+    try:
+        trace = read_trace(option(environment, "chat_trace"))
+    except ValueError as exc:
+        raise ValueError(f"--chat-trace: {exc}") from None
+    mapping = parse_room_mapping(option(environment, "chat_trace_rooms", ""))
+    for name in ("speed", "audience"):
+        if not option(environment, f"chat_trace_{name}", 1.0) > 0:
+            raise ValueError(f"--chat-trace-{name}: must be more than 0")
+    plan = build_plan(trace, speed=option(environment, "chat_trace_speed", 1.0), room_count=room_count,
+                      mapping=mapping, audience=option(environment, "chat_trace_audience", 1.0))
+    used = {send.room for send in plan.sends} | {p.room for p in plan.presences}
+    outside = sorted(used - set(range(room_count)))
+    if outside:
+        raise ValueError(f"--chat-trace-rooms: room index {outside[0]} is not one of the target's "
+                         f"{room_count} rooms (0 to {room_count - 1})")
+    return plan
 
 
 def parse_room_mapping(text: str) -> dict[str, int] | None:
@@ -84,7 +118,7 @@ def replay_for(environment) -> ReplayDriver | None:
     """This process's driver, when a trace is replayed (built on first use)."""
     state = state_of(environment)
     driver = getattr(state, "replay", None)
-    if driver is None and option(environment, "chat_trace", ""):
+    if driver is None and option(environment, "chat_trace", "") and not getattr(state, "replay_refused", False):
         runtime_for(environment)  # takes `state.creating` itself: not from inside it
         with state.creating:
             driver = getattr(state, "replay", None)
@@ -100,16 +134,7 @@ class ReplayDriver:
         self.environment = environment
         self.runtime = runtime_for(environment)
         rooms = list(self.runtime.target.rooms)
-        trace = read_trace(option(environment, "chat_trace"))
-        self.plan: ReplayPlan = build_plan(trace, speed=option(environment, "chat_trace_speed", 1.0),
-                                           room_count=len(rooms),
-                                           mapping=parse_room_mapping(option(environment, "chat_trace_rooms", "")),
-                                           audience=option(environment, "chat_trace_audience", 1.0))
-        used = {send.room for send in self.plan.sends} | {p.room for p in self.plan.presences}
-        outside = sorted(used - set(range(len(rooms))))
-        if outside:
-            raise ValueError(f"--chat-trace-rooms: room index {outside[0]} is not one of the target's "
-                             f"{len(rooms)} rooms (0 to {len(rooms) - 1})")
+        self.plan: ReplayPlan = _plan(environment, len(rooms))  # checked at test start (`_check_replay`)
         self.rooms = rooms
         self.max_size = option(environment, "chat_trace_max_size", 0) or None
         self.sender_classes = _names(option(environment, "chat_trace_senders", ""))
@@ -191,9 +216,11 @@ class ReplayDriver:
         sends = self.plan.sends
         index = 0
         while index < len(sends):
-            wait_s = self.start_s + sends[index].due_s - time.time()
-            if wait_s > 0:
-                gevent.sleep(wait_s)
+            # In ns, as `due <= now` below: a float-seconds wait could be <= 0 while the send is not
+            # yet due, and the loop would spin without sleeping.
+            wait_ns = self._due_ns(sends[index]) - time.time_ns()
+            if wait_ns > 0:
+                gevent.sleep(wait_ns / 1e9)
             if test_is_stopping(self.environment) or self.runtime.publishing_stopped:
                 call(self.runtime.recorder.count, "replay.not_sent.run_ended", len(sends) - index)
                 return
@@ -210,7 +237,8 @@ class ReplayDriver:
                 else:
                     lags.append(lag_us)
                 index += 1
-            call(self._account, lags, unsent)
+            if lags or unsent:  # woken a little early, nothing was due: nothing to count
+                call(self._account, lags, unsent)
             if len(lags) + unsent == BATCH:
                 gevent.sleep(0)
 

@@ -20,6 +20,7 @@ import math
 import random
 import string
 import time
+from typing import TYPE_CHECKING
 
 import gevent.event
 from locust import User, constant, task
@@ -28,6 +29,9 @@ from ..net.session import RequestFailed
 from ..schedule import OpenLoopSchedule
 from .replay import replay_for
 from .state import runtime_for, test_is_stopping
+
+if TYPE_CHECKING:
+    from ..runtime import SessionHandle
 
 _ALPHABET = string.ascii_letters + string.digits + " "
 LISTENER_WAKE_S = 60.0
@@ -53,13 +57,14 @@ class ChatClient:
     """What a chat user's tasks call. Lives on the gevent side and holds the session's handle; the
     session itself lives on the loop and is only ever called through `loop_thread.call`/`ask`."""
 
-    def __init__(self, runtime, user: ChatUser) -> None:
+    def __init__(self, runtime, user: ChatUser, rejoining: SessionHandle | None = None) -> None:
         self._runtime = runtime
         self._user = user
         self._call = runtime.loop_thread.call
         self.handle = runtime.new_session(user.user_id_prefix, user.capabilities, user.reconnect,
                                           user.session_minutes, user.token_attributes,
-                                          population=type(user).__name__, room=user.room_choice)
+                                          population=type(user).__name__, room=user.room_choice,
+                                          rejoining=rejoining)
 
     @property
     def user_id(self) -> str:
@@ -137,7 +142,11 @@ class ChatClient:
             raise RequestFailed("timeout", f"no answer within {timeout} s") from None
 
     def leave(self) -> None:
-        self._call(self._on_loop, "stop", True)
+        self._call(self._leave_on_loop)
+
+    def _leave_on_loop(self) -> None:  # loop side
+        self._runtime.left.add(self.handle.user.sender_id)
+        self.handle.session.stop(True)
 
 
 class PublishClient:
@@ -200,7 +209,8 @@ class ChatUser(User):
 
     def rejoin(self) -> None:
         """Open a connection (a new one after `client.leave()`, when a replayed trace says so)."""
-        self.client = ChatClient(runtime_for(self.environment), self)
+        left = self.client.handle if self.client is not None else None
+        self.client = ChatClient(runtime_for(self.environment), self, rejoining=left)
         if self.wait_for_connection:
             self.client.wait_connected(timeout=30)
 

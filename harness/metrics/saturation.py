@@ -12,7 +12,9 @@ measures:
 - `ramp`: the scenario measures its ramp (a join storm: its joins and roster changes happen while
   users start), so every second but the last is judged, the ramp included.
 
-The whole run's worst values stay in `health.per_process`, shown as such and never judged.
+The whole run's worst values stay in `health.per_process`, shown as such and never judged. A window
+with no second in it (a run too short, or whose users gauge never held still) judges nothing: its
+`verdict` says so, never "within limits".
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ WINDOWS = {
     "ramp": "the whole run but its last second, ramp included (the scenario measures its ramp)",
 }
 DEFAULT_WINDOW = "steady"
+NOT_JUDGED = "not judged (0 seconds in the judged window)"
 
 
 def rule(window: str = DEFAULT_WINDOW) -> str:
@@ -58,6 +61,7 @@ def judge(rows: Sequence[dict], window: str = DEFAULT_WINDOW) -> dict:
     for row in judged:
         reasons += [f"second {row['t'] - rows[0]['t']}: {reason}" for reason in over_limits(row.get("health", {}))]
     worst = {key: max((row.get("health", {}).get(key, 0) for row in judged), default=None) for key in LIMITS}
+    verdict = "saturated" if reasons else "within limits" if judged else NOT_JUDGED
     return {"window": window, "rule": rule(window), "judged_seconds": len(judged), "judged": worst,
-            "saturated": bool(reasons),
+            "saturated": bool(reasons), "verdict": verdict,
             "reasons": reasons[:10] + ([f"… and {len(reasons) - 10} more"] if len(reasons) > 10 else [])}

@@ -32,6 +32,17 @@ def saturation_line(health: dict) -> str:
             + (f" ({health['rule']})" if health.get("rule") else ""))
 
 
+def health_warning(health: dict) -> str | None:
+    """The console's warning about the harness's own health, when there is one to give."""
+    from ..metrics.saturation import NOT_JUDGED
+
+    if health.get("saturated"):
+        return saturation_line(health)
+    if health.get("judged_seconds") == 0:
+        return f"harness health {NOT_JUDGED}" + (f" ({health['rule']})" if health.get("rule") else "")
+    return None
+
+
 def check_line(check: dict) -> str:
     """`[ERROR] rule  (observed —): reason`: a check as the console shows it. An error has no observed
     value, so its reason (in the report as `detail`) is the only thing that says what went wrong."""

@@ -536,8 +536,13 @@ def health_section(report: dict) -> Html:
     parts.append(table(["process", "event-loop lag max", "event-loop lag mean", "gevent hub stall max",
                         "CPU (max)"], rows, numeric={1, 2, 3, 4}))
     stated = health.get("rule") or saturation.rule()
-    verdict = ("Saturated: " + "; ".join(health.get("reasons") or ()) if health.get("saturated") else
-               "Within limits: the latencies are the service's, not the harness's.")
+    if health.get("saturated"):
+        verdict = "Saturated: " + "; ".join(health.get("reasons") or ())
+    elif health.get("judged_seconds") == 0:
+        verdict = (f"{saturation.NOT_JUDGED[0].upper()}{saturation.NOT_JUDGED[1:]}: no second fell in the "
+                   "window, so nothing is said about the harness's own queueing.")
+    else:
+        verdict = "Within limits: the latencies are the service's, not the harness's."
     parts.append(_note(f"{stated} {verdict} The whole-run rows include start-up and the drain, which "
                        "the rule does not judge."))
     return join(parts)

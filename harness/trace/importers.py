@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..services.hotsock.ulid import UlidError, timestamp_ms
 from .model import JOIN, KICK, LEAVE, MESSAGE, PRESENCE, TraceEvent, hash_user
+from .reader import NOT_JSON, not_json
 
 _ROOM_IN_NAME = re.compile(r"room_([A-Za-z0-9]+)")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -80,9 +81,9 @@ def json_values(text: str):
             return
         try:
             value, at = decoder.raw_decode(text, at)
-        except json.JSONDecodeError as exc:
+        except NOT_JSON as exc:
             line = text.count("\n", 0, at) + 1
-            yield None, f"line {line}: not JSON ({exc.msg})"
+            yield None, f"line {line}: {not_json(exc)}"
             newline = text.find("\n", at)
             at = end if newline < 0 else newline + 1
             continue
@@ -145,8 +146,8 @@ def _ivschat_records(value, number: int):
             message = log_event.get("message") if isinstance(log_event, dict) else None
             try:
                 record = json.loads(message) if isinstance(message, str) else None
-            except json.JSONDecodeError as exc:
-                record = f"its message is not JSON ({exc.msg})"
+            except NOT_JSON as exc:
+                record = f"its message is {not_json(exc)}"
             yield where, record, log_event.get("logStreamName", stream) if isinstance(log_event, dict) else stream
     elif isinstance(value, list):
         for index, item in enumerate(value):

@@ -23,6 +23,16 @@ MAX_BAD_FRACTION = 0.1
 SHOWN_PROBLEMS = 10  # malformed lines listed in an error; the rest are counted
 
 
+# What the standard library's decoder raises on a line that is not JSON it can read: a line nested
+# deeper than its recursion limit raises RecursionError, a malformed line like any other.
+NOT_JSON = (json.JSONDecodeError, RecursionError)
+
+
+def not_json(exc: Exception) -> str:
+    """Why a line is not JSON, in the words `NOT_JSON`'s exceptions give."""
+    return f"not JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else 'nested too deeply'})"
+
+
 class TraceError(ValueError):
     """A trace cannot be used: names the file and the reason (and the lines at fault)."""
 
@@ -64,8 +74,8 @@ def read_trace(path: str | os.PathLike) -> Trace:
             continue
         try:
             data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            skipped.append(f"line {number}: not JSON ({exc.msg})")
+        except NOT_JSON as exc:
+            skipped.append(f"line {number}: {not_json(exc)}")
             seen += 1
             continue
         if not events and not skipped and not header and isinstance(data, dict) and "format" in data:
@@ -107,11 +117,14 @@ def _listing(message: str, problems: list[str]) -> str:
 def write_trace(path: str | os.PathLike, events, header: dict | None = None) -> Path:
     """Write a trace (header first, events in time order), via a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write(json.dumps({"format": FORMAT, **(header or {})}) + "\n")
-        for event in sorted(events, key=lambda e: e.t):
-            out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write(json.dumps({"format": FORMAT, **(header or {})}) + "\n")
+            for event in sorted(events, key=lambda e: e.t):
+                out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot write: {exc.strerror or exc}") from None
     return path

@@ -233,21 +233,23 @@ class HotsockProtocol(ClientProtocol):
         self.connection_id = connected.connection_id
         request = Request("subscribe", 0, at_ns, at_ns)
         if "subscribe" in self.token_purposes:
-            # hotsock-js asks its subscribeTokenFn({channel, connectionId}) first: the subscribe is
-            # timed from here, the fetch included, as its user would wait.
+            # hotsock-js asks its subscribeTokenFn({channel, connectionId}) first, with the name it
+            # subscribes by (the alias, if any): the subscribe is timed from here, the fetch
+            # included, as its user would wait.
             self._subscribing(request)
-            return READY, TokenWanted("subscribe", self.channel, connected.connection_id)
+            return READY, TokenWanted("subscribe", self.wire_channel, connected.connection_id)
         self.outbox.append(self._subscribe(request))
         return READY
 
     def token_arrived(self, wanted: TokenWanted, token: str | None) -> None:
-        if self.subscriptions.get(wanted.scope) != "subscribing":
+        # Only the user's own channel is ever asked for, by its wire name (`wanted.scope`).
+        if self.subscriptions.get(self.channel) != "subscribing":
             return  # left meanwhile
         if token is None:  # no token, no subscribe (hotsock-js's subscribe fails the same way)
-            self.subscriptions.pop(wanted.scope, None)
-            self.pending.pop(("subscribe", wanted.scope), None)
+            self.subscriptions.pop(self.channel, None)
+            self.pending.pop(("subscribe", self.channel), None)
             return
-        self.outbox.append(codec.Subscribe(wanted.scope, token).encode())
+        self.outbox.append(codec.Subscribe(self.wire_channel, token).encode())
 
     def _subscribed(self, subscribed: codec.Subscribed, at_ns: int):
         channel = subscribed.channel

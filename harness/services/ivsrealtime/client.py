@@ -24,8 +24,12 @@ it, its pings and its removal. What each server frame becomes (`receive`):
   as the SDK does: an SDP_OFFER to the token's `whip_url` + `/publish/<participant id>`, with a stub
   SDP, since media is out of scope): status 403 with the service's code is the publish refused —
   `Rejected(publish, category, STAGE_AT_CAPACITY | INSUFFICIENT_CAPABILITIES)` and
-  `events.publish_error.<code>`, the participant staying joined as the SDK does; 501 (the emulator
-  holds the slot, no media) is `Acked(publish)` and `events.published`;
+  `events.publish_error.<code>`, the participant staying joined as the SDK does; any other 4xx is
+  refused too, by its status (`HTTP_<status>`, its category); 501 (the emulator holds the slot, no
+  media) is `Acked(publish)` and `events.published`, and for a participant its first roster did not
+  list (a publishers-only roster) `Origin("roster", own user id, the publish's time)`: publishing puts
+  it on the others' rosters; an answer without an integer status is a
+  `ProtocolError` and the publish `Rejected(…, SDP_ANSWER_UNREADABLE)`;
 - any other type (SUBSCRIBER_COUNT, …): `events.<type>`; binary or unreadable frames:
   `ProtocolError`. Nothing a server sends raises.
 
@@ -54,6 +58,7 @@ from ..base import (
     Request,
     ServiceEvent,
     UserSpec,
+    category_of_http_status,
 )
 from . import codec
 
@@ -111,6 +116,7 @@ class StageProtocol(ClientProtocol):
         self._opened_ns = 0
         self._sequence: int | None = None  # the last STAGE_STATE's sequence number (None: not joined)
         self._present: set[str] = set()  # participant ids of the last roster
+        self._listed = True  # on its own first roster (False: a publishers-only roster, before publishing)
         self._pings = 0
 
     # -- times we are given ------------------------------------------------------------------------------
@@ -179,7 +185,7 @@ class StageProtocol(ClientProtocol):
 
     def _joined(self, sequence: int, participants: list, at_ns: int):
         present = {p["id"] for p in participants}
-        listed = any(p.get("userId") == self.user.user_id for p in participants)
+        listed = self._listed = any(p.get("userId") == self.user.user_id for p in participants)
         self._sequence, self._present = sequence, present
         # In the same socket read as the 101 it is 0: recorded as 1 µs, the resolution of a read's stamp.
         joined = Measured(JOIN, max(1, (at_ns - self._opened_ns) // 1000))
@@ -207,12 +213,22 @@ class StageProtocol(ClientProtocol):
 
     def _publish_answer(self, payload, at_ns: int):
         request = self.pending.pop(PUBLISH_REQUEST)
-        status = payload.get("httpStatusCode") if isinstance(payload, dict) else None
-        code = PUBLISH_ERRORS.get(payload.get("errorCode")) if 400 <= (status or 0) <= 403 else None
-        if code is None:  # 501 from the emulator: the slot is held, media is not emulated
-            return Acked(request), ServiceEvent("published")
-        return (Rejected(request, JOIN_ERROR_CATEGORIES[code], code, str(payload.get("message", ""))[:200]),
-                ServiceEvent(f"publish_error.{code}"))
+        status = payload.get("httpStatusCode") if payload.__class__ is dict else None
+        if status.__class__ is not int:  # no status to read: neither held nor refused for sure
+            return Rejected(request, Category.SERVER_ERROR, "SDP_ANSWER_UNREADABLE", "no integer httpStatusCode"), \
+                ProtocolError("SDP_ANSWER without an integer httpStatusCode")
+        if not 400 <= status < 500:  # 501 from the emulator: the slot is held, media is not emulated
+            if self._listed:
+                return Acked(request), ServiceEvent("published")
+            # Not on the roster it joined (publishers only): publishing puts it there, so the others'
+            # rosters owe this arrival from the publish on.
+            return Acked(request), ServiceEvent("published"), Origin(ROSTER, self.user.user_id, request.intended_ns)
+        message = str(payload.get("message", ""))[:200]
+        code = PUBLISH_ERRORS.get(payload.get("errorCode"))
+        if code is None:  # a refusal the SDK has no name for: counted by its status
+            return Rejected(request, category_of_http_status(status), f"HTTP_{status}", message), \
+                ServiceEvent(f"publish_error.HTTP_{status}")
+        return Rejected(request, JOIN_ERROR_CATEGORIES[code], code, message), ServiceEvent(f"publish_error.{code}")
 
     def _join_error(self, error: codec.JoinError):
         if self._sequence is None:  # the join itself was refused

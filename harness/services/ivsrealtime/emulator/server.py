@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ....emulation.request_body import header_text
 from ....emulation.two_ports import TwoPortEmulator
+from ....emulation.untrusted import Refused
 from .controlplane import DEFAULT_TPS, add_control_plane_routes
 from .dataplane import DataPlane
 from .metrics import Metrics
@@ -56,7 +58,10 @@ class Emulator(TwoPortEmulator):
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=cors)
         head, _, participant_id = request.match_info["tail"].rpartition("/")
-        bearer = request.headers.get("Authorization", "")
+        try:
+            bearer = header_text(request, "Authorization")
+        except Refused as refused:
+            return web.Response(status=refused.status, text=refused.reason + "\n", headers=cors)
         if request.method == "POST" and head.endswith("/publish") and bearer.startswith("Bearer "):
             status, code, message = self.dataplane.whip_publish(bearer[len("Bearer "):], participant_id)
             if code is not None:
