@@ -26,6 +26,7 @@ from harness.services.base import (
     Rejected,
     Request,
     ServiceEvent,
+    TokenWanted,
     UserSpec,
 )
 from harness.services.hotsock import codec, ulid
@@ -435,3 +436,23 @@ def test_an_aliased_channel_asks_its_subscribe_token_and_subscribes_by_its_alias
                                                    "data": {"token": "tok"}}
     events = protocol.receive(codec.Subscribed(ROOM, alias="room").encode(), True, T0 + 1000)
     assert Joined(ROOM) in events and any(isinstance(event, Acked) for event in events)
+
+
+def test_a_subscribe_again_asks_for_its_subscribe_token_as_the_first_did():
+    # A presence member that leaves and joins again: hotsock-js calls subscribeTokenFn on every
+    # subscribe, so the re-subscribe waits for a fresh token too, and goes out with it.
+    protocol = HotsockProtocol(user())
+    protocol.token_purposes = ("subscribe",)
+    _, wanted = protocol.receive(connected(), True, T0)
+    protocol.token_arrived(wanted, "first")
+    protocol.outbox.clear()
+    protocol.receive(codec.Subscribed(ROOM).encode(), True, T0 + 1000)
+    protocol.encode_request("unsubscribe", Request("unsubscribe", 0, T0, T0))
+    protocol.receive(codec.Unsubscribed(ROOM).encode(), True, T0 + 2000)
+    again = protocol.encode_request("subscribe", Request("subscribe", 0, T0 + 3000, T0 + 3000))
+    assert isinstance(again, TokenWanted) and (again.purpose, again.scope) == ("subscribe", ROOM), again
+    assert again.connection_id == wanted.connection_id
+    protocol.token_arrived(again, "second")
+    assert orjson.loads(protocol.outbox.pop()) == {"event": "hotsock.subscribe", "channel": ROOM,
+                                                   "data": {"token": "second"}}
+    assert any(isinstance(event, Acked) for event in protocol.receive(codec.Subscribed(ROOM).encode(), True, T0 + 4000))

@@ -415,7 +415,7 @@ def declared_by(name: str) -> dict[str, str]:
     from ..services import registry
 
     head = name.split(".")[0]
-    statistic = name[len(head) + 1:] in STATISTICS  # `replay.ratio` is the trace's, not Chime's `replay` histogram
+    statistic = name[len(head) + 1:] in STATISTICS  # `replay.x` is Chime's histogram only for its statistics
     found = {}
     for service_name in registry.names():
         service = registry.get(service_name)

@@ -259,6 +259,11 @@ class ChatSession:
             return self._ready.result()
         return None
 
+    def _want_token(self, wanted: TokenWanted) -> None:
+        task = asyncio.ensure_future(self._fetch_wanted(wanted))
+        _TOKEN_TASKS.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(_TOKEN_TASKS.discard)
+
     async def _fetch_wanted(self, wanted: TokenWanted) -> None:
         """A token the open connection's protocol asked for; handed over only if that connection is
         still the current one."""
@@ -406,9 +411,7 @@ class ChatSession:
             self.recorder.count("protocol_errors")
             self.runtime.note_protocol_error(event.message)
         elif kind is TokenWanted:
-            task = asyncio.ensure_future(self._fetch_wanted(event))
-            _TOKEN_TASKS.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(_TOKEN_TASKS.discard)
+            self._want_token(event)
         elif event is FOREIGN:
             self.recorder.count("foreign_messages")  # other clients' traffic: delivered, not ours to judge
         elif event is READY:
@@ -472,6 +475,9 @@ class ChatSession:
             frame = self.protocol.encode_request(name, request, *args)
         except ValueError as exc:
             self.runtime.report_ack(self, request, 0, RequestFailed("invalid", str(exc)))
+            return
+        if isinstance(frame, TokenWanted):  # it goes out once its token came (Hotsock's re-subscribe)
+            self._want_token(frame)
             return
         self._write(frame, request)
 

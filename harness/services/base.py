@@ -362,8 +362,10 @@ class ClientProtocol(ABC):
     def opened(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """The WebSocket opened at `at_ns`: put any opening frames (a join, a subscribe) in the outbox."""
 
-    def encode_request(self, name: str, request: Request, *args) -> bytes:
-        """A service-specific request (`ChatClient.request(name, …)`); tracked in `pending` if answered."""
+    def encode_request(self, name: str, request: Request, *args) -> bytes | TokenWanted:
+        """A service-specific request (`ChatClient.request(name, …)`); tracked in `pending` if answered.
+        A `TokenWanted` instead of a frame: the request goes out from `token_arrived` once the token
+        came (the session fetches it as for the event of that name)."""
         raise ValueError(f"{type(self).__name__} has no request {name!r}")
 
     def keepalive(self) -> bytes | None:

@@ -343,9 +343,12 @@ class HotsockProtocol(ClientProtocol):
             data[FORBIDDEN] = 1
         return codec.ClientMessage(self.wire_channel, EVENT, data).encode()
 
-    def encode_request(self, name: str, request: Request, *args) -> bytes:
+    def encode_request(self, name: str, request: Request, *args) -> bytes | TokenWanted:
         """`subscribe` / `unsubscribe`: the user's channel (a presence member's join and leave)."""
         if name == "subscribe":
+            if "subscribe" in self.token_purposes:  # hotsock-js asks subscribeTokenFn on every subscribe
+                self._subscribing(request)
+                return TokenWanted("subscribe", self.wire_channel, self.connection_id or "")
             return self._subscribe(request)
         if name == "unsubscribe":
             self.pending[("unsubscribe", self.channel)] = request
