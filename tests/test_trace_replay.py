@@ -17,6 +17,7 @@ from harness.trace.loading import import_trace
 from harness.trace.model import JOIN, LEAVE, TraceEvent
 from harness.trace.plan import build_plan
 from harness.trace.reader import write_trace
+from harness.trace.replayreport import LATE_US
 from tests.locust_run import results_of, run_locust
 from tests.test_report_browser import load
 from tests.test_run import ROOT, chatload, only_report
@@ -110,9 +111,10 @@ def test_a_hotsock_replay_publishes_and_moves_subscribers_as_the_trace_says(tmp_
     assert report["accounting"]["totals"]["lost"] == 0
 
 
-def test_locust_f_replays_a_trace_named_by_an_option_and_counts_a_schedule_it_cannot_keep(tmp_path):
-    # 20,000 messages due within 0.2 s: far more than one process hands over in time on any machine
-    # here, so the driver must fall behind and say so — while keeping every message's due time.
+def test_locust_f_replays_a_trace_named_by_an_option_and_counts_how_late_it_ran(tmp_path):
+    # 20,000 messages due within 0.2 s: the driver falls behind, by how much depends on the machine
+    # (18 ms at most on a quiet one, over 50 ms beside other load), and it must count that lateness by
+    # its threshold while keeping every message's due time as its intended time.
     trace = write_trace(tmp_path / "t.jsonl", [TraceEvent(i / 100_000, "x", f"s{i % 3}", 12) for i in range(20_000)])
     proc = run_locust(tmp_path, "-u", "2", "-r", "2", "-t", "4s", "--chat-drain", "2", "--chat-trace", str(trace),
                       "--chat-trace-delay", "1", "--chat-mix", "Chatter=1", "--chat-rooms", "1")
@@ -122,7 +124,10 @@ def test_locust_f_replays_a_trace_named_by_an_option_and_counts_a_schedule_it_ca
     assert results["accounting"]["totals"]["rejected_by_code"].get("429", 0) > 0
     counters, lag = results["counters"], results["latency_us"]["replay_lag"]
     assert counters["replay.sent"] == 20_000 and results["accounting"]["totals"]["sent"] == 20_000
-    assert lag["count"] == 20_000 and lag["max"] >= 50_000 and counters["replay.late"] >= 1
+    assert lag["count"] == 20_000 and lag["max"] > 0
+    late = counters.get("replay.late", 0)  # dispatched LATE_US (50 ms) or more after its due time
+    assert late == 0 or lag["max"] >= LATE_US, (late, lag)
+    assert lag["max"] < LATE_US * 1.001 or late >= 1, (late, lag)  # HDR reads a value back within 0.1 %
     # Intended times are the trace's: the send lag (due → written) is at least the dispatch lag.
     assert results["latency_us"]["send_lag"]["max"] >= lag["max"] - 1000
 
