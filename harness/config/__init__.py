@@ -1,0 +1,1 @@
+"""Reading TOML tables for validation, shared by scenario, capacity and service keys."""
