@@ -11,7 +11,7 @@ import pytest
 from harness.scenario import reader as s
 from harness.scenario.docs import render
 from harness.services import registry
-from harness.config.tables import Problems, TableReader
+from harness.files.toml_tables import Problems, TableReader
 
 from .locust_run import ROOT
 

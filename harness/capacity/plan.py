@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..scenario.reader import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
 from ..services import registry
-from ..config.tables import TableError
+from ..files.toml_tables import TableError
 
 VARIES = {
     # vary: (what a step value is, what the load N of the USL fit is)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import reader as s
 from ..services import token_endpoint
 from ..services import registry
-from ..config.tables import DURATION, Key
+from ..files.toml_tables import DURATION, Key
 
 INTRO = """\
 # Scenario files

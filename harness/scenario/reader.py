@@ -23,9 +23,9 @@ from ..net.tls import ca_file_problem, ca_pem_of
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
-from ..config.tables import DURATION, NUMBER, Key, Problems, TableError
-from ..config.tables import TableReader as _TableReader
-from ..config.tables import parse_duration as _parse_duration
+from ..files.toml_tables import DURATION, NUMBER, Key, Problems, TableError
+from ..files.toml_tables import TableReader as _TableReader
+from ..files.toml_tables import parse_duration as _parse_duration
 from ..services.token_endpoint import TokenEndpoint
 
 FAULT_ACTIONS = {

@@ -414,7 +414,7 @@ class ChatService(ABC):
     bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
 
     # -- scenario ----------------------------------------------------------------------------------------
-    # Keys are declared once (harness.config.tables.Key): the declarations validate scenario files and
+    # Keys are declared once (harness.files.toml_tables.Key): the declarations validate scenario files and
     # generate their reference (docs/scenarios.md).
 
     target_keys: ClassVar[tuple] = ()  # `[target]` keys beyond `service` and `kind`
@@ -423,7 +423,7 @@ class ChatService(ABC):
 
     @abstractmethod
     def read_target(self, table, kind: str) -> Target:
-        """The `[target]` table (a `harness.config.tables.TableReader`; its keys already checked against
+        """The `[target]` table (a `harness.files.toml_tables.TableReader`; its keys already checked against
         `target_keys`): read each with `table.read(key)`, report problems with `table.fail(key, why)`."""
 
     @abstractmethod

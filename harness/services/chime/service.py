@@ -21,7 +21,7 @@ import uuid
 
 from ...net.tls import http_context
 from ...net.transport import ConnectParams
-from ...config.tables import DURATION, Key
+from ...files.toml_tables import DURATION, Key
 from ..token_endpoint import answer_field
 from ..base import (
     KIND_EMULATOR,

@@ -21,7 +21,7 @@ import secrets
 from urllib.parse import quote, urlsplit
 
 from ...net.transport import ConnectParams
-from ...config.tables import Key
+from ...files.toml_tables import Key
 from ..tokens import KeySourceError, read_secret
 from ..base import (
     KIND_EMULATOR,

@@ -9,7 +9,7 @@ import urllib.request
 from urllib.parse import quote
 
 from ...net.transport import ConnectParams
-from ...config.tables import Key
+from ...files.toml_tables import Key
 from ..tokens import TokenFetchFailed, TokenProvider
 from ..base import ChatService, PopulationKind, RoomSettings, ServiceError, Target, UserSpec
 from .client import ToyProtocol

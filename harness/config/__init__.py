@@ -1,1 +1,0 @@
-"""Reading TOML tables for validation, shared by scenario, capacity and service keys."""
