@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import socket
-import struct
 import sys
 import time
 
@@ -33,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from ..net.tls import build_context
 from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
 from .connect_phase import ConnectPhase, LoopStallProbe
+from .counting_connection import abort_with_reset
 from .loadclient import cpu_seconds, runqueue_wait_seconds
 
 LAG_TICK_S = 0.02
@@ -182,7 +181,7 @@ class WebsocketsReceivers(BareReceivers):
         return ws
 
     def abort(self, ws: ClientConnection) -> None:
-        abort_transport(ws.transport)
+        abort_with_reset(ws.transport)
 
     async def receive(self, ws: ClientConnection) -> None:
         try:
@@ -248,19 +247,6 @@ class WindowSampler:
     @property
     def pending(self) -> bool:
         return self.window is not None and "end" not in self.snapshots
-
-
-def abort_transport(transport) -> None:
-    """End at once with a TCP reset, so no TIME_WAIT sockets pile up between benchmark runs."""
-    if transport is None or transport.is_closing():
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    transport.abort()
 
 
 async def main_async(kind: type[BareReceivers] = WebsocketsReceivers) -> int:

@@ -21,8 +21,9 @@ import time
 import orjson
 from picows import WSListener, WSMsgType, ws_connect
 
-from .bare_client import BareReceivers, abort_transport, main_async
+from .bare_client import BareReceivers, main_async
 from .child_protocol import run_on_uvloop
+from .counting_connection import abort_with_reset
 
 TEXT, CLOSE = WSMsgType.TEXT, WSMsgType.CLOSE
 
@@ -63,7 +64,7 @@ class PicowsReceivers(BareReceivers):
         return transport
 
     def abort(self, transport) -> None:
-        abort_transport(transport.underlying_transport)
+        abort_with_reset(transport.underlying_transport)
 
 
 def main() -> int:

@@ -32,7 +32,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import orjson
 import psutil
@@ -56,7 +55,7 @@ from .common import (
 )
 from .sender import OpenLoopSender, request_id
 from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
-from .wsclient import Tally, connect
+from .counting_connection import Tally, open_counting
 
 NAME = "emulator"
 SUMMARY = "the emulator's fan-out speed against a bare websockets broadcast server (same run, same clients)"
@@ -87,8 +86,7 @@ EMULATOR_ARGS = ("--rate-limit", "token-bucket")
 class ServerHandle:
     kind: str
     pid: int
-    host: str
-    port: int
+    endpoint: str  # ws://host:port
     receiver_tokens: list[str] | None  # one single-use token per receiver, or None (no auth)
     sender_token: str | None
 
@@ -109,11 +107,10 @@ def server_under_test(kind: str, n: int, progress: Progress, label: str) -> Iter
                                                        capabilities=[])["token"])
             sender = client.create_chat_token(roomIdentifier=room["arn"], userId="sender",
                                               capabilities=["SEND_MESSAGE"])["token"]
-            endpoint = urlsplit(emulator.messaging_endpoint)
-            yield ServerHandle(kind, emulator.pid, endpoint.hostname, endpoint.port, tokens, sender)
+            yield ServerHandle(kind, emulator.pid, emulator.messaging_endpoint, tokens, sender)
     elif kind == "bare":
         with JsonChildProcess("harness.bench.bare_server", "--json") as bare:
-            yield ServerHandle(kind, bare.pid, bare.info["host"], bare.info["port"], None, None)
+            yield ServerHandle(kind, bare.pid, bare.info["endpoint"], None, None)
     else:
         raise ValueError(f"unknown server {kind!r}")
 
@@ -229,7 +226,7 @@ async def measure(server: ServerHandle, n: int, options: BenchOptions, progress:
             os.sched_setaffinity(0, client_cpus)  # the sender (this thread) stays off the server's core
         await client.start()
         await client.send({
-            "host": server.host, "port": server.port, "count": n, "tokens": server.receiver_tokens,
+            "endpoint": server.endpoint, "count": n, "tokens": server.receiver_tokens,
             "concurrency": options.connect_concurrency, "connect_timeout": 15.0,
             "pids": {"server": server.pid, "sender": os.getpid()},
             "cpus": sorted(client_cpus) if client_cpus else None,
@@ -245,8 +242,8 @@ async def measure(server: ServerHandle, n: int, options: BenchOptions, progress:
         await asyncio.sleep(SETTLE_S)
         rss_after = server_process.memory_info().rss
 
-        sender.client = await connect(server.host, server.port, Tally(), subprotocol=server.sender_token,
-                                      on_text=sender.on_frame)
+        sender.client = await open_counting(server.endpoint, Tally(), token=server.sender_token,
+                                            on_text=sender.on_frame)
         # Intended send times sit mid-slot within each wall-clock second, so the emulator's fixed
         # one-second rate window sees exactly `rate` messages per second despite small jitter.
         start = float(int(time.time() + 0.5) + 1) + 0.5 / rate

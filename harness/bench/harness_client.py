@@ -48,9 +48,10 @@ from ..services import registry  # noqa: E402
 from ..services.base import KIND_RUNNING_EMULATOR, Target, UserSpec  # noqa: E402
 from ..services.ivschat.users import ViewerUser  # noqa: E402
 from ..tokens import TokenFetchFailed, TokenProvider  # noqa: E402
-from .bare_client import WindowSampler, abort_transport  # noqa: E402
+from .bare_client import WindowSampler  # noqa: E402
 from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
 from .connect_phase import ConnectPhase, LoopStallProbe  # noqa: E402
+from .counting_connection import reset  # noqa: E402
 
 STALL_PERIOD_S = 0.01  # the runtime's HubStallProbe period
 
@@ -154,9 +155,7 @@ class HarnessReceivers:
         for session in self.runtime.sessions.values():
             session.stopping = True
             if session.ws is not None:
-                # picows wraps the asyncio transport that holds the socket
-                transport = session.ws.transport
-                abort_transport(getattr(transport, "underlying_transport", transport))
+                reset(session.ws)
             if session._task is not None:
                 session._task.cancel()
 

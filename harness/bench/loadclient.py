@@ -3,7 +3,7 @@ time slice with the parent's sender or with the server under test's bookkeeping.
 
 Protocol with the parent (one JSON document per line):
 
-    parent → stdin   {"host", "port", "count", "tokens": [...] | null, "concurrency", "connect_timeout",
+    parent → stdin   {"endpoint", "count", "tokens": [...] | null, "concurrency", "connect_timeout",
                       "pids": {"server": pid, "sender": pid}, "cpus": [cpu, …] | null}
     stdout → parent  {"event": "progress", "connected", "of"}            (while connecting)
                      {"event": "connected", "connected", "failed", "errors", "seconds"}
@@ -14,8 +14,9 @@ Protocol with the parent (one JSON document per line):
 
 A window snapshot reads the frame counter and, at the same instant, the CPU times of the server,
 this process and the sender (and how long each waited for a CPU), so deliveries and CPU cover the
-same interval even when this loop runs late. The loop's own lag is sampled too: a late loop means the receivers, not the server,
-were the bottleneck.
+same interval even when this loop runs late. The loop's own lag is sampled too: a late loop means
+the receivers, not the server, were the bottleneck. Each receiver is a `CountingListener` on
+chatload's own transport (see `counting_connection`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import orjson
 import psutil
 
 from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
-from .wsclient import CountingClient, Tally, connect
+from .counting_connection import CountingListener, Tally, open_counting
 
 LAG_TICK_S = 0.02
 
@@ -64,14 +65,13 @@ def cpu_seconds(process: psutil.Process | None, system_only: bool = False) -> fl
 
 class Receivers:
     def __init__(self, config: dict) -> None:
-        self.host = config["host"]
-        self.port = int(config["port"])
+        self.endpoint = config["endpoint"]
         self.count = int(config["count"])
         self.tokens = config.get("tokens")
         self.concurrency = int(config.get("concurrency", 200))
         self.connect_timeout = float(config.get("connect_timeout", 15.0))
         self.tally = Tally()
-        self.clients: list[CountingClient] = []
+        self.clients: list[CountingListener] = []
         self.errors: list[str] = []
         self.failed = 0
         self.watched = watched_processes(config.get("pids") or {})
@@ -89,9 +89,9 @@ class Receivers:
             for i in indexes:
                 token = self.tokens[i] if self.tokens else None
                 try:
-                    client = await connect(self.host, self.port, self.tally, subprotocol=token,
-                                           timeout=self.connect_timeout)
-                except (TimeoutError, OSError) as exc:
+                    client = await open_counting(self.endpoint, self.tally, token=token,
+                                                 timeout=self.connect_timeout)
+                except (TimeoutError, OSError) as exc:  # a refused handshake is a ConnectionError
                     self.failed += 1
                     if len(self.errors) < 5:
                         self.errors.append(f"{type(exc).__name__}: {exc}")

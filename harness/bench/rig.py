@@ -30,7 +30,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -49,7 +48,7 @@ from .common import (
 )
 from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE, LoadClient
 from .sender import OpenLoopSender, request_id
-from .wsclient import Tally, connect
+from .counting_connection import Tally, open_counting
 
 CLIENTS = ("harness", "bare")
 # "bare" is the bare websockets client, the baseline every benchmark has had; receive and memory add
@@ -84,11 +83,6 @@ class BenchRoom:
     @property
     def endpoint(self) -> str:
         return self.emulator.messaging_endpoint
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        parts = urlsplit(self.endpoint)
-        return parts.hostname, parts.port
 
     @property
     def pid(self) -> int:
@@ -216,9 +210,8 @@ class StreamSender(OpenLoopSender):
         self.truncated_at: float | None = None
 
     async def open(self, room: BenchRoom) -> None:
-        host, port = room.host_port
-        self.client = await connect(host, port, Tally(), subprotocol=room.sender_token(), on_text=self.on_frame,
-                                    ssl_context=room.ssl_context())
+        self.client = await open_counting(room.endpoint, Tally(), token=room.sender_token(), on_text=self.on_frame,
+                                          ssl_context=room.ssl_context())
 
     def close(self) -> None:
         if self.client is not None:
