@@ -9,9 +9,9 @@ import pytest
 import uvloop
 from websockets.asyncio.server import serve
 
-from harness.bench import emulator_fanout
 from harness.bench.common import report_path, summarize
 from harness.bench.counting_connection import Tally, open_counting
+from harness.bench.ivschat import emulator_fanout
 from harness.cli import main
 from harness.net.transport import TRANSPORTS, HandshakeFailed
 
@@ -109,6 +109,7 @@ def test_bench_emulator_smoke(tmp_path, capsys):
 
     document = orjson.loads(report.read_bytes())
     assert document["benchmark"] == "emulator"
+    assert document["service"] == "ivschat"
     assert document["verdict"] in ("PASS", "SHORT")
     assert {r["server"] for r in document["runs"]} == set(emulator_fanout.SERVERS)
     for run in document["runs"]:
@@ -138,6 +139,7 @@ def _quick(tmp_path, capsys, name: str) -> tuple[int, str, dict]:
     out = capsys.readouterr().out
     document = orjson.loads(report.read_bytes())
     assert document["benchmark"] == name
+    assert document["service"] == "ivschat"  # every benchmark names the service it ran on
     assert document["schema_version"] == 1
     assert document["options"]["quick"] is True
     assert document["machine"]["cpus"] >= 1
@@ -145,7 +147,7 @@ def _quick(tmp_path, capsys, name: str) -> tuple[int, str, dict]:
 
 
 def test_ratio_verdict_conventions():
-    from harness.bench.rig import ratio_verdict
+    from harness.bench.ivschat.rig import ratio_verdict
 
     below = ratio_verdict([0.9, 1.0, 0.95], 1.3, higher_is_better=False, repeats=3)
     assert below["verdict"] == "PASS" and below["reliable"] and below["ratio"]["median"] == 0.95
@@ -242,7 +244,7 @@ def test_bench_hubstall_quick(tmp_path, capsys):
 
 @pytest.mark.timeout(240)
 def test_bench_scaleout_quick(tmp_path, capsys):
-    from harness.bench import scaleout
+    from harness.bench.ivschat import scaleout
 
     code, out, document = _quick(tmp_path, capsys, "scaleout")
     assert code in (0, 1), out

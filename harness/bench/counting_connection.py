@@ -6,7 +6,7 @@ under test, sets the figures: `CountingListener` counts each message and its pay
 parses nothing (a caller that wants the frames, the sender reading its own echoes, passes
 `on_text`). The WebSocket work itself (handshake, framing, masking, pongs, closes) is the transport's
 (`harness/net/`, picows by default), so bench/ carries no WebSocket client of its own beyond the
-baselines (`bare_client`, `bare_picows_client`), whose whole point is to be someone else's.
+baselines (`ivschat/bare_websockets_client`, `ivschat/bare_picows_client`), whose whole point is to be someone else's.
 
 The same listener and transport are used against every server under test, so any client-side cost
 is the same for all.

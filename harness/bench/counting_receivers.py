@@ -22,45 +22,16 @@ chatload's own transport (see `counting_connection`).
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
 import orjson
-import psutil
 
 from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
 from .counting_connection import CountingListener, Tally, open_counting
+from .window_sampler import take_snapshot
 
 LAG_TICK_S = 0.02
-
-
-def runqueue_wait_seconds(pid: int) -> float | None:
-    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat), or None.
-
-    High values mean the machine, not the process, set the pace: other processes held the cores.
-    """
-    total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    except OSError:
-        return None
-    return total / 1e9
-
-
-def cpu_seconds(process: psutil.Process | None, system_only: bool = False) -> float | None:
-    if process is None:
-        return None
-    try:
-        times = process.cpu_times()
-    except psutil.Error:
-        return None
-    return times.system if system_only else times.user + times.system
 
 
 class Receivers:
@@ -114,19 +85,7 @@ class Receivers:
     # -- measuring ----------------------------------------------------------------------------------
 
     def snapshot(self, name: str) -> None:
-        machine = psutil.cpu_times()
-        self.snapshots[name] = {
-            "wall": time.time(),
-            "frames": self.tally.frames,
-            "bytes": self.tally.bytes,
-            "cpu": {who: cpu_seconds(process) for who, process in self.watched.items()},
-            "cpu_system": {who: cpu_seconds(process, system_only=True) for who, process in self.watched.items()},
-            "wait": {who: runqueue_wait_seconds(process.pid) if process else None
-                     for who, process in self.watched.items()},
-            "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-            "machine_steal": getattr(machine, "steal", 0.0),
-            "machine_total": sum(machine),
-        }
+        self.snapshots[name] = take_snapshot(self.tally.frames, self.watched, bytes=self.tally.bytes)
         if name == "start":
             self._lag_on = True
             self.max_lag_s = 0.0

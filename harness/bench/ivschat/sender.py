@@ -13,8 +13,8 @@ from collections import Counter
 
 import orjson
 
-from .common import Progress
-from .counting_connection import CountingListener
+from ..common import Progress
+from ..counting_connection import CountingListener
 
 RID_PREFIX = "00000000-0000-4000-8000-"
 
