@@ -1,104 +1,87 @@
-"""`chatload bench`: the counting client's framing, and a tiny end-to-end run through the real CLI."""
+"""`chatload bench`: the counting connection on chatload's transports, and a tiny end-to-end run through the real CLI."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 
 import orjson
 import pytest
+import uvloop
+from websockets.asyncio.server import serve
 
-from harness.bench import emulator_fanout
 from harness.bench.common import report_path, summarize
-from harness.bench.wsclient import CountingClient, Tally, masked_frame
+from harness.bench.counting_connection import Tally, open_counting
+from harness.bench.ivschat import emulator_fanout
 from harness.cli import main
+from harness.net.transport import TRANSPORTS, HandshakeFailed
 
 
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.aborted
-
-    def get_extra_info(self, name, default=None):
-        return default
+def _serve(handler, case, **options):
+    """Run `case(endpoint)` against a local websockets server running `handler`, on uvloop."""
+    async def main():
+        async with serve(handler, "127.0.0.1", 0, max_size=None, **options) as server:
+            return await case(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    return uvloop.run(main())
 
 
-def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    n = len(payload)
-    head = bytes(((0x80 if fin else 0) | opcode,))
-    if n < 126:
-        head += bytes((n,))
-    elif n < 65536:
-        head += b"\x7e" + n.to_bytes(2, "big")
-    else:
-        head += b"\x7f" + n.to_bytes(8, "big")
-    return head + payload
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+def test_counting_connection_counts_frames_answers_pings_and_sends(transport):
+    texts = [b"a" * 10, b"b" * 300, b"c" * 70_000, b"d"]
+    heard: list[str] = []
+
+    async def handler(ws):
+        for text in texts[:2]:
+            await ws.send(text.decode())
+        pong = await ws.ping(b"hi")
+        for text in texts[2:]:
+            await ws.send(text.decode())
+        await asyncio.wait_for(pong, 5)  # the connection answered the ping
+        heard.append(ws.subprotocol)
+        heard.append(await ws.recv())  # what the sender writes arrives intact (masked by the transport)
+        await ws.wait_closed()
+
+    async def case(endpoint):
+        tally = Tally()
+        seen: list[bytes] = []
+        connection = await open_counting(endpoint, tally, token="tok", on_text=seen.append, transport=transport)
+        assert connection.is_open and tally.opened == 1
+        deadline = asyncio.get_running_loop().time() + 5
+        while tally.frames < len(texts) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert tally.frames == connection.frames == len(texts)
+        assert tally.bytes == sum(len(t) for t in texts)
+        assert seen == texts
+        connection.send_text('{"Action": "SEND_MESSAGE"}')
+        while len(heard) < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        connection.abort()
+        await asyncio.sleep(0.05)
+        assert tally.lost == 0  # we ended it: not counted as lost
+
+    _serve(handler, case, select_subprotocol=lambda conn, offered: offered[0] if offered else None)
+    assert heard == ["tok", '{"Action": "SEND_MESSAGE"}']
 
 
-def handshake_response(client: CountingClient, subprotocol: str | None = None) -> bytes:
-    accept = base64.b64encode(hashlib.sha1(client.key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-    lines = [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket", b"Connection: Upgrade",
-             b"Sec-WebSocket-Accept: " + accept]
-    if subprotocol:
-        lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode())
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+def test_counting_connection_rejects_a_bad_handshake_and_counts_a_lost_one(transport):
+    def refuse(connection, request):
+        return connection.respond(403, "nope\n") if request.path == "/refuse" else None
 
+    async def handler(ws):
+        ws.transport.abort()  # the server drops an open connection
 
-def unmask(frame: bytes) -> tuple[int, bytes]:
-    assert frame[1] & 0x80, "client frames must be masked"
-    n = frame[1] & 0x7F
-    key, payload = frame[2:6], frame[6:6 + n]
-    return frame[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    async def case(endpoint):
+        with pytest.raises(HandshakeFailed) as refused:
+            await open_counting(endpoint + "/refuse", Tally(), transport=transport)
+        assert isinstance(refused.value, ConnectionError) and refused.value.status == 403
+        tally = Tally()
+        await open_counting(endpoint, tally, transport=transport)
+        deadline = asyncio.get_running_loop().time() + 5
+        while not tally.lost and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert tally.lost == 1 and tally.closed_by_server == 0  # no close frame: a drop
 
-
-def test_counting_client_counts_frames_split_anywhere_and_answers_pings():
-    async def scenario():
-        texts = [b"a" * 10, b"b" * 300, b"c" * 70_000, b"d"]
-        stream = b"".join(server_frame(1, t) for t in texts[:2]) + server_frame(9, b"hi") \
-            + b"".join(server_frame(1, t) for t in texts[2:])
-        for split in (1, 2, 3, 7, 127, len(stream)):
-            tally = Tally()
-            seen: list[bytes] = []
-            client = CountingClient("127.0.0.1", 1, tally, subprotocol="tok", on_text=seen.append)
-            transport = FakeTransport()
-            client.connection_made(transport)
-            assert b"Sec-WebSocket-Protocol: tok" in transport.written[0]
-            data = handshake_response(client, "tok") + stream
-            for i in range(0, len(data), split):
-                client.data_received(data[i:i + split])
-            assert client.handshake.done() and client.handshake.exception() is None
-            assert tally.frames == client.frames == len(texts)
-            assert seen == texts
-            assert unmask(transport.written[-1]) == (0xA, b"hi")  # the pong echoes the ping's payload
-
-    asyncio.run(scenario())
-
-
-def test_counting_client_rejects_a_bad_handshake():
-    async def scenario():
-        client = CountingClient("127.0.0.1", 1, Tally())
-        transport = FakeTransport()
-        client.connection_made(transport)
-        client.data_received(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope")
-        assert transport.aborted
-        with pytest.raises(ConnectionError, match="403"):
-            client.handshake.result()
-
-    asyncio.run(scenario())
-
-
-def test_masked_frame_round_trips():
-    assert unmask(masked_frame(1, b"hello")) == (1, b"hello")
+    _serve(handler, case, process_request=refuse)
 
 
 def test_summarize_and_report_paths(tmp_path):
@@ -126,6 +109,7 @@ def test_bench_emulator_smoke(tmp_path, capsys):
 
     document = orjson.loads(report.read_bytes())
     assert document["benchmark"] == "emulator"
+    assert document["service"] == "ivschat"
     assert document["verdict"] in ("PASS", "SHORT")
     assert {r["server"] for r in document["runs"]} == set(emulator_fanout.SERVERS)
     for run in document["runs"]:
@@ -155,6 +139,7 @@ def _quick(tmp_path, capsys, name: str) -> tuple[int, str, dict]:
     out = capsys.readouterr().out
     document = orjson.loads(report.read_bytes())
     assert document["benchmark"] == name
+    assert document["service"] == "ivschat"  # every benchmark names the service it ran on
     assert document["schema_version"] == 1
     assert document["options"]["quick"] is True
     assert document["machine"]["cpus"] >= 1
@@ -162,7 +147,7 @@ def _quick(tmp_path, capsys, name: str) -> tuple[int, str, dict]:
 
 
 def test_ratio_verdict_conventions():
-    from harness.bench.rig import ratio_verdict
+    from harness.bench.ivschat.rig import ratio_verdict
 
     below = ratio_verdict([0.9, 1.0, 0.95], 1.3, higher_is_better=False, repeats=3)
     assert below["verdict"] == "PASS" and below["reliable"] and below["ratio"]["median"] == 0.95
@@ -259,7 +244,7 @@ def test_bench_hubstall_quick(tmp_path, capsys):
 
 @pytest.mark.timeout(240)
 def test_bench_scaleout_quick(tmp_path, capsys):
-    from harness.bench import scaleout
+    from harness.bench.ivschat import scaleout
 
     code, out, document = _quick(tmp_path, capsys, "scaleout")
     assert code in (0, 1), out

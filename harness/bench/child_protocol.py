@@ -1,6 +1,6 @@
-"""The child side of the JSON-lines protocol every load-client child speaks (`loadclient`,
-`bare_client`, `harness_client`): the config line, events on stdout, the processes it watches,
-and the `drain` command's wait."""
+"""The child side of the JSON-lines protocol every load-client child speaks (`counting_receivers`,
+and IVS Chat's `bare_websockets_client`, `bare_picows_client`, `chatload_client`): the config line,
+events on stdout, the processes it watches, and the `drain` command's wait."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ import dataclasses
 import sys
 
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from . import asrun, connect, emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 from .common import BenchError, BenchOptions, Progress, report_path, utc_stamp, write_json_atomically
+from .ivschat import asrun, connect, emulator_fanout, fidelity, hubstall, memory, receive, scaleout
 
 # name → module with NAME, SUMMARY and run(options, progress); each gets the shared options.
 BENCHMARKS = {module.NAME: module for module in (emulator_fanout, receive, memory, fidelity, hubstall, scaleout,
@@ -22,7 +22,8 @@ Measure speed against a baseline measured in the same run, on this machine, so t
 compare like with like. Each benchmark starts its servers and load clients as child processes,
 bounds every load in count and time, prints one table and writes a JSON report.
 
-Benchmarks:
+Benchmarks (each one runs on an IVS Chat emulator room: its baselines speak IVS Chat; see
+harness/bench/ivschat/):
 """ + "\n".join(f"  {name:<10} {module.SUMMARY}" for name, module in BENCHMARKS.items())
 
 EPILOG = """\

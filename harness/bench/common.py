@@ -134,12 +134,14 @@ class Progress:
 # -- reports ---------------------------------------------------------------------------------------------
 
 
-def bench_document(name: str, description: str, started: float, options: dict, *, verdict: str,
+def bench_document(name: str, description: str, started: float, options: dict, *, service: str, verdict: str,
                    summary, runs: list[dict], **targets) -> dict:
-    """A benchmark's JSON report; `targets` (what it is judged against) come between options and verdict."""
+    """A benchmark's JSON report; `service` is the registry's name of the service it ran on; `targets`
+    (what it is judged against) come between options and verdict."""
     return {
         "schema_version": SCHEMA_VERSION,
         "benchmark": name,
+        "service": service,
         "description": description,
         "started_at": started,
         "finished_at": time.time(),

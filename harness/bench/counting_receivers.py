@@ -3,7 +3,7 @@ time slice with the parent's sender or with the server under test's bookkeeping.
 
 Protocol with the parent (one JSON document per line):
 
-    parent → stdin   {"host", "port", "count", "tokens": [...] | null, "concurrency", "connect_timeout",
+    parent → stdin   {"endpoint", "count", "tokens": [...] | null, "concurrency", "connect_timeout",
                       "pids": {"server": pid, "sender": pid}, "cpus": [cpu, …] | null}
     stdout → parent  {"event": "progress", "connected", "of"}            (while connecting)
                      {"event": "connected", "connected", "failed", "errors", "seconds"}
@@ -14,64 +14,35 @@ Protocol with the parent (one JSON document per line):
 
 A window snapshot reads the frame counter and, at the same instant, the CPU times of the server,
 this process and the sender (and how long each waited for a CPU), so deliveries and CPU cover the
-same interval even when this loop runs late. The loop's own lag is sampled too: a late loop means the receivers, not the server,
-were the bottleneck.
+same interval even when this loop runs late. The loop's own lag is sampled too: a late loop means
+the receivers, not the server, were the bottleneck. Each receiver is a `CountingListener` on
+chatload's own transport (see `counting_connection`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
 import orjson
-import psutil
 
 from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
-from .wsclient import CountingClient, Tally, connect
+from .counting_connection import CountingListener, Tally, open_counting
+from .window_sampler import take_snapshot
 
 LAG_TICK_S = 0.02
 
 
-def runqueue_wait_seconds(pid: int) -> float | None:
-    """Time the process's threads spent runnable but waiting for a CPU (Linux schedstat), or None.
-
-    High values mean the machine, not the process, set the pace: other processes held the cores.
-    """
-    total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    except OSError:
-        return None
-    return total / 1e9
-
-
-def cpu_seconds(process: psutil.Process | None, system_only: bool = False) -> float | None:
-    if process is None:
-        return None
-    try:
-        times = process.cpu_times()
-    except psutil.Error:
-        return None
-    return times.system if system_only else times.user + times.system
-
-
 class Receivers:
     def __init__(self, config: dict) -> None:
-        self.host = config["host"]
-        self.port = int(config["port"])
+        self.endpoint = config["endpoint"]
         self.count = int(config["count"])
         self.tokens = config.get("tokens")
         self.concurrency = int(config.get("concurrency", 200))
         self.connect_timeout = float(config.get("connect_timeout", 15.0))
         self.tally = Tally()
-        self.clients: list[CountingClient] = []
+        self.clients: list[CountingListener] = []
         self.errors: list[str] = []
         self.failed = 0
         self.watched = watched_processes(config.get("pids") or {})
@@ -89,9 +60,9 @@ class Receivers:
             for i in indexes:
                 token = self.tokens[i] if self.tokens else None
                 try:
-                    client = await connect(self.host, self.port, self.tally, subprotocol=token,
-                                           timeout=self.connect_timeout)
-                except (TimeoutError, OSError) as exc:
+                    client = await open_counting(self.endpoint, self.tally, token=token,
+                                                 timeout=self.connect_timeout)
+                except (TimeoutError, OSError) as exc:  # a refused handshake is a ConnectionError
                     self.failed += 1
                     if len(self.errors) < 5:
                         self.errors.append(f"{type(exc).__name__}: {exc}")
@@ -114,19 +85,7 @@ class Receivers:
     # -- measuring ----------------------------------------------------------------------------------
 
     def snapshot(self, name: str) -> None:
-        machine = psutil.cpu_times()
-        self.snapshots[name] = {
-            "wall": time.time(),
-            "frames": self.tally.frames,
-            "bytes": self.tally.bytes,
-            "cpu": {who: cpu_seconds(process) for who, process in self.watched.items()},
-            "cpu_system": {who: cpu_seconds(process, system_only=True) for who, process in self.watched.items()},
-            "wait": {who: runqueue_wait_seconds(process.pid) if process else None
-                     for who, process in self.watched.items()},
-            "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-            "machine_steal": getattr(machine, "steal", 0.0),
-            "machine_total": sum(machine),
-        }
+        self.snapshots[name] = take_snapshot(self.tally.frames, self.watched, bytes=self.tally.bytes)
         if name == "start":
             self._lag_on = True
             self.max_lag_s = 0.0

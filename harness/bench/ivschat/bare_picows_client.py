@@ -10,7 +10,7 @@ comparison with chatload on its picows transport is about chatload's own per-fra
 `stamp` it also times each message the way a careful client would: `time.time_ns()` as `on_ws_frame`
 is entered, before parsing, minus the intended send time the sender put in `Attributes["cl.t"]`.
 
-Same stdin/stdout protocol as `bare_client` (see `rig.ClientChild`); only the connections differ.
+Same stdin/stdout protocol as `bare_websockets_client` (see `rig.ClientChild`); only the connections differ.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import time
 import orjson
 from picows import WSListener, WSMsgType, ws_connect
 
-from .bare_client import BareReceivers, abort_transport, main_async
-from .child_protocol import run_on_uvloop
+from ..child_protocol import run_on_uvloop
+from ..counting_connection import abort_with_reset
+from .bare_websockets_client import BareReceivers, main_async
 
 TEXT, CLOSE = WSMsgType.TEXT, WSMsgType.CLOSE
 
@@ -63,7 +64,7 @@ class PicowsReceivers(BareReceivers):
         return transport
 
     def abort(self, transport) -> None:
-        abort_transport(transport.underlying_transport)
+        abort_with_reset(transport.underlying_transport)
 
 
 def main() -> int:

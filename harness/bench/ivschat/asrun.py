@@ -43,8 +43,8 @@ from pathlib import Path
 import orjson
 import psutil
 
-from ..net.picows_transport import READ_BUFFER_INIT
-from .common import (
+from ...net.picows_transport import READ_BUFFER_INIT
+from ..common import (
     BenchError,
     BenchOptions,
     BenchResult,
@@ -54,17 +54,27 @@ from .common import (
     percentile,
     summarize,
 )
-from .emulator_fanout import EMULATOR_ARGS
-from .rig import ClientChild, StreamSender, emulator_room, next_start, other_cores, quick_or
-from .tables import cell, table, two_places, warning_lines, with_verdict
+from ..tables import cell, table, two_places, warning_lines, with_verdict
+from .rig import (
+    EMULATOR_ARGS,
+    ON_ROOM,
+    SERVICE,
+    ClientChild,
+    StreamSender,
+    emulator_room,
+    next_start,
+    other_cores,
+    quick_or,
+)
 
 NAME = "asrun"
 SUMMARY = ("a real `locust -f locustfiles/ivschat.py --headless` process (and one with listener pools) against a "
-           "bare picows client on the same stream: whole-process-tree CPU per delivery, memory per connection, p99")
+           f"bare picows client on the same stream {ON_ROOM}: whole-process-tree CPU per delivery, memory per "
+           "connection, p99")
 CLIENTS = ("asrun", "asrun_pools", "bare_picows")
 LABELS = {"asrun": "locust -f ivschat.py", "asrun_pools": "locust -f ivschat_pools.py",
           "bare_picows": "bare picows (baseline)"}
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the project: harness/bench/ivschat/ is three below
 LOCUSTFILES = {"asrun": (ROOT / "locustfiles" / "ivschat.py", "Viewer"),
                "asrun_pools": (ROOT / "locustfiles" / "ivschat_pools.py", "ViewerPool")}
 POOL_SIZE = 500  # --chat-connections-per-user, as locustfiles/ivschat_pools.py has it
@@ -334,7 +344,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
          "cpu_measured": "the client's whole process tree: psutil user + system, first publish to "
                          f"{after_last(options):g} s after the last"},
         targets={"cpu_ratio": CPU_TARGET, "memory_ratio": MEMORY_TARGET, "pool_memory_bytes": POOL_MEMORY_TARGET},
-        verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
+        service=SERVICE, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
@@ -394,7 +404,7 @@ def _kib(value: float | None) -> str:
 
 def render(document: dict) -> str:
     o = document["options"]
-    lines = [f"chatload bench asrun — `locust -f` as users run it (headless, web UI off) against bare picows "
+    lines = [f"chatload bench asrun — {ON_ROOM}: `locust -f` as users run it (headless, web UI off) against bare picows "
              f"(read buffer {o['read_buffer_bytes']} B) on the same stream; CPU of each client's process tree "
              f"from the first publish to {o['after_last_s']:g} s after the last; median [min–max] of "
              f"{o['repeat']} repeat(s)", ""]

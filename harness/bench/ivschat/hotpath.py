@@ -1,6 +1,6 @@
-"""The receive path's Python work per frame, stage by stage: where chatload's microseconds go.
+"""The IVS Chat receive path's Python work per frame, stage by stage: where chatload's microseconds go.
 
-    PYTHONPATH=. python -m harness.bench.hotpath [--connections 1000] [--messages 200]
+    PYTHONPATH=. python -m harness.bench.ivschat.hotpath [--connections 1000] [--messages 200]
 
 No sockets: real IVS Chat frames (encoded by the emulator's own codec, stamped as chatload's senders
 stamp them) are handed to each stage as the transport would hand them over, every message to every
@@ -28,14 +28,14 @@ from types import SimpleNamespace
 
 import orjson
 
-from ..metrics.histograms import LatencyHistogram, Recorder
-from ..metrics.ledger import DeliveryLedger
-from ..net.reconnect import SdkLike
-from ..net.session import ChatSession
-from ..services import registry
-from ..services.base import UserSpec
-from ..services.ivschat import codec
-from ..services.ivschat.client import identity_attributes
+from ...metrics.histograms import LatencyHistogram, Recorder
+from ...metrics.ledger import DeliveryLedger
+from ...net.reconnect import SdkLike
+from ...net.session import ChatSession
+from ...services import registry
+from ...services.base import UserSpec
+from ...services.ivschat import codec
+from ...services.ivschat.client import identity_attributes
 
 ROOM = "arn:aws:ivschat:us-east-1:000000000000:room/bench"
 SENDER = "s1"
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     results = measure(args.connections, args.messages, args.repeat)
-    print(f"receive path, Python work per frame ({args.connections:,} connections × {args.messages} messages, "
+    print(f"IVS Chat receive path, Python work per frame ({args.connections:,} connections × {args.messages} messages, "
           f"best of {args.repeat}):")
     for label, us in results:
         print(f"  {label:<36} {us:6.2f} µs")

@@ -3,7 +3,7 @@
 For each room size N and each repeat, each server under test runs as a fresh child process:
 
 1. the server starts (for the emulator: one room at the maximum rate, N + 1 single-use tokens);
-2. a load-client child process (`loadclient.py`) opens N receiving connections in bounded batches;
+2. a load-client child process (`bench/counting_receivers.py`) opens N receiving connections in bounded batches;
    the server's RSS before and after gives memory per idle connection;
 3. this process opens one sender connection and sends the IVS SEND_MESSAGE frame open-loop at a
    fixed rate (100 msg/s, the room maximum) through a warm-up and then the measured window;
@@ -25,22 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import orjson
 import psutil
 
-from ..services.ivschat import codec as ivschat
-from .child_protocol import set_affinity
-from .children import JsonChildProcess
-from .common import (
+from ...services.ivschat import codec as ivschat
+from ..child_protocol import set_affinity
+from ..children import JsonChildProcess, LoadClient
+from ..common import (
     UNRELIABLE_SPREAD,
     BenchError,
     BenchOptions,
@@ -54,18 +49,18 @@ from .common import (
     summarize,
     summarize_metrics,
 )
+from ..counting_connection import Tally, open_counting
+from ..tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
+from .rig import EMULATOR_ARGS, MAX_ROOM_RATE, SERVICE
 from .sender import OpenLoopSender, request_id
-from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
-from .wsclient import Tally, connect
 
 NAME = "emulator"
-SUMMARY = "the emulator's fan-out speed against a bare websockets broadcast server (same run, same clients)"
+SUMMARY = "the IVS Chat emulator's fan-out speed against a bare websockets broadcast server (same run, same clients)"
 
 SERVERS = ("emulator", "bare")
 DEFAULT_SIZES = (1000, 5000)
 DEFAULT_SECONDS = 5.0
 DEFAULT_WARMUP = 2.0
-MAX_ROOM_RATE = 100  # CreateRoom's maximumMessageRatePerSecond ceiling, so the most the emulator accepts
 TARGET_RATIO = 0.8
 CONTENT = "hello from chatload bench"
 SETTLE_S = 1.0  # after the last receiver connects, before reading the server's RSS
@@ -74,10 +69,6 @@ STALL_S = 3.0  # receivers stop waiting when nothing arrived for this long
 SATURATED = 0.90  # CPU share of one core at which a process counts as saturated
 STARVED = 0.10  # share of the window a process spent runnable but waiting for a CPU
 KEPT_UP = 0.97  # delivered fraction of the offered load at which the server counts as keeping up
-# The room limit stays at 100 msg/s, but as a token bucket: the default fixed window counts the
-# server's processing instants, so a server that fell a little behind and then catches up processes
-# a burst that straddles a second boundary and gets 429s the sender never caused.
-EMULATOR_ARGS = ("--rate-limit", "token-bucket")
 
 
 # -- servers under test ----------------------------------------------------------------------------
@@ -87,8 +78,7 @@ EMULATOR_ARGS = ("--rate-limit", "token-bucket")
 class ServerHandle:
     kind: str
     pid: int
-    host: str
-    port: int
+    endpoint: str  # ws://host:port
     receiver_tokens: list[str] | None  # one single-use token per receiver, or None (no auth)
     sender_token: str | None
 
@@ -96,7 +86,7 @@ class ServerHandle:
 @contextmanager
 def server_under_test(kind: str, n: int, progress: Progress, label: str) -> Iterator[ServerHandle]:
     if kind == "emulator":
-        from ..services.ivschat.emulator import EmulatorProcess
+        from ...services.ivschat.emulator import EmulatorProcess
 
         with EmulatorProcess(*EMULATOR_ARGS, "--max-connections", str(max(20_000, n + 100))) as emulator:
             client = emulator.boto3_client()
@@ -109,11 +99,10 @@ def server_under_test(kind: str, n: int, progress: Progress, label: str) -> Iter
                                                        capabilities=[])["token"])
             sender = client.create_chat_token(roomIdentifier=room["arn"], userId="sender",
                                               capabilities=["SEND_MESSAGE"])["token"]
-            endpoint = urlsplit(emulator.messaging_endpoint)
-            yield ServerHandle(kind, emulator.pid, endpoint.hostname, endpoint.port, tokens, sender)
+            yield ServerHandle(kind, emulator.pid, emulator.messaging_endpoint, tokens, sender)
     elif kind == "bare":
         with JsonChildProcess("harness.bench.bare_server", "--json") as bare:
-            yield ServerHandle(kind, bare.pid, bare.info["host"], bare.info["port"], None, None)
+            yield ServerHandle(kind, bare.pid, bare.info["endpoint"], None, None)
     else:
         raise ValueError(f"unknown server {kind!r}")
 
@@ -148,68 +137,6 @@ class Sender(OpenLoopSender):
             i += 1
 
 
-# -- the load-client child -------------------------------------------------------------------------
-
-
-class LoadClient:
-    """The receivers' child process, driven over its stdin and stdout (see loadclient.py)."""
-
-    def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self.log = tempfile.TemporaryFile(prefix="chatload-bench-client-")
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "harness.bench.loadclient",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.log, limit=1 << 22,
-        )
-
-    async def send(self, message: dict) -> None:
-        self.proc.stdin.write(orjson.dumps(message) + b"\n")
-        await self.proc.stdin.drain()
-
-    async def wait_event(self, name: str, timeout: float, on_progress=None) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchError(f"load client sent no {name!r} within {timeout:.0f} s")
-            try:
-                line = await asyncio.wait_for(self.proc.stdout.readline(), remaining)
-            except TimeoutError:
-                continue
-            if not line:
-                code = await self.proc.wait()
-                raise BenchError(f"load client exited (code {code}) before {name!r}; its log:\n{self.log_text()}")
-            event = orjson.loads(line)
-            if event.get("event") == name:
-                return event
-            if on_progress is not None:
-                on_progress(event)
-
-    async def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.returncode is None:
-            try:
-                await self.send({"cmd": "close"})
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except (TimeoutError, OSError, ConnectionError):
-                pass
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        self.log.close()
-
-    def log_text(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
-
-
 # -- one measured run ------------------------------------------------------------------------------
 
 
@@ -219,7 +146,7 @@ async def measure(server: ServerHandle, n: int, options: BenchOptions, progress:
     rate = options.rate or MAX_ROOM_RATE
     server_process = psutil.Process(server.pid)
     rss_before = server_process.memory_info().rss
-    client = LoadClient()
+    client = LoadClient("harness.bench.counting_receivers")
     sender = Sender(rate)
     own_cpus = os.sched_getaffinity(0)
     server_cpus, client_cpus = pin_plan(options.pin)
@@ -229,7 +156,7 @@ async def measure(server: ServerHandle, n: int, options: BenchOptions, progress:
             os.sched_setaffinity(0, client_cpus)  # the sender (this thread) stays off the server's core
         await client.start()
         await client.send({
-            "host": server.host, "port": server.port, "count": n, "tokens": server.receiver_tokens,
+            "endpoint": server.endpoint, "count": n, "tokens": server.receiver_tokens,
             "concurrency": options.connect_concurrency, "connect_timeout": 15.0,
             "pids": {"server": server.pid, "sender": os.getpid()},
             "cpus": sorted(client_cpus) if client_cpus else None,
@@ -245,8 +172,8 @@ async def measure(server: ServerHandle, n: int, options: BenchOptions, progress:
         await asyncio.sleep(SETTLE_S)
         rss_after = server_process.memory_info().rss
 
-        sender.client = await connect(server.host, server.port, Tally(), subprotocol=server.sender_token,
-                                      on_text=sender.on_frame)
+        sender.client = await open_counting(server.endpoint, Tally(), token=server.sender_token,
+                                            on_text=sender.on_frame)
         # Intended send times sit mid-slot within each wall-clock second, so the emulator's fixed
         # one-second rate window sees exactly `rate` messages per second despite small jitter.
         start = float(int(time.time() + 0.5) + 1) + 0.5 / rate
@@ -476,7 +403,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
          "repeat": options.repeat, "rate": rate, "content": CONTENT,
          "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
          "pin": options.pin, "emulator_args": list(EMULATOR_ARGS)},
-        target_ratio=TARGET_RATIO, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
+        target_ratio=TARGET_RATIO, service=SERVICE, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
@@ -551,7 +478,7 @@ def _kib(value: float | None) -> str:
 def render(document: dict) -> str:
     options = document["options"]
     lines = [
-        f"chatload bench emulator — one room, SEND_MESSAGE at {options['rate']:g} msg/s, "
+        f"chatload bench emulator — IVS Chat emulator, one room, SEND_MESSAGE at {options['rate']:g} msg/s, "
         f"{options['seconds']:g} s window after {options['warmup']:g} s warm-up; "
         f"median [min–max] of {options['repeat']} repeat(s)",
         CPU_NOTE,

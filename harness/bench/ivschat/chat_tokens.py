@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..net.tls import http_context
-from .common import BenchError
+from ...net.tls import http_context
+from ..common import BenchError
 
 DEFAULT_THREADS = 4  # the emulator's control plane is one event loop: more threads only queue
 

@@ -13,8 +13,8 @@ from collections import Counter
 
 import orjson
 
-from .common import Progress
-from .wsclient import CountingClient
+from ..common import Progress
+from ..counting_connection import CountingListener
 
 RID_PREFIX = "00000000-0000-4000-8000-"
 
@@ -45,7 +45,7 @@ class OpenLoopSender:
         self.other_frames = 0
         self.echo_frame_bytes = 0
         self.echo_times: list[float] = []  # arrival of each reply: the server's progress through the stream
-        self.client: CountingClient | None = None
+        self.client: CountingListener | None = None
 
     @property
     def replies(self) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import (
+from ..common import (
     BenchOptions,
     BenchResult,
     Progress,
@@ -29,9 +29,13 @@ from .common import (
     summarize,
     summarize_metrics,
 )
-from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
+from ..tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 from .rig import (
+    EMULATOR_ARGS,
+    MAX_ROOM_RATE,
+    ON_ROOM,
     SATURATED,
+    SERVICE,
     SETTLE_S,
     StreamSender,
     accounting,
@@ -46,10 +50,10 @@ from .rig import (
     start_child,
     window_figures,
 )
-from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "scaleout"
-SUMMARY = "deliveries/s with 1 and 2 chatload processes splitting the connections, at a load that saturates one"
+SUMMARY = ("deliveries/s with 1 and 2 chatload processes splitting the connections, at a load that saturates one, "
+           f"{ON_ROOM}")
 
 DEFAULT_SIZES = (2000,)
 QUICK_SIZES = (100,)
@@ -150,7 +154,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
         NAME, SUMMARY, started,
         {"sizes": sizes, **s, "repeat": options.repeat, "quick": bool(options.extra.get("quick")),
          "process_counts": list(PROCESS_COUNTS), "emulator_args": list(EMULATOR_ARGS)},
-        target_ratio=TARGET_RATIO, verdict="PASS" if passed else "SHORT" if passed is False else "no verdict",
+        target_ratio=TARGET_RATIO, service=SERVICE, verdict="PASS" if passed else "SHORT" if passed is False else "no verdict",
         summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
@@ -195,7 +199,7 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
 def render(document: dict) -> str:
     o = document["options"]
     lines = [
-        f"chatload bench scaleout — one room at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
+        f"chatload bench scaleout — {ON_ROOM} at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
         f"{o['warmup']:g} s warm-up; harness CPU summed over its processes; median [min–max] of {o['repeat']} repeat(s)",
         CPU_NOTE,
         "",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import (
+from ..common import (
     BenchOptions,
     BenchResult,
     Progress,
@@ -35,8 +35,12 @@ from .common import (
     summarize,
     summarize_metrics,
 )
-from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
+from ..tables import cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 from .rig import (
+    EMULATOR_ARGS,
+    MAX_ROOM_RATE,
+    ON_ROOM,
+    SERVICE,
     SETTLE_S,
     StreamSender,
     accounting,
@@ -49,10 +53,9 @@ from .rig import (
     start_child,
     window_figures,
 )
-from .tables import cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "hubstall"
-SUMMARY = "the gevent hub's longest stall while the loop thread receives 20,000 deliveries/s"
+SUMMARY = f"the gevent hub's longest stall while the loop thread receives 20,000 deliveries/s {ON_ROOM}"
 
 DEFAULT_SIZES = (200,)
 QUICK_SIZES = (50,)
@@ -145,7 +148,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
         NAME, SUMMARY, started,
         {"sizes": sizes, **s, "repeat": options.repeat, "quick": bool(options.extra.get("quick")),
          "emulator_args": list(EMULATOR_ARGS)},
-        target_max_stall_ms=TARGET_MAX_STALL_MS, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
+        target_max_stall_ms=TARGET_MAX_STALL_MS, service=SERVICE, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
@@ -183,7 +186,7 @@ def _ms(value: float | None) -> str:
 def render(document: dict) -> str:
     o = document["options"]
     lines = [
-        f"chatload bench hubstall — a greenlet sleeping 10 ms, how late it wakes; {o['seconds']:g} s loaded window "
+        f"chatload bench hubstall — {ON_ROOM}: a greenlet sleeping 10 ms, how late it wakes; {o['seconds']:g} s loaded window "
         f"after {o['warmup']:g} s warm-up, {o['idle_seconds']:g} s idle baseline; median [min–max] of "
         f"{o['repeat']} repeat(s); GIL switch interval in the chatload process: "
         + (f"{o['gil_switch_interval_s'] * 1e3:g} ms" if o.get("gil_switch_interval_s") else "–"),

@@ -22,7 +22,7 @@ counts as "the Locust user's own per-connection cost" is therefore in the harnes
 The child reports its RSS (after `gc.collect()`) once it is ready and before connecting, and again
 once all N connections are open and idle for a moment. (RSS after − RSS before) / N is the memory one
 idle connection costs in that process; socket buffers are kernel memory and not in it. Tokens come
-from CreateChatToken, made in bulk before the clients start (see `chattokens`).
+from CreateChatToken, made in bulk before the clients start (see `chat_tokens`).
 
 Target (issue 15): ≤ 12 KiB per harness connection including its Locust user, at 10,000
 connections; the bare clients' figures are baselines and the ratios are shown, but the verdict is on
@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import (
+from ..common import (
     BenchOptions,
     BenchResult,
     Progress,
@@ -45,13 +45,22 @@ from .common import (
     summarize,
     summarize_metrics,
 )
-from .emulator_fanout import EMULATOR_ARGS
-from .rig import CLIENT_LABELS, emulator_room, harness_transport, quick_or, spread_warning, start_child
-from .tables import cell, table, two_places, warning_lines, with_verdict
+from ..tables import cell, table, two_places, warning_lines, with_verdict
+from .rig import (
+    CLIENT_LABELS,
+    EMULATOR_ARGS,
+    ON_ROOM,
+    SERVICE,
+    emulator_room,
+    harness_transport,
+    quick_or,
+    spread_warning,
+    start_child,
+)
 
 NAME = "memory"
 SUMMARY = ("RSS per idle connection: 10,000 chatload connections with their Locust users in one process against "
-           "10,000 bare picows and bare websockets clients")
+           f"10,000 bare picows and bare websockets clients, {ON_ROOM}")
 CLIENTS = ("harness", "bare_picows", "bare")
 BASELINES = ("bare_picows", "bare")
 
@@ -127,7 +136,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
          "emulator_args": list(EMULATOR_ARGS), "connect_concurrency": options.connect_concurrency,
          "harness_transport": harness_transport(options), "harness_locust_users": True,
          "tls": bool(options.extra.get("tls"))},
-        target_bytes_per_connection=TARGET_BYTES, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
+        target_bytes_per_connection=TARGET_BYTES, service=SERVICE, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
 
@@ -164,7 +173,7 @@ def summarise(runs: list[dict], sizes: list[int], repeats: int) -> list[dict]:
 def render(document: dict) -> str:
     o = document["options"]
     lines = [
-        f"chatload bench memory{' over TLS (wss://)' if o.get('tls') else ''} — idle connections in one process, RSS after − before connecting (after "
+        f"chatload bench memory{' over TLS (wss://)' if o.get('tls') else ''} — idle connections in one process {ON_ROOM}, RSS after − before connecting (after "
         f"gc.collect, {o['idle_seconds']:g} s idle); median [min–max] of {o['repeat']} repeat(s)",
         "",
     ]

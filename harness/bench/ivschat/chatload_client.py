@@ -10,6 +10,9 @@ the rig's (see `rig.ClientChild`):
   `on_start` through `ChatClient` as under `locust -f`. Without it, `runtime.new_session(...)` per
   connection (what `ChatClient` calls), and no user objects or greenlets.
 
+It is not a WebSocket client of the benchmarks' own: it is what they measure, chatload's runtime,
+sessions and transports exactly as `locust -f` runs them.
+
 Deliveries go through the real receive path: the transport's read (arrival stamped before parsing)
 → `ChatSession.on_frame` → IVS Chat client protocol → ledger + HDR histogram.
 
@@ -18,7 +21,7 @@ out once each. Bare sessions never retry: a benchmark connection that fails is a
 something to paper over (Locust users retry as the SDK would, with the next token, so a failure
 still leaves some user short of one and the run fails).
 
-Same stdin/stdout JSON-lines protocol as `bare_client` (see `rig.ClientChild`). The window's two
+Same stdin/stdout JSON-lines protocol as `bare_websockets_client` (see `rig.ClientChild`). The window's two
 snapshots are taken by a sampler thread at the exact instants; the frame count it reads only grows.
 A greenlet probe records how late every 10 ms sleep wakes up (the gevent hub's stalls), with
 wall-clock times, so any window can be judged afterwards.
@@ -40,17 +43,18 @@ import psutil  # noqa: E402
 from gevent.fileobject import FileObjectPosix  # noqa: E402
 from locust.event import Events  # noqa: E402
 
-from ..locust.state import state_of  # noqa: E402
-from ..metrics.histograms import DELIVERY  # noqa: E402
-from ..net.reconnect import SdkLike  # noqa: E402
-from ..net.transport import DEFAULT_TRANSPORT  # noqa: E402
-from ..services import registry  # noqa: E402
-from ..services.base import KIND_RUNNING_EMULATOR, Target, UserSpec  # noqa: E402
-from ..services.ivschat.users import ViewerUser  # noqa: E402
-from ..services.tokens import TokenFetchFailed, TokenProvider  # noqa: E402
-from .bare_client import WindowSampler, abort_transport  # noqa: E402
-from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
-from .connect_phase import ConnectPhase, LoopStallProbe  # noqa: E402
+from ...locust.state import state_of  # noqa: E402
+from ...metrics.histograms import DELIVERY  # noqa: E402
+from ...net.reconnect import SdkLike  # noqa: E402
+from ...net.transport import DEFAULT_TRANSPORT  # noqa: E402
+from ...services import registry  # noqa: E402
+from ...services.base import KIND_RUNNING_EMULATOR, Target, UserSpec  # noqa: E402
+from ...services.ivschat.users import ViewerUser  # noqa: E402
+from ...services.tokens import TokenFetchFailed, TokenProvider  # noqa: E402
+from ..child_protocol import apply_config, emit, watched_processes  # noqa: E402
+from ..connect_phase import ConnectPhase, LoopStallProbe  # noqa: E402
+from ..counting_connection import reset  # noqa: E402
+from ..window_sampler import WindowSampler  # noqa: E402
 
 STALL_PERIOD_S = 0.01  # the runtime's HubStallProbe period
 
@@ -102,7 +106,7 @@ class HarnessReceivers:
     def __init__(self, config: dict) -> None:
         from locust.env import Environment
 
-        from ..runtime.chat_runtime import ChatRuntime
+        from ...runtime.chat_runtime import ChatRuntime
 
         self.concurrency = int(config.get("concurrency", 200))
         self.stamp = bool(config.get("stamp"))
@@ -154,9 +158,7 @@ class HarnessReceivers:
         for session in self.runtime.sessions.values():
             session.stopping = True
             if session.ws is not None:
-                # picows wraps the asyncio transport that holds the socket
-                transport = session.ws.transport
-                abort_transport(getattr(transport, "underlying_transport", transport))
+                reset(session.ws)
             if session._task is not None:
                 session._task.cancel()
 

@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..metrics.histograms import LatencyHistogram
-from .common import (
+from ...metrics.histograms import LatencyHistogram
+from ..common import (
     BenchError,
     BenchOptions,
     BenchResult,
@@ -42,10 +42,14 @@ from .common import (
     few_repeats_warnings,
     summarize,
 )
-from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
+from ..tables import cell, pct, si, table, two_places, warning_lines, with_verdict
 from .rig import (
     CLIENT_LABELS,
     CLIENTS,
+    EMULATOR_ARGS,
+    MAX_ROOM_RATE,
+    ON_ROOM,
+    SERVICE,
     SETTLE_S,
     ClientChild,
     StreamSender,
@@ -60,10 +64,10 @@ from .rig import (
     start_child,
     window_figures,
 )
-from .tables import cell, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "fidelity"
-SUMMARY = "delivery latency chatload reports against a bare client timing the same messages (low and 80 % load)"
+SUMMARY = ("delivery latency chatload reports against a bare client timing the same messages (low and 80 % load), "
+           f"{ON_ROOM}")
 
 TARGET_ADDED_P50_US = 200  # either way: |harness − bare| at p50
 BASELINE = "bare_picows"  # the rig's child that plays "bare" here (its results keep the key "bare")
@@ -181,7 +185,7 @@ async def measure_phase(room, phase: str, n_h: int, n_b: int, settings: dict, op
 
 def health_verdict(health: dict) -> dict:
     """What chatload's own health check (results.SATURATION) says about this window."""
-    from ..results.run_results import SATURATION
+    from ...results.run_results import SATURATION
 
     worst = {"loop_lag_max_us": health.get("loop_lag_max_us"), "hub_stall_max_us": health.get("hub_stall_max_us"),
              "cpu_percent": max(health.get("cpu_percent") or [0.0])}
@@ -246,7 +250,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
         high_load={"receivers_harness": n_h_high, "receivers_bare": n_b_high,
                    "offered_frames_per_s": (n_h_high + n_b_high) * high["rate"],
                    "share_of_capacity": (n_h_high + n_b_high) * high["rate"] / capacity["frames_per_s"]},
-        baseline=CLIENT_LABELS[BASELINE], target_added_p50_us_low_load=TARGET_ADDED_P50_US, verdict=verdict,
+        baseline=CLIENT_LABELS[BASELINE], target_added_p50_us_low_load=TARGET_ADDED_P50_US, service=SERVICE, verdict=verdict,
         summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), verdict == "PASS")
 
@@ -308,8 +312,8 @@ def render(document: dict) -> str:
     cap = document["capacity"]
     hl = document["high_load"]
     lines = [
-        "chatload bench fidelity — delivery latency (intended send → arrival) reported by chatload vs a bare "
-        f"websockets client timing the same messages; median [min–max] of {o['repeat']} repeat(s), µs",
+        f"chatload bench fidelity — {ON_ROOM}: delivery latency (intended send → arrival) reported by chatload "
+        f"vs a {document['baseline']} client timing the same messages; median [min–max] of {o['repeat']} repeat(s), µs",
         f"capacity probe: chatload alone received {cap['frames_per_s']:,.0f} frames/s "
         f"({cap['n']:,} receivers × {MAX_ROOM_RATE} msg/s offered; chatload at {pct(cap['cpu_share'])} of a core, "
         f"emulator at {pct(cap['server_cpu_share'])}, other processes {cell(summarize([cap['other_cores']]), two_places)} "

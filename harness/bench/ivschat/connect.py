@@ -33,7 +33,7 @@ import time
 
 import psutil
 
-from .common import (
+from ..common import (
     BenchOptions,
     BenchResult,
     Progress,
@@ -43,11 +43,20 @@ from .common import (
     runs_by,
     summarize,
 )
-from .rig import CLIENT_LABELS, emulator_room, harness_transport, quick_or, ratio_verdict, start_child
-from .tables import cell, table, two_places, warning_lines, with_verdict
+from ..tables import cell, table, two_places, warning_lines, with_verdict
+from .rig import (
+    CLIENT_LABELS,
+    ON_ROOM,
+    SERVICE,
+    emulator_room,
+    harness_transport,
+    quick_or,
+    ratio_verdict,
+    start_child,
+)
 
 NAME = "connect"
-SUMMARY = ("a connect ramp (--tls: wss://): connects/s, CPU per connect and the loop's longest stall, chatload "
+SUMMARY = (f"a connect ramp {ON_ROOM} (--tls: wss://): connects/s, CPU per connect and the loop's longest stall, chatload "
            "against bare picows; with --tls also what session resumption saves on reconnects")
 CLIENTS = ("harness", "bare_picows")
 DEFAULT_SIZES = (1000,)
@@ -94,7 +103,7 @@ class _Quiet:
 
 
 async def _connect_all(room, tokens: list[str], sessions: list, context, concurrency: int, transport: str) -> dict:
-    from ..net.transport import ConnectParams, connect
+    from ...net.transport import ConnectParams, connect
 
     server = psutil.Process(room.pid)
     opened: list = [None] * len(tokens)
@@ -117,7 +126,7 @@ async def _connect_all(room, tokens: list[str], sessions: list, context, concurr
 
 
 async def resumption(room, tokens: list[str], options: BenchOptions) -> dict:
-    from ..net.tls import build_context
+    from ...net.tls import build_context
 
     context = build_context(room.emulator.ca_file)  # a process's one context, as the runtime's
     n = len(tokens) // 2
@@ -170,7 +179,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
          "connect_concurrency": options.connect_concurrency, "harness_transport": harness_transport(options),
          "harness_locust_users": True},
         target_loop_stall_ms=TARGET_STALL_MS, target_cpu_ratio=TARGET_CPU_RATIO,
-        verdict="PASS" if passed else "SHORT", summary=summary, runs=runs, resumption=resumptions)
+        service=SERVICE, verdict="PASS" if passed else "SHORT", summary=summary, runs=runs, resumption=resumptions)
     return BenchResult(NAME, document, render(document), passed if tls else None)
 
 

@@ -1,7 +1,7 @@
 """The test rig the client-side benchmarks share: an emulator room, receiving child processes
 (chatload's or the bare baseline), an open-loop sender, and one measured stream.
 
-Receiving children (`harness_client`, `bare_client`, `bare_picows_client`) speak JSON lines:
+Receiving children (`chatload_client`, `bare_websockets_client`, `bare_picows_client`) speak JSON lines:
 
     parent → stdin   config {"endpoint", "room", "tokens", "concurrency", "connect_timeout",
                              "pids": {"server": pid}, "stamp": bool, "cpus": [...] | null,
@@ -25,20 +25,18 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import psutil
 
-from ..net.transport import DEFAULT_TRANSPORT
-from ..services.ivschat import codec as ivschat
-from ..services.ivschat.client import identity_attributes
-from .chattokens import create_chat_tokens
-from .common import (
+from ...net.transport import DEFAULT_TRANSPORT
+from ...services.ivschat import codec as ivschat
+from ...services.ivschat.client import identity_attributes
+from ..children import LoadClient
+from ..common import (
     UNRELIABLE_SPREAD,
     BenchError,
     BenchOptions,
@@ -47,15 +45,22 @@ from .common import (
     percentile,
     summarize,
 )
-from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE, LoadClient
+from ..counting_connection import Tally, open_counting
+from .chat_tokens import create_chat_tokens
 from .sender import OpenLoopSender, request_id
-from .wsclient import Tally, connect
 
+SERVICE = "ivschat"  # the registry's name for the service every benchmark here runs on (in each report)
+ON_ROOM = "on an IVS Chat emulator room"  # what each benchmark's help and report header say
+MAX_ROOM_RATE = 100  # CreateRoom's maximumMessageRatePerSecond ceiling, so the most the emulator accepts
+# The room limit stays at 100 msg/s, but as a token bucket: the default fixed window counts the
+# server's processing instants, so a server that fell a little behind and then catches up processes
+# a burst that straddles a second boundary and gets 429s the sender never caused.
+EMULATOR_ARGS = ("--rate-limit", "token-bucket")
 CLIENTS = ("harness", "bare")
 # "bare" is the bare websockets client, the baseline every benchmark has had; receive and memory add
 # the bare picows client beside it.
-CHILD_MODULES = {"harness": "harness.bench.harness_client", "bare": "harness.bench.bare_client",
-                 "bare_picows": "harness.bench.bare_picows_client"}
+CHILD_MODULES = {"harness": "harness.bench.ivschat.chatload_client", "bare": "harness.bench.ivschat.bare_websockets_client",
+                 "bare_picows": "harness.bench.ivschat.bare_picows_client"}
 CLIENT_LABELS = {"harness": "harness", "bare": "bare websockets", "bare_picows": "bare picows"}
 CONTENT = "hello from chatload bench"
 SENDER_ID = "benchsender"
@@ -86,11 +91,6 @@ class BenchRoom:
         return self.emulator.messaging_endpoint
 
     @property
-    def host_port(self) -> tuple[str, int]:
-        parts = urlsplit(self.endpoint)
-        return parts.hostname, parts.port
-
-    @property
     def pid(self) -> int:
         return self.emulator.pid
 
@@ -106,7 +106,7 @@ class BenchRoom:
 
     def ssl_context(self):
         """A client context trusting the emulator's own CA when it serves wss:// (`--tls`), else None."""
-        from ..net.tls import client_context
+        from ...net.tls import client_context
 
         return client_context(self.emulator.ca_file) if self.emulator.ca_file else None
 
@@ -124,7 +124,7 @@ class BenchRoom:
 def emulator_room(max_connections: int, name: str = "bench", rate: int = MAX_ROOM_RATE,
                   tls: bool = False) -> Iterator[BenchRoom]:
     """An IVS Chat emulator and one room; `tls`: wss:// and https:// with the run's own CA."""
-    from ..services.ivschat.emulator import EmulatorProcess
+    from ...services.ivschat.emulator import EmulatorProcess
 
     tls_args = ("--tls",) if tls else ()
     with EmulatorProcess(*EMULATOR_ARGS, *tls_args, "--max-connections", str(max_connections)) as emulator:
@@ -140,18 +140,14 @@ class ClientChild(LoadClient):
     """One receiving child process (one of `CHILD_MODULES`)."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__()
+        super().__init__(CHILD_MODULES[kind], line_limit=1 << 26)
         self.kind = kind
-        self.module = CHILD_MODULES[kind]
         self.count = 0  # connections open
         self.frames_seen = 0  # frames the child had received at the end of its last drain
         self.ready: dict = {}
 
     async def start(self, config: dict | None = None) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", self.module,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.log, limit=1 << 26,
-        )
+        await super().start()
         await self.send(config or {})
         self.ready = await self.wait_event("ready", timeout=60)
 
@@ -216,9 +212,8 @@ class StreamSender(OpenLoopSender):
         self.truncated_at: float | None = None
 
     async def open(self, room: BenchRoom) -> None:
-        host, port = room.host_port
-        self.client = await connect(host, port, Tally(), subprotocol=room.sender_token(), on_text=self.on_frame,
-                                    ssl_context=room.ssl_context())
+        self.client = await open_counting(room.endpoint, Tally(), token=room.sender_token(), on_text=self.on_frame,
+                                          ssl_context=room.ssl_context())
 
     def close(self) -> None:
         if self.client is not None:

@@ -11,7 +11,7 @@ is about the receive path, not the event loop. With `stamp` it also times each m
 careful bare client would: `time.time_ns()` as soon as `recv` hands the message over, minus the
 intended send time the sender put in `Attributes["cl.t"]`.
 
-Same stdin/stdout protocol as `harness_client` (see `rig.ClientChild`): a config line, then
+Same stdin/stdout protocol as `chatload_client` (see `rig.ClientChild`): a config line, then
 `connect`, `rss`, `window`, `reset`, `drain`, `close` commands, one JSON event line per answer.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import socket
-import struct
 import sys
 import time
 
@@ -30,10 +28,11 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ..net.tls import build_context
-from .child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
-from .connect_phase import ConnectPhase, LoopStallProbe
-from .loadclient import cpu_seconds, runqueue_wait_seconds
+from ...net.tls import build_context
+from ..child_protocol import apply_config, emit, open_stdin, run_on_uvloop, wait_for_frames, watched_processes
+from ..connect_phase import ConnectPhase, LoopStallProbe
+from ..counting_connection import abort_with_reset
+from ..window_sampler import WindowSampler
 
 LAG_TICK_S = 0.02
 
@@ -182,7 +181,7 @@ class WebsocketsReceivers(BareReceivers):
         return ws
 
     def abort(self, ws: ClientConnection) -> None:
-        abort_transport(ws.transport)
+        abort_with_reset(ws.transport)
 
     async def receive(self, ws: ClientConnection) -> None:
         try:
@@ -197,70 +196,6 @@ class WebsocketsReceivers(BareReceivers):
         except ConnectionClosed:
             pass
         self.connection_lost()
-
-
-def take_snapshot(frames: int, watched: dict[str, psutil.Process | None]) -> dict:
-    """Frames received and, at the same instant, the CPU time of this process and the watched ones."""
-    machine = psutil.cpu_times()
-    return {
-        "wall": time.time(),
-        "frames": frames,
-        "cpu": {who: cpu_seconds(p) for who, p in watched.items()},
-        "cpu_system": {who: cpu_seconds(p, system_only=True) for who, p in watched.items()},
-        "wait": {who: runqueue_wait_seconds(p.pid) if p else None for who, p in watched.items()},
-        # the whole machine, so the benchmark can tell how much other processes took meanwhile
-        "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-        "machine_total": sum(machine),
-    }
-
-
-class WindowSampler:
-    """Takes a window's two snapshots from a thread of its own, at the exact wall-clock instants.
-
-    Not from the event loop: under a backlog one loop iteration reads every ready socket, which can
-    take seconds, so a loop timer can fire seconds late (both of a window's timers in one iteration,
-    in the worst case). `count` must be safe to call from another thread (a monotonic int read).
-    """
-
-    def __init__(self, count, watched: dict, *, start_thread=None, sleep=None) -> None:
-        import _thread
-
-        self.count = count
-        self.watched = watched
-        self.start_thread = start_thread or _thread.start_new_thread
-        self.sleep = sleep or time.sleep
-        self.snapshots: dict[str, dict] = {}
-        self.window: tuple[float, float] | None = None
-
-    def schedule(self, start: float, end: float) -> None:
-        snapshots: dict[str, dict] = {}
-        self.snapshots, self.window = snapshots, (start, end)
-
-        def run() -> None:
-            for name, at in (("start", start), ("end", end)):
-                delay = at - time.time()
-                if delay > 0:
-                    self.sleep(delay)
-                snapshots[name] = take_snapshot(self.count(), self.watched)
-
-        self.start_thread(run, ())
-
-    @property
-    def pending(self) -> bool:
-        return self.window is not None and "end" not in self.snapshots
-
-
-def abort_transport(transport) -> None:
-    """End at once with a TCP reset, so no TIME_WAIT sockets pile up between benchmark runs."""
-    if transport is None or transport.is_closing():
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    transport.abort()
 
 
 async def main_async(kind: type[BareReceivers] = WebsocketsReceivers) -> int:

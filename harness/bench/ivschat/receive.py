@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .common import (
+from ..common import (
     BenchError,
     BenchOptions,
     BenchResult,
@@ -42,10 +42,14 @@ from .common import (
     summarize,
     summarize_metrics,
 )
-from .emulator_fanout import EMULATOR_ARGS, MAX_ROOM_RATE
+from ..tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 from .rig import (
     CLIENT_LABELS,
+    EMULATOR_ARGS,
+    MAX_ROOM_RATE,
+    ON_ROOM,
     SATURATED,
+    SERVICE,
     SETTLE_S,
     StreamSender,
     accounting,
@@ -61,10 +65,10 @@ from .rig import (
     start_child,
     window_figures,
 )
-from .tables import CPU_NOTE, cell, frames_line, pct, si, table, two_places, warning_lines, with_verdict
 
 NAME = "receive"
-SUMMARY = "chatload's receive-path CPU per frame against bare picows and websockets clients (same emulator stream)"
+SUMMARY = ("chatload's receive-path CPU per frame against bare picows and websockets clients, same stream, "
+           f"{ON_ROOM}")
 CLIENTS = ("harness", "bare_picows", "bare")
 BASELINES = ("bare_picows", "bare")  # the first one carries the verdict
 
@@ -191,7 +195,7 @@ def run(options: BenchOptions, progress: Progress) -> BenchResult:
          "tls": bool(options.extra.get("tls")),
          "connect_concurrency": options.connect_concurrency, "drain_timeout": options.drain_timeout,
          "cpu_measured": "the receiving process only: psutil user + system, all its threads"},
-        target_ratio=target_ratio(bool(options.extra.get("tls"))), verdict="PASS" if passed else "SHORT",
+        target_ratio=target_ratio(bool(options.extra.get("tls"))), service=SERVICE, verdict="PASS" if passed else "SHORT",
         summary=summary, runs=runs)
     return BenchResult(NAME, document, render(document), passed)
 
@@ -239,7 +243,7 @@ def label(kind: str, options: dict) -> str:
 def render(document: dict) -> str:
     o = document["options"]
     lines = [
-        f"chatload bench receive{' over TLS (wss://)' if o.get('tls') else ''} — one room at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
+        f"chatload bench receive{' over TLS (wss://)' if o.get('tls') else ''} — {ON_ROOM} at {o['rate']:g} msg/s, {o['seconds']:g} s window after "
         f"{o['warmup']:g} s warm-up; CPU of the receiving process only; median [min–max] of {o['repeat']} repeat(s)",
         CPU_NOTE,
         "",
