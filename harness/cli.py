@@ -25,7 +25,7 @@ SUBCOMMANDS = [
     ("trace", "harness.trace.cli", ("add_arguments", "run"),
      "traces of real traffic: import service logs, summarise a trace's shape, scale it", "DESCRIPTION"),
     ("bench", "harness.bench.cli", ("add_arguments", "run"),
-     "measure chatload's and the emulator's speed against baselines", "DESCRIPTION"),
+     "measure chatload's and the emulator's speed against baselines, on an IVS Chat emulator room", "DESCRIPTION"),
 ]
 # Passed through to a program with its own command line (listed in `chatload --help`).
 PASSTHROUGH = [("locust", "Locust itself, with the --chat-* options in its --help: chatload locust -f "
