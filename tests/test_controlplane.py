@@ -3,7 +3,7 @@
 Round trips, validation and not-found cases run against the shared emulator child process (the
 `ivschat` and `room` fixtures of conftest.py). Tests that look inside — what the data plane was asked
 to do, the metrics, throttling, the log output — run the control-plane routes in this process on a
-real `ChatState` with a recording data plane (`local`).
+real `IvsChatRooms` with a recording data plane (`local`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aiohttp import web
 from botocore.config import Config
 
 from harness.services.ivschat.emulator.controlplane import INPUTS, add_control_plane_routes
-from harness.services.ivschat.emulator.state import ChatState
+from harness.services.ivschat.emulator.state import IvsChatRooms
 from harness.services.ivschat.emulator.throttle import DEFAULT_TPS, OperationThrottle
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:review"
@@ -83,7 +83,7 @@ class RecordingMetrics:
 class LocalEmulator:
     """What `add_control_plane_routes` needs from an emulator, plus where it listens."""
 
-    state: ChatState = field(default_factory=ChatState)
+    state: IvsChatRooms = field(default_factory=IvsChatRooms)
     throttle: OperationThrottle | None = None
     metrics: RecordingMetrics = field(default_factory=RecordingMetrics)
     dataplane: RecordingDataPlane = field(default_factory=RecordingDataPlane)

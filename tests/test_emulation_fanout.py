@@ -67,9 +67,9 @@ def test_ivschat_drops_slow_consumers_also_with_a_delivery_cost():
     from harness.services.ivschat.emulator.dataplane import DataPlane
     from harness.services.ivschat.emulator.metrics import Metrics
     from harness.services.ivschat.emulator.review import ReviewHandlers
-    from harness.services.ivschat.emulator.state import ChatState
+    from harness.services.ivschat.emulator.state import IvsChatRooms
 
-    rooms = ChatState()
+    rooms = IvsChatRooms()
     plane = DataPlane(rooms, Metrics(), ReviewHandlers())
     plane.delivery_cost_s = 1e-6
     runtime = plane.runtime(rooms.create_room())

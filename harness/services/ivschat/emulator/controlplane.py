@@ -48,7 +48,7 @@ from aiohttp import web
 
 from ....emulation.request_body import Refused, header_text, read_json_object
 from .ids import random_id
-from .state import DEFAULT_SESSION_MINUTES, ChatState, Room, iso8601
+from .state import DEFAULT_SESSION_MINUTES, IvsChatRooms, Room, iso8601
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class ControlPlane:
 
     def __init__(self, emulator: Any) -> None:
         self.emulator = emulator
-        self.state: ChatState = emulator.state
+        self.state: IvsChatRooms = emulator.state
         self.operations: dict[str, Callable[[dict], Result]] = {
             "CreateRoom": self.create_room,
             "GetRoom": self.get_room,

@@ -29,7 +29,7 @@ from .ids import FrameIdGenerator
 from .limits import make_limiter
 from .metrics import Metrics, RoomCounters
 from .review import ReviewHandlers
-from .state import ChatState, Room, TokenGrant, TokenRejected
+from .state import IvsChatRooms, Room, TokenGrant, TokenRejected
 
 FRAME_LIMIT = 10 * 1024  # bytes; larger frames get ERROR 413 (emulator choice)
 HARD_FRAME_LIMIT = 1024 * 1024  # websockets closes with 1009 above this: protects the emulator itself
@@ -100,7 +100,7 @@ class ChatConnection(EndReportingConnection):
 class DataPlane(WebSocketPlane, LineFaults):
     def __init__(
         self,
-        state: ChatState,
+        state: IvsChatRooms,
         metrics: Metrics,
         review: ReviewHandlers,
         *,

@@ -17,7 +17,7 @@ from .dataplane import DataPlane
 from .limits import ALGORITHMS, make_limiter
 from .metrics import Metrics
 from .review import ReviewHandlers
-from .state import DEFAULT_TOKEN_MINUTES, ChatState, Room
+from .state import DEFAULT_TOKEN_MINUTES, IvsChatRooms, Room
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Emulator(TwoPortEmulator):
     ) -> None:
         self.host = host
         self.control_port = control_port
-        self.state = ChatState(region, account_id, token_minutes)
+        self.state = IvsChatRooms(region, account_id, token_minutes)
         self.metrics = Metrics()
         self.review = ReviewHandlers()
         self.dataplane = DataPlane(
