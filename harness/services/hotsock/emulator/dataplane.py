@@ -43,7 +43,7 @@ from ..codec import FrameError, Member, Meta
 from .auth import TokenInvalid, Verifier
 from .channels import Channel, Connection, HotsockServerConnection, RosterEntry, Subscription, member_size
 from .metrics import ChannelCounters, Metrics
-from .timers import ConnectionTimers, Timings
+from .timers import UNSCALED, ConnectionTimers, Timings
 
 log = logging.getLogger(__name__)
 # websockets logs the request line (token included) at DEBUG: its logger here never goes below INFO.
@@ -61,7 +61,7 @@ def rfc3339(seconds: float) -> str:
 
 class DataPlane(WebSocketPlane, LineFaults, ConnectionTimers):
     def __init__(self, verifier: Verifier, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
-                 timings: Timings = Timings(), presence_capacity_bytes: int = PRESENCE_CAPACITY_BYTES) -> None:
+                 timings: Timings = UNSCALED, presence_capacity_bytes: int = PRESENCE_CAPACITY_BYTES) -> None:
         self.verifier = verifier
         self.metrics = metrics
         self.host = host

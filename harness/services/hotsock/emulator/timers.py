@@ -33,24 +33,17 @@ class Timings:
         if not self.scale > 0:
             raise ValueError("the time scale must be positive")
 
-    @property
-    def max_connection_s(self) -> float:
-        return 7200 * self.scale
-
-    @property
-    def idle_s(self) -> float:
-        return 600 * self.scale
-
-    @property
-    def keep_alive_s(self) -> float:
-        return 570 * self.scale
-
-    @property
-    def deduplication_s(self) -> float:
-        return 300 * self.scale
+    # The service's durations in seconds, times the scale.
+    max_connection_s = property(lambda self: 7200 * self.scale)
+    idle_s = property(lambda self: 600 * self.scale)
+    keep_alive_s = property(lambda self: 570 * self.scale)
+    deduplication_s = property(lambda self: 300 * self.scale)
 
     def heartbeat_s(self, claim_s: int) -> float:
         return claim_s * self.scale
+
+
+UNSCALED = Timings()  # the service's own durations
 
 
 class ConnectionTimers:
