@@ -24,9 +24,10 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
+from harness.emulation.throttle import OperationThrottle
 from harness.services.ivschat.emulator.controlplane import INPUTS, add_control_plane_routes
+from harness.services.ivschat.emulator.quotas import DEFAULT_TPS
 from harness.services.ivschat.emulator.state import IvsChatRooms
-from harness.services.ivschat.emulator.throttle import DEFAULT_TPS, OperationThrottle
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:review"
 _names = itertools.count()
@@ -548,7 +549,7 @@ def test_requests_signed_for_another_region_are_refused(local):
 
 
 def test_throttling_raises_the_modelled_exception(local):
-    local.throttle = OperationThrottle()  # the published quotas: room operations 5 TPS
+    local.throttle = OperationThrottle(DEFAULT_TPS)  # the published quotas: room operations 5 TPS
     client = local.client(retries={"total_max_attempts": 1})  # botocore would retry a 429
     room = client.create_room()  # 1 of CreateRoom's 5: GetRoom has a bucket of its own
     for _ in range(5):
@@ -601,7 +602,7 @@ def test_tokens_never_reach_the_logs(local, caplog):
 
 
 def test_throttle_defaults_are_the_published_quotas():
-    throttle = OperationThrottle()
+    throttle = OperationThrottle(DEFAULT_TPS)
     assert throttle.limit("CreateChatToken") == 200
     assert {throttle.limit(op) for op in ("SendEvent", "DeleteMessage", "DisconnectUser")} == {100}
     assert {throttle.limit(op) for op in ("CreateRoom", "GetRoom", "UpdateRoom", "DeleteRoom", "ListRooms")} == {5}

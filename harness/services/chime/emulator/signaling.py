@@ -36,9 +36,10 @@ from ....emulation.fanout import write_to_all
 from ....emulation.faults import LineFaults
 from ....emulation.frames import binary_frame, write_framed
 from ....emulation.memory import Recent
+from ....emulation.throttle import Rate, TokenBucket
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane, offered_subprotocols
 from .. import codec
-from .limits import DATA_HARD, DATA_SOFT, Rate, ReplayBuffer, TokenBucket
+from .limits import DATA_HARD, DATA_SOFT, ReplayBuffer
 from .metrics import MeetingCounters, Metrics
 from .state import PLACEHOLDER_HOST, Attendee, Meeting, MeetingState
 

@@ -47,10 +47,11 @@ class Emulator(TwoPortEmulator):
             max_connections=max_connections, ping_interval=ping_interval,
         )
         if throttle:
-            from .throttle import DEFAULT_TPS, OperationThrottle
+            from ....emulation.throttle import OperationThrottle
+            from .quotas import DEFAULT_TPS
 
             # True: the service's quotas; a dict: those quotas with some operations' TPS replaced.
-            self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else None)
+            self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else DEFAULT_TPS)
         else:
             self.throttle = None
 
