@@ -122,3 +122,4 @@ def test_chime_leaves_a_slow_receiver_out_of_the_meeting_until_it_comes_back():
     assert behind.transport.aborted and not behind.joined
     assert (runtime.counters.frames_delivered, runtime.counters.slow_consumers_dropped) == (1, 1)
     assert runtime.limits["a-slow"].seen_until_ns < 42 == runtime.last_fanned_ns
+
