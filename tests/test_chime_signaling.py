@@ -15,9 +15,10 @@ import uvloop
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from harness.emulation.throttle import Rate, TokenBucket
 from harness.services.chime import codec
 from harness.services.chime.emulator import EmulatorProcess
-from harness.services.chime.emulator.limits import Rate, ReplayBuffer, TokenBucket
+from harness.services.chime.emulator.limits import ReplayBuffer
 
 from .chime import (
     assert_next_is_sentinel,

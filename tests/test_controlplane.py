@@ -3,7 +3,7 @@
 Round trips, validation and not-found cases run against the shared emulator child process (the
 `ivschat` and `room` fixtures of conftest.py). Tests that look inside — what the data plane was asked
 to do, the metrics, throttling, the log output — run the control-plane routes in this process on a
-real `ChatState` with a recording data plane (`local`).
+real `IvsChatRooms` with a recording data plane (`local`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
+from harness.emulation.throttle import OperationThrottle
 from harness.services.ivschat.emulator.controlplane import INPUTS, add_control_plane_routes
-from harness.services.ivschat.emulator.state import ChatState
-from harness.services.ivschat.emulator.throttle import DEFAULT_TPS, OperationThrottle
+from harness.services.ivschat.emulator.quotas import DEFAULT_TPS
+from harness.services.ivschat.emulator.state import IvsChatRooms
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:review"
 _names = itertools.count()
@@ -83,7 +84,7 @@ class RecordingMetrics:
 class LocalEmulator:
     """What `add_control_plane_routes` needs from an emulator, plus where it listens."""
 
-    state: ChatState = field(default_factory=ChatState)
+    state: IvsChatRooms = field(default_factory=IvsChatRooms)
     throttle: OperationThrottle | None = None
     metrics: RecordingMetrics = field(default_factory=RecordingMetrics)
     dataplane: RecordingDataPlane = field(default_factory=RecordingDataPlane)
@@ -548,7 +549,7 @@ def test_requests_signed_for_another_region_are_refused(local):
 
 
 def test_throttling_raises_the_modelled_exception(local):
-    local.throttle = OperationThrottle()  # the published quotas: room operations 5 TPS
+    local.throttle = OperationThrottle(DEFAULT_TPS)  # the published quotas: room operations 5 TPS
     client = local.client(retries={"total_max_attempts": 1})  # botocore would retry a 429
     room = client.create_room()  # 1 of CreateRoom's 5: GetRoom has a bucket of its own
     for _ in range(5):
@@ -601,7 +602,7 @@ def test_tokens_never_reach_the_logs(local, caplog):
 
 
 def test_throttle_defaults_are_the_published_quotas():
-    throttle = OperationThrottle()
+    throttle = OperationThrottle(DEFAULT_TPS)
     assert throttle.limit("CreateChatToken") == 200
     assert {throttle.limit(op) for op in ("SendEvent", "DeleteMessage", "DisconnectUser")} == {100}
     assert {throttle.limit(op) for op in ("CreateRoom", "GetRoom", "UpdateRoom", "DeleteRoom", "ListRooms")} == {5}

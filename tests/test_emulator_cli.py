@@ -81,3 +81,13 @@ def test_emulator_child_never_outlives_its_parent(tmp_path):
             break
         assert time.monotonic() < deadline, f"emulator {child} outlived its parent"
         time.sleep(0.05)
+
+
+def test_the_shared_launcher_prefers_no_service():
+    """Only the command line has a default service (the README's `chatload emulator`); code names one."""
+    from harness.emulation.process import EmulatorProcess as SharedEmulatorProcess
+
+    with pytest.raises(TypeError, match="needs a service"):
+        SharedEmulatorProcess()
+    assert SharedEmulatorProcess(service="toy").service == "toy"  # not started: nothing runs
+    assert EmulatorProcess().service == "ivschat"  # a service's own launcher names its service

@@ -172,7 +172,7 @@ def test_ivschat_soak_under_room_token_and_connection_churn(low_floors):
         figures = soak(running, cycle, lambda: {"rooms": len(state.rooms), "runtimes": len(plane.rooms),
                                                 "tags": len(state.tags), "tokens": state.token_bookkeeping()},
                        {"rooms": 0, "runtimes": 0, "tags": 0, "tokens": Lived(3, LIFETIME_S)},  # a leak: 3 × 120
-                       sweep=state.prune_tokens)
+                       sweep=lambda: [table.sweep() for table in (state._tokens, state._used_tokens)])
     print("ivschat soak:", figures)
 
 

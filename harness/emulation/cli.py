@@ -52,6 +52,9 @@ def _emulator_options(service: str):
 
 def add_arguments(parser: argparse.ArgumentParser, service: str | None = None) -> None:
     with_emulators = emulated_services()
+    # The one default service is the command line's, for backward compatibility: the README documents
+    # `chatload emulator` without --service (the registry's default, IVS Chat). Code that starts an
+    # emulator names its service (`EmulatorProcess(service=…)`).
     parser.add_argument("--service", choices=with_emulators, default=registry.DEFAULT,
                         help=f"which service to emulate (default %(default)s; one of {', '.join(with_emulators)})")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind both planes to (default %(default)s)")

@@ -9,7 +9,8 @@ A data plane whose rooms deliver through `DeliveryLine`s mixes in `LineFaults` a
     start(), stop()             listen, and stop listening while dropping every connection
 
 and gets `select`, `drop`, `set_delay`, `pause`, `resume` and `restart` that behave the same for
-every service. What "expire" means stays the service's own. `close_soon` closes a member's
+every service. A service whose connections sit in several rooms at once (Hotsock's channels)
+overrides `room_members(room_id)`, which otherwise reads each member's `room_id`. What "expire" means stays the service's own. `close_soon` closes a member's
 WebSocket from synchronous code without losing the task (a `close_member` can use it).
 """
 
@@ -38,8 +39,12 @@ class LineFaults:
                connection_ids: Iterable[int] | None = None, fraction: float | None = None,
                seed: int | None = None) -> list:
         """Members matching every filter given; `fraction` then samples that many (rounded)."""
-        return select_members(self.all_members(), room_id=room_id, user_ids=user_ids,
-                              connection_ids=connection_ids, fraction=fraction, seed=seed)
+        members = self.all_members() if room_id is None else self.room_members(room_id)
+        return select_members(members, user_ids=user_ids, connection_ids=connection_ids, fraction=fraction,
+                              seed=seed)
+
+    def room_members(self, room_id: str) -> list:
+        return [m for m in self.all_members() if m.room_id == room_id]
 
     def drop(self, members: list, *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
         """Abrupt: the TCP connection is aborted with no close frame (clients see 1006). Clean: a close frame."""

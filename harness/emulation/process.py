@@ -18,11 +18,14 @@ class EmulatorStartError(ChildStartError):
 
 class EmulatorProcess(JsonChildProcess):
     error = EmulatorStartError
-    service = "ivschat"  # subclasses name theirs
+    service = ""  # a service's own subclass names it; otherwise the caller must (no service is the default here)
 
     def __init__(self, *extra_args: str, host: str = "127.0.0.1", startup_timeout: float = 20.0,
                  service: str | None = None) -> None:
         self.service = service or self.service
+        if not self.service:
+            raise TypeError("EmulatorProcess needs a service: EmulatorProcess(service=NAME), or a service's own "
+                            "EmulatorProcess (harness.services.NAME.emulator)")
         super().__init__("harness.emulation", "--service", self.service, "--json", "--host", host, "--port", "0",
                          "--control-port", "0", *extra_args, startup_timeout=startup_timeout,
                          name=f"{self.service} emulator")

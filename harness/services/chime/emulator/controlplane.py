@@ -10,9 +10,10 @@ members), so boto3 raises BadRequestException, NotFoundException, LimitExceededE
 ThrottlingException, … with those members in `response`.
 
 botocore checks only required members and minimum lengths before sending, so the server checks the
-whole input model (types, lengths, ranges, enums, patterns), with the IVS Chat emulator's model
-checker. Unknown members are ignored. Messages never repeat a sensitive value (ExternalUserId,
-ExternalMeetingId and ClientRequestToken are `sensitive` in the model; join tokens are secrets).
+whole input model (types, lengths, ranges, enums, patterns) with the checker every AWS-shaped
+emulator shares (`harness.emulation.aws_json`). Unknown members are ignored. Messages never repeat
+a sensitive value (ExternalUserId, ExternalMeetingId and ClientRequestToken are `sensitive` in the
+model; join tokens are secrets).
 
 Emulator choices (unpublished behaviour):
 - The body's `Code` is the shape name without "Exception" (`BadRequest`, `NotFound`, `Throttling`,
@@ -46,8 +47,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ....emulation.aws_json import check, integer, list_of, string, structure
 from ....emulation.request_body import Refused, read_json_object
-from ...ivschat.emulator.controlplane import check, integer, list_of, string, structure
 from .state import MAX_ATTENDEES, Attendee, CapacityExceeded, Meeting, MeetingState
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ class ControlPlane:
     def _check_quota(self, operation: str) -> None:
         throttle = self.emulator.throttle
         if throttle is not None and not throttle.allow(operation, time.monotonic()):
-            rate = throttle.rate
+            rate = throttle.rate(operation)
             raise ApiError("ThrottlingException",
                            f"Rate exceeded for {operation} ({rate.per_second:g} requests per second, burst {rate.burst:g})")
 

@@ -3,7 +3,8 @@
 Chime publishes its limits as "rate, burst" pairs: the control-plane API (10/s, burst 20) and data
 messages per attendee (soft 100/s, burst 200; hard 500/s, burst 10000). Both are read as token
 buckets that hold `burst` tokens and refill at `rate` per second (emulator choice: the algorithm
-is unpublished; a token bucket is what "rate with burst" usually names).
+is unpublished; a token bucket is what "rate with burst" usually names): `Rate` and `TokenBucket`
+are the ones every emulator shares (`harness.emulation.throttle`).
 """
 
 from __future__ import annotations
@@ -11,55 +12,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Rate:
-    per_second: float
-    burst: float
-
-    def __post_init__(self) -> None:
-        if self.per_second <= 0 or self.burst < 1:
-            raise ValueError(f"a rate needs per_second > 0 and burst >= 1, not {self.per_second}/{self.burst}")
-
+from ....emulation.throttle import Rate
 
 API_RATE = Rate(10, 20)  # per control-plane operation
 DATA_SOFT = Rate(100, 200)  # per attendee: beyond it, messages come back throttled
 DATA_HARD = Rate(500, 10_000)  # per attendee: beyond it, the connection is closed
-
-
-class TokenBucket:
-    __slots__ = ("rate", "tokens", "updated")
-
-    def __init__(self, rate: Rate) -> None:
-        self.rate = rate
-        self.tokens = float(rate.burst)  # start full: the first burst passes
-        self.updated: float | None = None
-
-    def allow(self, now: float) -> bool:
-        """Take one token; False when none is left. `now` is monotonic seconds (a step back refills nothing)."""
-        if self.updated is None:
-            self.updated = now
-        elif now > self.updated:
-            self.tokens = min(self.rate.burst, self.tokens + (now - self.updated) * self.rate.per_second)
-            self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class OperationThrottle:
-    """One bucket per control-plane operation, created on first use."""
-
-    def __init__(self, rate: Rate = API_RATE) -> None:
-        self.rate = rate
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def allow(self, operation: str, now: float) -> bool:
-        bucket = self._buckets.get(operation)
-        if bucket is None:
-            bucket = self._buckets[operation] = TokenBucket(self.rate)
-        return bucket.allow(now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ....emulation.cli import EmulatorOptionError
-from .limits import API_RATE, DATA_HARD, DATA_SOFT, Rate
+from ....emulation.throttle import Rate
+from .limits import API_RATE, DATA_HARD, DATA_SOFT
 from .server import ChimeEmulator
 from .state import MAX_ACTIVE_MEETINGS
 

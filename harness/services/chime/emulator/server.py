@@ -13,8 +13,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from ....emulation.admin import json_response
+from ....emulation.throttle import OperationThrottle, Rate
 from ....emulation.two_ports import TwoPortEmulator
-from .limits import API_RATE, DATA_HARD, DATA_SOFT, OperationThrottle, Rate
+from .limits import API_RATE, DATA_HARD, DATA_SOFT
 from .metrics import Metrics
 from .signaling import SignalingPlane
 from .state import MAX_ACTIVE_MEETINGS, Meeting, MeetingState
@@ -47,7 +48,7 @@ class ChimeEmulator(TwoPortEmulator):
         )
         self.dataplane = self.signaling  # what the shared fault routes call it
         # True: the published quota (10/s, burst 20 per operation); a Rate: that one instead.
-        self.throttle = OperationThrottle(throttle if isinstance(throttle, Rate) else API_RATE) if throttle else None
+        self.throttle = OperationThrottle(every=throttle if isinstance(throttle, Rate) else API_RATE) if throttle else None
 
     def add_routes(self, app: web.Application) -> None:
         from .controlplane import add_control_plane_routes
@@ -63,7 +64,7 @@ class ChimeEmulator(TwoPortEmulator):
             "hard_limit": [signaling.hard_limit.per_second, signaling.hard_limit.burst],
             "replay_messages": signaling.replay_messages,
             "replay_seconds": signaling.replay_seconds,
-            "api_limit": [self.throttle.rate.per_second, self.throttle.rate.burst] if self.throttle else None,
+            "api_limit": [self.throttle.every.per_second, self.throttle.every.burst] if self.throttle else None,
         }
 
     async def _settings_route(self, request: web.Request) -> web.Response:

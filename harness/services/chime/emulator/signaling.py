@@ -8,7 +8,7 @@ echoing the marker keeps the token out of response headers).
 
 Fan-out is the hot path, as in every emulator: an accepted message is serialised once, framed once
 (unmasked, no compression; `harness.emulation.frames`) and written straight to each receiver's
-transport. It goes
+transport by the shared fan-out (`harness.emulation.fanout`, which also drops slow consumers). It goes
 through the meeting's `DeliveryLine` (shared fault behaviour: delay, jitter, pause) as an
 `Outgoing` record, which the line passes through untouched.
 
@@ -21,7 +21,6 @@ join token rejected, 4429 hard rate limit, 4401 session expired (fault injection
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -33,20 +32,19 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ....emulation.delivery import DeliveryLine
+from ....emulation.fanout import write_to_all
 from ....emulation.faults import LineFaults
-from ....emulation.frames import OPEN, binary_frame, write_framed
+from ....emulation.frames import binary_frame, write_framed
 from ....emulation.memory import Recent
+from ....emulation.throttle import Rate, TokenBucket
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane, offered_subprotocols
 from .. import codec
-from .limits import DATA_HARD, DATA_SOFT, Rate, ReplayBuffer, TokenBucket
+from .limits import DATA_HARD, DATA_SOFT, ReplayBuffer
 from .metrics import MeetingCounters, Metrics
 from .state import PLACEHOLDER_HOST, Attendee, Meeting, MeetingState
 
-log = logging.getLogger(__name__)
-
 PATH_PREFIX = "/control/"
 HARD_FRAME_LIMIT = 1024 * 1024  # websockets closes with 1009 above this: protects the emulator itself
-SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a receiver is aborted
 TURN_TTL_S = 300
 # Server-only frames a client has no business sending: answered with ERROR 400, connection kept.
 SERVER_ONLY = (codec.JoinAck, codec.Index, codec.LeaveAck, codec.AudioStatus, codec.ErrorFrame)
@@ -378,36 +376,14 @@ class SignalingPlane(WebSocketPlane, LineFaults):
         self.close_soon(member, code, reason)
 
     def _fanout(self, runtime: MeetingRuntime, out: Outgoing) -> None:
-        cost, clock = self.delivery_cost_s, time.perf_counter
-        delivered = 0
-        slow = gone = None
-        for member in runtime.members.values():
-            if not member.joined or member.attendee_id == out.sender_attendee_id:
-                continue
-            transport = member.transport
-            if member.connection.protocol.state is not OPEN or transport.is_closing():
-                gone = gone or []
-                gone.append(member)
-                continue
-            if transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
-                slow = slow or []
-                slow.append(member)
-                continue
-            if cost:
-                until = clock() + cost
-                while clock() < until:  # burn CPU, as a slower server would
-                    pass
-            transport.write(out.frame)
-            delivered += 1
-        runtime.counters.frames_delivered += delivered
+        sender = out.sender_attendee_id
+        missed = write_to_all(out.frame, [m for m in runtime.members.values() if m.joined and m.attendee_id != sender],
+                              runtime.counters, cost_s=self.delivery_cost_s, kind="meeting",
+                              room_id=runtime.meeting.meeting_id)
         # Closing and aborted connections leave before this message counts as seen: a comeback replays it.
-        for member in (gone or []) + (slow or []):
+        for member in missed or ():
             self._leave(runtime, member)
         runtime.last_fanned_ns = max(runtime.last_fanned_ns, out.ingest_ns)
-        for member in slow or ():
-            runtime.counters.slow_consumers_dropped += 1
-            log.warning("aborting slow consumer %s in meeting %s", member.id, runtime.meeting.meeting_id)
-            member.transport.abort()
 
     # -- what the control plane tells us ----------------------------------------------------------
 

@@ -6,20 +6,12 @@ happens: no connection, no state, no frame). A good one gets `hotsock.connected`
 and every permission failure, is answered with one `hotsock.error` frame and the connection stays
 open — the service answers errors with frames, not closes.
 
-A channel is this emulator's "room": it has one `DeliveryLine` (shared with every emulator, so
-injected delay, jitter and pauses behave the same), a ULID generator (ids monotonic per channel),
-and for `presence.*` channels a roster of uids. The line carries `(frame, skip)` pairs: the frame
-is written once-framed to every subscriber but the connection `skip` (a sender without `echo`, or
-the member whose arrival a `hotsock.memberAdded` announces). `hotsock.subscribed`, errors and
-pongs go straight to their one connection, outside the line.
-
-Timers, all multiplied by `Timings.scale` so tests can use seconds (spec §1.1, §1.7):
-- 2 hours after the upgrade the connection is closed 1001 "Going away" (`connectionExpiresAt`).
-- 10 minutes without a data frame in either direction: closed 1001 "Going away" (API Gateway's
-  idle timeout; WebSocket pings do not count — emulator choice, and the emulator sends none).
-- `keepAlive: true`: `hotsock.keepAlive` every 9.5 minutes (which also keeps the connection busy).
-- `heartbeatTimeout: N`: no `hotsock.heartbeat` for N seconds → closed 1001 "Going away" (the code
-  and reason are an emulator choice; other frames do not count as heartbeats).
+A channel is this emulator's "room" (`channels.py`). Its delivery line carries `(frame, skip)`
+pairs: the frame is written once-framed to every subscriber but the connection `skip` (a sender
+without `echo`, or the member whose arrival a `hotsock.memberAdded` announces) by the fan-out every
+emulator shares (`harness.emulation.fanout`). `hotsock.subscribed`, errors and pongs go straight to
+their one connection, outside the line. The service's long timers (maximum duration, idle,
+keep-alive, heartbeat) are `timers.py`; the fault routes are the shared `LineFaults`.
 
 Channel aliases (the `alias` claim): a client may subscribe, unsubscribe and publish under a name its
 token gives a channel; everything else happens on the real channel, which is what every frame names
@@ -33,30 +25,25 @@ names the channel as the client sent it (emulator choice: hotsock-js marks that 
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
-import secrets
-import string
 import time
 from collections import deque
-from dataclasses import dataclass
-from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ....emulation.delivery import DeliveryLine, select_members
-from ....emulation.frames import OPEN, text_frame
-from ....emulation.untrusted import close_reason
-from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
+from ....emulation.delivery import DeliveryLine
+from ....emulation.fanout import write_to_all
+from ....emulation.faults import LineFaults
+from ....emulation.frames import text_frame
+from ....emulation.websocket_plane import WebSocketPlane
 from .. import codec
-from ..claims import ChannelGrant, Claims
+from ..claims import Claims
 from ..codec import FrameError, Member, Meta
-from ..ulid import MonotonicUlid
 from .auth import TokenInvalid, Verifier
+from .channels import Channel, Connection, HotsockServerConnection, RosterEntry, Subscription, member_size
 from .metrics import ChannelCounters, Metrics
+from .timers import UNSCALED, ConnectionTimers, Timings
 
 log = logging.getLogger(__name__)
 # websockets logs the request line (token included) at DEBUG: its logger here never goes below INFO.
@@ -64,137 +51,17 @@ handshake_log = logging.getLogger(__name__ + ".websockets")
 handshake_log.setLevel(logging.INFO)
 
 MESSAGE_LIMIT = 128 * 1024  # API Gateway's WebSocket message limit: websockets closes 1009 above it
-SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a subscriber is aborted
-GOING_AWAY = 1001
 PRESENCE_CAPACITY_BYTES = 100_000  # "100KB" of member payloads per presence channel
-SECRET_ALPHABET = string.ascii_letters + string.digits
 CHANNELS_FLOOR = 1024  # channels below which idle ones are never swept
-
-
-@dataclass(frozen=True)
-class Timings:
-    """The service's long timers, scaled: `scale=0.001` makes the 2-hour maximum last 7.2 s."""
-
-    scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.scale > 0:
-            raise ValueError("the time scale must be positive")
-
-    @property
-    def max_connection_s(self) -> float:
-        return 7200 * self.scale
-
-    @property
-    def idle_s(self) -> float:
-        return 600 * self.scale
-
-    @property
-    def keep_alive_s(self) -> float:
-        return 570 * self.scale
-
-    @property
-    def deduplication_s(self) -> float:
-        return 300 * self.scale
-
-    def heartbeat_s(self, claim_s: int) -> float:
-        return claim_s * self.scale
 
 
 def rfc3339(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-class Subscription:
-    __slots__ = ("grant", "meta", "since_ms", "alias")
-
-    def __init__(self, grant: ChannelGrant, meta: Meta, alias: str | None = None) -> None:
-        self.grant = grant
-        self.meta = meta  # uid and umd this connection has in the channel
-        self.alias = alias  # the name the tokens give the channel, if any
-        self.since_ms = time.time_ns() // 1_000_000  # listMessages shows what came after this
-
-
-class Connection:
-    """One open WebSocket: the token's claims, its subscriptions and its timers."""
-
-    __slots__ = ("id", "connection_id", "secret", "claims", "meta", "ws", "transport", "subscriptions",
-                 "aliases", "opened_ns", "expires_at", "active_at", "heartbeat_at", "timers", "closed")
-
-    def __init__(self, member_id: int, ws: ServerConnection, claims: Claims, expires_at: float) -> None:
-        self.id = member_id  # the admin routes' connection id
-        self.connection_id = base64.urlsafe_b64encode(secrets.token_bytes(11)).decode()  # 16 chars, ends "="
-        self.secret = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(20))
-        self.claims = claims
-        self.meta = Meta(claims.uid, claims.umd)
-        self.ws = ws
-        self.transport = ws.transport
-        self.subscriptions: dict[str, Subscription] = {}
-        self.aliases: dict[str, str] = {}  # alias → channel, of the current subscriptions
-        self.opened_ns = time.time_ns()
-        self.expires_at = expires_at  # Unix seconds
-        self.active_at = 0.0  # loop time of the last data frame in or out
-        self.heartbeat_at = 0.0
-        self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.closed = False
-
-    @property
-    def user_id(self) -> str:
-        return self.claims.uid or ""
-
-    @property
-    def room_id(self) -> str:  # `select_members` reads it; rooms are filtered by the data plane itself
-        return next(iter(self.subscriptions), "")
-
-    def is_open(self) -> bool:
-        return self.ws.protocol.state is OPEN and not self.transport.is_closing()
-
-    def describe(self) -> dict:
-        return {"connection_id": self.id, "hotsock_connection_id": self.connection_id, "user_id": self.user_id,
-                "channels": sorted(self.subscriptions), "connected_at_ns": self.opened_ns}
-
-
-class RosterEntry:
-    __slots__ = ("umd", "connections")
-
-    def __init__(self, umd, connection_id: int) -> None:
-        self.umd = umd
-        self.connections = {connection_id}
-
-
-class Channel:
-    """A channel's live side: subscribers, presence roster, delivery line, ids, counters, stored messages."""
-
-    def __init__(self, name: str, fanout) -> None:
-        self.name = self.id = name
-        self.presence = codec.is_presence(name)
-        self.subscribers: dict[int, Connection] = {}
-        self.roster: dict[str, RosterEntry] = {}  # uid → entry, in join order
-        self.line = DeliveryLine(partial(fanout, self))
-        self.counters = ChannelCounters()
-        self.next_id = MonotonicUlid()
-        self.stored: deque[tuple[float, dict]] = deque()  # (expiry, loop time; inf = forever), message
-
-    def members(self) -> tuple[Member, ...]:
-        return tuple(Member(uid, entry.umd) for uid, entry in self.roster.items())
-
-    def roster_bytes(self) -> int:
-        return sum(member_size(uid, entry.umd) for uid, entry in self.roster.items())
-
-
-def member_size(uid: str, umd) -> int:
-    return len(codec.dumps({"uid": uid, "umd": umd}))
-
-
-class HotsockServerConnection(EndReportingConnection):
-    """A websockets connection that knows its Hotsock connection."""
-
-    hotsock: Connection | None = None
-
-
-class DataPlane(WebSocketPlane):
+class DataPlane(WebSocketPlane, LineFaults, ConnectionTimers):
     def __init__(self, verifier: Verifier, metrics: Metrics, *, host: str = "127.0.0.1", port: int = 0,
-                 timings: Timings = Timings(), presence_capacity_bytes: int = PRESENCE_CAPACITY_BYTES) -> None:
+                 timings: Timings = UNSCALED, presence_capacity_bytes: int = PRESENCE_CAPACITY_BYTES) -> None:
         self.verifier = verifier
         self.metrics = metrics
         self.host = host
@@ -205,11 +72,9 @@ class DataPlane(WebSocketPlane):
         self.connections: dict[int, Connection] = {}
         self.by_connection_id: dict[str, Connection] = {}
         self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests)
-        self.default_delay = (0.0, 0.0)
         self._deduplication: dict[tuple[str, str], tuple[str, float]] = {}
         self._sweep_channels_at = CHANNELS_FLOOR
         self._ids = iter(range(1, 1 << 62))
-        self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -535,135 +400,42 @@ class DataPlane(WebSocketPlane):
 
     def _fanout(self, channel: Channel, item: tuple[bytes, int | None]) -> None:
         frame, skip = item
+        subscribers = channel.subscribers
+        skipped = subscribers.get(skip)
+        write_to_all(frame, subscribers.values(), channel.counters, skip=skipped, cost_s=self.delivery_cost_s,
+                     kind="channel", room_id=channel.name)
         now = self._loop.time()
-        cost, clock = self.delivery_cost_s, time.perf_counter
-        delivered = 0
-        slow = None
-        for conn in channel.subscribers.values():
-            if conn.id == skip or not conn.is_open():
-                continue
-            transport = conn.transport
-            if transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
-                slow = slow or []
-                slow.append(conn)
-                continue
-            if cost:
-                until = clock() + cost
-                while clock() < until:  # burn CPU, as a slower server would
-                    pass
-            transport.write(frame)
-            conn.active_at = now
-            delivered += 1
-        channel.counters.frames_delivered += delivered
-        for conn in slow or ():
-            channel.counters.slow_consumers_dropped += 1
-            log.warning("aborting slow consumer %s in channel %s", conn.id, channel.name)
-            conn.transport.abort()
+        for conn in subscribers.values():  # a frame out keeps a connection from idling (`timers.py`)
+            if conn is not skipped:
+                conn.active_at = now
 
     def _close(self, conn: Connection, code: int, reason: str) -> None:
         # Closed from now: its close takes a round trip, and what it sends meanwhile is not heard
         # (a dropped or expired connection's messages were once fanned out in that gap).
         conn.closed = True
-        task = asyncio.ensure_future(conn.ws.close(code, close_reason(reason)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.close_soon(conn, code, reason)
 
-    def _going_away(self, conn: Connection, cause: str) -> None:
-        if conn.closed:
-            return
-        self.metrics.server_closes[cause] += 1
-        self._close(conn, GOING_AWAY, "Going away")
+    # -- faults: the shared ones come from LineFaults; "expire" is the timers' own ---------------------------
 
-    # -- timers ------------------------------------------------------------------------------------------
+    def all_members(self) -> list[Connection]:
+        return list(self.connections.values())
 
-    def _start_timers(self, conn: Connection) -> None:
-        loop, timings = self._loop, self.timings
-        now = conn.active_at = conn.heartbeat_at = loop.time()
-        conn.timers["max"] = loop.call_later(timings.max_connection_s, self._going_away, conn, "max-duration")
-        conn.timers["idle"] = loop.call_at(now + timings.idle_s, self._check_idle, conn)
-        if conn.claims.heartbeat_timeout_s is not None:
-            conn.timers["heartbeat"] = loop.call_at(now + timings.heartbeat_s(conn.claims.heartbeat_timeout_s),
-                                                    self._check_heartbeat, conn)
-        if conn.claims.keep_alive:
-            conn.timers["keepalive"] = loop.call_at(now + timings.keep_alive_s, self._keep_alive, conn)
+    def room_members(self, room_id: str) -> list[Connection]:
+        """A connection is in as many channels as it subscribed to: a channel's members are its subscribers."""
+        channel = self.channels.get(room_id)
+        return list(channel.subscribers.values()) if channel is not None else []
 
-    def _check_idle(self, conn: Connection) -> None:
-        due = conn.active_at + self.timings.idle_s
-        if self._loop.time() >= due:
-            self._going_away(conn, "idle")
-        elif not conn.closed:
-            conn.timers["idle"] = self._loop.call_at(due, self._check_idle, conn)
+    def line_of(self, room: Channel) -> DeliveryLine:
+        return room.line
 
-    def _check_heartbeat(self, conn: Connection) -> None:
-        due = conn.heartbeat_at + self.timings.heartbeat_s(conn.claims.heartbeat_timeout_s)
-        if self._loop.time() >= due:
-            self._going_away(conn, "heartbeat")
-        elif not conn.closed:
-            conn.timers["heartbeat"] = self._loop.call_at(due, self._check_heartbeat, conn)
-
-    def _keep_alive(self, conn: Connection) -> None:
-        if conn.closed:
-            return
-        self._send(conn, codec.KEEP_ALIVE)
-        conn.timers["keepalive"] = self._loop.call_later(self.timings.keep_alive_s, self._keep_alive, conn)
-
-    # -- faults (the shared admin routes) ----------------------------------------------------------------
-
-    def select(self, *, room_id=None, user_ids=None, connection_ids=None, fraction=None, seed=None) -> list[Connection]:
-        """Connections subscribed to `room_id` (a channel), or all, filtered as every emulator does."""
-        if room_id is None:
-            members = list(self.connections.values())
-        else:
-            members = list(self.channels[room_id].subscribers.values()) if room_id in self.channels else []
-        return select_members(members, user_ids=user_ids, connection_ids=connection_ids, fraction=fraction,
-                              seed=seed)
+    def close_member(self, member: Connection, code: int, reason: str) -> None:
+        self._close(member, code, reason)
 
     def drop(self, members: list[Connection], *, mode: str = "abrupt", code: int = 1001,
              reason: str = "") -> list[dict]:
-        """Abrupt: the TCP connection is aborted, no close frame (clients see 1006). Clean: a close frame."""
-        if mode not in ("abrupt", "clean"):
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        for conn in members:
-            self.metrics.server_closes["fault"] += 1
-            if mode == "abrupt":
-                conn.transport.abort()
-            else:
-                self._close(conn, code, reason or "Dropped by fault injection")
-        return [conn.describe() for conn in members]
-
-    def expire_sessions(self, members: list[Connection]) -> list[dict]:
-        """The 2-hour maximum, reached now: close 1001 "Going away"."""
-        for conn in members:
-            self._going_away(conn, "expire")
-        return [conn.describe() for conn in members]
-
-    def set_delay(self, room: Channel | None, delay_s: float, jitter_s: float = 0.0) -> None:
-        if delay_s < 0 or jitter_s < 0:
-            raise ValueError("delay and jitter must not be negative")
-        for channel in [room] if room is not None else list(self.channels.values()):
-            channel.line.set_delay(delay_s, jitter_s)
-        if room is None:
-            self.default_delay = (delay_s, jitter_s)
-
-    def pause(self, room: Channel, mode: str = "drop") -> None:
-        room.line.pause(mode)
-
-    def resume(self, room: Channel) -> int:
-        return room.line.resume()
-
-    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
-        """Stop listening, drop every connection, wait `downtime_s`, listen again on the same port."""
-        if mode not in ("abrupt", "clean"):
-            raise ValueError("mode must be 'abrupt' or 'clean'")
-        members = list(self.connections.values())
-        if mode == "abrupt":
-            for conn in members:
-                conn.transport.abort()
-        await self.stop()
-        if downtime_s > 0:
-            await asyncio.sleep(downtime_s)
-        await self.start()
-        return len(members)
+        dropped = super().drop(members, mode=mode, code=code, reason=reason)
+        self.metrics.server_closes["fault"] += len(members)
+        return dropped
 
     def connection_count(self) -> int:
         return len(self.connections)

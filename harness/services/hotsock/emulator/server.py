@@ -42,8 +42,10 @@ from .. import codec
 from ..claims import STORE_MAX_S
 from ..ulid import UlidError, timestamp_ms
 from .auth import KeySlot, Verifier, secret_slot
-from .dataplane import PRESENCE_CAPACITY_BYTES, Channel, DataPlane, Timings
+from .channels import Channel
+from .dataplane import PRESENCE_CAPACITY_BYTES, DataPlane
 from .metrics import Metrics
+from .timers import Timings
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ Emulator choices (the service's behaviour is unpublished or deliberately extende
 - The model's ResourceArn pattern has `:[a-z-]/` (one character of resource type), which would
   reject every real ARN; it is read as `:[a-z-]+/`. All patterns must match the whole value.
 - ThrottlingException names the account as its `resourceId` (quotas are per account and region)
-  and the operation's quota as `limit`. Quotas and their algorithm: see `throttle.py`.
+  and the operation's quota as `limit`. Quotas: `quotas.py`; their algorithm:
+  `harness.emulation.throttle`.
 - ListRooms returns rooms in creation order; `nextToken` is an opaque cursor after the last room
   returned, so rooms created or deleted between pages neither repeat nor shift the listing.
 """
@@ -39,61 +40,20 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from ....emulation.aws_json import ApiError, Spec, check, integer, list_of, map_of, string, structure
 from ....emulation.request_body import Refused, header_text, read_json_object
 from .ids import random_id
-from .state import DEFAULT_SESSION_MINUTES, ChatState, Room, iso8601
+from .state import DEFAULT_SESSION_MINUTES, IvsChatRooms, Room, iso8601
 
 log = logging.getLogger(__name__)
 
-# -- the input model, as a table ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One input shape of the service model: its JSON type and its constraints.
-
-    `min`/`max` bound the value of an integer and the length of anything else (code points for
-    strings, as Smithy counts them; items for lists; entries for maps).
-    """
-
-    kind: type  # str, int, list or dict
-    min: int | None = None
-    max: int | None = None
-    pattern: re.Pattern[str] | None = None
-    enum: frozenset[str] | None = None
-    item: Spec | None = None  # list items and map values
-    key: Spec | None = None  # map keys
-    members: Mapping[str, Spec] | None = None  # structure members (a structure has kind dict)
-    required: frozenset[str] = field(default_factory=frozenset)
-    max_utf8_bytes: int | None = None  # maps: keys and values together
-
-
-def string(min: int = 0, max: int | None = None, pattern: str | None = None, enum: tuple[str, ...] = ()) -> Spec:
-    return Spec(str, min, max, re.compile(pattern) if pattern else None, frozenset(enum) or None)
-
-
-def integer(min: int, max: int) -> Spec:
-    return Spec(int, min, max)
-
-
-def list_of(item: Spec, max: int | None = None) -> Spec:
-    return Spec(list, None, max, item=item)
-
-
-def map_of(key: Spec, value: Spec, max: int | None = None, max_utf8_bytes: int | None = None) -> Spec:
-    return Spec(dict, None, max, item=value, key=key, max_utf8_bytes=max_utf8_bytes)
-
-
-def structure(required: tuple[str, ...] = (), **members: Spec) -> Spec:
-    return Spec(dict, members=members, required=frozenset(required))
-
+# -- the input model, as a table (checked by `harness.emulation.aws_json`) ---------------------------
 
 ROOM_ARN = r"arn:aws:ivschat:[a-z0-9-]+:[0-9]+:room/[a-zA-Z0-9-]+"
 LOGGING_CONFIGURATION_ARN = r"arn:aws:ivschat:[a-z0-9-]+:[0-9]+:logging-configuration/[a-zA-Z0-9-]+"
@@ -158,63 +118,7 @@ LOGGING_CONFIGURATION_OPERATIONS = (
     "DeleteLoggingConfiguration",
     "ListLoggingConfigurations",
 )
-KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
-
-
-def check(spec: Spec, value: Any, path: str, problems: list[tuple[str, str]]) -> Any:
-    """Return `value` with unknown structure members dropped; append (field, problem) pairs."""
-    # bool is an int subclass in Python, but `true` is no integer in JSON.
-    if not isinstance(value, spec.kind) or (spec.kind is int and isinstance(value, bool)):
-        problems.append((path, f"must be {KIND_NAMES[spec.kind]}"))
-        return value
-    if spec.members is not None:
-        cleaned = {}
-        for name in sorted(spec.required):
-            if value.get(name) is None:
-                problems.append((_join(path, name), "is required"))
-        for name, member in spec.members.items():
-            if value.get(name) is not None:  # null reads as absent
-                cleaned[name] = check(member, value[name], _join(path, name), problems)
-        return cleaned
-    size = value if spec.kind is int else len(value)
-    unit = {int: "", str: " characters", list: " items", dict: " entries"}[spec.kind]
-    if (spec.min is not None and size < spec.min) or (spec.max is not None and size > spec.max):
-        low = "" if spec.min is None else f"at least {spec.min}"
-        high = "" if spec.max is None else f"at most {spec.max}"
-        problems.append((path, f"must be {' and '.join(filter(None, (low, high)))}{unit}"))
-    if spec.enum is not None and value not in spec.enum:
-        problems.append((path, f"must be one of {', '.join(sorted(spec.enum))}"))
-    if spec.pattern is not None and not spec.pattern.fullmatch(value):
-        problems.append((path, f"must match the pattern {spec.pattern.pattern}"))
-    if spec.kind is list:
-        for i, item in enumerate(value):
-            check(spec.item, item, f"{path}[{i}]", problems)
-    if spec.kind is dict:
-        for key, item in value.items():
-            check(spec.key, key, f"{path} key", problems)
-            check(spec.item, item, f"{path} value", problems)
-        if spec.max_utf8_bytes is not None:
-            size = sum(len(text.encode()) for pair in value.items() for text in pair if isinstance(text, str))
-            if size > spec.max_utf8_bytes:
-                problems.append((path, f"keys and values must total at most {spec.max_utf8_bytes} bytes"))
-    return value
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
 # -- errors ------------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """An error the API answers with: `error_type` is the model's shape name, `fields` its members."""
-
-    def __init__(self, status: int, error_type: str, message: str, **fields: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.body = {"message": message, **fields}
 
 
 def validation_error(problems: list[tuple[str, str]], reason: str = "FIELD_VALIDATION_FAILED") -> ApiError:
@@ -263,7 +167,7 @@ class ControlPlane:
 
     def __init__(self, emulator: Any) -> None:
         self.emulator = emulator
-        self.state: ChatState = emulator.state
+        self.state: IvsChatRooms = emulator.state
         self.operations: dict[str, Callable[[dict], Result]] = {
             "CreateRoom": self.create_room,
             "GetRoom": self.get_room,

@@ -1,7 +1,8 @@
 """The messaging WebSocket of the emulator: handshakes, requests, fan-out and injected faults.
 
 Fan-out is the hot path. A MESSAGE is serialised once, framed once and written straight to each
-member's transport (`harness.emulation.frames`, shared by every emulator).
+member's transport by the fan-out every emulator shares (`harness.emulation.fanout`: slow consumers
+dropped and counted, the artificial delivery cost, the counts).
 
 Delivery goes through one ordered line per room (`harness.emulation.delivery`, shared by every
 emulator), so injected delay, jitter and pauses never reorder a room's frames (emulator choice: the
@@ -11,7 +12,6 @@ service's ordering is unpublished but observed FIFO).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -20,22 +20,20 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ....emulation.delivery import DeliveryLine
+from ....emulation.fanout import write_to_all
 from ....emulation.faults import LineFaults
-from ....emulation.frames import OPEN, text_frame, write_framed
+from ....emulation.frames import text_frame, write_framed
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
 from .. import codec as ivschat
 from .ids import FrameIdGenerator
 from .limits import make_limiter
 from .metrics import Metrics, RoomCounters
 from .review import ReviewHandlers
-from .state import ChatState, Room, TokenGrant, TokenRejected
-
-log = logging.getLogger(__name__)
+from .state import IvsChatRooms, Room, TokenGrant, TokenRejected
 
 FRAME_LIMIT = 10 * 1024  # bytes; larger frames get ERROR 413 (emulator choice)
 HARD_FRAME_LIMIT = 1024 * 1024  # websockets closes with 1009 above this: protects the emulator itself
 ATTRIBUTES_LIMIT = 1024  # bytes of keys and values in a SEND_MESSAGE's Attributes (emulator choice)
-SLOW_CONSUMER_BYTES = 4 * 1024 * 1024  # unsent backlog after which a member is aborted
 
 
 def _map_size(attributes: dict[str, str]) -> int:
@@ -102,7 +100,7 @@ class ChatConnection(EndReportingConnection):
 class DataPlane(WebSocketPlane, LineFaults):
     def __init__(
         self,
-        state: ChatState,
+        state: IvsChatRooms,
         metrics: Metrics,
         review: ReviewHandlers,
         *,
@@ -126,9 +124,7 @@ class DataPlane(WebSocketPlane, LineFaults):
         self._member_ids = iter(range(1, 1 << 62))
         self._connection_count = 0
         self.default_delay = (0.0, 0.0)  # (delay_s, jitter_s) for rooms not set one by one
-        # Artificial CPU cost per frame written (capacity tests): the emulator runs on one thread,
-        # so a cost of C µs caps fan-out near 1e6 / C deliveries per second, a knee you can predict.
-        self.delivery_cost_s = 0.0
+        self.delivery_cost_s = 0.0  # artificial CPU cost per frame written (capacity tests; `fanout.py`)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -303,37 +299,8 @@ class DataPlane(WebSocketPlane, LineFaults):
         runtime.line.deliver(frame, after)
 
     def _fanout(self, runtime: RoomRuntime, frame: bytes) -> None:
-        if self.delivery_cost_s:
-            return self._fanout_with_cost(runtime, frame)
-        delivered = 0
-        slow = None
-        for member in runtime.members.values():
-            transport = member.transport
-            if member.connection.protocol.state is not OPEN or transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
-                slow = slow or []
-                slow.append(member)
-                continue
-            transport.write(frame)
-            delivered += 1
-        runtime.counters.frames_delivered += delivered
-        for member in slow or ():
-            runtime.counters.slow_consumers_dropped += 1
-            log.warning("aborting slow consumer %s in room %s", member.id, runtime.room.id)
-            member.transport.abort()
-
-    def _fanout_with_cost(self, runtime: RoomRuntime, frame: bytes) -> None:
-        cost, clock = self.delivery_cost_s, time.perf_counter
-        delivered = 0
-        for member in runtime.members.values():
-            if member.connection.protocol.state is OPEN and not member.transport.is_closing():
-                until = clock() + cost
-                while clock() < until:  # burn CPU, as a slower server would
-                    pass
-                member.transport.write(frame)
-                delivered += 1
-        runtime.counters.frames_delivered += delivered
+        write_to_all(frame, runtime.members.values(), runtime.counters, cost_s=self.delivery_cost_s,
+                     room_id=runtime.room.id)
 
     def _expire(self, member: Member) -> None:
         """Session expiry: ERROR 401, then a clean close (emulator choice, see the spec)."""

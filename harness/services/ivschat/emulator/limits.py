@@ -4,13 +4,16 @@ The service's algorithm is unpublished (spec: emulator choice). Two are offered:
 - `FixedWindow` (default): at most `rate` accepted messages in each whole wall-clock second. A burst
   straddling a second boundary can get 2 × rate through in a short time, which is exactly the case a
   load test should be able to see.
-- `TokenBucket`: `rate` tokens per second, bucket size `rate`; smooth, no boundary doubling.
+- `TokenBucket`: `rate` tokens per second, bucket size `rate`; smooth, no boundary doubling. A
+  clock that steps back (the wall clock, stepped by NTP) refills nothing and takes nothing.
 Both take the clock as an argument so tests need no sleeping.
 """
 
 from __future__ import annotations
 
 import math
+
+from ....emulation import throttle
 
 
 class FixedWindow:
@@ -32,21 +35,13 @@ class FixedWindow:
 
 
 class TokenBucket:
+    """The kit's token bucket (`harness.emulation.throttle`) holding one second's worth."""
+
     name = "token-bucket"
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self._tokens = float(rate)
-        self._last: float | None = None
-
-    def allow(self, now: float) -> bool:
-        if self._last is not None:
-            self._tokens = min(float(self.rate), self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+        self.allow = throttle.TokenBucket(throttle.Rate.of(rate)).allow
 
 
 class Unlimited:

@@ -19,7 +19,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from .controlplane import INPUTS, ControlPlane, check
+from ....emulation.aws_json import check
+from .controlplane import INPUTS, ControlPlane
 from .state import Room
 
 ROOM_ID = re.compile(r"[A-Za-z0-9]{12}")

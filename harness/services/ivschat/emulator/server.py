@@ -17,7 +17,7 @@ from .dataplane import DataPlane
 from .limits import ALGORITHMS, make_limiter
 from .metrics import Metrics
 from .review import ReviewHandlers
-from .state import DEFAULT_TOKEN_MINUTES, ChatState, Room
+from .state import DEFAULT_TOKEN_MINUTES, IvsChatRooms, Room
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Emulator(TwoPortEmulator):
     ) -> None:
         self.host = host
         self.control_port = control_port
-        self.state = ChatState(region, account_id, token_minutes)
+        self.state = IvsChatRooms(region, account_id, token_minutes)
         self.metrics = Metrics()
         self.review = ReviewHandlers()
         self.dataplane = DataPlane(
@@ -47,10 +47,11 @@ class Emulator(TwoPortEmulator):
             max_connections=max_connections, ping_interval=ping_interval,
         )
         if throttle:
-            from .throttle import DEFAULT_TPS, OperationThrottle
+            from ....emulation.throttle import OperationThrottle
+            from .quotas import DEFAULT_TPS
 
             # True: the service's quotas; a dict: those quotas with some operations' TPS replaced.
-            self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else None)
+            self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else DEFAULT_TPS)
         else:
             self.throttle = None
 

@@ -77,7 +77,12 @@ class TokenRejected(Exception):
         self.reason = reason
 
 
-class ChatState:
+class IvsChatRooms:
+    """The IVS Chat emulator's records: rooms, their tags, and the chat tokens issued for them.
+
+    (Not to be confused with the load harness's per-user chat state, `harness.locust.state`.)
+    """
+
     def __init__(
         self, region: str = "us-east-1", account_id: str = "123456789012", token_minutes: float = DEFAULT_TOKEN_MINUTES
     ) -> None:
@@ -179,7 +184,3 @@ class ChatState:
     def token_bookkeeping(self) -> int:
         """Entries kept about tokens: issued and unused, plus used and not yet expired."""
         return len(self._tokens) + len(self._used_tokens)
-
-    def prune_tokens(self, now_ns: int | None = None) -> int:
-        """Forget expired tokens, used or not (also done on its own whenever the tables double)."""
-        return self._tokens.sweep(now_ns) + self._used_tokens.sweep(now_ns)

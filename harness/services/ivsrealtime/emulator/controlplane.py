@@ -4,8 +4,9 @@
 with a camelCase JSON body. Errors carry the model's HTTP status, `x-amzn-ErrorType: <Shape>` and a
 JSON body with `exceptionMessage` (the model's member) and `message`, so boto3 raises its modelled
 exception classes. botocore checks only required members before sending, so the server checks the
-whole input model (types, lengths, ranges, enums, patterns) with the table-driven checker the IVS
-Chat emulator uses. Messages never repeat values: tokens, user ids and attributes stay out of them.
+whole input model (types, lengths, ranges, enums, patterns) with the table-driven checker every
+AWS-shaped emulator shares (`harness.emulation.aws_json`). Messages never repeat values: tokens,
+user ids and attributes stay out of them.
 
 Emulator choices (the service is silent or the brief asks for more):
 - Throttling (`--throttle`): token buckets per operation at the published quotas (CreateParticipantToken
@@ -36,8 +37,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ....emulation.aws_json import ApiError, check, integer, list_of, map_of, string, structure
 from ....emulation.request_body import Refused, read_json_object
-from ...ivschat.emulator.controlplane import ApiError, check, integer, list_of, map_of, string, structure
 from ..tokens import PUBLISH, SUBSCRIBE
 from .state import DEFAULT_TOKEN_MINUTES, QuotaExceeded, Stage, iso8601
 

@@ -38,7 +38,6 @@ Emulator choices, where the service is silent (see also the package docstring):
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -50,18 +49,16 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ....emulation.delivery import DeliveryLine
+from ....emulation.fanout import write_to_all
 from ....emulation.faults import LineFaults
-from ....emulation.frames import OPEN, text_frame, write_framed
+from ....emulation.frames import text_frame, write_framed
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane, offered_subprotocols
 from .. import codec
 from ..tokens import PUBLISH, ParticipantClaims, TokenError, unverified_claims
 from .metrics import Metrics, StageCounters
 from .state import MAX_PUBLISHERS, MAX_SUBSCRIBERS, RealtimeState, Stage
 
-log = logging.getLogger(__name__)
-
 FRAME_LIMIT = 64 * 1024  # client frames above this close the socket with 1009 (emulator choice)
-SLOW_CONSUMER_BYTES = 4 * 1024 * 1024
 KICKED_KEPT = 50  # `disconnected` entries a STAGE_STATE carries (the most recent kicks)
 TOKEN_REUSE_MODES = ("replace", "refuse", "single-use")
 ROSTER_MODES = ("all", "publishers")
@@ -451,27 +448,8 @@ class DataPlane(WebSocketPlane, LineFaults):
             self._roster_changed(runtime)
 
     def _fanout(self, runtime: StageRuntime, frame: bytes) -> None:
-        delivered = 0
-        slow = None
-        cost, clock = self.delivery_cost_s, time.perf_counter
-        for member in runtime.members.values():
-            transport = member.transport
-            if member.connection.protocol.state is not OPEN or transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
-                slow = slow or []
-                slow.append(member)
-                continue
-            if cost:
-                until = clock() + cost
-                while clock() < until:  # burn CPU, as a slower server would (capacity tests)
-                    pass
-            transport.write(frame)
-            delivered += 1
-        runtime.counters.frames_delivered += delivered
-        for member in slow or ():
-            log.warning("aborting slow consumer %s in stage %s", member.id, runtime.stage.id)
-            member.transport.abort()
+        write_to_all(frame, runtime.members.values(), runtime.counters, cost_s=self.delivery_cost_s,
+                     kind="stage", room_id=runtime.stage.id)
 
     def _disconnect(self, member: Member, code: str, reason: str, kicked: bool = False) -> None:
         """aws:ivs:DISCONNECT to one member, then a clean close; it leaves the roster at once."""

@@ -20,6 +20,7 @@ class StageCounters:
     joins_rejected: Counter = field(default_factory=Counter)  # by JOIN_ERROR code
     roster_changes: int = 0  # STAGE_STATE sequence numbers handed out
     frames_delivered: int = 0  # STAGE_STATE frames written to members
+    slow_consumers_dropped: int = 0  # members aborted for an unsent backlog (`emulation.fanout`)
     frames_dropped_paused: int = 0  # roster changes not delivered because the stage was paused
     disconnects: Counter = field(default_factory=Counter)  # aws:ivs:DISCONNECT by code
     protocol_errors: int = 0
@@ -54,6 +55,9 @@ class Metrics:
                     rows.value("roster_changes"))
         text.family("frames_delivered_total", "counter", "STAGE_STATE frames written to participants.",
                     rows.value("frames_delivered"))
+        text.family("slow_consumers_dropped_total", "counter",
+                    "Connections aborted because their unsent backlog passed the cap.",
+                    rows.value("slow_consumers_dropped"))
         text.family("frames_dropped_paused_total", "counter",
                     "Roster changes not delivered because the stage was paused (fault injection).",
                     rows.value("frames_dropped_paused"))

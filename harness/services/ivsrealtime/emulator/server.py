@@ -35,7 +35,7 @@ class Emulator(TwoPortEmulator):
                                    max_subscribers=max_subscribers, token_reuse=token_reuse, roster=roster,
                                    ping_interval=ping_interval)
         if throttle:
-            from ...ivschat.emulator.throttle import OperationThrottle
+            from ....emulation.throttle import OperationThrottle
 
             # True: the service's quotas; a dict: those quotas with some operations' TPS replaced.
             self.throttle = OperationThrottle({**DEFAULT_TPS, **throttle} if isinstance(throttle, dict) else DEFAULT_TPS)

@@ -1,5 +1,6 @@
 """The toy emulator: rooms, tokens, echo-broadcast fan-out, a per-room rate limit, kicks, and the
-shared fault and metrics routes (`harness.emulation.admin`)."""
+shared fault and metrics routes (`harness.emulation.admin`). Its fan-out is every emulator's
+(`harness.emulation.fanout`): a message is framed once and written to each member, the sender too."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from websockets.exceptions import ConnectionClosed
 
 from ....emulation.admin import BadRequest, add_admin_routes, json_response, read_body
 from ....emulation.delivery import DeliveryLine, select_members
+from ....emulation.fanout import FanoutCounts, write_to_all
+from ....emulation.frames import text_frame, write_framed
 from .. import codec
 
 
 class Member:
     def __init__(self, member_id: int, connection: ServerConnection, user_id: str, room_id: str) -> None:
         self.id, self.connection, self.user_id, self.room_id = member_id, connection, user_id, room_id
+        self.transport = connection.transport  # the shared fan-out writes ready frames to it
 
     def describe(self) -> dict:
         return {"connection_id": self.id, "room_id": self.room_id, "user_id": self.user_id}
@@ -32,6 +36,7 @@ class Room:
         self.id, self.rate = room_id, rate
         self.members: dict[int, Member] = {}
         self.line = DeliveryLine(partial(fanout, self))
+        self.counters = FanoutCounts()
         self.window, self.in_window = 0, 0
         self.accepted = 0
 
@@ -172,15 +177,14 @@ class ToyEmulator:
             return self._send(member, codec.encode_error(ref, 429, "room rate limit"))
         room.accepted += 1
         meta = frame.get("meta") if isinstance(frame.get("meta"), dict) else None
-        room.line.deliver(codec.encode_message(ref, member.user_id, time.time_ns(), body, meta))
+        room.line.deliver(text_frame(codec.encode_message(ref, member.user_id, time.time_ns(), body, meta)))
 
     def _fanout(self, room: Room, frame: bytes) -> None:
-        for member in list(room.members.values()):
-            self._send(member, frame)
+        write_to_all(frame, room.members.values(), room.counters, cost_s=self.delivery_cost_s, room_id=room.id)
 
     @staticmethod
     def _send(member: Member, frame: bytes) -> None:
-        asyncio.ensure_future(_quietly(member.connection.send(frame.decode())))
+        write_framed(member, text_frame(frame))  # at once, as the fan-out writes: a member's frames stay in order
 
     def _close_with(self, member: Member, notice: str, code: int) -> None:
         async def close() -> None:
@@ -234,7 +238,8 @@ class ToyEmulator:
     def standard_metrics(self):
         from ....emulation.standard_metrics import RoomFigures, StandardMetrics
 
-        return StandardMetrics("toy", {r.id: RoomFigures(len(r.members), r.accepted) for r in self.rooms.values()},
+        rooms = {r.id: RoomFigures(len(r.members), r.accepted, r.counters.frames_delivered) for r in self.rooms.values()}
+        return StandardMetrics("toy", rooms,
                                {401: self.handshakes_rejected} if self.handshakes_rejected else {})
 
     def metrics_text(self) -> str:
