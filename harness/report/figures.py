@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ..metrics.counters import counter_sum
 from ..metrics.histograms import LatencyHistogram
 
 FONT = ('-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
@@ -70,11 +71,6 @@ def timeline_x(report: dict) -> list[float]:
     if start is None and rows:
         start = rows[0]["t"]
     return [round(row["t"] + 0.5 - start, 2) for row in rows]
-
-
-def counter_sum(counters: dict, prefix: str) -> int:
-    """Sum of the counters called `prefix` or `prefix.<anything>`."""
-    return sum(v for k, v in (counters or {}).items() if k == prefix or k.startswith(prefix + "."))
 
 
 # -- figures --------------------------------------------------------------------------------------------
