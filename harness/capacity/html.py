@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ..report import figures
-from ..report.html import Html, badge, chart, join, no_data, pretty_json, sectioned_page, table, tag, when
+from ..report.html_kit import Html, badge, chart, join, no_data, pretty_json, sectioned_page, table, tag, when
 from ..report.numbers import format_value
 from ..results import SATURATION
 

@@ -159,6 +159,14 @@ def shape_differences(report: dict, baseline: dict, *, here: str = "here",
     return found
 
 
+def scenario_name(report: dict) -> str:
+    scenario = report.get("scenario") or {}
+    if scenario.get("name"):
+        return str(scenario["name"])
+    locustfile = (report.get("metadata") or {}).get("locustfile")
+    return f"{locustfile} (no scenario)" if locustfile else "chatload run"
+
+
 def _shape_value(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{n} {kind}" for kind, n in value.items())
@@ -289,24 +297,6 @@ def load_document(path: Path | str) -> dict:
 def _scanned(report: dict) -> dict:
     refuse_secrets(report)
     return report
-
-
-def write_report(folder: Path, report: dict) -> tuple[Path, Path]:
-    """Write `report.json` and `report.html` in `folder` (created if needed); returns their paths.
-
-    Each file is written to a temporary file in the same folder and renamed over the target, so a crash
-    leaves either the previous file or the whole new one, never part of one. The JSON goes first: it
-    holds everything, and if the HTML cannot be rendered, `chatload report` renders it from the JSON."""
-    from .html import render_html
-
-    refuse_secrets(report)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path = write_atomic(folder / "report.json",
-                             lambda f: (json.dump(report, f, indent=1, allow_nan=False), f.write("\n")))
-    page = render_html(report)
-    html_path = write_atomic(folder / "report.html", lambda f: f.write(page))
-    return json_path, html_path
 
 
 def write_atomic(path: Path, write) -> Path:
