@@ -7,11 +7,10 @@ from __future__ import annotations
 from .html_kit import Html, join, no_data, table, tag
 from .numbers import format_value
 
-
 ACCOUNTING_MEANING = {
     "sent": "messages the senders sent",
     "accepted": "acknowledged by the service (echo or receipt anywhere)",
-    "rejected": "answered with an ERROR (never counted as loss)",
+    "rejected": "answered with an error (never counted as loss)",
     "unconfirmed_sends": "sent, neither accepted nor rejected",
     "presumed_accepted": "no answer while the connection stayed open: accepted, delivered to no one",
     "receivers": "receivers judged",
@@ -56,7 +55,7 @@ def accounting_section(report: dict) -> Html:
     by_code = totals.get("rejected_by_code") or {}
     if by_code:
         message_rows.append([tag("div", [tag("code", "rejected_by_code"),
-                                         tag("div", "rejections by ERROR code", class_="muted small")]),
+                                         tag("div", "rejections by the service's error code", class_="muted small")]),
                              ", ".join(f"{code}: {n:,}" for code, n in by_code.items())])
     receiver_keys = [k for k in ACCOUNTING_MEANING if k not in MESSAGE_KEYS] + sorted(
         k for k in totals if k not in ACCOUNTING_MEANING and k != "rejected_by_code")

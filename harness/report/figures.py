@@ -197,11 +197,11 @@ def connections_figure(report: dict) -> dict | None:
     return {"data": data, "layout": layout}
 
 
-# Stacked per second. A rejected send is also an ERROR frame (`errors.<code>`): the chart shows the
-# rejections and the other ERROR frames, so nothing is counted twice.
+# Stacked per second. A rejected send is also an error answer (`errors.<code>`): the chart shows the
+# rejections and the other error answers, so nothing is counted twice.
 ERROR_GROUPS = (
     ("rejected sends", "#f59e0b", lambda c: counter_sum(c, "rejected")),
-    ("other ERROR frames", "#dc2626", lambda c: max(0, counter_sum(c, "errors") - counter_sum(c, "rejected"))),
+    ("other error answers", "#dc2626", lambda c: max(0, counter_sum(c, "errors") - counter_sum(c, "rejected"))),
     ("connect failures", "#991b1b", lambda c: counter_sum(c, "connect_failures")),
     ("token fetch failures", "#7c3aed", lambda c: counter_sum(c, "token_fetch_failures")),
     ("timeouts", "#db2777", lambda c: counter_sum(c, "timeouts")),
@@ -251,7 +251,7 @@ def _timed_layout(report: dict, y_title: str) -> dict:
 
 
 def rate_limit_figure(report: dict) -> dict | None:
-    """Per second, for up to four rooms: offered, accepted (by the server's SendTime) and rejected,
+    """Per second, for up to four rooms: offered, accepted (by the server's accept time) and rejected,
     with the room's limit as a line — the rate-limit verdicts' evidence."""
     rooms = (report.get("verdicts") or {}).get("rate_limit", {}).get("rooms", {})
     series_by_room = report.get("rooms") or {}

@@ -28,7 +28,7 @@ LATENCY_MEANING = {
     "ack": ACK_WORDS,
     "connect": "connection attempt → usable",
     "reconnect": "drop noticed → usable again",
-    "token_fetch": "chat token request → token",
+    "token_fetch": "token request → token",
     "send_lag": "how late the harness sent against its schedule (part of every latency)",
     "retry_wait": "a failed connect or token fetch → the next try (the reconnect policy's backoff)",
 }
@@ -36,7 +36,7 @@ LATENCY_MEANING = {
 
 COUNTER_GROUPS = (
     ("rejected", "rejected by the service (by error code)"),
-    ("errors", "ERROR frames (by code)"),
+    ("errors", "error answers from the service (by code)"),
     ("refused", "sessions the service refused (by category)"),
     ("closes", "connection closes (by close code)"),
     ("connect_failures", "failed connection attempts (by cause)"),
@@ -221,10 +221,10 @@ def rate_limit_section(report: dict, charts: dict) -> Html:
     return join([
         table(["room", "limit /s", "offered", "accepted", "rejected", "busiest second", "peak / limit",
                "overloaded seconds", "steady / limit"], rows, numeric={1, 2, 3, 5, 6, 7, 8}),
-        note(f"Accepted seconds are the server's (its SendTime); a second is overloaded when offered ≥ "
-              f"{rate.get('overload_threshold', 1.2)} × the limit. Rejections not tied to a request: "
-              f"{rate.get('untied_rejections', 0)}; rejected with another code than 429: "
-              f"{rate.get('non_429_rejections', 0)}."),
+        note(f"Accepted seconds are the server's (when it accepted each message); a second is overloaded when "
+             f"offered ≥ {rate.get('overload_threshold', 1.2)} × the limit. Rejections not tied to a request: "
+             f"{rate.get('untied_rejections', 0)}; rejected for another reason than the rate limit: "
+             f"{rate.get('non_rate_limited_rejections', rate.get('non_429_rejections', 0))}."),
         chart("rate-limit", rate_limit_figure(report), charts),
     ])
 
