@@ -102,6 +102,19 @@ def pretty_json(value) -> str:
 # -- page shell -----------------------------------------------------------------------------------------
 
 
+def page_header(eyebrow: str, title: str, description, verdicts: list, facts: list[tuple]) -> Html:
+    """The top of a chatload page: what it is (eyebrow), the title and a description (left out when
+    empty), the verdict badges on the right, then the facts (label, value) as a grid."""
+    return tag("header", [tag("div", [
+        tag("div", [
+            tag("div", [tag("div", eyebrow, class_="eyebrow"), tag("h1", title),
+                        tag("p", description, class_="desc") if description else ""]),
+            tag("div", verdicts, class_="verdicts"),
+        ], class_="headline"),
+        tag("dl", [tag("div", [tag("dt", k), tag("dd", v)]) for k, v in facts], class_="facts"),
+    ], class_="wrap")], class_="top")
+
+
 def sectioned_page(title: str, head: Html, top: Html, sections, foot: Html, charts: dict) -> str:
     """The page every chatload report uses: header, a sticky section nav, the sections as cards."""
     body = [head, nav(sections), tag("main", [top, *(

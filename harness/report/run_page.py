@@ -10,7 +10,7 @@ from .accounting_section import accounting_section
 from .console import SATURATED_WARNING, worker_rows
 from .document import SCHEMA, as_report, scenario_name
 from .figures import connections_figure, latency_over_time_figure, throughput_figure
-from .html_kit import Html, badge, chart, duration, join, note, sectioned_page, tag, when
+from .html_kit import Html, badge, chart, duration, join, note, page_header, sectioned_page, tag, when
 from .numbers import format_value, key_numbers
 from .run_sections import (
     checks_section,
@@ -106,16 +106,10 @@ def header(report: dict) -> Html:
         ("versions", " · ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items() if v) or "—"),
     ]
     complete = report.get("complete")
-    return tag("header", [tag("div", [
-        tag("div", [
-            tag("div", [tag("div", "chatload report", class_="eyebrow"), tag("h1", scenario_name(report)),
-                        tag("p", description, class_="desc") if description else ""]),
-            tag("div", [badge(verdict, verdict_text, large=True),
+    return page_header("chatload report", scenario_name(report), description,
+                       [badge(verdict, verdict_text, large=True),
                         badge("complete" if complete else "incomplete", large=True),
-                        tag("div", checks_line, class_="muted small")], class_="verdicts"),
-        ], class_="headline"),
-        tag("dl", [tag("div", [tag("dt", k), tag("dd", v)]) for k, v in facts], class_="facts"),
-    ], class_="wrap")], class_="top")
+                        tag("div", checks_line, class_="muted small")], facts)
 
 
 def banners(report: dict) -> Html:
