@@ -101,7 +101,7 @@ def build_report(results: dict, *, scenario: dict | None, checks: list[dict], co
     if measured is not None:
         report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected,
                               "min_spawned": min_spawned}
-    report = _finite(report)
+    report = finite_json(report)
     refuse_secrets(report)
     return report
 
@@ -215,14 +215,15 @@ def _text_or_none(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _finite(value):
-    """JSON has no NaN or infinity: they are written as null (documented)."""
+def finite_json(value):
+    """`value` with NaN and infinities as None: JSON has neither, so reports and capacity documents write
+    them as null (documented)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
