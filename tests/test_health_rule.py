@@ -13,7 +13,7 @@ from harness.report.console import health_warning, saturation_line
 from harness.report.document import build_report
 from harness.report.run_page import render_html
 from harness.report.run_sections import health_section
-from harness.scenario import load_scenario
+from harness.scenario.reader import load_scenario
 
 from .test_report import sample_results
 

@@ -26,7 +26,7 @@ from ..report.html_kit import (
     when,
 )
 from ..report.numbers import format_value
-from ..results import SATURATION
+from ..results.run_results import SATURATION
 
 OUTCOME_BADGE = {"knee": ("pass", "knee found"), "ceiling": ("pass", "ceiling met"),
                  "first_step_failed": ("fail", "first step failed"), "undecided": ("error", "no answer")}

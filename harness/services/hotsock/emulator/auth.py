@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 
 from ....emulation import untrusted
 from ....emulation.memory import Expiring
-from ....tokens import KeySourceError
+from ...tokens import KeySourceError
 from ..claims import Claims, ClaimsError
 from ..tokens import HMAC_ALGORITHMS
 
