@@ -19,7 +19,7 @@ from harness.capacity.analysis import margin
 from harness.capacity.plan import CapacityError, dump_toml, load_plan, step_tables
 from harness.capacity.search import CapacitySearch, StepOutcome
 from harness.capacity.usl import UslError, fit_usl, usl
-from harness.report.html import plotly_js
+from harness.report.html_kit import plotly_js
 
 ROOT = Path(__file__).resolve().parents[1]
 

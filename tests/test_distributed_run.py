@@ -212,7 +212,7 @@ def test_a_bad_target_bind_is_named_with_its_key(tmp_path, target, said):
 
 def test_the_workers_table_names_a_worker_that_saturated_in_the_steady_run_only():
     from harness.report.console import worker_lines
-    from harness.report.html import workers_section
+    from harness.report.run_sections import workers_section
     from harness.results.run_results import ChatStats
 
     stats = ChatStats()

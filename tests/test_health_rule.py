@@ -11,7 +11,8 @@ from pathlib import Path
 from harness.metrics import saturation
 from harness.report.console import health_warning, saturation_line
 from harness.report.document import build_report
-from harness.report.html import health_section, render_html
+from harness.report.run_page import render_html
+from harness.report.run_sections import health_section
 from harness.scenario.reader import load_scenario
 
 from .test_report import sample_results

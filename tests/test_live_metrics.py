@@ -115,7 +115,7 @@ def test_prometheus_scrapes_what_the_report_says(prometheus, tmp_path):
         assert counters.get("rejected.rate_limited", 0) > 0, "the room's limit of 4/s should refuse some"
         assert last('chatload_rejections_total{category="rate_limited"}') == counters["rejected.rate_limited"]
         errors = _value(api, "sum(last_over_time(chatload_errors_total[5m]))")
-        from harness.report.numbers import error_total
+        from harness.metrics.counters import error_total
         assert errors == error_total(counters)
         # p99 from the buckets lies in the very bucket that holds the report's exact p99.
         p99_s = report["latency_us"]["delivery"]["percentiles"]["99"] / 1e6

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.results import measured
-from harness.report.numbers import error_total
+from harness.metrics.counters import error_total
 from harness.scenario.reader import ScenarioError, load_scenario
 from harness.services.ivschat.emulator import EmulatorProcess
 

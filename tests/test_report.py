@@ -20,10 +20,11 @@ from harness.report.document import (
     build_report,
     find_secrets,
     overall_verdict,
-    write_report,
 )
 from harness.report.figures import percentile_series
-from harness.report.html import plotly_js, render_html
+from harness.report.html_kit import plotly_js
+from harness.report.run_page import render_html
+from harness.report.writing import write_report
 
 DATA = Path(__file__).parent / "data"
 
@@ -280,12 +281,12 @@ def test_a_crash_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_the_json_survives_a_failed_html_rendering(tmp_path, monkeypatch):
-    import harness.report.html
+    import harness.report.writing
 
     def broken(report):
         raise RuntimeError("renderer bug")
 
-    monkeypatch.setattr(harness.report.html, "render_html", broken)
+    monkeypatch.setattr(harness.report.writing, "render_html", broken)
     with pytest.raises(RuntimeError, match="renderer bug"):
         write_report(tmp_path, report())
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

@@ -18,7 +18,7 @@ import pytest
 
 from harness.report.compare import render_compare_html
 from harness.report.document import build_report
-from harness.report.html import render_html
+from harness.report.run_page import render_html
 from tests.browser import browser_page, console_errors, evaluate
 from tests.test_report import CHECKS, FAULTS, SCENARIO, degraded_results, sample_results
 

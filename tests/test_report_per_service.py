@@ -8,7 +8,7 @@ import random
 
 from harness.metrics.histograms import LatencyHistogram
 from harness.report.document import build_report
-from harness.report.html import render_html
+from harness.report.run_page import render_html
 from tests.browser import chromium  # noqa: F401  (the fixture)
 from tests.test_report import sample_results
 from tests.test_report_browser import ARTIFACTS, assert_clean, load

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.capacity.plan import dump_toml
-from harness.report.html import reconnect_section
+from harness.report.run_sections import reconnect_section
 from harness.trace.loading import import_trace
 from harness.trace.model import JOIN, LEAVE, TraceEvent
 from harness.trace.plan import build_plan

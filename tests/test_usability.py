@@ -114,7 +114,7 @@ def test_ack_is_named_for_every_service_not_as_an_echo():
     from harness.gate.metrics import describe
     from harness.metrics.histograms import ACK_WORDS
     from harness.report.console import LATENCY_ROWS
-    from harness.report.html import LATENCY_MEANING
+    from harness.report.run_sections import LATENCY_MEANING
 
     shown = [describe("ack.p99"), dict(LATENCY_ROWS)["ack"], LATENCY_MEANING["ack"]]
     assert all("own echo)" not in words or "publish API" in words for words in shown), shown

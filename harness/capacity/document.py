@@ -8,7 +8,7 @@ import platform
 import socket
 from pathlib import Path
 
-from ..report.document import _finite, default_versions, iso8601, refuse_secrets, write_atomic
+from ..report.document import default_versions, finite_json, iso8601, refuse_secrets, write_atomic
 from .plan import VARIES, CapacityPlan
 
 SCHEMA = "chatload.capacity/1"
@@ -50,7 +50,7 @@ def build_document(*, plan: CapacityPlan, steps: list[dict], knee: dict, usl: di
         "sizing": sizing,
         "cost": cost,
     }
-    return _finite(document)
+    return finite_json(document)
 
 
 def headline(plan: CapacityPlan, knee: dict, incomplete_reason: str | None) -> str:

@@ -12,7 +12,19 @@ from __future__ import annotations
 import math
 
 from ..report import figures
-from ..report.html import Html, badge, chart, join, no_data, pretty_json, sectioned_page, table, tag, when
+from ..report.html_kit import (
+    Html,
+    badge,
+    chart,
+    join,
+    no_data,
+    page_header,
+    pretty_json,
+    sectioned_page,
+    table,
+    tag,
+    when,
+)
 from ..report.numbers import format_value
 from ..results.run_results import SATURATION
 
@@ -69,15 +81,9 @@ def header(doc: dict) -> Html:
         ("host", f"{meta.get('host', '—')} ({meta.get('cpu_count', '?')} CPUs)"),
         ("capacity file", (doc.get("scenario") or {}).get("file") or "—"),
     ]
-    return tag("header", [tag("div", [
-        tag("div", [
-            tag("div", [tag("div", "chatload capacity", class_="eyebrow"), tag("h1", doc["scenario"]["name"]),
-                        tag("p", doc.get("headline"), class_="desc")]),
-            tag("div", [badge(kind, text, large=True),
-                        badge("complete" if doc.get("complete") else "incomplete", large=True)], class_="verdicts"),
-        ], class_="headline"),
-        tag("dl", [tag("div", [tag("dt", k), tag("dd", v)]) for k, v in facts], class_="facts"),
-    ], class_="wrap")], class_="top")
+    return page_header("chatload capacity", doc["scenario"]["name"], doc.get("headline"),
+                       [badge(kind, text, large=True),
+                        badge("complete" if doc.get("complete") else "incomplete", large=True)], facts)
 
 
 def banners(doc: dict) -> Html:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..metrics.counters import ERROR_PREFIXES
 from ..metrics.histograms import LatencyHistogram
-from ..report.numbers import ERROR_PREFIXES
 
 # Chat latency: from half a millisecond (loopback) to 30 s (a reconnect storm), roughly 1-2-5.
 BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)

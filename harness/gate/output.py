@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from ..report.numbers import format_value
 from .outcome import GateOutcome
-from .rules import ERROR, FAIL, PASS, CheckResult, format_value
+from .rules import ERROR, FAIL, PASS, CheckResult
 
 LABELS = {PASS: "PASS", FAIL: "FAIL", ERROR: "ERROR"}
 ICONS = {PASS: "✅", FAIL: "❌", ERROR: "⚠️"}
@@ -22,7 +23,7 @@ def _check_label(check: CheckResult) -> str:
 def _expected(check: CheckResult) -> str:
     if check.expected is None:
         return "—"
-    value = format_value(check.expected, check.unit)
+    value = format_value(check.expected, check.unit, exact=True)
     return value if value.startswith("between") else f"{check.op} {value}"
 
 
@@ -33,7 +34,7 @@ def _heading(outcome: GateOutcome) -> str:
 
 def format_text(outcome: GateOutcome) -> str:
     rows = [("VERDICT", "CHECK", "OBSERVED", "EXPECTED", "DETAIL")]
-    rows += [(LABELS[check.verdict], _check_label(check), format_value(check.observed, check.unit),
+    rows += [(LABELS[check.verdict], _check_label(check), format_value(check.observed, check.unit, exact=True),
               _expected(check), check.detail) for check in outcome.checks]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = [_heading(outcome)]
@@ -62,7 +63,7 @@ def format_markdown(outcome: GateOutcome) -> str:
     for check in outcome.checks:
         label = _check_label(check)
         lines.append(f"| {ICONS[check.verdict]} {LABELS[check.verdict]} | `{_cell(label)}` "
-                     f"| {_cell(format_value(check.observed, check.unit))} | {_cell(_expected(check))} "
+                     f"| {_cell(format_value(check.observed, check.unit, exact=True))} | {_cell(_expected(check))} "
                      f"| {_cell(check.detail)} |")
     return "\n".join(lines) + "\n"
 
@@ -85,7 +86,7 @@ def format_junit(outcome: GateOutcome) -> str:
     for check in outcome.checks:
         case = ET.SubElement(suite, "testcase", {"classname": "chatload.gate", "name": _xml(_check_label(check)),
                                                  "time": "0"})
-        body = (f"observed {format_value(check.observed, check.unit)}, expected {_expected(check)}"
+        body = (f"observed {format_value(check.observed, check.unit, exact=True)}, expected {_expected(check)}"
                 f"\n{check.detail}")
         if check.verdict == FAIL:
             ET.SubElement(case, "failure", {"message": _xml(check.detail), "type": "fail"}).text = _xml(body)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from ..report.numbers import exact_number, unit_suffix
 from .metrics import (
     COUNT,
     DURATION,
@@ -354,12 +355,12 @@ def _check_threshold(report: Mapping, rule: Threshold) -> CheckResult:
         return CheckResult(**base, observed=None, verdict=ERROR, detail=f"missing from the report: {exc}")
     if rule.op == "between":
         passed = rule.value <= observed <= rule.high
-        wanted = f"between {_fmt(expected[0])} and {_fmt(expected[1])}"
+        wanted = f"between {exact_number(expected[0])} and {exact_number(expected[1])}"
     else:
         passed = OPERATORS[rule.op](observed, rule.value)
-        wanted = f"{rule.op} {_fmt(expected)}"
+        wanted = f"{rule.op} {exact_number(expected)}"
     shown = _shown(observed, rule.unit)
-    detail = "" if passed else f"{rule.metric} is {_with_unit(shown, rule.unit)}, not {wanted}{_suffix(rule.unit)}"
+    detail = "" if passed else f"{rule.metric} is {_with_unit(shown, rule.unit)}, not {wanted}{unit_suffix(rule.unit)}"
     if not passed:
         detail += _saturation_note(report, metric)
     return CheckResult(**base, observed=shown, verdict=PASS if passed else FAIL, detail=detail)
@@ -389,8 +390,8 @@ def _check_regression(report: Mapping, baseline: Mapping | None, rule: Regressio
     change = f"{(observed - before) / abs(before):+.1%}, " if before else ""
     unit = rule.unit
     detail = (f"{_with_unit(_shown(observed, unit), unit)} against baseline {_with_unit(_shown(before, unit), unit)} "
-              f"({change}{_fmt(_shown(observed - before, unit), signed=True)}{_suffix(unit)}); "
-              f"allowed: {_fmt(rule.allowed * 100) + '%' if rule.relative else _with_unit(_shown(rule.allowed, unit), unit)}")
+              f"({change}{exact_number(_shown(observed - before, unit), signed=True)}{unit_suffix(unit)}); "
+              f"allowed: {exact_number(rule.allowed * 100) + '%' if rule.relative else _with_unit(_shown(rule.allowed, unit), unit)}")
     if rule.noise:
         detail += f", or up to {_with_unit(_shown(rule.noise, unit), unit)} of noise"
     if not passed:
@@ -413,26 +414,5 @@ def _shown(value: float | None, unit: str) -> float | None:
     return float(f"{value / SHOWN_FACTOR[unit]:.6g}")
 
 
-def _fmt(value: object, *, signed: bool = False) -> str:
-    """A number for people: integers without a decimal point, others as they were rounded."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "—" if value is None else str(value)
-    text = str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.6g}"
-    return f"+{text}" if signed and value >= 0 else text
-
-
-def _suffix(unit: str) -> str:
-    return unit if unit in ("", "%", "/s") else f" {unit}"
-
-
 def _with_unit(value: object, unit: str) -> str:
-    return f"{_fmt(value)}{_suffix(unit)}"
-
-
-def format_value(value: object, unit: str) -> str:
-    """`expected` or `observed` of a CheckResult as text: "8.375 ms", "45%", "between 40 and 60%"."""
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return f"between {_fmt(value[0])} and {_with_unit(value[1], unit)}"
-    if value is None:
-        return "—"
-    return _with_unit(value, unit)
+    return f"{exact_number(value)}{unit_suffix(unit)}"

@@ -18,7 +18,7 @@ import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from ..report.numbers import error_total
+from ..metrics.counters import error_total
 from .options import option
 from .state import state_of
 

@@ -1,19 +1,13 @@
 """Reports: the results of a run judged against its scenario, as `report.json` and a self-contained
-`report.html`, and the comparison of two runs. docs/report-format.md documents the JSON."""
+`report.html`, and the comparison of two runs. docs/report-format.md documents the JSON.
 
-from .document import SCHEMA, ReportInputError, build_report, load_document, write_report
+The modules, from the bottom: `numbers` (the number formatter and a run's key numbers), `figures`
+(Plotly figures), `console` (plain text), `document` (the JSON: build, read, the secret scan),
+`html_kit` (the HTML kit every chatload page uses), the run's page (`run_sections`,
+`service_section`, `accounting_section`, `run_page.render_html`), `compare.render_compare_html`,
+`writing.write_report` (report.json and report.html), and `cli`. This package imports only the
+document's names: importing a module of it loads no HTML, and no module here imports the package."""
 
-__all__ = ["SCHEMA", "ReportInputError", "build_report", "load_document", "write_report", "render_html",
-           "render_compare_html"]
+from .document import SCHEMA, ReportInputError, build_report, load_document
 
-
-def render_html(report: dict) -> str:
-    from .html import render_html as render
-
-    return render(report)
-
-
-def render_compare_html(a: dict, b: dict) -> str:
-    from .compare import render_compare_html as render
-
-    return render(a, b)
+__all__ = ["SCHEMA", "ReportInputError", "build_report", "load_document"]

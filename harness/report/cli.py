@@ -61,7 +61,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .html import render_html
+    from .run_page import render_html
 
     source = Path(args.report)
     try:

@@ -4,25 +4,11 @@ latency over time, and the checks of both."""
 
 from __future__ import annotations
 
-from . import figures
-from .document import as_report, shape_differences
-from .html import (
-    SATURATED_WARNING,
-    Html,
-    badge,
-    chart,
-    duration,
-    esc,
-    expected_text,
-    join,
-    no_data,
-    page,
-    scenario_name,
-    table,
-    tag,
-    when,
-)
-from .numbers import KeyNumber, format_value, key_numbers
+from .console import SATURATED_WARNING
+from .document import as_report, scenario_name, shape_differences
+from .figures import COLORS, RUN_COLORS, base_layout, distribution_figure, percentile_series, timeline_x
+from .html_kit import Html, badge, chart, duration, esc, join, no_data, page, table, tag, when
+from .numbers import KeyNumber, expected_text, format_value, key_numbers
 
 GROUP_TITLES = {"messages": "Messages", "loss": "Loss", "latency": "Latency", "connections": "Connections"}
 
@@ -119,18 +105,18 @@ def numbers_table(numbers_a: list[KeyNumber], numbers_b: list[KeyNumber]) -> Htm
 
 def distribution(a: dict, b: dict) -> dict | None:
     curves = []
-    for name, color in (("delivery", figures.COLORS["delivery"]), ("ack", figures.COLORS["ack"])):
+    for name, color in (("delivery", COLORS["delivery"]), ("ack", COLORS["ack"])):
         for letter, report, dash in (("A", a, "solid"), ("B", b, "dash")):
-            series = figures.percentile_series((report.get("histograms") or {}).get(name))
+            series = percentile_series((report.get("histograms") or {}).get(name))
             curves.append((f"{name} {letter}", series, {"color": color, "dash": dash}))
-    return figures.distribution_figure(curves)
+    return distribution_figure(curves)
 
 
 def over_time(a: dict, b: dict) -> dict | None:
     data = []
-    for letter, report, color in (("A", a, figures.RUN_COLORS[0]), ("B", b, figures.RUN_COLORS[1])):
+    for letter, report, color in (("A", a, RUN_COLORS[0]), ("B", b, RUN_COLORS[1])):
         rows = report.get("timeline") or []
-        x = figures.timeline_x(report)
+        x = timeline_x(report)
         if not any(row.get("delivery") for row in rows):
             continue
         for stat, label, dash in (("p50_us", "p50", "solid"), ("p99_us", "p99", "dash")):
@@ -139,7 +125,7 @@ def over_time(a: dict, b: dict) -> dict | None:
                          "line": {"color": color, "dash": dash, "width": 2}, "hovertemplate": "%{y:.2f} ms"})
     if not data:
         return None
-    return {"data": data, "layout": figures.base_layout(xaxis={"title": {"text": "seconds since start"}},
+    return {"data": data, "layout": base_layout(xaxis={"title": {"text": "seconds since start"}},
                                                         yaxis={"title": {"text": "delivery latency (ms)"}})}
 
 

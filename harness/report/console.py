@@ -1,7 +1,10 @@
 """What a run prints at its end, shared by `chatload run` and a plain `locust -f` run: the verdict
-line, the accounting in numbers that reconcile, and a latency table in ms."""
+line, the accounting in numbers that reconcile, and a latency table in ms; and the plain text the
+pages share with the console (the workers' rows, the saturation warning)."""
 
 from __future__ import annotations
+
+from .numbers import format_value
 
 LATENCY_ROWS = (  # histogram → what it measures, as the table says it
     ("delivery", "delivery (intended send → each other member)"),
@@ -13,6 +16,8 @@ LATENCY_ROWS = (  # histogram → what it measures, as the table says it
     ("token_fetch", "token fetch"),
 )
 PERCENTILES = ("50", "90", "99", "99.9")
+# The pages' words for a saturated harness (the run's report and the comparison of two runs).
+SATURATED_WARNING = "the harness itself saturated — latency figures include harness queueing"
 
 
 def verdict_line(report: dict) -> str:
@@ -46,9 +51,7 @@ def health_warning(health: dict) -> str | None:
 def check_line(check: dict) -> str:
     """`[ERROR] rule  (observed —): reason`: a check as the console shows it. An error has no observed
     value, so its reason (in the report as `detail`) is the only thing that says what went wrong."""
-    from ..gate.rules import format_value
-
-    observed = format_value(check.get("observed"), check.get("unit") or "")
+    observed = format_value(check.get("observed"), check.get("unit") or "", exact=True)
     reason = f": {check['detail']}" if check.get("verdict") == "error" and check.get("detail") else ""
     return f"[{str(check.get('verdict')).upper():5}] {check.get('rule')}  (observed {observed}){reason}"
 

@@ -101,7 +101,7 @@ def build_report(results: dict, *, scenario: dict | None, checks: list[dict], co
     if measured is not None:
         report["measured"] = {"ok": not measured, "problems": list(measured), "min_connected": min_connected,
                               "min_spawned": min_spawned}
-    report = _finite(report)
+    report = finite_json(report)
     refuse_secrets(report)
     return report
 
@@ -159,6 +159,14 @@ def shape_differences(report: dict, baseline: dict, *, here: str = "here",
     return found
 
 
+def scenario_name(report: dict) -> str:
+    scenario = report.get("scenario") or {}
+    if scenario.get("name"):
+        return str(scenario["name"])
+    locustfile = (report.get("metadata") or {}).get("locustfile")
+    return f"{locustfile} (no scenario)" if locustfile else "chatload run"
+
+
 def _shape_value(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{n} {kind}" for kind, n in value.items())
@@ -207,14 +215,15 @@ def _text_or_none(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _finite(value):
-    """JSON has no NaN or infinity: they are written as null (documented)."""
+def finite_json(value):
+    """`value` with NaN and infinities as None: JSON has neither, so reports and capacity documents write
+    them as null (documented)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
@@ -289,24 +298,6 @@ def load_document(path: Path | str) -> dict:
 def _scanned(report: dict) -> dict:
     refuse_secrets(report)
     return report
-
-
-def write_report(folder: Path, report: dict) -> tuple[Path, Path]:
-    """Write `report.json` and `report.html` in `folder` (created if needed); returns their paths.
-
-    Each file is written to a temporary file in the same folder and renamed over the target, so a crash
-    leaves either the previous file or the whole new one, never part of one. The JSON goes first: it
-    holds everything, and if the HTML cannot be rendered, `chatload report` renders it from the JSON."""
-    from .html import render_html
-
-    refuse_secrets(report)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path = write_atomic(folder / "report.json",
-                             lambda f: (json.dump(report, f, indent=1, allow_nan=False), f.write("\n")))
-    page = render_html(report)
-    html_path = write_atomic(folder / "report.html", lambda f: f.write(page))
-    return json_path, html_path
 
 
 def write_atomic(path: Path, write) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ..metrics.counters import counter_sum
 from ..metrics.histograms import LatencyHistogram
 
 FONT = ('-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
@@ -70,11 +71,6 @@ def timeline_x(report: dict) -> list[float]:
     if start is None and rows:
         start = rows[0]["t"]
     return [round(row["t"] + 0.5 - start, 2) for row in rows]
-
-
-def counter_sum(counters: dict, prefix: str) -> int:
-    """Sum of the counters called `prefix` or `prefix.<anything>`."""
-    return sum(v for k, v in (counters or {}).items() if k == prefix or k.startswith(prefix + "."))
 
 
 # -- figures --------------------------------------------------------------------------------------------
@@ -201,11 +197,11 @@ def connections_figure(report: dict) -> dict | None:
     return {"data": data, "layout": layout}
 
 
-# Stacked per second. A rejected send is also an ERROR frame (`errors.<code>`): the chart shows the
-# rejections and the other ERROR frames, so nothing is counted twice.
+# Stacked per second. A rejected send is also an error answer (`errors.<code>`): the chart shows the
+# rejections and the other error answers, so nothing is counted twice.
 ERROR_GROUPS = (
     ("rejected sends", "#f59e0b", lambda c: counter_sum(c, "rejected")),
-    ("other ERROR frames", "#dc2626", lambda c: max(0, counter_sum(c, "errors") - counter_sum(c, "rejected"))),
+    ("other error answers", "#dc2626", lambda c: max(0, counter_sum(c, "errors") - counter_sum(c, "rejected"))),
     ("connect failures", "#991b1b", lambda c: counter_sum(c, "connect_failures")),
     ("token fetch failures", "#7c3aed", lambda c: counter_sum(c, "token_fetch_failures")),
     ("timeouts", "#db2777", lambda c: counter_sum(c, "timeouts")),
@@ -255,7 +251,7 @@ def _timed_layout(report: dict, y_title: str) -> dict:
 
 
 def rate_limit_figure(report: dict) -> dict | None:
-    """Per second, for up to four rooms: offered, accepted (by the server's SendTime) and rejected,
+    """Per second, for up to four rooms: offered, accepted (by the server's accept time) and rejected,
     with the room's limit as a line — the rate-limit verdicts' evidence."""
     rooms = (report.get("verdicts") or {}).get("rate_limit", {}).get("rooms", {})
     series_by_room = report.get("rooms") or {}

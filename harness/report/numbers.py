@@ -1,19 +1,17 @@
-"""The key numbers of a run, read from its report: the ones shown first and compared between runs."""
+"""Numbers as people read them, and the key numbers of a run (the ones a report shows first and a
+comparison sets side by side).
+
+`format_value` is the one number formatter of the report, the comparison, the capacity page, the
+console and the gate. It has two styles because their readers differ: a page rounds for reading
+("8.375 ms", "1,234", "45 %"); the gate (`exact=True`) prints the figure it judged, as it rounded
+it, since a CI log or a JUnit file must show the value the threshold was compared with ("8.375 ms",
+"1234", "45%"). Nothing here knows HTML, so the gate may import it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .figures import counter_sum
-
-# A rejected send is an ERROR frame too: "errors" counts it once.
-ERROR_PREFIXES = ("errors", "connect_failures", "token_fetch_failures", "subscribe_token_fetch_failures", "timeouts",
-                  "protocol_errors", "gave_up")
-
-
-def error_total(counters) -> int:
-    """"errors (all kinds)": the one definition the live progress and the report both show."""
-    return sum(counter_sum(counters, prefix) for prefix in ERROR_PREFIXES)
+from ..metrics.counters import counter_sum, error_total
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,18 @@ class KeyNumber:
         return format_value(self.value, self.unit)
 
 
-def format_value(value, unit: str = "") -> str:
+def format_value(value, unit: str = "", *, exact: bool = False) -> str:
+    """A number with its unit: "—" for None, a non-number as its text.
+
+    exact=False, for pages: ms to 3 decimals below 10, 2 below 1000, none above; "%" to 4 significant
+    digits ("12.5 %"); "/s" to one decimal; a count with thousands separators.
+    exact=True, the gate's style: integers without a decimal point or separators, others to 6
+    significant digits; "%" and "/s" follow the number directly ("45%"), other units after a space;
+    a pair [low, high] reads "between 40 and 60%"."""
+    if exact:
+        if isinstance(value, list | tuple) and len(value) == 2:
+            return f"between {exact_number(value[0])} and {exact_number(value[1])}{unit_suffix(unit)}"
+        return "—" if value is None else f"{exact_number(value)}{unit_suffix(unit)}"
     if value is None:
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -43,6 +52,40 @@ def format_value(value, unit: str = "") -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}"
     return f"{int(value):,}"
+
+
+def exact_number(value: object, *, signed: bool = False) -> str:
+    """The gate's number, no unit: integers without a decimal point, others as they were rounded (6
+    significant digits); `signed` puts "+" before a value ≥ 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else str(value)
+    text = str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.6g}"
+    return f"+{text}" if signed and value >= 0 else text
+
+
+def unit_suffix(unit: str) -> str:
+    """How the gate's text follows a number with its unit: "%" and "/s" directly, others after a space."""
+    return unit if unit in ("", "%", "/s") else f" {unit}"
+
+
+def check_value(value) -> str:
+    """A check's expected or observed value on a page: a count or a large figure with separators
+    (never 1.597e+04), others to 4 significant digits."""
+    if isinstance(value, float):
+        if value.is_integer() or abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
+
+
+def expected_text(check: dict) -> str:
+    """"< 250 ms", "between 40 and 60 %"."""
+    op, expected, unit = check.get("op") or "", check.get("expected"), check.get("unit") or ""
+    if isinstance(expected, list) and len(expected) == 2:
+        return f"{op or 'between'} {check_value(expected[0])} and {check_value(expected[1])} {unit}".strip()
+    return f"{op} {check_value(expected)} {unit}".strip()
 
 
 def latency_ms(report: dict, name: str, percentile: str) -> float | None:

@@ -470,7 +470,8 @@ class Run:
 
     def _report(self) -> int:
         from ..gate.rules import evaluate, parse_rule
-        from ..report.document import build_report, write_report
+        from ..report.document import build_report
+        from ..report.writing import write_report
 
         results_path = getattr(self, "results_path", None) or next(iter(sorted(self.raw.glob("*/*/results.json"))), None)
         if results_path is None or not Path(results_path).exists():
