@@ -1,7 +1,7 @@
 """Benchmark child processes, the parent's side.
 
 `JsonChildProcess` (a server that prints its endpoint as one JSON line, as the emulator does; see
-`harness.run.childproc`) and `LoadClient`: a receiving child that speaks JSON lines over its stdin and
+`harness.emulation.childproc`) and `LoadClient`: a receiving child that speaks JSON lines over its stdin and
 stdout (`child_protocol` is the child's side), started as `python -m <module>`.
 """
 
@@ -15,7 +15,7 @@ import time
 
 import orjson
 
-from ..run.childproc import ChildStartError, JsonChildProcess
+from ..emulation.childproc import ChildStartError, JsonChildProcess
 from .common import BenchError
 
 __all__ = ["ChildStartError", "JsonChildProcess", "LoadClient"]

@@ -26,10 +26,7 @@ import orjson
 
 from .. import services
 from ..services import registry
-
-
-class EmulatorOptionError(ValueError):
-    """A bad option or input file: the message names it; the emulator does not start."""
+from .option_error import EmulatorOptionError
 
 
 DESCRIPTION = """\

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ....emulation.cli import EmulatorOptionError
+from ....emulation.option_error import EmulatorOptionError
 from ....emulation.throttle import Rate
 from .limits import API_RATE, DATA_HARD, DATA_SOFT
 from .server import ChimeEmulator

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ....emulation.cli import EmulatorOptionError
+from ....emulation.option_error import EmulatorOptionError
 from ...tokens import KeySourceError, read_secret
 from ..tokens import split_kid
 from .auth import MAX_SLOTS, public_key_slot, secret_slot

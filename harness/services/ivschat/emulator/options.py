@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ....emulation.cli import EmulatorOptionError
+from ....emulation.option_error import EmulatorOptionError
 from .limits import ALGORITHMS
 from .server import Emulator
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ....emulation.cli import EmulatorOptionError
+from ....emulation.option_error import EmulatorOptionError
 from .dataplane import ROSTER_MODES, TOKEN_REUSE_MODES
 from .server import Emulator
 from .state import MAX_PUBLISHERS, MAX_STAGES, MAX_SUBSCRIBERS
