@@ -30,8 +30,8 @@ send time for a presumed-accepted message. A message is identified by (sender, s
                                     "replay": [window_ns, max] | None,  # the service replays to late joiners
                                     "replayed": n}]}}}   # of them, arrived on this connection
 
-The keys are a contract between processes of one run (and the recorder's and judge's versions must
-match): change the meaning of one and `FORMAT`'s version changes with it.
+The keys are a contract between the processes of one run: a change of meaning changes `FORMAT`'s
+version, and the judge refuses an export of another format.
 """
 
 FORMAT = "chatload.delivery-ledger/1"

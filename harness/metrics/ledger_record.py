@@ -20,10 +20,10 @@ What is decided here, as receipts arrive (the rest waits for the judge):
 - *duplicates* (a (sender, seq) the receiver already had, on any of its connections) and *out of
   order* (a first receipt whose seq is below the highest already received from that sender on that
   connection);
-- for a new message outside its connection's interval: the receiver's other interval that contains
-  its accept time (`foreign`, judged with that interval), else *replayed* (inside the connection's
-  replay window), else *during handshake* (accepted while the connection was opening), else
-  *unexpected*.
+- for a new message outside its connection's interval: the receiver's other interval in that room
+  that contains its accept time (`foreign`, judged with that interval), else *replayed* (inside the
+  connection's replay window), else *during handshake* (accepted while the connection was opening),
+  else *unexpected*.
 
 Memory. A message's accept time is stored once per room (two int64 arrays per (room, sender): 16 bytes
 per accepted message), never per receiver. Per (receiver, sender) the set of seqs received is [lo, hi]
