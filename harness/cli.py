@@ -8,7 +8,7 @@ import sys
 
 # name, module, (add_arguments, run) in that module, one-line help, description attribute
 SUBCOMMANDS = [
-    ("run", "harness.runner", ("add_arguments", "run"), "run a scenario headless and write its report",
+    ("run", "harness.run.runner", ("add_arguments", "run"), "run a scenario headless and write its report",
      "DESCRIPTION"),
     ("report", "harness.report.cli", ("add_report_arguments", "run_report"), "re-render a report's HTML",
      "REPORT_DESCRIPTION"),
@@ -18,7 +18,7 @@ SUBCOMMANDS = [
      "DESCRIPTION"),
     ("capacity", "harness.capacity.cli", ("add_arguments", "run"),
      "step the load to the knee; USL fit, load-generator sizing and cost", "DESCRIPTION"),
-    ("worker", "harness.worker", ("add_arguments", "run"),
+    ("worker", "harness.run.worker", ("add_arguments", "run"),
      "a Locust worker for `chatload run --workers N` on another machine", "DESCRIPTION"),
     ("emulator", "harness.emulation.cli", ("add_arguments", "run"), "run a service's emulator until Ctrl-C",
      "DESCRIPTION"),

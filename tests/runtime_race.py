@@ -18,10 +18,10 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-import harness.runtime as runtime_module  # noqa: E402
+import harness.runtime.chat_runtime as runtime_module  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, Target  # noqa: E402
-from harness.tokens import TokenProvider  # noqa: E402
+from harness.services.tokens import TokenProvider  # noqa: E402
 
 
 class InstantTokens(TokenProvider):

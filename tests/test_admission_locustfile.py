@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.worker import SECRET_ENV
+from harness.run.worker import SECRET_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 

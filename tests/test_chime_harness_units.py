@@ -10,7 +10,7 @@ import textwrap
 import gevent
 import pytest
 
-from harness.scenario import ScenarioError, load_scenario
+from harness.scenario.reader import ScenarioError, load_scenario
 from harness.services import registry
 from harness.services.base import RoomSettings, Target, UserSpec
 from harness.services.chime.emulator import EmulatorProcess
@@ -24,7 +24,7 @@ from harness.services.chime.verdicts import (
     early_throttle_seconds,
     onset_in_second,
 )
-from harness.tokens import TokenFetchFailed
+from harness.services.tokens import TokenFetchFailed
 
 from .chime import client
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import load_scenario
+from harness.scenario.reader import load_scenario
 
 from .locust_run import ROOT, assert_accounting_adds_up
 from .netns import Hosts, NamespaceUnavailable
@@ -108,7 +108,7 @@ def test_a_missing_worker_ends_the_run_with_exit_2_and_wrong_secrets_are_refused
     # only its hello can refuse it.
     local = tmp_path / "scenario.json"
     local.write_text(json.dumps(load_scenario(ROOT / "scenarios" / "smoke.toml").as_run()))
-    plain = hosts.popen("w2", [sys.executable, "-m", "locust", "-f", str(ROOT / "harness" / "scenario_locustfile.py"),
+    plain = hosts.popen("w2", [sys.executable, "-m", "locust", "-f", str(ROOT / "harness" / "run" / "locustfile.py"),
                                "--worker", "--master-host", hosts.address("master"), "--master-port", str(PORT)],
                         stdout=(tmp_path / "plain.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
                         env={**_env(None), "CHATLOAD_SCENARIO": str(local)})
@@ -170,7 +170,7 @@ REPLAY = (f'[run]\nworkers = {{workers}}\n[[population]]\nkind = "viewer"\nusers
 def test_a_replay_on_more_than_one_remote_worker_is_refused_by_the_scenario_and_the_cli(tmp_path, capsys):
     """Each remote worker would replay the whole trace: the load would be N times the trace's."""
     from harness.cli import main
-    from harness.scenario import ScenarioError
+    from harness.scenario.reader import ScenarioError
 
     path = tmp_path / "s.toml"
     path.write_text(REPLAY.format(workers=2))
@@ -201,7 +201,7 @@ def test_emulator_bind_on_the_cli_is_for_the_embedded_emulator_only(tmp_path, ca
      'bind = "10.0.0.5"', "only the embedded emulator"),
 ])
 def test_a_bad_target_bind_is_named_with_its_key(tmp_path, target, said):
-    from harness.scenario import ScenarioError
+    from harness.scenario.reader import ScenarioError
 
     path = tmp_path / "s.toml"
     path.write_text(f'[target]\n{target}\n[[population]]\nkind = "viewer"\nusers = 1\n')
@@ -213,7 +213,7 @@ def test_a_bad_target_bind_is_named_with_its_key(tmp_path, target, said):
 def test_the_workers_table_names_a_worker_that_saturated_in_the_steady_run_only():
     from harness.report.console import worker_lines
     from harness.report.html import workers_section
-    from harness.results import ChatStats
+    from harness.results.run_results import ChatStats
 
     stats = ChatStats()
     t0 = 1_800_000_000 * 10**9
@@ -243,7 +243,7 @@ def test_the_workers_table_names_a_worker_that_saturated_in_the_steady_run_only(
 
 
 def test_a_master_open_beyond_loopback_without_a_secret_warns(tmp_path):
-    from harness.runner import free_tcp_port
+    from harness.run.runner import free_tcp_port
 
     port = free_tcp_port()
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "scenarios/smoke.toml", "--workers", "1",

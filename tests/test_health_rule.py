@@ -12,7 +12,7 @@ from harness.metrics import saturation
 from harness.report.console import health_warning, saturation_line
 from harness.report.document import build_report
 from harness.report.html import health_section, render_html
-from harness.scenario import load_scenario
+from harness.scenario.reader import load_scenario
 
 from .test_report import sample_results
 

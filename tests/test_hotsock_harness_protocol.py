@@ -43,7 +43,7 @@ from harness.services.hotsock.client import (
 from harness.services.hotsock.emulator.auth import TokenInvalid, Verifier, secret_slot
 from harness.services.hotsock.reconnect import HotsockJsPolicy
 from harness.services.hotsock.token_provider import SigningKeyTokens, user_claims
-from harness.tokens import TokenFetchFailed
+from harness.services.tokens import TokenFetchFailed
 
 ROOM = "chatload-t-0"
 PRESENCE = "presence.chatload-t-0"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.scenario import ScenarioError, load_scenario
+from harness.scenario.reader import ScenarioError, load_scenario
 from harness.services import registry
 from harness.services.base import (
     KIND_EMULATOR,
@@ -28,7 +28,7 @@ from harness.services.ivsrealtime.token_sources import (
     read_private_key,
 )
 from harness.services.ivsrealtime.verdicts import token_rate
-from harness.tokens import TokenFetchFailed
+from harness.services.tokens import TokenFetchFailed
 
 SERVICE = registry.get("ivsrealtime")
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.scenario import ScenarioError, load_scenario
+from harness.scenario.reader import ScenarioError, load_scenario
 
 from .locust_run import ROOT, arrivals, assert_accounting_adds_up, results_of, run_locust
 
@@ -71,7 +71,7 @@ def test_chatload_run_builds_pool_users_from_the_population(tmp_path):
     # In a child: importing Locust monkey-patches this process (gevent), which other tests must not inherit.
     scenario = _scenario(tmp_path, 'kind = "viewer"\nusers = 600\nconnections_per_user = 200')
     (tmp_path / "as_run.json").write_text(json.dumps(scenario.as_run()))
-    probe = ("import json, harness.scenario_locustfile as m; from harness.locust.pool import ListenerPool as P; "
+    probe = ("import json, harness.run.locustfile as m; from harness.locust.pool import ListenerPool as P; "
              "print(json.dumps({n: [issubclass(c, P), c.fixed_count, getattr(c, 'connections_per_user', 1)] "
              "for n, c in ((n, getattr(m, n)) for n in ('Viewer0', 'Chatter1'))}))")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,

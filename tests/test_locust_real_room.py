@@ -29,7 +29,7 @@ def test_locust_against_a_real_room_asks_before_billing_and_refuses_without_an_a
 def test_the_ivschat_page_real_room_scenario_is_valid_and_its_cost_is_what_chatload_says(tmp_path):
     import re
 
-    from harness.scenario import load_scenario
+    from harness.scenario.reader import load_scenario
 
     page = (ROOT / "docs" / "services" / "ivschat.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```toml\n(.*?)```", page, re.S) if b.startswith("# my-real-room.toml")]

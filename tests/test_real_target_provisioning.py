@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from types import SimpleNamespace
 
-from harness.runner import Run
+from harness.run.runner import Run
 from harness.services.base import RoomSettings, Target
 
 

@@ -92,8 +92,8 @@ def test_the_live_progress_of_a_run_without_messages_shows_no_deliveries(tmp_pat
     from argparse import Namespace
     from pathlib import Path
 
-    from harness.runner import Run
-    from harness.scenario import load_scenario
+    from harness.run.runner import Run
+    from harness.scenario.reader import load_scenario
 
     scenarios = Path(__file__).resolve().parents[1] / "scenarios"
     record = {"elapsed_s": 3.0, "users": 30, "connections": 30, "deliveries_per_s": 0, "delivery_p99_ms": 0.0,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import ScenarioError, load_scenario, parse_duration
+from harness.scenario.reader import ScenarioError, load_scenario, parse_duration
 
 # capacity-*.toml carry a [capacity] table for `chatload capacity`, which validates them itself.
 SCENARIOS = sorted(p for p in (Path(__file__).resolve().parents[1] / "scenarios").glob("*.toml")

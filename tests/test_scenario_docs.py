@@ -8,10 +8,10 @@ import tomllib
 
 import pytest
 
-from harness import scenario as s
-from harness.scenario_docs import render
+from harness.scenario import reader as s
+from harness.scenario.docs import render
 from harness.services import registry
-from harness.tables import Problems, TableReader
+from harness.files.toml_tables import Problems, TableReader
 
 from .locust_run import ROOT
 
@@ -19,7 +19,7 @@ DOC = ROOT / "docs" / "scenarios.md"
 
 
 def test_the_committed_reference_is_what_the_reader_declares():
-    assert DOC.read_text() == render(), "regenerate it: python -m harness.scenario_docs > docs/scenarios.md"
+    assert DOC.read_text() == render(), "regenerate it: python -m harness.scenario.docs > docs/scenarios.md"
 
 
 def _all_keys():

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from harness.clock import ClockOffset, estimate
+from harness.timing.clock import ClockOffset, estimate
 from harness.net.reconnect import ExponentialBackoff, SdkLike, make_policy
-from harness.schedule import OpenLoopSchedule
+from harness.timing.schedule import OpenLoopSchedule
 
 
 def test_open_loop_never_skips_a_slot_when_late():

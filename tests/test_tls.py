@@ -150,7 +150,7 @@ def test_a_worker_without_the_masters_ca_file_trusts_the_ca_the_target_carries(t
 
 
 def _scenario(tmp_path, target: str):
-    from harness.scenario import ScenarioError, load_scenario
+    from harness.scenario.reader import ScenarioError, load_scenario
 
     path = tmp_path / "s.toml"
     path.write_text(f"[target]\n{target}\n[[population]]\nkind = \"viewer\"\nusers = 1\n")

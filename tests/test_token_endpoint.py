@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.childproc import JsonChildProcess
+from harness.emulation.childproc import JsonChildProcess
 from harness.emulation.process import EmulatorProcess
-from harness.token_endpoint import BadAnswer, TokenEndpoint, check, lookup, read_answer, request_of
+from harness.services.token_endpoint import BadAnswer, TokenEndpoint, check, lookup, read_answer, request_of
 
 BODY = ('{"user_id": "{user_id}", "room": "{room}", "capabilities": "{capabilities}", "who": "{population}", '
         '"purpose": "{purpose}", "channel": "{channel}", "connection_id": "{connection_id}", "session": "{session}"}')
@@ -365,7 +365,7 @@ def test_locust_f_takes_the_same_declaration_and_names_an_unset_variable():
 
 def test_a_worker_without_a_header_variable_exits_2_naming_it(tmp_path, monkeypatch):
     """The master checks its own environment; each worker checks its own before any user starts."""
-    from harness.scenario import load_scenario
+    from harness.scenario.reader import load_scenario
 
     path = tmp_path / "s.toml"
     path.write_text('[target.token_endpoint]\nurl = "http://127.0.0.1:9/token"\n'
@@ -375,7 +375,7 @@ def test_a_worker_without_a_header_variable_exits_2_naming_it(tmp_path, monkeypa
     as_run = tmp_path / "as_run.json"
     as_run.write_text(json.dumps(load_scenario(path).as_run()))
     env = {k: v for k, v in os.environ.items() if k != "TOKENEP_ON_THE_MASTER_ONLY"}
-    proc = subprocess.run([sys.executable, "-c", "import harness.scenario_locustfile"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", "import harness.run.locustfile"], capture_output=True, text=True,
                           timeout=60, env={**env, "CHATLOAD_SCENARIO": str(as_run)}, cwd=Path(__file__).parents[1])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "TOKENEP_ON_THE_MASTER_ONLY is not set" in proc.stderr and "on-the-master" not in proc.stderr
@@ -384,7 +384,7 @@ def test_a_worker_without_a_header_variable_exits_2_naming_it(tmp_path, monkeypa
 ROUND_TRIP = """
 import argparse, json, sys
 from harness.locust.options import _add_token_endpoint_options, token_endpoint_from_options
-from harness.token_endpoint import TokenEndpoint, token_endpoint_args
+from harness.services.token_endpoint import TokenEndpoint, token_endpoint_args
 
 class Parser(argparse.ArgumentParser):  # Locust's own parser takes include_in_web_ui
     def add_argument(self, *args, include_in_web_ui=True, **kwargs):
@@ -424,7 +424,7 @@ def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certifica
     from harness.net.tls import ca_pem_of
     from harness.net.token_fetch import EndpointTokens
     from harness.services.base import Target, UserSpec
-    from harness.tokens import TokenFetchFailed
+    from harness.services.tokens import TokenFetchFailed
 
     certificates = make_certificates(tmp_path, hosts=("localhost",))
     target = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from harness.capacity.plan import CapacityError, load_plan
 from harness.cli import main
-from harness.scenario import ScenarioError, load_scenario
+from harness.scenario.reader import ScenarioError, load_scenario
 from harness.services.hotsock.ulid import encode
 from harness.trace.loading import TraceLoadError, import_trace
 from harness.trace.model import JOIN, LEAVE, MESSAGE, TraceEvent

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.services.ivschat.emulator import EmulatorProcess
-from harness.verdicts import derive
+from harness.results.verdicts import derive
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"

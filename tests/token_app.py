@@ -37,7 +37,7 @@ def issuer(service: str, control: str, secret_file: str | None):
         from harness.services.base import UserSpec
         from harness.services.hotsock.token_provider import user_claims
         from harness.services.hotsock.tokens import mint, subscribe_claims
-        from harness.tokens import read_secret
+        from harness.services.tokens import read_secret
 
         key = read_secret(secret_file)
 

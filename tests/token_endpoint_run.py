@@ -23,14 +23,14 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-import harness.runtime as runtime_module  # noqa: E402
+import harness.runtime.chat_runtime as runtime_module  # noqa: E402
 from harness.emulation.client import EmulatorAdmin  # noqa: E402
 from harness.net.token_fetch import EndpointTokens  # noqa: E402
-from harness.runtime import ChatRuntime  # noqa: E402
+from harness.runtime.chat_runtime import ChatRuntime  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, RoomSettings, Target  # noqa: E402
-from harness.token_endpoint import TokenEndpoint  # noqa: E402
-from harness.tokens import TokenProvider  # noqa: E402
+from harness.services.token_endpoint import TokenEndpoint  # noqa: E402
+from harness.services.tokens import TokenProvider  # noqa: E402
 
 
 class NeverAnswers(TokenProvider):

@@ -181,7 +181,7 @@ async def measure_phase(room, phase: str, n_h: int, n_b: int, settings: dict, op
 
 def health_verdict(health: dict) -> dict:
     """What chatload's own health check (results.SATURATION) says about this window."""
-    from ..results import SATURATION
+    from ..results.run_results import SATURATION
 
     worst = {"loop_lag_max_us": health.get("loop_lag_max_us"), "hub_stall_max_us": health.get("hub_stall_max_us"),
              "cpu_percent": max(health.get("cpu_percent") or [0.0])}

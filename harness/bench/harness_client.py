@@ -47,7 +47,7 @@ from ..net.transport import DEFAULT_TRANSPORT  # noqa: E402
 from ..services import registry  # noqa: E402
 from ..services.base import KIND_RUNNING_EMULATOR, Target, UserSpec  # noqa: E402
 from ..services.ivschat.users import ViewerUser  # noqa: E402
-from ..tokens import TokenFetchFailed, TokenProvider  # noqa: E402
+from ..services.tokens import TokenFetchFailed, TokenProvider  # noqa: E402
 from .bare_client import WindowSampler, abort_transport  # noqa: E402
 from .child_protocol import apply_config, emit, watched_processes  # noqa: E402
 from .connect_phase import ConnectPhase, LoopStallProbe  # noqa: E402
@@ -102,7 +102,7 @@ class HarnessReceivers:
     def __init__(self, config: dict) -> None:
         from locust.env import Environment
 
-        from ..runtime import ChatRuntime
+        from ..runtime.chat_runtime import ChatRuntime
 
         self.concurrency = int(config.get("concurrency", 200))
         self.stamp = bool(config.get("stamp"))

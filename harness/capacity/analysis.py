@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from ..gate.rules import evaluate, parse_rule
 from ..metrics import saturation
 from ..report.figures import counter_sum
-from ..results import SATURATION
+from ..results.run_results import SATURATION
 from .plan import CapacityPlan, PlannedStep, Prices, Sizing
 from .usl import METHOD, UslError, fit_usl
 

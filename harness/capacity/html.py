@@ -14,7 +14,7 @@ import math
 from ..report import figures
 from ..report.html import Html, badge, chart, join, no_data, pretty_json, sectioned_page, table, tag, when
 from ..report.numbers import format_value
-from ..results import SATURATION
+from ..results.run_results import SATURATION
 
 OUTCOME_BADGE = {"knee": ("pass", "knee found"), "ceiling": ("pass", "ceiling met"),
                  "first_step_failed": ("fail", "first step failed"), "undecided": ("error", "no answer")}

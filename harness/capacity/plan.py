@@ -4,7 +4,7 @@ The scenario loader rejects unknown top-level keys, so `[capacity]` is read here
 the TOML, validated with the scenario loader's manners (an error names the file, the key and the
 reason; unknown keys are errors, with a suggestion), and every step becomes an ordinary scenario
 document — the remaining tables with the stepped quantity substituted — that
-`harness.scenario.load_scenario` validates like any other. A step is therefore exactly a scenario a
+`harness.scenario.reader.load_scenario` validates like any other. A step is therefore exactly a scenario a
 person could have written and run with `chatload run`; the files are kept next to the reports.
 """
 
@@ -20,9 +20,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..scenario import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
+from ..scenario.reader import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
 from ..services import registry
-from ..tables import TableError
+from ..files.toml_tables import TableError
 
 VARIES = {
     # vary: (what a step value is, what the load N of the USL fit is)

@@ -1,7 +1,7 @@
 """The stepped search: run each step of a capacity plan as an ordinary scenario, stop once the
 objective breaks (or at the ceiling), and write capacity.json and capacity.html.
 
-Each step is `harness.runner.Run` on a scenario file written next to the results, so every step
+Each step is `harness.run.runner.Run` on a scenario file written next to the results, so every step
 leaves its own complete report (exact HDR percentiles, accounting, harness health) that `chatload
 report`, `gate` and `compare` read like any other. With the embedded emulator, one emulator serves
 the whole search (started here, with the artificial per-delivery cost if asked): no restart between
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..report.console import check_line
-from ..scenario import Scenario, load_scenario
+from ..scenario.reader import Scenario, load_scenario
 from .analysis import cost_section, find_knee, measure_step, monthly, sizing_section, usl_section
 from .plan import CapacityPlan, PlannedStep, dump_toml, step_name, step_tables
 
@@ -52,7 +52,7 @@ StepRunner = Callable[[Scenario, argparse.Namespace], StepOutcome]
 def run_step_with_runner(scenario: Scenario, args: argparse.Namespace) -> StepOutcome:
     """The real step: `chatload run` on the step's scenario. Its summary goes to stderr with the
     progress, so stdout keeps only the capacity summary."""
-    from ..runner import Run, RunError
+    from ..run.runner import Run, RunError
 
     run = Run(scenario, args)
     try:

@@ -83,7 +83,7 @@ def histogram_view(measure: str, histogram: LatencyHistogram) -> HistogramView:
 
 
 def live_view(stats, labels: dict[str, str]) -> LiveView:
-    """The families, from a `harness.results.ChatStats` (read on the gevent side that owns it)."""
+    """The families, from a `harness.results.run_results.ChatStats` (read on the gevent side that owns it)."""
     view = LiveView(labels=dict(labels))
     histograms, counters = stats.recorder.cumulative()
     view.histograms = [histogram_view(name, h) for name, h in sorted(histograms.items())

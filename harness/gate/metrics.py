@@ -126,7 +126,7 @@ RATES = {  # name → (accounting total, words)
     "sent.rate": ("sent", "sent messages per second over the run"),
     "deliveries.rate": ("delivered", "deliveries per second over the run"),
 }
-# The harness's own counters (harness/net/session.py, harness/runtime.py), readable without `counters.`:
+# The harness's own counters (harness/net/session.py, harness/runtime/chat_runtime.py), readable without `counters.`:
 # a misspelt one is still an unknown metric, where `counters.<name>` reads 0 for any name.
 COUNTERS = {
     "protocol_errors": (LOWER, "server frames the codec could not parse (and binary frames)"),
@@ -139,7 +139,7 @@ COUNTERS = {
     "kicked": (LOWER, "connections closed by a moderator's DISCONNECT_USER"),
     "kicked_rejoined": (LOWER, "kicked users that connected again (must stay 0)"),
 }
-# Derived facts in the report's `verdicts` section (harness/verdicts.py): name → (path, kind, direction, words)
+# Derived facts in the report's `verdicts` section (harness/results/verdicts.py): name → (path, kind, direction, words)
 VERDICTS = {
     "rate_limit.peak_ratio": (("rate_limit", "peak_ratio"), RATIO, LOWER,
                               "busiest second's accepted messages / the room's limit (max over rooms)"),

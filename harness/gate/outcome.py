@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from .. import measured
+from ..results import measured
 from ..report.document import shape_differences
 from .rules import ERROR, FAIL, PASS, CheckResult, Regression, Threshold, evaluate, parse_rule
 
@@ -31,7 +31,7 @@ class GateOutcome:
     warnings: list[str] = field(default_factory=list)
     report: str = ""  # where the report came from, for headings
     baseline: str = ""
-    measured_nothing: list[str] = field(default_factory=list)  # harness.measured's problems
+    measured_nothing: list[str] = field(default_factory=list)  # harness.results.measured's problems
 
     def count(self, verdict: str) -> int:
         return sum(check.verdict == verdict for check in self.checks)

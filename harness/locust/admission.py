@@ -4,7 +4,7 @@ Locust's workers authenticate with nothing: a `client_ready` from anyone who rea
 port makes them a worker, and they get users (and the target) at once. Locust has no hook to refuse
 one, so the master's `handle_message` is wrapped (one owning greenlet: Locust's client listener):
 
-- `chat_scenario`, asked by `harness/scenario_locustfile.py` on a worker before Locust's own runner
+- `chat_scenario`, asked by `harness/run/locustfile.py` on a worker before Locust's own runner
   exists (from a temporary client id, like Locust's `-f -`): the answer is the scenario as run, or a
   refusal when the secret is wrong. The scenario, and the target in it, never come from a local file.
 - `client_ready` from a worker not yet admitted is acknowledged (so its runner finishes starting and
@@ -39,7 +39,7 @@ from locust import events
 from locust.rpc import Message, zmqrpc
 from locust.runners import MasterRunner, WorkerRunner
 
-from ..worker import MASTER_ENV, SECRET_ENV  # noqa: F401 - MASTER_ENV for the scenario locustfile
+from ..run.worker import MASTER_ENV, SECRET_ENV  # noqa: F401 - MASTER_ENV for the scenario locustfile
 from .options import option
 from .progress import progress_line
 

@@ -21,9 +21,10 @@ import gevent
 from locust import events
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from .. import clock, measured
+from ..timing import clock
+from ..results import measured
 from ..report.console import accounting_lines, latency_table, saturation_line
-from ..results import build_results, write_json_atomic
+from ..results.run_results import build_results, write_json_atomic
 from .admission import host_facts
 from .options import option
 from .progress import progress_line, start_progress
@@ -166,7 +167,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
 def planned_users(environment) -> dict:
     """The load Locust was asked for, read at the end (the web UI may have changed it): the total,
     and each user class's count when the classes have fixed counts that make up that total (as
-    `chatload run`'s do). `harness.measured` judges the users started against it."""
+    `chatload run`'s do). `harness.results.measured` judges the users started against it."""
     total = getattr(environment.runner, "target_user_count", 0) or 0
     fixed = {cls.__name__: cls.fixed_count for cls in environment.user_classes or ()}
     whole = all(fixed.values()) and sum(fixed.values()) == total

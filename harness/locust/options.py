@@ -14,7 +14,7 @@ from locust import argument_parser, events
 
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from ..services import registry
-from ..token_endpoint import METHODS, TokenEndpoint, TokenEndpointError
+from ..services.token_endpoint import METHODS, TokenEndpoint, TokenEndpointError
 
 
 @events.init_command_line_parser.add_listener
@@ -76,7 +76,7 @@ def _add_options(parser) -> None:
 
 
 def _add_token_endpoint_options(parser) -> None:
-    """`[target.token_endpoint]` as options (harness/token_endpoint.py; `chatload run` passes a
+    """`[target.token_endpoint]` as options (harness/services/token_endpoint.py; `chatload run` passes a
     scenario's this way, `target.token_endpoint_of` reads them back)."""
     parser.add_argument("--chat-token-url", default="", include_in_web_ui=False,
                         help="the application's own token endpoint (instead of the service's API); placeholders "

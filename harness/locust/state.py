@@ -7,8 +7,8 @@ from pathlib import Path
 import gevent.lock
 from locust.runners import WorkerRunner
 
-from .. import clock
-from ..results import ChatStats
+from ..timing import clock
+from ..results.run_results import ChatStats
 from .options import option
 
 
@@ -53,7 +53,7 @@ def runtime_for(environment):
         # meanwhile would build a runtime (and a loop thread) of its own.
         with state.creating:
             if state.runtime is None:
-                from ..runtime import ChatRuntime
+                from ..runtime.chat_runtime import ChatRuntime
                 from .target import resolved_target, token_provider
 
                 is_worker = isinstance(environment.runner, WorkerRunner)

@@ -18,7 +18,7 @@ from locust.runners import WorkerRunner
 from ..net.tls import ca_file_problem, ca_pem_of, trust_target
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
-from ..token_endpoint import TokenEndpointError
+from ..services.token_endpoint import TokenEndpointError
 from .options import option, token_endpoint_from_options
 from .state import state_of
 
@@ -155,7 +155,7 @@ def resolved_target(environment) -> tuple[ChatService, Target]:
 def token_endpoint_of(environment, service: ChatService):
     """The application's token endpoint the `--chat-token-*` options declare (None: not used), checked
     whole — its header variables set too — or SystemExit naming the option and the reason."""
-    from ..token_endpoint import check, resolved_headers
+    from ..services.token_endpoint import check, resolved_headers
 
     try:
         endpoint = token_endpoint_from_options(environment.parsed_options)
@@ -171,7 +171,7 @@ def token_endpoint_of(environment, service: ChatService):
 
 
 def token_provider(environment, service: ChatService, target: Target):
-    from ..tokens import CommandTokenProvider, StaticTokenProvider
+    from ..services.tokens import CommandTokenProvider, StaticTokenProvider
 
     endpoint = token_endpoint_of(environment, service)
     if endpoint is not None:

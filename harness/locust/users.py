@@ -26,12 +26,12 @@ import gevent.event
 from locust import User, constant, task
 
 from ..net.session import RequestFailed
-from ..schedule import OpenLoopSchedule
+from ..timing.schedule import OpenLoopSchedule
 from .replay import replay_for
 from .state import runtime_for, test_is_stopping
 
 if TYPE_CHECKING:
-    from ..runtime import SessionHandle
+    from ..runtime.chat_runtime import SessionHandle
 
 _ALPHABET = string.ascii_letters + string.digits + " "
 LISTENER_WAKE_S = 60.0

@@ -1,6 +1,6 @@
 """The delivery ledger's judgement: every process's export merged, and the accounting rules applied.
 
-Runs once, after the run, in the process that owns it (`harness/results.py`), over the exports of
+Runs once, after the run, in the process that owns it (`harness/results/run_results.py`), over the exports of
 `ledger_format` that each process's `DeliveryLedger` (`ledger_record`) wrote. Times are integer
 nanoseconds on the shared wall clock; *accept time* is the server's own time of accepting a message
 (the client's send time for a presumed-accepted one). A message is identified by (sender, seq).

@@ -238,7 +238,7 @@ class ChatSession:
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
         self._set_state("open")
-        if not self.ever_connected:  # per population: did this user ever get in? (harness.measured)
+        if not self.ever_connected:  # per population: did this user ever get in? (harness.results.measured)
             self.ever_connected = True
             self.recorder.count(f"users_connected.{self.handle.population}")
         if not self.protocol.joins_rooms:  # a member of its room from now on

@@ -8,7 +8,7 @@ and the process's gevent patching does not reach it: it connects through uvloop'
 One fetch per connect or reconnect, as the vendor's client asks its `tokenProvider` — nothing is
 fetched ahead. Each answer is classified for the session (`TokenFetchFailed.cause` is the counter:
 `token_fetch_failures.<cause>`):
-- 2xx read by the declared JSON paths (`harness.token_endpoint.read_answer`); an unreadable answer
+- 2xx read by the declared JSON paths (`harness.services.token_endpoint.read_answer`); an unreadable answer
   fails with a cause (`bad_json`, `no_token`, …) and a message naming the path;
 - 401 and 403 — and any other 4xx but 408 and 429, which no retry can mend — are final: the user
   is refused and stops, as an SDK whose token provider throws does;
@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 
 from ..services.base import TokenWanted, UserSpec
-from ..token_endpoint import BadAnswer, IssuedToken, TokenEndpoint, read_answer, request_of, resolved_headers
-from ..tokens import TokenFetchFailed, TokenProvider
+from ..services.token_endpoint import BadAnswer, IssuedToken, TokenEndpoint, read_answer, request_of, resolved_headers
+from ..services.tokens import TokenFetchFailed, TokenProvider
 from .tls import app_context, certificate_failure
 
 RETRIED_4XX = (408, 429)

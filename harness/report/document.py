@@ -1,6 +1,6 @@
 """The report document (`chatload.report/1`): a run's results plus what the run was judged against.
 
-A report is the results document (`harness/results.py`, `chatload.results/1`) with the same key names
+A report is the results document (`harness/results/run_results.py`, `chatload.results/1`) with the same key names
 (a tool that reads results reads reports too) and a few keys added: the scenario as run, the checks and
 their verdict, whether the run completed, the fault timeline applied, component versions and readable
 start/end times. docs/report-format.md documents every key.
@@ -68,7 +68,7 @@ def build_report(results: dict, *, scenario: dict | None, checks: list[dict], co
     """The report document for `results` (not modified). Raises ValueError on a malformed check or on
     anything that looks like a secret (see SECRET_PATTERNS).
 
-    `measured` is what `harness.measured.problems` found: a run that measured nothing is an error,
+    `measured` is what `harness.results.measured.problems` found: a run that measured nothing is an error,
     whatever its checks say."""
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict (a {RESULTS_SCHEMA} document), not {type(results).__name__}")

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:  # pragma: no cover
     from ..net.reconnect import ReconnectPolicy
     from ..net.transport import ConnectParams
-    from ..tokens import TokenProvider
+    from .tokens import TokenProvider
 
 
 class Category(enum.StrEnum):
@@ -414,7 +414,7 @@ class ChatService(ABC):
     bills_messages: ClassVar[bool] = False  # the real service bills per message: ask before a run
 
     # -- scenario ----------------------------------------------------------------------------------------
-    # Keys are declared once (harness.tables.Key): the declarations validate scenario files and
+    # Keys are declared once (harness.files.toml_tables.Key): the declarations validate scenario files and
     # generate their reference (docs/scenarios.md).
 
     target_keys: ClassVar[tuple] = ()  # `[target]` keys beyond `service` and `kind`
@@ -423,7 +423,7 @@ class ChatService(ABC):
 
     @abstractmethod
     def read_target(self, table, kind: str) -> Target:
-        """The `[target]` table (a `harness.tables.TableReader`; its keys already checked against
+        """The `[target]` table (a `harness.files.toml_tables.TableReader`; its keys already checked against
         `target_keys`): read each with `table.read(key)`, report problems with `table.fail(key, why)`."""
 
     @abstractmethod
@@ -502,7 +502,7 @@ class ChatService(ABC):
     # -- every process -----------------------------------------------------------------------------------
 
     # What a connect needs from the application's token endpoint beside the token (answer JSON paths
-    # in `[target.token_endpoint]`): name → (what it is, an example path). See harness/token_endpoint.py.
+    # in `[target.token_endpoint]`): name → (what it is, an example path). See harness/services/token_endpoint.py.
     token_endpoint_fields: ClassVar[dict[str, tuple[str, str]]] = {}
     token_purposes: ClassVar[tuple[str, ...]] = ()  # tokens beyond the connect's its protocol asks for
 

@@ -1,6 +1,6 @@
 """Viewers and chatters only (no moderator), so every frame the emulator delivers is a chat message."""
 
-from harness.users import ChatterUser, ViewerUser
+from harness.services.ivschat.users import ChatterUser, ViewerUser
 
 
 class Viewer(ViewerUser):

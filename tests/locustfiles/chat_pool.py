@@ -1,7 +1,7 @@
 """One chatter and listener pools of 10 connections each: every connection is a receiver."""
 
 from harness.locust.pool import ListenerPool
-from harness.users import ChatterUser, ViewerUser
+from harness.services.ivschat.users import ChatterUser, ViewerUser
 
 
 class ViewerPool(ListenerPool, ViewerUser):

@@ -9,7 +9,7 @@ import time
 
 class RampSchedule:
     """Open-loop send slots at a rate rising linearly from `start` to `end` per second over `over_s`,
-    then steady: slot n is where the ramp's cumulative count reaches n (`harness.schedule`'s
+    then steady: slot n is where the ramp's cumulative count reaches n (`harness.timing.schedule`'s
     contract: `current_ns` is the slot's intended time, `wait_after_task` the sleep to the next)."""
 
     def __init__(self, start: float, end: float, over_s: float) -> None:

@@ -21,8 +21,8 @@ import uuid
 
 from ...net.tls import http_context
 from ...net.transport import ConnectParams
-from ...tables import DURATION, Key
-from ...token_endpoint import answer_field
+from ...files.toml_tables import DURATION, Key
+from ..token_endpoint import answer_field
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,

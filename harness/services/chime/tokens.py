@@ -18,7 +18,7 @@ from __future__ import annotations
 import gevent
 import gevent.event
 
-from ...tokens import TokenFetchFailed, TokenProvider
+from ..tokens import TokenFetchFailed, TokenProvider
 from ..base import UserSpec
 from .provision import BATCH_SIZE, ProvisionedAttendee, create_attendee_batch, meetings_client
 

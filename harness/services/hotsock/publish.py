@@ -13,7 +13,7 @@ import orjson
 import urllib3
 
 from ...net.tls import http_context
-from ...tokens import KeySourceError, read_secret
+from ..tokens import KeySourceError, read_secret
 from ..base import PublishRejected, ServiceError, category_of_http_status
 
 

@@ -21,8 +21,8 @@ import secrets
 from urllib.parse import quote, urlsplit
 
 from ...net.transport import ConnectParams
-from ...tables import Key
-from ...tokens import KeySourceError, read_secret
+from ...files.toml_tables import Key
+from ..tokens import KeySourceError, read_secret
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,

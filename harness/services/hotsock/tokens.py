@@ -6,7 +6,7 @@ Key ID that the token's `kid` header must then name). The load harness does the 
 `mint(claims, key, kid, alg)`; `claims.channel_rule` builds the `channels` entries, and
 `connect_claims` / `subscribe_claims` the rest.
 
-Key material comes from a file or an environment variable (`harness.tokens.read_secret`), and is
+Key material comes from a file or an environment variable (`harness.services.tokens.read_secret`), and is
 never printed: errors name the source, not its content.
 """
 

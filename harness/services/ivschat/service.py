@@ -13,7 +13,7 @@ import re
 
 from ...net.reconnect import SdkLike
 from ...net.transport import ConnectParams
-from ...tables import Key
+from ...files.toml_tables import Key
 from ..base import (
     ChatService,
     PopulationKind,

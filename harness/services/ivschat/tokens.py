@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...tokens import TokenFetchFailed, TokenProvider
+from ..tokens import TokenFetchFailed, TokenProvider
 from ..base import UserSpec
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ...net.reconnect import ReconnectPolicy
 from ...net.transport import ConnectParams
-from ...tables import Key
+from ...files.toml_tables import Key
 from ..base import (
     ChatService,
     PopulationKind,

@@ -22,7 +22,7 @@ import re
 import time
 from pathlib import Path
 
-from ...tokens import KeySourceError, TokenFetchFailed, TokenProvider, read_secret
+from ..tokens import KeySourceError, TokenFetchFailed, TokenProvider, read_secret
 from ..base import UserSpec
 from .tokens import PUBLISH, SUBSCRIBE, load_private_key, self_signed_token
 

@@ -9,8 +9,8 @@ import urllib.request
 from urllib.parse import quote
 
 from ...net.transport import ConnectParams
-from ...tables import Key
-from ...tokens import TokenFetchFailed, TokenProvider
+from ...files.toml_tables import Key
+from ..tokens import TokenFetchFailed, TokenProvider
 from ..base import ChatService, PopulationKind, RoomSettings, ServiceError, Target, UserSpec
 from .client import ToyProtocol
 

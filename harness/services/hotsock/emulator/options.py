@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ....emulation.cli import EmulatorOptionError
-from ....tokens import KeySourceError, read_secret
+from ...tokens import KeySourceError, read_secret
 from ..tokens import split_kid
 from .auth import MAX_SLOTS, public_key_slot, secret_slot
 from .dataplane import PRESENCE_CAPACITY_BYTES

@@ -23,7 +23,7 @@ import os
 import shlex
 from pathlib import Path
 
-from .services.base import UserSpec
+from .base import UserSpec
 
 
 class KeySourceError(ValueError):

@@ -17,11 +17,11 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .metrics import propagation, saturation
-from .metrics.histograms import ACK_WORDS, LatencyHistogram, Recorder
-from .metrics.ledger_judge import merge_exports, rate_series
-from .metrics.saturation import DEFAULT_WINDOW
-from .report.numbers import error_total
+from ..metrics import propagation, saturation
+from ..metrics.histograms import ACK_WORDS, LatencyHistogram, Recorder
+from ..metrics.ledger_judge import merge_exports, rate_series
+from ..metrics.saturation import DEFAULT_WINDOW
+from ..report.numbers import error_total
 
 SCHEMA = "chatload.results/1"
 TIMELINE_HISTOGRAMS = ("delivery", "ack")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from .tables import NUMBER, Key
+from ..files.toml_tables import NUMBER, Key
 
 PLACEHOLDERS = ("user_id", "room", "capabilities", "session", "session_minutes", "population", "purpose",
                 "channel", "connection_id")  # the last two: subscribe tokens only (empty for a connect)
@@ -201,7 +201,7 @@ def field_keys(fields: Mapping[str, str]) -> tuple[Key, ...]:
 
 
 def read_table(table, fields: Mapping[str, tuple[str, str]], purposes=()) -> TokenEndpoint:
-    """`[target.token_endpoint]` through a `harness.tables.TableReader` (every problem reported on it)."""
+    """`[target.token_endpoint]` through a `harness.files.toml_tables.TableReader` (every problem reported on it)."""
     own = field_keys(fields)
     values = table.read_all((*KEYS, *own))
     headers = values["headers"] if isinstance(values["headers"], dict) else {}

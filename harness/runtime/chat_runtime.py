@@ -26,17 +26,17 @@ from dataclasses import dataclass
 import gevent
 import psutil
 
-from .metrics.histograms import Recorder
-from .metrics.ledger_record import DeliveryLedger
-from .metrics.propagation import PropagationLog, SpreadLog
-from .net.boundary import LoopThread
-from .net.reconnect import make_policy
-from .net.session import ChatSession, RequestFailed
-from .net.tls import target_context
-from .net.transport import DEFAULT_TRANSPORT
-from .net.transport import load as load_transport
-from .services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec, accepted_after
-from .tokens import TokenFetchFailed, TokenProvider
+from ..metrics.histograms import Recorder
+from ..metrics.ledger_record import DeliveryLedger
+from ..metrics.propagation import PropagationLog, SpreadLog
+from ..net.boundary import LoopThread
+from ..net.reconnect import make_policy
+from ..net.session import ChatSession, RequestFailed
+from ..net.tls import target_context
+from ..net.transport import DEFAULT_TRANSPORT
+from ..net.transport import load as load_transport
+from ..services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec, accepted_after
+from ..services.tokens import TokenFetchFailed, TokenProvider
 
 log = logging.getLogger(__name__)
 

@@ -57,8 +57,8 @@ def judge_report(report: Mapping) -> list[str]:
 
 
 def _sending_populations(as_run: Mapping) -> list[str] | None:
-    from .scenario import population_class_name
-    from .services import registry
+    from ..scenario.reader import population_class_name
+    from ..services import registry
 
     try:
         service = registry.get(((as_run.get("target") or {}).get("service")) or registry.DEFAULT)

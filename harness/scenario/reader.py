@@ -17,16 +17,16 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import token_endpoint
-from .measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
-from .net.tls import ca_file_problem, ca_pem_of
-from .net.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from .services import registry
-from .services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
-from .tables import DURATION, NUMBER, Key, Problems, TableError
-from .tables import TableReader as _TableReader
-from .tables import parse_duration as _parse_duration
-from .token_endpoint import TokenEndpoint
+from ..services import token_endpoint
+from ..results.measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
+from ..net.tls import ca_file_problem, ca_pem_of
+from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
+from ..services import registry
+from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
+from ..files.toml_tables import DURATION, NUMBER, Key, Problems, TableError
+from ..files.toml_tables import TableReader as _TableReader
+from ..files.toml_tables import parse_duration as _parse_duration
+from ..services.token_endpoint import TokenEndpoint
 
 FAULT_ACTIONS = {
     # action: (allowed parameters, required parameters)
@@ -150,7 +150,7 @@ class Scenario:
         message would bill."""
         sent = 0.0
         if self.traffic is not None:  # a replay sends the trace's messages due before the run ends
-            from .trace.loading import load_traffic_trace
+            from ..trace.loading import load_traffic_trace
 
             delay = self.ramp_s if self.traffic.delay_s is None else self.traffic.delay_s
             sent = float(sum(e.t / self.traffic.speed < self.duration_s - delay
@@ -176,7 +176,7 @@ class TableReader(_TableReader):
     error = ScenarioError
 
 
-# -- the keys of every table (docs/scenarios.md is generated from these: `python -m harness.scenario_docs`) ----
+# -- the keys of every table (docs/scenarios.md is generated from these: `python -m harness.scenario.docs`) ----
 
 SCENARIO_KEYS = (
     Key("name", str, None, "names the run and its report folder: letters, digits, '.', '_' or '-' "
@@ -473,7 +473,7 @@ def _read_tls(t: TableReader, target: Target, service) -> tuple[bool, Target]:
 
 def _read_traffic(t: TableReader, scenario: Scenario, folder: Path) -> Traffic | None:
     """`[traffic]`, with the trace itself read now, so a bad trace fails `--check` like a bad key."""
-    from .trace.loading import TraceLoadError, load_traffic_trace
+    from ..trace.loading import TraceLoadError, load_traffic_trace
 
     values = t.read_all(TRAFFIC_KEYS)
     if values["trace"] is None:
@@ -515,7 +515,7 @@ def expectations_for(scenario: Scenario) -> list[str]:
 
 def _check_ramp(head: TableReader, scenario: Scenario) -> None:
     """A ramp that cannot finish within the duration applies a fraction of the load: the run would
-    end with users never started (an error, harness.measured), so say it before anything runs."""
+    end with users never started (an error, harness.results.measured), so say it before anything runs."""
     ramp, duration = scenario.ramp_s, scenario.duration_s
     if ramp <= 0 or duration <= 0 or duration / ramp > scenario.min_spawned:
         return
@@ -533,8 +533,8 @@ def _check_rules(table: TableReader, key: str, rules, scenario: Scenario) -> Non
     """Expectations use the gate's rule grammar; parse them now so a typo fails before the run, and so
     does a rule this scenario's run can never evaluate (another service's measure, presence on
     channels without it)."""
-    from .gate.metrics import unmeasurable
-    from .gate.rules import RulesError, parse_rule
+    from ..gate.metrics import unmeasurable
+    from ..gate.rules import RulesError, parse_rule
 
     for index, rule in enumerate(rules if isinstance(rules, list) else ()):
         if not isinstance(rule, str):

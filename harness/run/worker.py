@@ -2,7 +2,7 @@
 needs to wait for them.
 
 A worker machine needs nothing but the package: the scenario and its target come from the master
-(`harness.locust.admission`), its Locust is the package's own `harness/scenario_locustfile.py`, and
+(`harness.locust.admission`), its Locust is the package's own `harness/run/locustfile.py`, and
 its admission is the shared secret in CHATLOAD_WORKER_SECRET (or `--secret-file`).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 SECRET_ENV = "CHATLOAD_WORKER_SECRET"  # the same on the master and every worker
 MASTER_ENV = "CHATLOAD_MASTER"  # HOST:PORT, for the scenario locustfile: the scenario comes from there
-LOCUSTFILE = Path(__file__).with_name("scenario_locustfile.py")
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_MASTER_PORT = 5557  # Locust's
 
 DESCRIPTION = f"""\

@@ -22,25 +22,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import measured
-from .childproc import ChildStartError
-from .gate.outcome import decide
-from .net.tls import ca_pem_of, trust_target
-from .net.transport import TRANSPORTS
-from .report.console import (
-    accounting_lines,
-    check_line,
-    health_warning,
-    latency_table,
-    verdict_line,
-    worker_lines,
-)
-from .scenario import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
-from .services.base import KIND_EMULATOR, ServiceError, Target
-from .services.billing import ask_before_billing
-from .token_endpoint import token_endpoint_args
-from .trace.replayreport import replay_lines
-from .verdicts import derive
+from ..results import measured
+from ..emulation.childproc import ChildStartError
+from ..gate.outcome import decide
+from ..net.tls import ca_pem_of, trust_target
+from ..net.transport import TRANSPORTS
+from ..report.console import accounting_lines, check_line, health_warning, latency_table, verdict_line, worker_lines
+from ..scenario.reader import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
+from ..services.base import KIND_EMULATOR, ServiceError, Target
+from ..services.billing import ask_before_billing
+from ..services.token_endpoint import token_endpoint_args
+from ..trace.replayreport import replay_lines
+from ..results.verdicts import derive
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -234,7 +227,7 @@ class Run:
                                "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region,
                                "ca_file": self.emulator.ca_file, "ca_pem": ca_pem_of(self.emulator.ca_file)})
         else:
-            from .emulation.client import AdminError, EmulatorAdmin
+            from ..emulation.client import AdminError, EmulatorAdmin
 
             try:
                 EmulatorAdmin(target.control_endpoint, timeout=5).health()
@@ -277,7 +270,7 @@ class Run:
         progress = self.raw / "progress.jsonl"
         users = scenario.locust_users  # a listener pool is one Locust user holding many connections
         spawn_rate = users / scenario.ramp_s if scenario.ramp_s > 0 else users
-        argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("scenario_locustfile.py")),
+        argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
                 "--headless", "--only-summary", "-u", str(users), "-r", f"{spawn_rate:.3f}",
                 "-t", f"{max(1, round(scenario.duration_s))}s", "--stop-timeout", "0",
                 "--chat-target", json.dumps(target.to_dict()), "--chat-transport", scenario.transport,
@@ -347,8 +340,8 @@ class Run:
     def _traffic_arguments(self) -> list[str]:
         """`[traffic]` as Locust's --chat-trace options; the trace goes to Locust as a chatload trace
         (imported here when the scenario names service records), kept in raw/ beside the results."""
-        from .trace.loading import load_traffic_trace
-        from .trace.reader import write_trace
+        from ..trace.loading import load_traffic_trace
+        from ..trace.reader import write_trace
 
         scenario, traffic = self.scenario, self.scenario.traffic
         if traffic is None:
@@ -370,8 +363,8 @@ class Run:
         return argv
 
     def _replay_section(self, results: dict) -> dict | None:
-        from .trace.plan import build_plan
-        from .trace.replayreport import replay_section
+        from ..trace.plan import build_plan
+        from ..trace.replayreport import replay_section
 
         traffic = self.scenario.traffic
         if traffic is None or getattr(self, "trace", None) is None:
@@ -450,7 +443,7 @@ class Run:
         sys.stderr.flush()
 
     def _apply_fault(self, fault, elapsed_s: float) -> None:
-        from .emulation.client import AdminError, EmulatorAdmin
+        from ..emulation.client import AdminError, EmulatorAdmin
 
         admin = EmulatorAdmin(self.target.control_endpoint)
         rooms = list(self.target.rooms)
@@ -476,8 +469,8 @@ class Run:
         self.show(f"  fault at {elapsed_s:.1f}s: {fault.action} {fault.params} → {record.get('result', record.get('error'))}")
 
     def _report(self) -> int:
-        from .gate.rules import evaluate, parse_rule
-        from .report.document import build_report, write_report
+        from ..gate.rules import evaluate, parse_rule
+        from ..report.document import build_report, write_report
 
         results_path = getattr(self, "results_path", None) or next(iter(sorted(self.raw.glob("*/*/results.json"))), None)
         if results_path is None or not Path(results_path).exists():

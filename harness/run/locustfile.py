@@ -14,7 +14,7 @@ import os
 import sys
 
 from harness.locust.pool import ListenerPool
-from harness.scenario import population_class_name
+from harness.scenario.reader import population_class_name
 from harness.services import registry
 
 if os.environ.get("CHATLOAD_SCENARIO"):
@@ -30,7 +30,7 @@ else:
 if _scenario.get("token_endpoint"):
     # Header values `env:NAME` are read on every process that fetches tokens: the master checked its
     # own environment only, and a worker without the variable would fail in each user's greenlet.
-    from harness.token_endpoint import TokenEndpoint, TokenEndpointError, resolved_headers
+    from harness.services.token_endpoint import TokenEndpoint, TokenEndpointError, resolved_headers
 
     try:
         resolved_headers(TokenEndpoint.from_dict(_scenario["token_endpoint"]))

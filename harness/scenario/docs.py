@@ -1,6 +1,6 @@
 """docs/scenarios.md, generated from the keys the scenario reader declares (and each service's).
 
-    python -m harness.scenario_docs > docs/scenarios.md
+    python -m harness.scenario.docs > docs/scenarios.md
 
 `tests/test_scenario_docs.py` fails when the committed page differs from what this prints, so the
 reference cannot drift from the reader.
@@ -8,10 +8,10 @@ reference cannot drift from the reader.
 
 from __future__ import annotations
 
-from . import scenario as s
-from . import token_endpoint
-from .services import registry
-from .tables import DURATION, Key
+from . import reader as s
+from ..services import token_endpoint
+from ..services import registry
+from ..files.toml_tables import DURATION, Key
 
 INTRO = """\
 # Scenario files
@@ -21,7 +21,7 @@ run must meet. `chatload run FILE` runs it; `chatload run --check FILE` only val
 every error with its line. Unknown keys are errors (with a suggestion), so a typo never becomes a
 default. Durations are written `"500ms"`, `"30s"`, `"2m"`, `"1h"` or as a number of seconds.
 
-This page is generated from the reader's own key declarations (`python -m harness.scenario_docs`);
+This page is generated from the reader's own key declarations (`python -m harness.scenario.docs`);
 a test keeps it true.
 """
 

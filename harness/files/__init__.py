@@ -1,0 +1,1 @@
+"""Files every layer shares: reading TOML tables for validation, writing files atomically."""

@@ -1,0 +1,1 @@
+"""`chatload run`: one scenario end to end, its child processes and workers on other machines."""

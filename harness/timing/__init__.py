@@ -1,0 +1,1 @@
+"""Time without Locust: a worker's clock offset against its master, and send schedules."""
