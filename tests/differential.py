@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 
 from harness.metrics.histograms import Recorder
-from harness.metrics.ledger import DeliveryLedger
+from harness.metrics.ledger_record import DeliveryLedger
 from harness.net.reconnect import ReconnectPolicy
 from harness.net.session import ChatSession
 from harness.net.transport import DEFAULT_TRANSPORT

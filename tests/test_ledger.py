@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.metrics import DeliveryLedger, merge_exports
-from harness.metrics.ledger import FORMAT, LostPair
+from harness.metrics.ledger_format import FORMAT
+from harness.metrics.ledger_judge import LostPair
 
 MS = 1_000_000  # ns
 ROOM = "room-a"

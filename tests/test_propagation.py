@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.metrics.ledger import DeliveryLedger
+from harness.metrics.ledger_record import DeliveryLedger
 from harness.metrics.propagation import PropagationLog, SpreadLog, merge, merge_spread
 
 MS = 1_000_000

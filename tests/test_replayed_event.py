@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from harness.metrics.histograms import Recorder
-from harness.metrics.ledger import DeliveryLedger
+from harness.metrics.ledger_record import DeliveryLedger
 from harness.net.reconnect import SdkLike
 from harness.net.session import ChatSession
 from harness.services.base import Delivered, Replayed, UserSpec

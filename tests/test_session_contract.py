@@ -13,7 +13,7 @@ import time
 from websockets.asyncio.server import serve
 
 from harness.metrics.histograms import Recorder
-from harness.metrics.ledger import DeliveryLedger
+from harness.metrics.ledger_record import DeliveryLedger
 from harness.metrics.propagation import PropagationLog
 from harness.net.reconnect import ReconnectPolicy
 from harness.net.session import ChatSession

@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from harness.metrics.histograms import Recorder
-from harness.metrics.ledger import DeliveryLedger
+from harness.metrics.ledger_record import DeliveryLedger
 from harness.net import session as session_module
 from harness.net.reconnect import SdkLike
 from harness.net.session import ChatSession

@@ -81,10 +81,3 @@ def write_capacity(folder: Path, document: dict) -> tuple[Path, Path]:
     page = render_capacity_html(document)
     html_path = write_atomic(folder / "capacity.html", lambda f: f.write(page))
     return json_path, html_path
-
-
-def load_capacity(path: Path | str) -> dict:
-    document = json.loads(Path(path).read_text(encoding="utf-8"))
-    if document.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not a capacity document (schema {document.get('schema')!r}, expected {SCHEMA})")
-    return document

@@ -76,10 +76,6 @@ class UslFit:
             return self.lam / self.sigma
         return None
 
-    @property
-    def measured_max_load(self) -> float:
-        return max(self.loads)
-
 
 def fit_usl(loads: Sequence[float], throughputs: Sequence[float]) -> UslFit:
     if len(loads) != len(throughputs):

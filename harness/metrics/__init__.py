@@ -11,14 +11,14 @@ from harness.metrics.histograms import (
     LatencyHistogram,
     Recorder,
 )
-from harness.metrics.ledger import (
+from harness.metrics.ledger_judge import (
     AccountingResult,
     AccountingTotals,
-    DeliveryLedger,
     LostPair,
     ReceiverCounts,
     merge_exports,
 )
+from harness.metrics.ledger_record import DeliveryLedger
 
 __all__ = [
     "ACK",

@@ -107,7 +107,7 @@ def merge(exports: Iterable[Mapping], ledger_exports: Iterable[Mapping], users: 
         observed += [tuple(o) for o in export.get("observed", ())]
     for times in origins.values():
         times.sort()
-    # Memberships: (room) → [(receiver, start, end, open)], from every process's ledger.
+    # Memberships: (room) → [(receiver, start, end, open)], from every process's ledger (`ledger_format`).
     members: dict[str, list[tuple[str, int, int, bool]]] = defaultdict(list)
     for export in ledger_exports:
         for receiver, facts in export.get("receivers", {}).items():

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..metrics import propagation, saturation
 from ..metrics.counters import error_total
 from ..metrics.histograms import ACK_WORDS, LatencyHistogram, Recorder
-from ..metrics.ledger import merge_exports, rate_series
+from ..metrics.ledger_judge import merge_exports, rate_series
 from ..metrics.saturation import DEFAULT_WINDOW
 
 SCHEMA = "chatload.results/1"

@@ -27,7 +27,7 @@ import gevent
 import psutil
 
 from ..metrics.histograms import Recorder
-from ..metrics.ledger import DeliveryLedger
+from ..metrics.ledger_record import DeliveryLedger
 from ..metrics.propagation import PropagationLog, SpreadLog
 from ..net.boundary import LoopThread
 from ..net.reconnect import make_policy

@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import orjson
 
 from ...metrics.histograms import LatencyHistogram, Recorder
-from ...metrics.ledger import DeliveryLedger
+from ...metrics.ledger_record import DeliveryLedger
 from ...net.reconnect import SdkLike
 from ...net.session import ChatSession
 from ...services import registry

@@ -270,9 +270,6 @@ class StreamSender(OpenLoopSender):
     def accepted(self, since: int = 0) -> int:
         return sum(1 for seq in self.echo_latency if seq >= since)
 
-    def accepted_between(self, t0: float, t1: float) -> int:
-        return sum(1 for seq in self.echo_latency if t0 <= self.intended[seq] < t1)
-
     def messages(self) -> dict:
         return {"sent": len(self.intended), "accepted": len(self.echo_latency), "rejected": dict(self.rejected),
                 "unanswered": len(self.intended) - self.replies, "duplicate_echoes": self.duplicates}
