@@ -37,7 +37,7 @@ from ..results.verdicts import derive
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # harness/run/ is two below the project
 
 DESCRIPTION = """\
 Run a scenario (scenarios/*.toml) headless: users, target, faults and expectations come from the
