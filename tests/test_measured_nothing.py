@@ -4,13 +4,12 @@ and in a plain `locust -f` run; and the console says, as it happens, why connect
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from harness.report.numbers import error_total
 from harness.results import measured
 from harness.run.worker import LOCUSTFILE
-from harness.report.numbers import error_total
 from harness.scenario.reader import ScenarioError, load_scenario
 from harness.services.ivschat.emulator import EmulatorProcess
 

@@ -23,9 +23,9 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 
+from ...files.toml_tables import Key
 from ...net.reconnect import ReconnectPolicy
 from ...net.transport import ConnectParams
-from ...files.toml_tables import Key
 from ..base import (
     ChatService,
     PopulationKind,
@@ -37,8 +37,8 @@ from ..base import (
 )
 from ..ivschat.service import IvsChatService
 from . import codec
-from .client import JOIN, PING, ROSTER, StageProtocol
 from .boto import control_client
+from .client import JOIN, PING, ROSTER, StageProtocol
 from .tokens import PUBLISH, TokenError, unverified_claims
 from .verdicts import VERDICT_METRICS, token_rate
 
