@@ -643,7 +643,7 @@ def rate_limit_section(report: dict, charts: dict) -> Html:
         _note(f"Accepted seconds are the server's (its SendTime); a second is overloaded when offered ≥ "
               f"{rate.get('overload_threshold', 1.2)} × the limit. Rejections not tied to a request: "
               f"{rate.get('untied_rejections', 0)}; rejected with another code than 429: "
-              f"{rate.get('non_429_rejections', 0)}."),
+              f"{rate.get('non_rate_limited_rejections', rate.get('non_429_rejections', 0))}."),
         chart("rate-limit", figures.rate_limit_figure(report), charts),
     ])
 
