@@ -40,7 +40,7 @@ from ..services.base import KIND_EMULATOR, ServiceError, Target
 from ..services.billing import ask_before_billing
 from ..services.token_endpoint import token_endpoint_args
 from ..trace.replayreport import replay_lines
-from .childproc import ChildStartError
+from ..emulation.childproc import ChildStartError
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
