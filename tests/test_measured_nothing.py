@@ -4,12 +4,12 @@ and in a plain `locust -f` run; and the console says, as it happens, why connect
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from harness.results import measured
 from harness.metrics.counters import error_total
+from harness.results import measured
+from harness.run.worker import LOCUSTFILE
 from harness.scenario.reader import ScenarioError, load_scenario
 from harness.services.ivschat.emulator import EmulatorProcess
 
@@ -137,7 +137,7 @@ def test_a_scenario_run_names_each_population_that_was_not_all_started(tmp_path,
                         '[[population]]\nkind = "chatter"\nusers = 2\n')
     as_run = tmp_path / "as-run.json"
     as_run.write_text(json.dumps(load_scenario(scenario).as_run()))
-    locustfile = Path(measured.__file__).parents[1] / "run" / "locustfile.py"
+    locustfile = LOCUSTFILE
     proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
                            "-u", "8", "-r", "1", "-t", "3s", "--chat-drain", "1", "--chat-report-dir", str(tmp_path),
                            "--chat-endpoint", running_emulator.messaging_endpoint,

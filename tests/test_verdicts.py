@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.services.ivschat.emulator import EmulatorProcess
+from harness.gate.metrics import MetricMissing, lookup, read, resolve
 from harness.results.verdicts import derive
+from harness.services.ivschat.emulator import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -48,7 +49,18 @@ def test_derive_judges_each_room_by_its_own_limit():
     assert rate["peak_ratio"] == 1.2 and rate["rooms"]["B"]["peak_ratio"] == 0.04
     assert rate["rooms"]["A"]["overloaded_seconds"] == 8  # first and last second of traffic left out
     assert rate["steady_ratio"] == pytest.approx(1.025)  # (7 × 10 + 12) / 8 / 10; room B never overloaded
-    assert rate["untied_rejections"] == 1 and rate["non_429_rejections"] == rate["non_rate_limited_rejections"] == 2
+    assert rate["untied_rejections"] == 1 and rate["non_rate_limited_rejections"] == 2
+    # IVS Chat's name stays a gate metric: the alias reads the same value as the neutral name.
+    report = {"verdicts": {"rate_limit": rate}}
+    assert lookup(report, "rate_limit.non_429_rejections") == lookup(report, "rate_limit.non_rate_limited_rejections") == 2
+
+
+def test_the_non_429_alias_reads_a_report_written_before_the_neutral_name():
+    old = {"verdicts": {"rate_limit": {"non_429_rejections": 3}}}
+    assert lookup(old, "rate_limit.non_429_rejections") == 3
+    assert resolve("rate_limit.non_429_rejections").direction == resolve("rate_limit.non_rate_limited_rejections").direction
+    with pytest.raises(MetricMissing, match="non_rate_limited_rejections"):
+        read({"verdicts": {"rate_limit": {}}}, "rate_limit.non_429_rejections")
 
 
 # -- rate limits --------------------------------------------------------------------------------------------

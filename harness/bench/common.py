@@ -6,13 +6,14 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+
+from ..files.atomic import write_atomic
 
 SCHEMA_VERSION = 1
 UNRELIABLE_SPREAD = 0.20  # (max - min) / median above which a verdict is flagged unreliable
@@ -191,16 +192,5 @@ def report_path(json_path: str | None, name: str, stamp: str, several: bool) -> 
 
 def write_json_atomically(path: Path, document: dict) -> None:
     """Write to a temporary file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-            f.write(b"\n")
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
+    write_atomic(path, lambda f: f.write(data), binary=True)

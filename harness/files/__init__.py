@@ -1,1 +1,2 @@
-"""Files every layer shares: reading TOML tables for validation, writing files atomically."""
+"""Files every layer shares: reading TOML tables for validation (toml_tables), writing files
+atomically (atomic)."""

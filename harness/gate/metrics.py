@@ -151,14 +151,17 @@ VERDICTS = {
                                      "rate-limit rejections that matched no request"),
     "rate_limit.non_rate_limited_rejections": (("rate_limit", "non_rate_limited_rejections"), COUNT, LOWER,
                                                "sends rejected for another reason than the rate limit"),
-    "rate_limit.non_429_rejections": (("rate_limit", "non_429_rejections"), COUNT, LOWER,
-                                      "IVS Chat's name for rate_limit.non_rate_limited_rejections"),
     "token_fetch.peak_per_s": (("reconnect", "token_fetch_peak_per_s"), COUNT, LOWER,
                                "most token fetches (CreateChatToken calls) in any one second"),
     "token_fetch.storm_peak_per_s": (("reconnect", "storm_token_fetch_peak_per_s"), COUNT, LOWER,
                                      "most token fetches in any one second from the first fault on"),
     "reconnect_attempts.max": (("reconnect", "attempts_max"), COUNT, LOWER,
                                "most tries any client needed to come back after one drop"),
+}
+# Names rule files may still use, each for a neutral metric: alias → (that metric, the verdicts path a
+# report written before the neutral name held the value under). IVS Chat's "non-429" is the first.
+ALIASES = {
+    "rate_limit.non_429_rejections": ("rate_limit.non_rate_limited_rejections", ("rate_limit", "non_429_rejections")),
 }
 COUNTER_FAMILIES = {  # <family>.<key>
     "errors": "error answers by the service's own code, e.g. errors.429 (IVS Chat)",
@@ -291,6 +294,19 @@ def _verdict(report: Mapping, path: tuple[str, ...]) -> float:
     return _number(value, f"verdicts.{'.'.join(path)}")
 
 
+def _aliased(read: Callable[[Mapping], float], old_path: tuple[str, ...]) -> Callable[[Mapping], float]:
+    """An alias reads its metric; a report older than the metric's name holds it under `old_path`."""
+    def reader(report: Mapping) -> float:
+        try:
+            return read(report)
+        except MetricMissing as missing:
+            try:
+                return _verdict(report, old_path)
+            except MetricMissing:
+                raise missing from None
+    return reader
+
+
 def _propagation(report: Mapping, stream: str, key: str) -> float:
     facts = _section(report, "propagation", "propagation accounting").get(stream)
     if not isinstance(facts, Mapping):
@@ -339,6 +355,9 @@ def _fixed_catalog() -> dict[str, Metric]:
         add(name, COUNT, direction, f"{words} (counters.{name})", lambda report, name=name: _counter(report, name))
     for name, (path, kind, direction, words) in {**VERDICTS, **_service_verdicts()}.items():
         add(name, kind, direction, words, lambda report, path=path: _verdict(report, path))
+    for alias, (name, old_path) in ALIASES.items():
+        metric = catalog[name]
+        add(alias, metric.kind, metric.direction, f"the former name of {name}", _aliased(metric.read, old_path))
     for stream, words in PROPAGATIONS.items():
         for key, (direction, count_words) in PROPAGATION_COUNTS.items():
             add(f"{stream}.{key}", COUNT, direction, f"{count_words} — {words}",

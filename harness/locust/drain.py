@@ -21,15 +21,16 @@ import gevent
 from locust import events
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from ..timing import clock
-from ..results import measured
 from ..report.console import accounting_lines, latency_table, saturation_line
+from ..results import measured
 from ..results.run_results import build_results, write_json_atomic
+from ..timing import clock
 from .admission import host_facts
 from .options import option
 from .progress import progress_line, start_progress
 from .state import state_of
 from .target import public_target
+from .target_setup import service_of
 
 log = logging.getLogger("chatload")
 
@@ -49,16 +50,6 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         clock.register_master(runner)
 
 
-def ship_interval(environment, snapshot: dict) -> None:
-    """A worker's runtime sink (gevent side): send each interval snapshot to the master now. Snapshots
-    taken while no master can hear (before the runner connects) wait in the outbox for chat_final."""
-    state = state_of(environment)
-    try:
-        environment.runner.send_message("chat_interval", snapshot)
-    except Exception:  # the master is gone or not there yet: keep it, it leaves with chat_final
-        state.outbox.append(snapshot)
-
-
 @events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
     state = state_of(environment)
@@ -66,8 +57,6 @@ def _on_test_start(environment, **_kwargs) -> None:
     state.final_sent = False
     state.complete = True
     if not isinstance(environment.runner, WorkerRunner):
-        from .target import service_of
-
         service = service_of(environment)
         state.stats.reset(tuple(service.histograms) if service is not None else ())
         start_progress(environment, state)

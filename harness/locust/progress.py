@@ -21,6 +21,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from ..metrics.counters import error_total
 from .options import option
 from .state import state_of
+from .target_setup import service_of
 
 log = logging.getLogger("chatload")
 
@@ -43,8 +44,6 @@ def start_progress(environment, state) -> None:
 
 def _write_progress(environment, state) -> None:
     """Once a second, what a person watching a long run wants: users, rate, p99, errors."""
-    from .target import service_of
-
     started = time.monotonic()
     progress_line(environment, {"event": "start", "t_ns": time.time_ns()})
     commands_read = 0

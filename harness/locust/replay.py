@@ -34,6 +34,7 @@ from ..trace.replayreport import LATE_US
 from .options import option
 from .state import runtime_for, state_of, test_is_stopping
 from .target import resolved_target
+from .users import SenderUser
 
 BATCH = 200  # messages handed over between two yields to the hub
 log = logging.getLogger("chatload")
@@ -63,7 +64,10 @@ def _check_replay(environment, **_kwargs) -> None:
     """A new test replays the trace anew (a web UI's restart too); its options are checked here, once,
     by the process that holds the target, so a bad one is one line and exit 2, not a traceback in
     every user's `on_start`. Each worker would replay the whole trace: more than one is refused."""
-    state_of(environment).replay = None
+    state = state_of(environment)
+    state.replay = None
+    # The users ask `state.replay_for`, which makes the driver with this on the first user's start.
+    state.make_replay = ReplayDriver if option(environment, "chat_trace", "") and not state.replay_refused else None
     runner = environment.runner
     if not option(environment, "chat_trace", "") or isinstance(runner, WorkerRunner):
         return
@@ -78,7 +82,7 @@ def _check_replay(environment, **_kwargs) -> None:
             problem = str(exc).replace("\n", "; ")
     log.error("chatload: %s", problem)
     environment.process_exit_code = 2
-    state_of(environment).replay_refused = True
+    state.replay_refused, state.make_replay = True, None
     gevent.spawn_later(0, runner.quit)
 
 
@@ -114,19 +118,6 @@ def parse_room_mapping(text: str) -> dict[str, int] | None:
     return mapping
 
 
-def replay_for(environment) -> ReplayDriver | None:
-    """This process's driver, when a trace is replayed (built on first use)."""
-    state = state_of(environment)
-    driver = getattr(state, "replay", None)
-    if driver is None and option(environment, "chat_trace", "") and not getattr(state, "replay_refused", False):
-        runtime_for(environment)  # takes `state.creating` itself: not from inside it
-        with state.creating:
-            driver = getattr(state, "replay", None)
-            if driver is None:
-                driver = state.replay = ReplayDriver(environment)
-    return driver
-
-
 class ReplayDriver:
     """Gevent side, one per process: assigns users their part and runs the send schedule."""
 
@@ -155,8 +146,6 @@ class ReplayDriver:
     # -- users ----------------------------------------------------------------------------------------
 
     def role(self, user) -> str | None:
-        from .users import SenderUser
-
         name = type(user).__name__
         if self.sender_classes is not None:
             if name in self.sender_classes:

@@ -1,4 +1,8 @@
-"""What the plugin keeps per Locust environment (one per process), and the process's runtime."""
+"""What the plugin keeps per Locust environment (one per process), and the process's runtime.
+
+Low in the plugin: the users, the listeners and the services' users reach their runtime (and a
+trace replay's driver) from here, and this module reaches only the resolved target below it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from pathlib import Path
 import gevent.lock
 from locust.runners import WorkerRunner
 
-from ..timing import clock
 from ..results.run_results import ChatStats
+from ..timing import clock
 from .options import option
+from .target import resolved_target, token_provider
 
 
 class ChatState:
@@ -31,6 +36,9 @@ class ChatState:
         self.metrics_server = None  # the live /metrics endpoint (live_metrics)
         self.otlp = None
         self.otlp_greenlet = None
+        self.replay = None  # this test's trace replay driver (harness.locust.replay), made on first use
+        self.make_replay = None  # how to make it: set at test start when this process replays a trace
+        self.replay_refused = False
 
 
 def state_of(environment) -> ChatState:
@@ -54,7 +62,6 @@ def runtime_for(environment):
         with state.creating:
             if state.runtime is None:
                 from ..runtime.chat_runtime import ChatRuntime
-                from .target import resolved_target, token_provider
 
                 is_worker = isinstance(environment.runner, WorkerRunner)
                 force_ping = option(environment, "chat_clock_sync", "auto") == "ping"
@@ -65,10 +72,31 @@ def runtime_for(environment):
                                       clock_offset_ns=state.clock.offset_ns,
                                       transport=option(environment, "chat_transport", "websockets"))
                 if is_worker:
-                    from .drain import ship_interval
-
                     runtime.sink = lambda snapshot: ship_interval(environment, snapshot)
                 else:
                     runtime.sink = state.stats.add_interval
                 state.runtime = runtime
     return state.runtime
+
+
+def ship_interval(environment, snapshot: dict) -> None:
+    """A worker's runtime sink (gevent side): send each interval snapshot to the master now. Snapshots
+    taken while no master can hear (before the runner connects) wait in the outbox for chat_final."""
+    state = state_of(environment)
+    try:
+        environment.runner.send_message("chat_interval", snapshot)
+    except Exception:  # the master is gone or not there yet: keep it, it leaves with chat_final
+        state.outbox.append(snapshot)
+
+
+def replay_for(environment):
+    """This process's trace replay driver (a `harness.locust.replay.ReplayDriver`), or None without a
+    trace. Made on first use — the first user's start begins the trace's clock — by what the replay's
+    test-start listener left in `make_replay`: the users above ask here, the replay above them makes it."""
+    state = state_of(environment)
+    if state.replay is None and state.make_replay is not None:
+        runtime_for(environment)  # takes `state.creating` itself: not from inside it
+        with state.creating:
+            if state.replay is None:
+                state.replay = state.make_replay(environment)
+    return state.replay

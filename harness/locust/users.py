@@ -27,8 +27,7 @@ from locust import User, constant, task
 
 from ..net.session import RequestFailed
 from ..timing.schedule import OpenLoopSchedule
-from .replay import replay_for
-from .state import runtime_for, test_is_stopping
+from .state import replay_for, runtime_for, test_is_stopping
 
 if TYPE_CHECKING:
     from ..runtime.chat_runtime import SessionHandle

@@ -15,14 +15,14 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import platform
 import re
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+
+from ..files import atomic
 
 SCHEMA = "chatload.report/1"
 RESULTS_SCHEMA = "chatload.results/1"
@@ -302,18 +302,4 @@ def _scanned(report: dict) -> dict:
 
 def write_atomic(path: Path, write) -> Path:
     """Call `write(file)` on a temporary file next to `path`, then rename it to `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not land before the bytes do
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a report from a CI artifact uploader
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic.write_atomic(path, write)

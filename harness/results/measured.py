@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .populations import population_class_name
+
 DEFAULT_MIN_CONNECTED = 0.9
 DEFAULT_MIN_SPAWNED = 1.0
 
@@ -57,7 +59,6 @@ def judge_report(report: Mapping) -> list[str]:
 
 
 def _sending_populations(as_run: Mapping) -> list[str] | None:
-    from ..scenario.reader import population_class_name
     from ..services import registry
 
     try:

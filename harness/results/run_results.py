@@ -12,11 +12,11 @@ import json
 import os
 import platform
 import socket
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ..files.atomic import write_atomic
 from ..metrics import propagation, saturation
 from ..metrics.counters import error_total
 from ..metrics.histograms import ACK_WORDS, LatencyHistogram, Recorder
@@ -279,15 +279,5 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
 
 
 def write_json_atomic(path: Path, document: dict) -> Path:
-    """Write via a temporary file and rename, so no half-written report survives a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=1, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    """Write the document so that no half-written results survive a crash (`harness.files.atomic`)."""
+    return write_atomic(path, lambda f: (json.dump(document, f, indent=1, sort_keys=False), f.write("\n")))

@@ -12,8 +12,9 @@ Rate limits, per room with a known limit (the scenario's, or GetRoom's for a roo
   least 1.2 × its limit, the first and last second of traffic left out (min over rooms): the
   tolerance of a rule on it is the tolerance of the verdict, stated in the scenario;
 - `untied_rejections`: rate-limit rejections that matched no pending request (every rejection must
-  be tied to its request; IVS Chat: an ERROR 429 with its RequestId); `non_rate_limited_rejections`
-  (alias `non_429_rejections`, the IVS Chat name): sends rejected for any other reason.
+  be tied to its request; IVS Chat: an ERROR 429 with its RequestId); `non_rate_limited_rejections`:
+  sends rejected for any other reason (reports before it had IVS Chat's name, `non_429_rejections`,
+  which the gate still reads as an alias: harness/gate/metrics.py ALIASES).
 Reconnects: the peak of token fetches in any second (a mass drop is N CreateChatToken calls at
 once), tries per outage, kicks (and rejoins after a kick, which must stay 0), and who was not
 connected at the end, by reason.
@@ -66,7 +67,6 @@ def _rate_limit(results: dict, room_limits: dict[str, int], limit_words: str | N
         "overloaded_seconds": sum(r["overloaded_seconds"] for r in judged),
         "untied_rejections": counters.get("untied_rejections.rate_limited", 0),
         "non_rate_limited_rejections": other,
-        "non_429_rejections": other,
         "overload_threshold": OVERLOAD,
     }
 

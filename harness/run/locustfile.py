@@ -14,7 +14,7 @@ import os
 import sys
 
 from harness.locust.pool import ListenerPool
-from harness.scenario.reader import population_class_name
+from harness.results.populations import population_class_name
 from harness.services import registry
 
 if os.environ.get("CHATLOAD_SCENARIO"):

@@ -22,18 +22,25 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..results import measured
-from ..emulation.childproc import ChildStartError
 from ..gate.outcome import decide
-from ..net.tls import ca_pem_of, trust_target
+from ..net.target_resolution import resolve_target
 from ..net.transport import TRANSPORTS
-from ..report.console import accounting_lines, check_line, health_warning, latency_table, verdict_line, worker_lines
+from ..report.console import (
+    accounting_lines,
+    check_line,
+    health_warning,
+    latency_table,
+    verdict_line,
+    worker_lines,
+)
+from ..results import measured
+from ..results.verdicts import derive
 from ..scenario.reader import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
 from ..services.base import KIND_EMULATOR, ServiceError, Target
 from ..services.billing import ask_before_billing
 from ..services.token_endpoint import token_endpoint_args
 from ..trace.replayreport import replay_lines
-from ..results.verdicts import derive
+from ..emulation.childproc import ChildStartError
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -223,9 +230,6 @@ class Run:
             elif scenario.workers:
                 print("chatload run: WARNING the embedded emulator listens on 127.0.0.1 only: workers on other "
                       "machines cannot reach it (set [target] bind or --emulator-bind)", file=sys.stderr)
-            target = Target(**{**target.to_dict(), "endpoint": self.emulator.messaging_endpoint,
-                               "control_endpoint": self.emulator.control_endpoint, "region": self.emulator.region,
-                               "ca_file": self.emulator.ca_file, "ca_pem": ca_pem_of(self.emulator.ca_file)})
         else:
             from ..emulation.client import AdminError, EmulatorAdmin
 
@@ -234,9 +238,8 @@ class Run:
             except (OSError, AdminError) as exc:
                 raise RunError(f"{scenario.file}: target.control_endpoint {target.control_endpoint} does not "
                                f"answer: {exc}") from None
-        trust_target(target)  # this process's control-plane calls trust the target's CA too
         try:
-            return service.provision(target, scenario.rooms, scenario.name)
+            return resolve_target(service, target, scenario.rooms, scenario.name, emulator=self.emulator)
         except ServiceError as exc:
             raise RunError(f"{scenario.file}: {exc}") from None
 

@@ -8,10 +8,9 @@ reference cannot drift from the reader.
 
 from __future__ import annotations
 
-from . import reader as s
-from ..services import token_endpoint
-from ..services import registry
 from ..files.toml_tables import DURATION, Key
+from ..services import registry, token_endpoint
+from . import reader as s
 
 INTRO = """\
 # Scenario files

@@ -17,15 +17,15 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..services import token_endpoint
-from ..results.measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
-from ..net.tls import ca_file_problem, ca_pem_of
-from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from ..services import registry
-from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
 from ..files.toml_tables import DURATION, NUMBER, Key, Problems, TableError
 from ..files.toml_tables import TableReader as _TableReader
 from ..files.toml_tables import parse_duration as _parse_duration
+from ..net.tls import ca_file_problem, ca_pem_of
+from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
+from ..results.measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
+from ..results.populations import population_class_name
+from ..services import registry, token_endpoint
+from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, RoomSettings, Target
 from ..services.token_endpoint import TokenEndpoint
 
 FAULT_ACTIONS = {
@@ -161,11 +161,6 @@ class Scenario:
                 sent += p.users * rate * self.duration_s
         members = room_members if room_members is not None else max(1, self.users // max(1, self.rooms.count))
         return int(sent), int(sent * members)
-
-
-def population_class_name(kind: str, index: int) -> str:
-    """"viewer", 0 → "Viewer0": a population's Locust class name, under which its counts are kept."""
-    return f"{kind.title().replace('_', '')}{index}"
 
 
 def parse_duration(value, where: str) -> float:

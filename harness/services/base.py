@@ -59,6 +59,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from .user_spec import UserSpec  # its own module: the token providers take it, and this contract names them
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..net.reconnect import ReconnectPolicy
     from ..net.transport import ConnectParams
@@ -238,21 +240,6 @@ class TokenWanted(Event):
 
 READY = _Flag("ready")  # the service confirmed the session
 FOREIGN = _Flag("foreign")  # a message without chatload's identity: someone else's traffic
-
-
-# -- who connects ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UserSpec:
-    """What one connection is for: who, in which room, allowed to do what. Token providers get it too."""
-
-    sender_id: str  # unique across every process of a run: the identity in measured messages
-    user_id: str  # the id the service knows the user by
-    room: str
-    capabilities: tuple[str, ...] = ()  # in the service's own vocabulary
-    session_minutes: int | None = None
-    attributes: Mapping[str, str] | None = None
 
 
 # -- where to connect --------------------------------------------------------------------------------------

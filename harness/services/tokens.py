@@ -23,7 +23,7 @@ import os
 import shlex
 from pathlib import Path
 
-from .base import UserSpec
+from .user_spec import UserSpec
 
 
 class KeySourceError(ValueError):

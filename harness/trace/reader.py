@@ -17,6 +17,7 @@ import math
 import os
 from pathlib import Path
 
+from ..files.atomic import write_atomic
 from .model import FORMAT, KINDS, MESSAGE, Trace, TraceEvent
 
 MAX_BAD_FRACTION = 0.1
@@ -115,16 +116,13 @@ def _listing(message: str, problems: list[str]) -> str:
 
 
 def write_trace(path: str | os.PathLike, events, header: dict | None = None) -> Path:
-    """Write a trace (header first, events in time order), via a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write a trace (header first, events in time order), atomically (`harness.files.atomic`)."""
+    def lines(out) -> None:
+        out.write(json.dumps({"format": FORMAT, **(header or {})}) + "\n")
+        for event in sorted(events, key=lambda e: e.t):
+            out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as out:
-            out.write(json.dumps({"format": FORMAT, **(header or {})}) + "\n")
-            for event in sorted(events, key=lambda e: e.t):
-                out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
+        return write_atomic(path, lines)
     except OSError as exc:
         raise TraceError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    return path

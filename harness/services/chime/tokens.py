@@ -19,7 +19,7 @@ import gevent
 import gevent.event
 
 from ..tokens import TokenFetchFailed, TokenProvider
-from ..base import UserSpec
+from ..user_spec import UserSpec
 from .provision import BATCH_SIZE, ProvisionedAttendee, create_attendee_batch, meetings_client
 
 

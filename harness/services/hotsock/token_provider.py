@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import jwt
 
 from ..tokens import KeySourceError, TokenFetchFailed, TokenProvider, read_secret
-from ..base import UserSpec
+from ..user_spec import UserSpec
 from .claims import channel_rule
 from .client import ALIAS_ATTRIBUTE, EVENT, HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
 from .tokens import connect_claims, mint

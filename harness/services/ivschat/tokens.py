@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..tokens import TokenFetchFailed, TokenProvider
-from ..base import UserSpec
+from ..user_spec import UserSpec
 
 
 class CreateChatTokenProvider(TokenProvider):

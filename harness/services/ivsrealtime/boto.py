@@ -1,4 +1,5 @@
-"""A boto3 `ivs-realtime` client for AWS or for the emulator, and token issuance that reports 429s.
+"""A boto3 `ivs-realtime` client for AWS or for the emulator (one shared per process for the stage
+operations), and token issuance that reports 429s.
 
 The control plane model has no throttling shape; past its quotas the service (and the emulator with
 `--throttle`) answers HTTP 429 `ThrottlingException`, which botocore retries by default. A load test
@@ -8,6 +9,7 @@ of token issuance must see each 429, so `no_retry_client` turns botocore's retri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 
 THROTTLED = "ThrottlingException"
@@ -33,6 +35,21 @@ def no_retry_client(region: str, endpoint_url: str | None = None, **options):
     if "config" in options:
         config = options.pop("config").merge(config)
     return ivsrealtime_client(region, endpoint_url, config=config, **options)
+
+
+@functools.cache
+def _control_client(region: str, endpoint_url: str | None):
+    from botocore.config import Config
+
+    # The stage operations are limited to 5 TPS: provisioning, GetStage and kicks retry a throttled call
+    # (botocore's standard mode backs off); CreateParticipantToken never goes through this client.
+    return ivsrealtime_client(region, endpoint_url, config=Config(
+        retries={"mode": "standard", "total_max_attempts": 6}, connect_timeout=5, read_timeout=10))
+
+
+def control_client(region: str, endpoint_url: str | None = None):
+    """One boto3 `ivs-realtime` client per process and endpoint, retrying throttled calls."""
+    return _control_client(region, endpoint_url or None)
 
 
 def create_participant_token(client, stage_arn: str, *, user_id: str | None = None,

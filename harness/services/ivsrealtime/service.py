@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import os
 import re
 import secrets
 import tempfile
 from dataclasses import dataclass
 
+from ...files.toml_tables import Key
 from ...net.reconnect import ReconnectPolicy
 from ...net.transport import ConnectParams
-from ...files.toml_tables import Key
 from ..base import (
     ChatService,
     PopulationKind,
@@ -38,6 +37,7 @@ from ..base import (
 )
 from ..ivschat.service import IvsChatService
 from . import codec
+from .boto import control_client
 from .client import JOIN, PING, ROSTER, StageProtocol
 from .tokens import PUBLISH, TokenError, unverified_claims
 from .verdicts import VERDICT_METRICS, token_rate
@@ -48,23 +48,6 @@ USERS = "harness.services.ivsrealtime.users"
 CREATE_PARTICIPANT_TOKEN, SELF_SIGNED = "create-participant-token", "self-signed"
 KICK_REASON = "kicked by chatload scenario"
 _IVS_CHAT_KEYS = {key.name: key for key in IvsChatService.target_keys}
-
-
-@functools.cache
-def _control_client(region: str, endpoint_url: str | None):
-    from botocore.config import Config
-
-    from .boto import ivsrealtime_client
-
-    # The stage operations are limited to 5 TPS: provisioning, GetStage and kicks retry a throttled call
-    # (botocore's standard mode backs off); CreateParticipantToken never goes through this client.
-    return ivsrealtime_client(region, endpoint_url, config=Config(
-        retries={"mode": "standard", "total_max_attempts": 6}, connect_timeout=5, read_timeout=10))
-
-
-def control_client(region: str, endpoint_url: str | None = None):
-    """One boto3 `ivs-realtime` client per process and endpoint, retrying throttled calls."""
-    return _control_client(region, endpoint_url or None)
 
 
 @dataclass

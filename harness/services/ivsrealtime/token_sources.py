@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from ..tokens import KeySourceError, TokenFetchFailed, TokenProvider, read_secret
-from ..base import UserSpec
+from ..user_spec import UserSpec
+from .boto import control_client
 from .tokens import PUBLISH, SUBSCRIBE, load_private_key, self_signed_token
 
 ENV_PREFIX = "env:"
@@ -113,8 +114,6 @@ class SelfSignedTokens(TokenProvider):
         self._key_error: str | None = None
         self._endpoints: dict[str, tuple[str, str]] = {}  # stage ARN → (events URL, WHIP URL)
         self._looking_up: dict[str, object] = {}  # stage ARN → a lock: one GetStage per stage at a time
-        from .service import control_client
-
         # Made now, with the runtime, not at the first join: loading botocore's models takes ~0.5 s.
         self._client = control_client(region, endpoint_url)
 
