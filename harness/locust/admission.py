@@ -39,7 +39,7 @@ from locust import events
 from locust.rpc import Message, zmqrpc
 from locust.runners import MasterRunner, WorkerRunner
 
-from ..run.worker import MASTER_ENV, SECRET_ENV  # noqa: F401 - MASTER_ENV for the scenario locustfile
+from ..distributed.environment import MASTER_ENV, SECRET_ENV  # noqa: F401 - MASTER_ENV for the scenario locustfile
 from .options import option
 from .progress import progress_line
 

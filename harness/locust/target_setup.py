@@ -15,7 +15,7 @@ import logging
 from locust import events
 from locust.runners import WorkerRunner
 
-from ..net.target_resolution import resolve_target
+from ..services.target_resolution import resolve_target
 from ..net.tls import ca_file_problem, ca_pem_of
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..gate.outcome import decide
-from ..net.target_resolution import resolve_target
+from ..services.target_resolution import resolve_target
 from ..net.transport import TRANSPORTS
 from ..report.console import (
     accounting_lines,

@@ -15,8 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
-SECRET_ENV = "CHATLOAD_WORKER_SECRET"  # the same on the master and every worker
-MASTER_ENV = "CHATLOAD_MASTER"  # HOST:PORT, for the scenario locustfile: the scenario comes from there
+from ..distributed.environment import MASTER_ENV, SECRET_ENV
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_MASTER_PORT = 5557  # Locust's
 
