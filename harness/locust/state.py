@@ -53,7 +53,7 @@ def runtime_for(environment):
         # meanwhile would build a runtime (and a loop thread) of its own.
         with state.creating:
             if state.runtime is None:
-                from ..runtime.chat_runtime import ChatRuntime
+                from ..runtime.hub_side import ChatRuntime
                 from .target import resolved_target, token_provider
 
                 is_worker = isinstance(environment.runner, WorkerRunner)
