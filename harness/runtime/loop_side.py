@@ -182,6 +182,7 @@ class LoopSide:
 
     # -- called by sessions --------------------------------------------------------------------------
 
+    @runs_on_loop
     def post_state(self, handle: SessionHandle, state: SessionState) -> None:
         self.inbox.post(self._on_state, handle, state)
 
@@ -190,6 +191,7 @@ class LoopSide:
         """Tokens beyond the connect's the run's token source serves (a protocol may ask for these)."""
         return self.token_provider.purposes
 
+    @runs_on_loop
     def next_connection_id(self) -> int:
         return next(self._connection_ids)
 
@@ -262,6 +264,7 @@ class LoopSide:
         self.inbox.post(gevent.spawn, fetch_in_greenlet)
         return future
 
+    @runs_on_loop
     def report_connect(self, session, started_ns: int, cause: str | None, message: str | None, *, reconnect: bool,
                        open_ns: int | None = None, dropped_at_ns: int | None = None) -> None:
         name = "reconnect" if reconnect else "connect"
@@ -278,23 +281,28 @@ class LoopSide:
             self.recorder.count("reconnects")
         self._fire(name, connect_us, None)
 
+    @runs_on_loop
     def report_closed(self, session, code: int, reason: str, clean: bool) -> None:
         self.recorder.count(f"closes.{code}")
 
+    @runs_on_loop
     def report_gave_up(self, session, cause: str) -> None:
         self.recorder.count(f"gave_up.{cause}")
 
+    @runs_on_loop
     def report_ack(self, session, pending, latency_us: int | None, error: Exception | None) -> None:
         if pending.waiter is not None:
             self.resolve(pending.waiter, error if error is not None else latency_us)
         self._fire(pending.kind, latency_us or 0, error)
 
+    @runs_on_loop
     def report_not_sent(self, session, kind: str, waiter) -> None:
         error = RequestFailed("disconnected", "not connected")
         if waiter is not None:
             self.resolve(waiter, error)
         self._fire(kind, 0, error)
 
+    @runs_on_loop
     def resolve(self, waiter, value) -> None:
         """Hand an answer to a greenlet waiting on a gevent AsyncResult (or anything with `set`)."""
         if isinstance(value, BaseException):
@@ -302,6 +310,7 @@ class LoopSide:
         else:
             self.inbox.post(waiter.set, value)
 
+    @runs_on_loop
     def note_protocol_error(self, message: str) -> None:
         self.protocol_error_samples.append(message[:200])
 
