@@ -1,5 +1,5 @@
 """Attacks that once worked against the emulators, each refused now (issue 22), and the shared
-readers of client-controlled input (`harness/emulation/untrusted.py`, `request_body.py`).
+readers of client-controlled input (`harness/services/untrusted.py`, `request_body.py`).
 
 Each test drives a real emulator child over loopback, as a hostile client would, and checks the
 child's log for tracebacks: a refusal is an answer, never an exception.
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness.emulation import untrusted
+from harness.services import untrusted
 from harness.services.chime.emulator import EmulatorProcess as ChimeProcess
 from harness.services.hotsock import codec as hotsock_codec
 from harness.services.hotsock import tokens as hotsock_tokens

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.run.childproc import JsonChildProcess
+from harness.emulation.childproc import JsonChildProcess
 from harness.emulation.process import EmulatorProcess
 from harness.services.token_endpoint import BadAnswer, TokenEndpoint, check, lookup, read_answer, request_of
 

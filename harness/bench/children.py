@@ -1,5 +1,5 @@
-"""Benchmark child processes: the same mechanism as the emulator's (see `harness.run.childproc`)."""
+"""Benchmark child processes: the same mechanism as the emulator's (see `harness.emulation.childproc`)."""
 
-from ..run.childproc import ChildStartError, JsonChildProcess
+from ..emulation.childproc import ChildStartError, JsonChildProcess
 
 __all__ = ["ChildStartError", "JsonChildProcess"]

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Iterable
 
 from .delivery import select_members
-from .untrusted import close_reason
+from ..services.untrusted import close_reason
 
 
 class LineFaults:

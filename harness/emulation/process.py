@@ -1,14 +1,14 @@
 """Run a service's emulator as a child process and learn its endpoints.
 
 The child is `python -m harness.emulation --service NAME --json …`: it binds (port 0 = free ports)
-and prints exactly one JSON line with its endpoints (and `ca_file` with `--tls`); see `harness.run.childproc` for how children start,
+and prints exactly one JSON line with its endpoints (and `ca_file` with `--tls`); see `harness.emulation.childproc` for how children start,
 stop and never outlive their parent. Every emulator has a data plane (`messaging_endpoint`) and an
 HTTP control plane that also serves the shared fault routes and `/metrics` (`control_endpoint`).
 """
 
 from __future__ import annotations
 
-from ..run.childproc import ChildStartError, JsonChildProcess
+from .childproc import ChildStartError, JsonChildProcess
 from .client import EmulatorAdmin
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .untrusted import Refused, loads
+from ..services.untrusted import Refused, loads
 
 
 async def read_json_object(request: web.Request, *, empty_is: dict | None = None) -> dict:

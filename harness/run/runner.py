@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..results import measured
-from .childproc import ChildStartError
+from ..emulation.childproc import ChildStartError
 from ..gate.outcome import decide
 from ..net.tls import ca_pem_of, trust_target
 from ..net.transport import TRANSPORTS

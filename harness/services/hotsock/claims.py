@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import orjson
 import re2
 
-from ...emulation import untrusted
+from .. import untrusted
 from .codec import channel_problem
 
 SCOPES = frozenset({"connect", "subscribe", "umd"})

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import orjson
 
-from ...emulation import untrusted
+from .. import untrusted
 from .ulid import UlidError, timestamp_ms
 
 DATA_MAX_BYTES = 32 * 1024  # `data` serialised as JSON, UTF-8

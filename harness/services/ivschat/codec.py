@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ...emulation import untrusted
+from .. import untrusted
 
 SEND_MESSAGE = "SEND_MESSAGE"
 DELETE_MESSAGE = "DELETE_MESSAGE"

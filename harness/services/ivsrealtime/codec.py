@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ...emulation import untrusted
+from .. import untrusted
 
 STAGE_STATE = "STAGE_STATE"
 STAGE_STATE_NAMESPACED = "aws:ivs:STAGE_STATE"

@@ -23,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ...emulation import untrusted
+from .. import untrusted
 
 ALGORITHM = "ES384"
 VERSION = "1.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from ...emulation import untrusted
+from .. import untrusted
 
 MAX_BODY = 256  # characters; longer bodies are refused with status 413
 

@@ -49,7 +49,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ....emulation.delivery import DeliveryLine, select_members
 from ....emulation.frames import OPEN, text_frame
-from ....emulation.untrusted import close_reason
+from ...untrusted import close_reason
 from ....emulation.websocket_plane import EndReportingConnection, WebSocketPlane
 from .. import codec
 from ..claims import ChannelGrant, Claims

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ....emulation.request_body import header_text
 from ....emulation.two_ports import TwoPortEmulator
-from ....emulation.untrusted import Refused
+from ...untrusted import Refused
 from .controlplane import DEFAULT_TPS, add_control_plane_routes
 from .dataplane import DataPlane
 from .metrics import Metrics
