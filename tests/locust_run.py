@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,14 @@ BASIC = ROOT / "tests" / "locustfiles" / "chat_basic.py"
 
 
 def run_locust(report_dir: Path, *args: str, locustfile: Path = BASIC, timeout: float = 120,
-               background: bool = False):
+               background: bool = False, env: dict[str, str] | None = None):
+    """`env`: variables added to this process's environment for the run."""
+    env = {**os.environ, **env} if env else None
     argv = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
             "--chat-report-dir", str(report_dir), *args]
     if background:
-        return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def results_of(report_dir: Path) -> dict:

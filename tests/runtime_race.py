@@ -18,7 +18,9 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-import harness.runtime.chat_runtime as runtime_module  # noqa: E402
+import harness.runtime.loop_side as loop_side_module  # noqa: E402
+from harness.runtime.hub_side import ChatRuntime  # noqa: E402
+from harness.net.session import SessionState  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, Target  # noqa: E402
 from harness.services.tokens import TokenProvider  # noqa: E402
@@ -32,13 +34,13 @@ class InstantTokens(TokenProvider):
 
 
 def main(users: int, break_once: bool) -> dict:
-    runtime_module.TICK_S = runtime_module.INTERVAL_S = 0.0005
+    loop_side_module.TICK_S = loop_side_module.INTERVAL_S = 0.0005
     # Nothing listens on port 9: every connect is refused at once, so sessions churn on the loop.
     target = Target("toy", KIND_RUNNING_EMULATOR, "ws://127.0.0.1:9", "http://127.0.0.1:9", rooms=("room",))
-    runtime = runtime_module.ChatRuntime(Environment(), registry.get("toy"), target, InstantTokens(),
-                                         connect_timeout=1)
+    runtime = ChatRuntime(Environment(), registry.get("toy"), target, InstantTokens(), connect_timeout=1)
     if break_once:  # a bug in something the ticker calls must not end the ticker
-        original = runtime._expire_pending
+        loop_side = runtime.loop_side  # the loop's: the ticker reads the replacement there
+        original = loop_side._expire_pending
         calls = {"n": 0}
 
         def fails_once() -> None:
@@ -47,7 +49,7 @@ def main(users: int, break_once: bool) -> dict:
                 raise ValueError("injected")
             original()
 
-        runtime._expire_pending = fails_once
+        loop_side._expire_pending = fails_once
     snapshots: list[dict] = []
     runtime.sink = snapshots.append
     gevent.sleep(0.1)
@@ -62,9 +64,10 @@ def main(users: int, break_once: bool) -> dict:
     while len(snapshots) < during + 5 and time.monotonic() < deadline:
         gevent.sleep(0.05)
     after = len(snapshots)
-    handles_open = sum(1 for h in runtime.handles.values() if h.state != "new")
-    registered = runtime.loop_thread.ask(lambda: len(runtime.sessions))
-    result = {"snapshots_during_ramp": during, "snapshots_after": after, "ticker_errors": runtime.ticker_errors,
+    handles_open = sum(1 for h in runtime.handles.values() if h.state is not SessionState.NEW)
+    registered, ticker_errors = runtime.loop_thread.ask(lambda: (len(runtime.loop_side.sessions),
+                                                                 runtime.loop_side.ticker_errors))
+    result = {"snapshots_during_ramp": during, "snapshots_after": after, "ticker_errors": ticker_errors,
               "registered": registered, "handles_with_posted_state": handles_open}
     runtime.close()
     return result

@@ -18,7 +18,7 @@ from harness.metrics.propagation import PropagationLog
 from harness.net.reconnect import ReconnectPolicy
 from harness.net.session import ChatSession
 from harness.net.transport import DEFAULT_TRANSPORT, ConnectParams
-from harness.runtime.chat_runtime import SessionHandle
+from harness.runtime.handle import SessionHandle
 from harness.services.base import (
     READY,
     Category,

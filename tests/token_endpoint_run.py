@@ -23,10 +23,10 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-import harness.runtime.chat_runtime as runtime_module  # noqa: E402
+import harness.runtime.loop_side as loop_side_module  # noqa: E402
 from harness.emulation.client import EmulatorAdmin  # noqa: E402
 from harness.net.token_fetch import EndpointTokens  # noqa: E402
-from harness.runtime.chat_runtime import ChatRuntime  # noqa: E402
+from harness.runtime.hub_side import ChatRuntime  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, RoomSettings, Target  # noqa: E402
 from harness.services.token_endpoint import TokenEndpoint  # noqa: E402
@@ -63,7 +63,7 @@ def main(spec: dict) -> dict:
     environment.events.request.add_listener(
         lambda name, exception=None, **_: failures.append(f"{name}: {exception}") if exception else None)
     if "hang_in_greenlet" in spec:
-        runtime_module.FETCH_GRACE_S = spec["grace_s"]
+        loop_side_module.FETCH_GRACE_S = spec["grace_s"]
         provider = NeverAnswers(spec["hang_in_greenlet"])
     else:
         provider = EndpointTokens(TokenEndpoint.from_dict(spec["token_endpoint"]))
@@ -86,7 +86,7 @@ def main(spec: dict) -> dict:
     totals = runtime.loop_thread.ask(lambda: runtime.recorder.totals()["counters"])
     result = {"counters": dict(totals), "states": {h.user_id: h.state for h in handles}, "failures": failures,
               "opened": opened, "dropped": dropped, "settled": settled}
-    result["final_counters"] = runtime.loop_thread.ask(runtime._final_on_loop, 0)["totals"]["counters"]
+    result["final_counters"] = runtime.loop_thread.ask(runtime.loop_side.final, 0)["totals"]["counters"]
     runtime.close()
     return result
 

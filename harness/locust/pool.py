@@ -10,7 +10,7 @@ counts connections), so the accounting is the same as with one user per connecti
     class ViewerPool(ListenerPool, Viewer):   # any service's listener class
         connections_per_user = 500
 
-Gevent side only (the user's greenlet); sessions are reached through `loop_thread.call`.
+Gevent side only (the user's greenlet); sessions are reached through the runtime's crossings.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import gevent.event
 import gevent.lock
 
+from ..net.threads import runs_in_greenlet
 from .options import option
 from .state import runtime_for, test_is_stopping
 from .users import ChatUser
@@ -32,7 +33,8 @@ _gate: gevent.lock.BoundedSemaphore | None = None  # gevent side; made on first 
 
 
 class _Countdown:
-    """Resolved by the loop (through the inbox, on the hub) once per connection of a batch."""
+    """Set (through the boundary's inbox, on the hub) once per connection of a batch: a waiter for
+    `ChatRuntime.when_connected`. Gevent hub's thread only."""
 
     __slots__ = ("left", "opened", "done")
 
@@ -41,6 +43,7 @@ class _Countdown:
         if n == 0:
             self.done.set()
 
+    @runs_in_greenlet
     def set(self, opened: bool) -> None:
         self.opened += bool(opened)
         self.left -= 1
@@ -73,13 +76,13 @@ class ListenerPool(ChatUser):
                          for _ in range(count)]
                 self.handles.extend(batch)
                 countdown = _Countdown(count)
-                runtime.loop_thread.call(_wait_on_loop, runtime, batch, countdown)
+                runtime.when_connected(batch, countdown)
                 countdown.done.wait(timeout=30)
 
     def on_stop(self) -> None:
         # As ChatUser.on_stop: at the end of a test the plugin drains and closes every connection.
         if self.handles and not test_is_stopping(self.environment):
-            runtime_for(self.environment).loop_thread.call(_stop_on_loop, list(self.handles))
+            runtime_for(self.environment).stop_sessions(list(self.handles))
 
 
 def _opening_gate() -> gevent.lock.BoundedSemaphore:
@@ -88,19 +91,3 @@ def _opening_gate() -> gevent.lock.BoundedSemaphore:
         _gate = gevent.lock.BoundedSemaphore(BATCHES_IN_FLIGHT)
     return _gate
 
-
-def _wait_on_loop(runtime, handles, countdown: _Countdown) -> None:  # loop side
-    for handle in handles:
-        session = handle.session
-        if session is None or session.state == "stopped":
-            runtime.resolve(countdown, False)
-        elif session.state == "open":
-            runtime.resolve(countdown, True)
-        else:
-            session.connected_waiters.append(countdown)
-
-
-def _stop_on_loop(handles) -> None:  # loop side
-    for handle in handles:
-        if handle.session is not None:
-            handle.session.stop(True)

@@ -113,12 +113,8 @@ def kick(environment, command: dict) -> None:
     chosen = random.Random(command.get("seed")).sample(candidates, round(len(candidates) * command.get("fraction", 1.0)))
     runtime.loop_thread.call(runtime.recorder.count, "kicks_requested", len(chosen))
 
-    def note_request(handle, at_ns: int) -> None:  # loop side
-        if handle.session is not None:
-            handle.session.kick_requested_ns = at_ns
-
     def one(handle) -> None:
-        runtime.loop_thread.call(note_request, handle, time.time_ns() + runtime.clock_offset_ns)
+        runtime.kick_requested(handle, time.time_ns() + runtime.clock_offset_ns)
         try:
             runtime.service.kick(runtime.token_provider, runtime.target, handle.user)
         except Exception as exc:  # counted and logged; a failed kick must not end the user

@@ -61,7 +61,7 @@ def runtime_for(environment):
         # meanwhile would build a runtime (and a loop thread) of its own.
         with state.creating:
             if state.runtime is None:
-                from ..runtime.chat_runtime import ChatRuntime
+                from ..runtime.hub_side import ChatRuntime
 
                 is_worker = isinstance(environment.runner, WorkerRunner)
                 force_ping = option(environment, "chat_clock_sync", "auto") == "ping"

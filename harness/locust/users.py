@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 import gevent.event
 from locust import User, constant, task
 
-from ..net.session import RequestFailed
+from ..net.session import RequestFailed, SessionState
+from ..net.threads import runs_in_greenlet
 from ..timing.schedule import OpenLoopSchedule
 from .state import replay_for, runtime_for, test_is_stopping
 
 if TYPE_CHECKING:
-    from ..runtime.chat_runtime import SessionHandle
+    from ..runtime.handle import SessionHandle
 
 _ALPHABET = string.ascii_letters + string.digits + " "
 LISTENER_WAKE_S = 60.0
@@ -53,13 +54,13 @@ def open_loop(per_second: float):
 
 
 class ChatClient:
-    """What a chat user's tasks call. Lives on the gevent side and holds the session's handle; the
-    session itself lives on the loop and is only ever called through `loop_thread.call`/`ask`."""
+    """What a chat user's tasks call. Lives in the user's greenlet and holds the session's handle; the
+    session itself lives on the loop, reached only through the runtime's crossings (`call_session`,
+    `when_connected`, `query`, `leave`)."""
 
     def __init__(self, runtime, user: ChatUser, rejoining: SessionHandle | None = None) -> None:
         self._runtime = runtime
         self._user = user
-        self._call = runtime.loop_thread.call
         self.handle = runtime.new_session(user.user_id_prefix, user.capabilities, user.reconnect,
                                           user.session_minutes, user.token_attributes,
                                           population=type(user).__name__, room=user.room_choice,
@@ -75,30 +76,21 @@ class ChatClient:
 
     @property
     def connected(self) -> bool:
-        return self.handle.state == "open"
+        return self.handle.state is SessionState.OPEN
 
+    @runs_in_greenlet
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block this user until the connection is open (True) or failed for good / timed out (False)."""
         if self.connected:
             return True
         waiter = gevent.event.AsyncResult()
-        self._call(self._register_connected_waiter, waiter)
+        self._runtime.when_connected([self.handle], waiter)
         try:
             return bool(waiter.get(timeout=timeout))
         except gevent.Timeout:
             return False
 
-    def _register_connected_waiter(self, waiter) -> None:  # loop side
-        session = self.handle.session
-        if session is None:  # not registered yet: calls run in order, so this cannot happen
-            self._runtime.resolve(waiter, False)
-        elif session.state == "open":
-            self._runtime.resolve(waiter, True)
-        elif session.state == "stopped":
-            self._runtime.resolve(waiter, False)
-        else:
-            session.connected_waiters.append(waiter)
-
+    @runs_in_greenlet
     def send_message(self, content: str, attributes: dict[str, str] | None = None, *, wait: bool = False,
                      timeout: float = 10.0, intended_ns: int | None = None):
         """Send a measured message stamped with its intended send time (the user's open-loop slot, or
@@ -109,27 +101,22 @@ class ChatClient:
             intended_ns = schedule.current_ns() if schedule else time.time_ns()
         intended_ns += self._runtime.clock_offset_ns
         waiter = gevent.event.AsyncResult() if wait else None
-        self._call(self._on_loop, "send_message", content, intended_ns, attributes, waiter)
+        self._runtime.call_session(self.handle, "send_message", content, intended_ns, attributes, waiter)
         return self._wait(waiter, timeout)
 
+    @runs_in_greenlet
     def request(self, name: str, *args, wait: bool = False, timeout: float = 10.0):
         """A service-specific request (IVS Chat: "delete", "disconnect"), encoded by the service's
         client protocol; with `wait`, return the answer's latency in µs or raise `RequestFailed`."""
         waiter = gevent.event.AsyncResult() if wait else None
-        self._call(self._on_loop, "request", name, args, waiter)
+        self._runtime.call_session(self.handle, "request", name, args, waiter)
         return self._wait(waiter, timeout)
 
     def query(self, fn):
         """Run `fn(protocol)` on the loop against this connection's client protocol and return its
-        result (None while not connected): how a user reads service state, e.g. recent message ids."""
-        def on_loop():
-            session = self.handle.session
-            protocol = session.protocol if session is not None and session.state == "open" else None
-            return fn(protocol) if protocol is not None else None
-        return self._runtime.loop_thread.ask(on_loop)
-
-    def _on_loop(self, method: str, *args) -> None:  # loop side
-        getattr(self.handle.session, method)(*args)
+        result (None while not connected): how a user reads service state, e.g. recent message ids.
+        `fn` runs on the loop thread: it must only read the protocol and return what it read."""
+        return self._runtime.query(self.handle, fn)
 
     @staticmethod
     def _wait(waiter, timeout: float):
@@ -141,11 +128,7 @@ class ChatClient:
             raise RequestFailed("timeout", f"no answer within {timeout} s") from None
 
     def leave(self) -> None:
-        self._call(self._leave_on_loop)
-
-    def _leave_on_loop(self) -> None:  # loop side
-        self._runtime.left.add(self.handle.user.sender_id)
-        self.handle.session.stop(True)
+        self._runtime.leave(self.handle)
 
 
 class PublishClient:

@@ -23,11 +23,12 @@ import gevent
 import gevent.event
 from gevent import monkey
 
+from . import threads
+
 log = logging.getLogger(__name__)
 
 _start_new_thread = monkey.get_original("_thread", "start_new_thread")
 _allocate_lock = monkey.get_original("_thread", "allocate_lock")
-_get_ident = monkey.get_original("_thread", "get_ident")
 
 
 class GeventInbox:
@@ -64,9 +65,9 @@ class LoopThread:
         self.name = name
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inbox = GeventInbox()
-        self.thread_id: int | None = None
         self._stopped = _allocate_lock()
 
+    @threads.runs_in_greenlet
     def start(self, timeout: float = 10.0) -> LoopThread:
         import uvloop
 
@@ -78,7 +79,7 @@ class LoopThread:
             loop = uvloop.new_event_loop()
             asyncio.set_event_loop(loop)
             self.loop = loop
-            self.thread_id = _get_ident()
+            threads.loop_thread_started(self.name)
             loop.call_soon(started.release)
             try:
                 loop.run_forever()
@@ -87,6 +88,7 @@ class LoopThread:
                     loop.run_until_complete(loop.shutdown_asyncgens())
                 finally:
                     loop.close()
+                    threads.loop_thread_ended()
                     self._stopped.release()
 
         _start_new_thread(run, ())
@@ -102,10 +104,7 @@ class LoopThread:
         """Run `fn(*args)` on the loop soon. From any thread; never blocks."""
         self.loop.call_soon_threadsafe(fn, *args)
 
-    def spawn(self, coro_fn: Callable, *args) -> None:
-        """Start `coro_fn(*args)` as a task on the loop. From any thread; never blocks."""
-        self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(coro_fn(*args)))
-
+    @threads.runs_in_greenlet
     def ask(self, fn: Callable, *args, timeout: float | None = 30.0):
         """From a greenlet: run `fn(*args)` on the loop and wait (cooperatively) for its result.
 
@@ -138,9 +137,7 @@ class LoopThread:
         self.call(on_loop)
         return result.get(timeout=timeout)
 
-    def in_loop_thread(self) -> bool:
-        return _get_ident() == self.thread_id
-
+    @threads.runs_in_greenlet
     def stop(self, timeout: float = 10.0) -> None:
         if self.loop is None or self.loop.is_closed():
             return

@@ -3,7 +3,7 @@
 Service-neutral. The service's `ClientProtocol` (sans-I/O) turns frames into neutral events and
 requests into frames; this module turns the events into measurements (the process recorder and
 ledger, both loop-owned) and decides when to come back. Whatever Locust must see goes through
-`ChatRuntime.report_*`, which posts it across the boundary. The receive path — `on_frame` — stamps
+`LoopSide.report_*` (harness/runtime/loop_side.py), which posts it across the boundary. The receive path — `on_frame` — stamps
 nothing itself: the arrival time comes from the transport, taken before parsing.
 
 Latency is measured from the intended send time that every measured message carries (open-loop: a
@@ -13,6 +13,7 @@ late sender does not hide latency); the protocol decides where in the service's 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 
@@ -37,15 +38,27 @@ from ..services.base import (
     ServiceEvent,
     TokenWanted,
     UserSpec,
-    accepted_after,
 )
+from . import send_accounting
 from .reconnect import ReconnectPolicy
+from .threads import runs_on_loop
 from .tls import TlsPhase, certificate_failure
 from .transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
 UNREADY = ("closed before ready", "not ready in time")  # failures after the WebSocket opened
 _TOKEN_TASKS: set[asyncio.Task] = set()  # loop thread only: fetches a protocol asked for, in flight
+
+
+class SessionState(enum.StrEnum):
+    """Where a session is: new → connecting → open → (closed → connecting …) → stopped. A str, so a
+    state posted to the gevent side or written into JSON reads as its word."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"  # dropped or closed; the session decides whether to come back
+    STOPPED = "stopped"  # for good: stopped, kicked, refused or gave up (`end_reason` says which)
 
 
 class RequestFailed(Exception):
@@ -56,7 +69,8 @@ class RequestFailed(Exception):
 
 
 class ChatSession:
-    """States: new → connecting → open → (closed → connecting …) → stopped. Loop thread only."""
+    """One connection's life, through `SessionState`s. Loop thread only: every method that others call
+    is marked `@runs_on_loop` (checked in `CHATLOAD_CHECK_THREADS` mode)."""
 
     # One per connection: slots keep it ~1.2 KiB smaller than its instance dict grew to (measured,
     # `chatload bench memory`), and make the receive path's attribute reads cheaper.
@@ -76,7 +90,7 @@ class ChatSession:
         self.sender_id = user.sender_id
         self.room = user.room
         self.policy = policy
-        self.state = "new"
+        self.state = SessionState.NEW
         self.ws: Transport | None = None
         self.protocol: ClientProtocol | None = None
         self.connection_id = 0  # the ledger's id of this user's membership of its room (0: none now)
@@ -104,10 +118,11 @@ class ChatSession:
 
     # -- lifecycle (loop thread) ------------------------------------------------------------------
 
+    @runs_on_loop
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: SessionState) -> None:
         self.state = state
         self.runtime.post_state(self.handle, state)
 
@@ -117,7 +132,7 @@ class ChatSession:
         self.end_reason = "stopped"
         try:
             while not self.stopping:
-                self._set_state("connecting")
+                self._set_state(SessionState.CONNECTING)
                 outcome = await self._connect_once(dropped_at_ns, attempt + 1)
                 if outcome is None:  # connected and later closed
                     attempt = 0
@@ -147,7 +162,7 @@ class ChatSession:
         except asyncio.CancelledError:
             pass
         finally:
-            self._set_state("stopped")
+            self._set_state(SessionState.STOPPED)
             self._fail_pending("session stopped")
             self._resolve_connected_waiters(False)
 
@@ -218,6 +233,7 @@ class ChatSession:
         await self._closed
         return None
 
+    @runs_on_loop
     def on_open(self, ws: Transport) -> None:
         """The handshake completed (the transport calls this before handing over any frame)."""
         self.ws = ws
@@ -237,7 +253,7 @@ class ChatSession:
         self._ready_at_ns = ready_ns + self.offset_ns
         if self.was_kicked:
             self.recorder.count("kicked_rejoined")  # must stay 0: a kicked user stays out
-        self._set_state("open")
+        self._set_state(SessionState.OPEN)
         if not self.ever_connected:  # per population: did this user ever get in? (harness.results.measured)
             self.ever_connected = True
             self.recorder.count(f"users_connected.{self.handle.population}")
@@ -269,7 +285,7 @@ class ChatSession:
         still the current one."""
         protocol = self.protocol
         token = await self.runtime.fetch_token(self, wanted)
-        if self.protocol is protocol and self.state == "open":
+        if self.protocol is protocol and self.state is SessionState.OPEN:
             protocol.token_arrived(wanted, token)
             self._flush()
 
@@ -280,12 +296,13 @@ class ChatSession:
             return True  # e.g. an expired session: the vendor's client comes back with a fresh token
         return self.policy.reconnect_after(self._close_code, self._close_clean)
 
+    @runs_on_loop
     def stop(self, close: bool = True) -> None:
         """Stop sending and reconnecting; close the socket unless `close` is False (draining)."""
         self.stopping = True
         if not close:
             return
-        if self.state == "open":
+        if self.state is SessionState.OPEN:
             self.ws.close(1000, "load test finished")  # _run ends once the close completes
         elif self._task is not None:
             self._task.cancel()  # fetching a token, connecting or waiting to reconnect
@@ -297,6 +314,7 @@ class ChatSession:
 
     # -- transport listener -----------------------------------------------------------------------
 
+    @runs_on_loop
     def on_frame(self, payload: bytes, is_text: bool, arrival_ns: int) -> None:
         protocol = self.protocol
         arrival_ns += self.offset_ns
@@ -312,8 +330,9 @@ class ChatSession:
         if protocol.outbox:
             self._flush()
 
+    @runs_on_loop
     def on_closed(self, code: int, reason: str, clean: bool, at_ns: int) -> None:
-        self._set_state("closed")
+        self._set_state(SessionState.CLOSED)
         self._close_code, self._close_clean = code, clean
         self._dropped_at_ns = at_ns + self.offset_ns
         if self._keepalive is not None:
@@ -432,13 +451,8 @@ class ChatSession:
                 self.recorder.from_server.record((arrival_ns - server_ns) // 1000)
             self.ledger.received(self.sender_id, self.connection_id, self.room, echo.sender, echo.seq, server_ns)
         if request.kind == "send":
-            self.recorder.ack.record(latency_us)
-            accepted_ns = arrival_ns
-            if ack.server_ns is not None:
-                accepted_ns = accepted_after(ack.server_ns, request.sent_ns + self.offset_ns)
-                self.recorder.to_server.record((accepted_ns - request.intended_ns) // 1000)
-            self.ledger.acked(self.sender_id, request.seq, self.room, accepted_ns)
-            self.recorder.count("accepted")
+            send_accounting.accepted(self.recorder, self.ledger, self.sender_id, request.seq, self.room,
+                                     request.intended_ns, arrival_ns, ack.server_ns, request.sent_ns + self.offset_ns)
         self.runtime.report_ack(self, request, latency_us, None)
 
     def _on_rejected(self, rejection: Rejected, arrival_ns: int) -> None:
@@ -448,24 +462,24 @@ class ChatSession:
             self.recorder.count(f"untied_rejections.{rejection.category}")
             return
         if request.kind == "send":
-            self.ledger.rejected(self.sender_id, request.seq, rejection.code, arrival_ns, rejection.category)
-            self.recorder.count(f"rejected.{rejection.category}")
+            send_accounting.rejected(self.recorder, self.ledger, self.sender_id, request.seq, rejection.code,
+                                     arrival_ns, rejection.category)
         self.runtime.report_ack(self, request, (arrival_ns - request.intended_ns) // 1000,
                                 RequestFailed(rejection.code, rejection.message, rejection.category))
 
     # -- requests (called on the loop by the client API) ------------------------------------------
 
+    @runs_on_loop
     def send_message(self, content: str, intended_ns: int, extra: dict[str, str] | None, waiter) -> None:
         if not self._can_send(waiter, "send"):
             return
         self.seq += 1
         request = Request("send", self.seq, intended_ns, time.time_ns(), waiter)
         self._write(self.protocol.send_message(request, content, extra), request)
-        # How late the harness itself sent against the schedule: part of every latency it reports.
-        self.recorder.record("send_lag", (time.time_ns() + self.offset_ns - intended_ns) // 1000)
-        self.ledger.sent(self.sender_id, request.seq, self.room, intended_ns)
-        self.recorder.count("sent")
+        send_accounting.sent(self.recorder, self.ledger, self.sender_id, request.seq, self.room, intended_ns,
+                             time.time_ns() + self.offset_ns)
 
+    @runs_on_loop
     def request(self, name: str, args: tuple, waiter) -> None:
         """A service-specific request (a moderator's delete, a subscribe): the protocol encodes it."""
         if not self._can_send(waiter, name):
@@ -487,7 +501,7 @@ class ChatSession:
             if waiter is not None:
                 self.runtime.resolve(waiter, RequestFailed("stopping", "load test is stopping"))
             return False
-        if self.state != "open" or not self.ws.is_open:
+        if self.state is not SessionState.OPEN or not self.ws.is_open:
             self.recorder.count("not_sent.disconnected")
             self.runtime.report_not_sent(self, kind, waiter)
             return False
@@ -509,13 +523,14 @@ class ChatSession:
 
     def _send_keepalive(self) -> None:
         self._keepalive = None
-        if self.state != "open" or self.ws is None or not self.ws.is_open:
+        if self.state is not SessionState.OPEN or self.ws is None or not self.ws.is_open:
             return
         frame = self.protocol.keepalive()
         if frame is not None:
             self.ws.send(frame, self.protocol.text_frames)
         self._keepalive = asyncio.get_running_loop().call_later(self.protocol.keepalive_s, self._send_keepalive)
 
+    @runs_on_loop
     def expire_pending(self, older_than_ns: int) -> None:
         """Requests never answered (vendor SDKs may wait forever; a load client must not).
 
@@ -529,6 +544,7 @@ class ChatSession:
                 self.ledger.presumed_accepted(self.sender_id, request.seq, self.room, request.sent_ns + self.offset_ns)
             self.runtime.report_ack(self, request, None, RequestFailed("timeout", "no answer from the server"))
 
+    @runs_on_loop
     def awaiting_send_answers(self) -> bool:
         return self.protocol is not None and self.protocol.awaiting_send_answers()
 

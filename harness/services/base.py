@@ -44,6 +44,14 @@ Three pieces, each small:
 - **`ChatService`** — the adapter: reads its part of a scenario, starts its emulator, provisions
   rooms, gives tokens and connect parameters, kicks users, knows its rooms' limits.
 
+**Threads.** Each process runs two: the loop thread (uvloop: sockets, sessions, every
+`ClientProtocol` method, and `ChatService.connect_params` / `client_protocol`, called for each
+connect) and the gevent hub's thread (Locust users' greenlets: `ChatService.token_provider`,
+`sdk_policy`, `kick`, `publish`, which may block their greenlet but never the loop). Each hook
+says which with `@runs_on_loop` / `@runs_in_greenlet` (`harness/net/threads.py`); a service's
+overrides inherit the mark, and `CHATLOAD_CHECK_THREADS=1` asserts it on every call. The scenario
+and provisioning hooks run before and after the run, in no thread of the runtime: unmarked.
+
 "Room" is the harness's word for one fan-out scope, whatever the service calls it (IVS Chat room,
 Hotsock channel, Chime meeting, IVS Real-Time stage): `ChatService.room_noun` says which.
 
@@ -59,6 +67,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from ..net.threads import inherit_marks, runs_in_greenlet, runs_on_loop
 from .user_spec import UserSpec  # its own module: the token providers take it, and this contract names them
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -321,6 +330,10 @@ class ClientProtocol(ABC):
     acks_sends: ClassVar[bool] = True  # every send is answered (ack, echo or error); silence is news
     keepalive_s: ClassVar[float | None] = None  # send `keepalive()` this often while open
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        inherit_marks(cls)  # a service's protocol runs on the loop thread, as this contract says
+
     def __init__(self, user: UserSpec) -> None:
         self.user = user
         self.outbox: list[bytes] = []
@@ -329,35 +342,43 @@ class ClientProtocol(ABC):
         # sets it before the connection opens; a protocol asks with `TokenWanted` only for these.
         self.token_purposes: frozenset[str] = frozenset()
 
+    @runs_on_loop
     def token_arrived(self, wanted: TokenWanted, token: str | None) -> None:  # noqa: B027 - optional hook
         """The answer to a `TokenWanted` (None: the fetch failed, counted already); frames to `outbox`."""
 
+    @runs_on_loop
     @abstractmethod
     def receive(self, payload: bytes, is_text: bool, at_ns: int) -> Event | tuple[Event, ...] | None:
         """One frame from the server, read at `at_ns` (corrected clock: the protocol reads no clock).
         Never raises on what a server sends: ProtocolError instead."""
 
+    @runs_on_loop
     @abstractmethod
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
         """The frame for a measured message carrying (user.sender_id, request.seq, request.intended_ns)."""
 
+    @runs_on_loop
     def connecting(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """The connection attempt begins at `at_ns` (corrected clock), before the TCP connect and the
         opening handshake: where a service's join travels in the handshake itself (a token as the
         subprotocol), this is when the join began, earlier than anything another member can see."""
 
+    @runs_on_loop
     def opened(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """The WebSocket opened at `at_ns`: put any opening frames (a join, a subscribe) in the outbox."""
 
+    @runs_on_loop
     def encode_request(self, name: str, request: Request, *args) -> bytes | TokenWanted:
         """A service-specific request (`ChatClient.request(name, …)`); tracked in `pending` if answered.
         A `TokenWanted` instead of a frame: the request goes out from `token_arrived` once the token
         came (the session fetches it as for the event of that name)."""
         raise ValueError(f"{type(self).__name__} has no request {name!r}")
 
+    @runs_on_loop
     def keepalive(self) -> bytes | None:
         return None
 
+    @runs_on_loop
     def closed(self, code: int, reason: str, clean: bool) -> Event | tuple[Event, ...] | None:
         """The connection ended with `code` (1006 when it dropped without a close frame): what that
         close means in this service, when it means something, e.g. `MustReconnect` for a close the
@@ -366,16 +387,19 @@ class ClientProtocol(ABC):
 
     # -- the pending-request table ----------------------------------------------------------------------
 
+    @runs_on_loop
     def expire(self, older_than_ns: int) -> list[Request]:
         """Requests sent before `older_than_ns` and still unanswered; they leave the table."""
         stale = [key for key, request in self.pending.items() if request.sent_ns < older_than_ns]
         return [self.pending.pop(key) for key in stale]
 
+    @runs_on_loop
     def unanswered(self) -> list[Request]:
         """Every request still pending (the connection is gone: none can be answered now)."""
         requests, self.pending = list(self.pending.values()), {}
         return requests
 
+    @runs_on_loop
     def awaiting_send_answers(self) -> bool:
         return any(request.kind == "send" for request in self.pending.values())
 
@@ -385,6 +409,10 @@ class ClientProtocol(ABC):
 
 class ChatService(ABC):
     """One service: what a scenario may say about it, how to reach it, how to talk to it."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        inherit_marks(cls)  # each hook runs where this contract says, whoever overrides it
 
     name: ClassVar[str]  # registry key and `[target] service`
     title: ClassVar[str]  # "Amazon IVS Chat"
@@ -493,28 +521,34 @@ class ChatService(ABC):
     token_endpoint_fields: ClassVar[dict[str, tuple[str, str]]] = {}
     token_purposes: ClassVar[tuple[str, ...]] = ()  # tokens beyond the connect's its protocol asks for
 
+    @runs_in_greenlet
     @abstractmethod
     def token_provider(self, target: Target) -> TokenProvider:
         """Where tokens come from unless the user gives a file or a command."""
 
+    @runs_on_loop
     @abstractmethod
     def connect_params(self, target: Target, token: str, user: UserSpec) -> ConnectParams:
         """URL, subprotocols and headers for one connection with this token."""
 
+    @runs_on_loop
     @abstractmethod
     def client_protocol(self, user: UserSpec) -> ClientProtocol:
         """A fresh protocol for one connection."""
 
+    @runs_in_greenlet
     def sdk_policy(self) -> ReconnectPolicy:
         """How the vendor's own client reconnects (`reconnect = "sdk"` in a scenario)."""
         from ..net.reconnect import SdkLike
 
         return SdkLike()
 
+    @runs_in_greenlet
     def kick(self, provider: TokenProvider, target: Target, user: UserSpec) -> None:
         """Remove a user through the control plane (a moderator's kick); blocking, gevent-friendly."""
         raise ServiceError(f"{self.title}: kicking users is not supported")
 
+    @runs_in_greenlet
     def publish(self, target: Target, user: UserSpec, seq: int, intended_ns: int, content: str) -> int | None:
         """Publish one measured message without a socket (a server-side publish API), carrying
         (user.sender_id, seq, intended_ns) like `ClientProtocol.send_message` does; blocking and

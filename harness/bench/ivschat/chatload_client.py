@@ -106,7 +106,7 @@ class HarnessReceivers:
     def __init__(self, config: dict) -> None:
         from locust.env import Environment
 
-        from ...runtime.chat_runtime import ChatRuntime
+        from ...runtime.hub_side import ChatRuntime
 
         self.concurrency = int(config.get("concurrency", 200))
         self.stamp = bool(config.get("stamp"))
@@ -149,13 +149,13 @@ class HarnessReceivers:
         counts move from interval to cumulative once a second, and a reader from another thread
         could catch them counted twice). Costs nothing on the receive path: the ledger counts anyway.
         """
-        connections = self.runtime.ledger._connections  # a benchmark may read internals
+        connections = self.runtime.loop_side.ledger._connections  # a benchmark may read internals
         return sum(entry[1] for conn in list(connections.values()) for entry in list(conn.by_sender.values()))
 
     # -- loop side ---------------------------------------------------------------------------------
 
     def _abort_all(self) -> None:
-        for session in self.runtime.sessions.values():
+        for session in self.runtime.loop_side.sessions.values():
             session.stopping = True
             if session.ws is not None:
                 reset(session.ws)

@@ -17,6 +17,7 @@ from locust import task
 
 from ...locust.state import runtime_for
 from ...locust.users import ChatUser, ListenerUser, SenderUser, open_loop
+from ...net.session import SessionState
 from .client import DEFAULT_TOPIC
 from .schedule import RampSchedule
 
@@ -67,7 +68,7 @@ class DataSender(SenderUser):
 
     @task
     def chat(self) -> None:
-        if self.client.handle.state == "stopped":  # hung up for good (e.g. 4429): nothing more to offer
+        if self.client.handle.state is SessionState.STOPPED:  # hung up for good (e.g. 4429): nothing more to offer
             return
         super().chat()
 
