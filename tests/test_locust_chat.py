@@ -18,7 +18,7 @@ from .locust_run import BASIC, arrivals, assert_accounting_adds_up, metric, resu
 
 @pytest.mark.parametrize("thread_checks", [False, True], ids=["", "thread-checks"])
 def test_every_accepted_message_is_accounted_for_at_every_receiver(tmp_path, thread_checks):
-    # With thread checks on, every marked call asserts its thread (harness/net/threads.py): the same
+    # With thread checks on, every marked call asserts its thread (harness/threads/marks.py): the same
     # run must come out the same, and no call may have crossed without the boundary.
     proc = run_locust(tmp_path, "-u", "12", "-r", "12", "-t", "4s", "--chat-message-rate", "2", "--chat-drain", "5",
                       env={"CHATLOAD_CHECK_THREADS": "1"} if thread_checks else None)

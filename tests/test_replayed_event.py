@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from harness.metrics.histograms import Recorder
 from harness.metrics.ledger_record import DeliveryLedger
 from harness.net.reconnect import SdkLike
-from harness.net.session import ChatSession
+from harness.session.chat_session import ChatSession
 from harness.services.base import Delivered, Replayed, UserSpec
 
 MS = 1_000_000

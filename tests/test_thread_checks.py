@@ -1,4 +1,4 @@
-"""Thread ownership said in the code: `@runs_on_loop` / `@runs_in_greenlet` (harness/net/threads.py).
+"""Thread ownership said in the code: `@runs_on_loop` / `@runs_in_greenlet` (harness/threads/marks.py).
 
 Off (the default), a mark is an attribute and nothing else: the function itself, no wrapper on
 any path. With CHATLOAD_CHECK_THREADS=1 a call from the wrong thread raises AssertionError naming
@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 
-from harness.net import threads
-from harness.net.session import ChatSession, SessionState
+from harness.threads import marks as threads
+from harness.session.chat_session import ChatSession, SessionState
 from harness.runtime.hub_side import ChatRuntime
 from harness.runtime.loop_side import LoopSide
 from harness.services import registry

@@ -422,7 +422,7 @@ def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certifica
 
     from harness.emulation.tls import make_certificates
     from harness.net.tls import ca_pem_of
-    from harness.net.token_fetch import EndpointTokens
+    from harness.session.token_fetch import EndpointTokens
     from harness.services.base import Target, UserSpec
     from harness.services.tokens import TokenFetchFailed
 

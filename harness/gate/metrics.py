@@ -126,7 +126,7 @@ RATES = {  # name → (accounting total, words)
     "sent.rate": ("sent", "sent messages per second over the run"),
     "deliveries.rate": ("delivered", "deliveries per second over the run"),
 }
-# The harness's own counters (harness/net/session.py, harness/runtime/loop_side.py), readable without `counters.`:
+# The harness's own counters (harness/session/chat_session.py, harness/runtime/loop_side.py), readable without `counters.`:
 # a misspelt one is still an unknown metric, where `counters.<name>` reads 0 for any name.
 COUNTERS = {
     "protocol_errors": (LOWER, "server frames the codec could not parse (and binary frames)"),

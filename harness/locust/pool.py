@@ -18,7 +18,7 @@ from __future__ import annotations
 import gevent.event
 import gevent.lock
 
-from ..net.threads import runs_in_greenlet
+from ..threads.marks import runs_in_greenlet
 from .options import option
 from .state import runtime_for, test_is_stopping
 from .users import ChatUser

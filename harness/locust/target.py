@@ -49,7 +49,7 @@ def token_provider(environment, service: ChatService, target: Target):
 
     endpoint = token_endpoint_of(environment, service)
     if endpoint is not None:
-        from ..net.token_fetch import EndpointTokens
+        from ..session.token_fetch import EndpointTokens
 
         return EndpointTokens(endpoint, service.name, target)
     if option(environment, "chat_tokens"):

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import gevent.event
 from locust import User, constant, task
 
-from ..net.session import RequestFailed, SessionState
-from ..net.threads import runs_in_greenlet
+from ..session.chat_session import RequestFailed, SessionState
+from ..threads.marks import runs_in_greenlet
 from ..timing.schedule import OpenLoopSchedule
 from .state import replay_for, runtime_for, test_is_stopping
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..net.session import SessionState
+from ..session.chat_session import SessionState
 from ..services.base import UserSpec
 
 

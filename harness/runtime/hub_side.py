@@ -23,10 +23,10 @@ from collections.abc import Callable
 import gevent
 import psutil
 
-from ..net.boundary import LoopThread
+from ..threads.boundary import LoopThread
 from ..net.reconnect import make_policy
-from ..net.session import SessionState
-from ..net.threads import runs_in_greenlet
+from ..session.chat_session import SessionState
+from ..threads.marks import runs_in_greenlet
 from ..net.tls import target_context
 from ..net.transport import DEFAULT_TRANSPORT
 from ..net.transport import load as load_transport

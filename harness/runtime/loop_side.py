@@ -22,10 +22,10 @@ import gevent
 from ..metrics.histograms import Recorder
 from ..metrics.ledger_record import DeliveryLedger
 from ..metrics.propagation import PropagationLog, SpreadLog
-from ..net import send_accounting
-from ..net.boundary import GeventInbox
-from ..net.session import ChatSession, RequestFailed, SessionState
-from ..net.threads import runs_on_loop
+from ..session import send_accounting
+from ..threads.boundary import GeventInbox
+from ..session.chat_session import ChatSession, RequestFailed, SessionState
+from ..threads.marks import runs_on_loop
 from ..services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec
 from ..services.tokens import TokenFetchFailed, TokenProvider
 from .handle import SessionHandle

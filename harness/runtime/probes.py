@@ -9,7 +9,7 @@ import time
 
 import gevent
 
-from ..net.threads import runs_in_greenlet
+from ..threads.marks import runs_in_greenlet
 
 
 class HubStallProbe:

@@ -3,7 +3,7 @@
 Three pieces, each small:
 
 - **Neutral events** (h11-style: a few small types, not dicts and strings). A client protocol turns
-  the service's frames into these; the session (`harness/net/session.py`) turns them into
+  the service's frames into these; the session (`harness/session/chat_session.py`) turns them into
   measurements without knowing the service:
 
       Ready                         the service confirmed the session (connect latency ends here)
@@ -48,7 +48,7 @@ Three pieces, each small:
 `ClientProtocol` method, and `ChatService.connect_params` / `client_protocol`, called for each
 connect) and the gevent hub's thread (Locust users' greenlets: `ChatService.token_provider`,
 `sdk_policy`, `kick`, `publish`, which may block their greenlet but never the loop). Each hook
-says which with `@runs_on_loop` / `@runs_in_greenlet` (`harness/net/threads.py`); a service's
+says which with `@runs_on_loop` / `@runs_in_greenlet` (`harness/threads/marks.py`); a service's
 overrides inherit the mark, and `CHATLOAD_CHECK_THREADS=1` asserts it on every call. The scenario
 and provisioning hooks run before and after the run, in no thread of the runtime: unmarked.
 
@@ -67,7 +67,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from ..net.threads import inherit_marks, runs_in_greenlet, runs_on_loop
+from ..threads.marks import inherit_marks, runs_in_greenlet, runs_on_loop
 from .user_spec import UserSpec  # its own module: the token providers take it, and this contract names them
 
 if TYPE_CHECKING:  # pragma: no cover

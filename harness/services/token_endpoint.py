@@ -4,7 +4,7 @@ In production no chat client calls CreateChatToken, CreateAttendee or CreatePart
 no browser holds a Hotsock signing key: the IVS Chat SDK's `tokenProvider`, hotsock-js's
 `connectTokenFn` and a Chime or IVS Real-Time app's join handler all ask the application's backend.
 `[target.token_endpoint]` (or the `--chat-token-*` options) describes that endpoint for any
-service; `harness/net/token_fetch.py` calls it on the loop, once per connect or reconnect.
+service; `harness/session/token_fetch.py` calls it on the loop, once per connect or reconnect.
 
 This module holds no I/O: the declaration (`TokenEndpoint`, JSON-able and free of secrets — a
 header that carries one names an environment variable, `env:NAME`, whose value is read only by

@@ -61,7 +61,7 @@ class TokenFetchFailed(Exception):
 
 class TokenProvider:
     """`fetch` runs in a greenlet. A provider with `runs_on_loop` set gives `async fetch_async(request,
-    population)` instead, awaited on the loop thread (harness/net/token_fetch.py)."""
+    population)` instead, awaited on the loop thread (harness/session/token_fetch.py)."""
 
     name = "abstract"
     runs_on_loop = False

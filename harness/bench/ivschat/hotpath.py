@@ -31,7 +31,7 @@ import orjson
 from ...metrics.histograms import LatencyHistogram, Recorder
 from ...metrics.ledger_record import DeliveryLedger
 from ...net.reconnect import SdkLike
-from ...net.session import ChatSession
+from ...session.chat_session import ChatSession
 from ...services import registry
 from ...services.base import UserSpec
 from ...services.ivschat import codec

@@ -17,7 +17,7 @@ from locust import task
 
 from ...locust.state import runtime_for
 from ...locust.users import ChatUser, ListenerUser, SenderUser, open_loop
-from ...net.session import SessionState
+from ...session.chat_session import SessionState
 from .client import DEFAULT_TOPIC
 from .schedule import RampSchedule
 

@@ -17,7 +17,7 @@ from locust import constant, task
 
 from ...locust.state import runtime_for
 from ...locust.users import ChatUser, ListenerUser, PublisherUser, SenderUser
-from ...net.session import RequestFailed
+from ...session.chat_session import RequestFailed
 from .client import ALIAS_ATTRIBUTE, HEARTBEAT_ATTRIBUTE, NO_PUBLISH, NO_SUBSCRIBE, PUBLISH, SUBSCRIBE
 
 __all__ = ["ChannelChatter", "Intruder", "MutedChatter", "PresenceMember", "Publisher", "Subscriber"]

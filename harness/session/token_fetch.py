@@ -27,8 +27,8 @@ import asyncio
 from ..services.base import TokenWanted, UserSpec
 from ..services.token_endpoint import BadAnswer, IssuedToken, TokenEndpoint, read_answer, request_of, resolved_headers
 from ..services.tokens import TokenFetchFailed, TokenProvider
-from . import threads
-from .tls import app_context, certificate_failure
+from ..threads import marks
+from ..net.tls import app_context, certificate_failure
 
 RETRIED_4XX = (408, 429)
 
@@ -68,7 +68,7 @@ class EndpointTokens(TokenProvider):
                                                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         return self._http
 
-    @threads.runs_on_loop
+    @marks.runs_on_loop
     def values(self, request: UserSpec, population: str, wanted: TokenWanted | None = None) -> dict[str, str]:
         return {"user_id": request.user_id, "room": request.room, "capabilities": ",".join(request.capabilities),
                 "session": self._sessions.get(request.sender_id, ""),
@@ -76,7 +76,7 @@ class EndpointTokens(TokenProvider):
                 "purpose": wanted.purpose if wanted else "connect", "channel": wanted.scope if wanted else "",
                 "connection_id": wanted.connection_id if wanted else ""}
 
-    @threads.runs_on_loop
+    @marks.runs_on_loop
     async def fetch_async(self, request: UserSpec, population: str = "",
                           wanted: TokenWanted | None = None) -> IssuedToken:
         """The connect's token, or with `wanted` one the open connection asked for (Hotsock's subscribe
@@ -113,7 +113,7 @@ class EndpointTokens(TokenProvider):
             self._sessions[request.sender_id] = answer.session
         return IssuedToken(answer.token, answer.fields)
 
-    @threads.runs_on_loop
+    @marks.runs_on_loop
     async def aclose(self) -> None:
         if self._http is not None:
             http, self._http = self._http, None

@@ -17,33 +17,12 @@ import enum
 import logging
 import time
 
-from ..services.base import (
-    FOREIGN,
-    READY,
-    Acked,
-    ClientProtocol,
-    Delivered,
-    Joined,
-    Kicked,
-    Left,
-    Measured,
-    MustReconnect,
-    Observed,
-    Origin,
-    ProtocolError,
-    Refused,
-    Rejected,
-    Replayed,
-    Request,
-    ServiceEvent,
-    TokenWanted,
-    UserSpec,
-)
+from ..services.base import FOREIGN, READY, Acked, ClientProtocol, Delivered, Joined, Kicked, Left, Measured, MustReconnect, Observed, Origin, ProtocolError, Refused, Rejected, Replayed, Request, ServiceEvent, TokenWanted, UserSpec
 from . import send_accounting
-from .reconnect import ReconnectPolicy
-from .threads import runs_on_loop
-from .tls import TlsPhase, certificate_failure
-from .transport import HandshakeFailed, Transport, connect
+from ..net.reconnect import ReconnectPolicy
+from ..threads.marks import runs_on_loop
+from ..net.tls import TlsPhase, certificate_failure
+from ..net.transport import HandshakeFailed, Transport, connect
 
 log = logging.getLogger(__name__)
 UNREADY = ("closed before ready", "not ready in time")  # failures after the WebSocket opened

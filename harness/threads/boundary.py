@@ -23,7 +23,7 @@ import gevent
 import gevent.event
 from gevent import monkey
 
-from . import threads
+from . import marks
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class LoopThread:
         self.inbox = GeventInbox()
         self._stopped = _allocate_lock()
 
-    @threads.runs_in_greenlet
+    @marks.runs_in_greenlet
     def start(self, timeout: float = 10.0) -> LoopThread:
         import uvloop
 
@@ -79,7 +79,7 @@ class LoopThread:
             loop = uvloop.new_event_loop()
             asyncio.set_event_loop(loop)
             self.loop = loop
-            threads.loop_thread_started(self.name)
+            marks.loop_thread_started(self.name)
             loop.call_soon(started.release)
             try:
                 loop.run_forever()
@@ -88,7 +88,7 @@ class LoopThread:
                     loop.run_until_complete(loop.shutdown_asyncgens())
                 finally:
                     loop.close()
-                    threads.loop_thread_ended()
+                    marks.loop_thread_ended()
                     self._stopped.release()
 
         _start_new_thread(run, ())
@@ -104,7 +104,7 @@ class LoopThread:
         """Run `fn(*args)` on the loop soon. From any thread; never blocks."""
         self.loop.call_soon_threadsafe(fn, *args)
 
-    @threads.runs_in_greenlet
+    @marks.runs_in_greenlet
     def ask(self, fn: Callable, *args, timeout: float | None = 30.0):
         """From a greenlet: run `fn(*args)` on the loop and wait (cooperatively) for its result.
 
@@ -137,7 +137,7 @@ class LoopThread:
         self.call(on_loop)
         return result.get(timeout=timeout)
 
-    @threads.runs_in_greenlet
+    @marks.runs_in_greenlet
     def stop(self, timeout: float = 10.0) -> None:
         if self.loop is None or self.loop.is_closed():
             return

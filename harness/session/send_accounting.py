@@ -10,7 +10,7 @@ that owns the recorder and the ledger, so every report's `sent`, `accepted`, `re
 from __future__ import annotations
 
 from ..services.base import accepted_after
-from .threads import runs_on_loop
+from ..threads.marks import runs_on_loop
 
 
 @runs_on_loop
