@@ -14,9 +14,9 @@ from collections import defaultdict
 from harness.metrics.histograms import Recorder
 from harness.metrics.ledger_record import DeliveryLedger
 from harness.net.reconnect import ReconnectPolicy
-from harness.session.chat_session import ChatSession
 from harness.net.transport import DEFAULT_TRANSPORT
 from harness.services.base import ChatService, Target, UserSpec
+from harness.session.chat_session import ChatSession
 
 
 class _Handle:

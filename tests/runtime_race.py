@@ -20,10 +20,10 @@ from locust.env import Environment  # noqa: E402
 
 import harness.runtime.loop_side as loop_side_module  # noqa: E402
 from harness.runtime.hub_side import ChatRuntime  # noqa: E402
-from harness.session.chat_session import SessionState  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, Target  # noqa: E402
 from harness.services.tokens import TokenProvider  # noqa: E402
+from harness.session.chat_session import SessionState  # noqa: E402
 
 
 class InstantTokens(TokenProvider):

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from harness.metrics.histograms import Recorder
 from harness.metrics.ledger_record import DeliveryLedger
 from harness.net.reconnect import SdkLike
-from harness.session.chat_session import ChatSession
 from harness.services.base import Delivered, Replayed, UserSpec
+from harness.session.chat_session import ChatSession
 
 MS = 1_000_000
 ROOM = "room-1"

@@ -8,10 +8,10 @@ import tomllib
 
 import pytest
 
+from harness.files.toml_tables import Problems, TableReader
 from harness.scenario import reader as s
 from harness.scenario.docs import render
 from harness.services import registry
-from harness.files.toml_tables import Problems, TableReader
 
 from .locust_run import ROOT
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness.timing.clock import ClockOffset, estimate
 from harness.net.reconnect import ExponentialBackoff, SdkLike, make_policy
+from harness.timing.clock import ClockOffset, estimate
 from harness.timing.schedule import OpenLoopSchedule
 
 

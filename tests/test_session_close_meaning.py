@@ -7,8 +7,8 @@ from __future__ import annotations
 from harness.metrics.histograms import Recorder
 from harness.metrics.ledger_record import DeliveryLedger
 from harness.net.reconnect import ExponentialBackoff
-from harness.session.chat_session import ChatSession
 from harness.services.base import ClientProtocol, MustReconnect, ServiceEvent, UserSpec
+from harness.session.chat_session import ChatSession
 
 
 class _Runtime:

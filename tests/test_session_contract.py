@@ -16,7 +16,6 @@ from harness.metrics.histograms import Recorder
 from harness.metrics.ledger_record import DeliveryLedger
 from harness.metrics.propagation import PropagationLog
 from harness.net.reconnect import ReconnectPolicy
-from harness.session.chat_session import ChatSession
 from harness.net.transport import DEFAULT_TRANSPORT, ConnectParams
 from harness.runtime.handle import SessionHandle
 from harness.services.base import (
@@ -29,6 +28,7 @@ from harness.services.base import (
     Target,
     UserSpec,
 )
+from harness.session.chat_session import ChatSession
 
 
 class ScriptedProtocol(ClientProtocol):

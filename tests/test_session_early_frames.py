@@ -11,11 +11,11 @@ import time
 
 from harness.metrics.histograms import Recorder
 from harness.metrics.ledger_record import DeliveryLedger
-from harness.session import chat_session as session_module
 from harness.net.reconnect import SdkLike
-from harness.session.chat_session import ChatSession
 from harness.net.transport import ConnectParams
 from harness.services.base import READY, ClientProtocol, Target, UserSpec
+from harness.session import chat_session as session_module
+from harness.session.chat_session import ChatSession
 
 
 class _ConfirmedByFirstFrame(ClientProtocol):

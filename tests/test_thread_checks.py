@@ -11,11 +11,11 @@ import os
 import subprocess
 import sys
 
-from harness.threads import marks as threads
-from harness.session.chat_session import ChatSession, SessionState
 from harness.runtime.hub_side import ChatRuntime
 from harness.runtime.loop_side import LoopSide
 from harness.services import registry
+from harness.session.chat_session import ChatSession, SessionState
+from harness.threads import marks as threads
 
 from .locust_run import ROOT
 

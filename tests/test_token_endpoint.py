@@ -422,9 +422,9 @@ def test_an_https_token_app_behind_the_targets_ca_is_trusted_and_a_bad_certifica
 
     from harness.emulation.tls import make_certificates
     from harness.net.tls import ca_pem_of
-    from harness.session.token_fetch import EndpointTokens
     from harness.services.base import Target, UserSpec
     from harness.services.tokens import TokenFetchFailed
+    from harness.session.token_fetch import EndpointTokens
 
     certificates = make_certificates(tmp_path, hosts=("localhost",))
     target = Target("ivschat", "running-emulator", "wss://localhost:1", "https://localhost:2",

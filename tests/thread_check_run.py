@@ -12,13 +12,13 @@ from types import SimpleNamespace  # noqa: E402
 
 from harness.metrics.histograms import Recorder  # noqa: E402
 from harness.metrics.ledger_record import DeliveryLedger  # noqa: E402
-from harness.threads import marks as threads  # noqa: E402
-from harness.threads.boundary import LoopThread  # noqa: E402
 from harness.net.reconnect import SdkLike  # noqa: E402
-from harness.session.chat_session import ChatSession  # noqa: E402
 from harness.runtime.probes import GcPauseProbe  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import Target, UserSpec  # noqa: E402
+from harness.session.chat_session import ChatSession  # noqa: E402
+from harness.threads import marks as threads  # noqa: E402
+from harness.threads.boundary import LoopThread  # noqa: E402
 
 
 def main() -> dict:

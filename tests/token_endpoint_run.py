@@ -25,12 +25,12 @@ from locust.env import Environment  # noqa: E402
 
 import harness.runtime.loop_side as loop_side_module  # noqa: E402
 from harness.emulation.client import EmulatorAdmin  # noqa: E402
-from harness.session.token_fetch import EndpointTokens  # noqa: E402
 from harness.runtime.hub_side import ChatRuntime  # noqa: E402
 from harness.services import registry  # noqa: E402
 from harness.services.base import KIND_RUNNING_EMULATOR, RoomSettings, Target  # noqa: E402
 from harness.services.token_endpoint import TokenEndpoint  # noqa: E402
 from harness.services.tokens import TokenProvider  # noqa: E402
+from harness.session.token_fetch import EndpointTokens  # noqa: E402
 
 
 class NeverAnswers(TokenProvider):

@@ -20,9 +20,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..files.toml_tables import TableError
 from ..scenario.reader import NUMBER, Scenario, ScenarioError, TableReader, load_scenario, parse_duration
 from ..services import registry
-from ..files.toml_tables import TableError
 
 VARIES = {
     # vary: (what a step value is, what the load N of the USL fit is)

@@ -28,7 +28,6 @@ from .. import services
 from ..services import registry
 from .option_error import EmulatorOptionError
 
-
 DESCRIPTION = """\
 Run an emulator of a chat service on this machine: its data plane (what the vendor's SDKs and
 chatload's users connect to) and its control plane, plus loopback-only fault injection under

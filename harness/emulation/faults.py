@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from .delivery import select_members
 from ..services.untrusted import close_reason
+from .delivery import select_members
 
 
 class LineFaults:

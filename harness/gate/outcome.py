@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..results import measured
 from ..report.document import shape_differences
+from ..results import measured
 from .rules import ERROR, FAIL, PASS, CheckResult, Regression, Threshold, evaluate, parse_rule
 
 COMPLETE_RULE = parse_rule("complete == 1", name="report complete")

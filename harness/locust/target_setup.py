@@ -15,10 +15,10 @@ import logging
 from locust import events
 from locust.runners import WorkerRunner
 
-from ..services.target_resolution import resolve_target
 from ..net.tls import ca_file_problem, ca_pem_of
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
+from ..services.target_resolution import resolve_target
 from .options import option
 from .state import state_of
 from .target import token_endpoint_of

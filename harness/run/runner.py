@@ -22,8 +22,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..emulation.childproc import ChildStartError
 from ..gate.outcome import decide
-from ..services.target_resolution import resolve_target
 from ..net.transport import TRANSPORTS
 from ..report.console import (
     accounting_lines,
@@ -38,9 +38,9 @@ from ..results.verdicts import derive
 from ..scenario.reader import WILDCARDS, Scenario, ScenarioError, expectations_for, load_scenario
 from ..services.base import KIND_EMULATOR, ServiceError, Target
 from ..services.billing import ask_before_billing
+from ..services.target_resolution import resolve_target
 from ..services.token_endpoint import token_endpoint_args
 from ..trace.replayreport import replay_lines
-from ..emulation.childproc import ChildStartError
 from .worker import SECRET_ENV, SecretError, WorkerRoll, is_loopback, read_secret, worker_command
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2

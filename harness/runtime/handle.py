@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..session.chat_session import SessionState
 from ..services.base import UserSpec
+from ..session.chat_session import SessionState
 
 
 @dataclass(eq=False)

@@ -23,15 +23,15 @@ from collections.abc import Callable
 import gevent
 import psutil
 
-from ..threads.boundary import LoopThread
 from ..net.reconnect import make_policy
-from ..session.chat_session import SessionState
-from ..threads.marks import runs_in_greenlet
 from ..net.tls import target_context
 from ..net.transport import DEFAULT_TRANSPORT
 from ..net.transport import load as load_transport
 from ..services.base import ChatService, PublishRejected, Target, UserSpec
 from ..services.tokens import TokenProvider
+from ..session.chat_session import SessionState
+from ..threads.boundary import LoopThread
+from ..threads.marks import runs_in_greenlet
 from .handle import SessionHandle
 from .loop_side import LoopSide
 from .probes import GcPauseProbe, HubStallProbe

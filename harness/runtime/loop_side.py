@@ -22,12 +22,12 @@ import gevent
 from ..metrics.histograms import Recorder
 from ..metrics.ledger_record import DeliveryLedger
 from ..metrics.propagation import PropagationLog, SpreadLog
-from ..session import send_accounting
-from ..threads.boundary import GeventInbox
-from ..session.chat_session import ChatSession, RequestFailed, SessionState
-from ..threads.marks import runs_on_loop
 from ..services.base import ChatService, PublishRejected, Target, TokenWanted, UserSpec
 from ..services.tokens import TokenFetchFailed, TokenProvider
+from ..session import send_accounting
+from ..session.chat_session import ChatSession, RequestFailed, SessionState
+from ..threads.boundary import GeventInbox
+from ..threads.marks import runs_on_loop
 from .handle import SessionHandle
 
 log = logging.getLogger(__name__)

@@ -342,8 +342,8 @@ class ClientProtocol(ABC):
         # sets it before the connection opens; a protocol asks with `TokenWanted` only for these.
         self.token_purposes: frozenset[str] = frozenset()
 
-    @runs_on_loop
-    def token_arrived(self, wanted: TokenWanted, token: str | None) -> None:  # noqa: B027 - optional hook
+    @runs_on_loop  # noqa: B027 - optional hook
+    def token_arrived(self, wanted: TokenWanted, token: str | None) -> None:
         """The answer to a `TokenWanted` (None: the fetch failed, counted already); frames to `outbox`."""
 
     @runs_on_loop
@@ -357,14 +357,14 @@ class ClientProtocol(ABC):
     def send_message(self, request: Request, content: str, extra: Mapping[str, str] | None) -> bytes:
         """The frame for a measured message carrying (user.sender_id, request.seq, request.intended_ns)."""
 
-    @runs_on_loop
-    def connecting(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
+    @runs_on_loop  # noqa: B027 - optional hook, nothing to do by default
+    def connecting(self, at_ns: int) -> None:
         """The connection attempt begins at `at_ns` (corrected clock), before the TCP connect and the
         opening handshake: where a service's join travels in the handshake itself (a token as the
         subprotocol), this is when the join began, earlier than anything another member can see."""
 
-    @runs_on_loop
-    def opened(self, at_ns: int) -> None:  # noqa: B027 - optional hook, nothing to do by default
+    @runs_on_loop  # noqa: B027 - optional hook, nothing to do by default
+    def opened(self, at_ns: int) -> None:
         """The WebSocket opened at `at_ns`: put any opening frames (a join, a subscribe) in the outbox."""
 
     @runs_on_loop

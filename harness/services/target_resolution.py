@@ -9,8 +9,8 @@ standard library with gevent's) and the Locust plugin need not import the runner
 
 from __future__ import annotations
 
-from .base import ChatService, RoomSettings, Target
 from ..net.tls import ca_pem_of, trust_target
+from .base import ChatService, RoomSettings, Target
 
 
 def on_emulator(target: Target, emulator) -> Target:

@@ -17,12 +17,33 @@ import enum
 import logging
 import time
 
-from ..services.base import FOREIGN, READY, Acked, ClientProtocol, Delivered, Joined, Kicked, Left, Measured, MustReconnect, Observed, Origin, ProtocolError, Refused, Rejected, Replayed, Request, ServiceEvent, TokenWanted, UserSpec
-from . import send_accounting
 from ..net.reconnect import ReconnectPolicy
-from ..threads.marks import runs_on_loop
 from ..net.tls import TlsPhase, certificate_failure
 from ..net.transport import HandshakeFailed, Transport, connect
+from ..services.base import (
+    FOREIGN,
+    READY,
+    Acked,
+    ClientProtocol,
+    Delivered,
+    Joined,
+    Kicked,
+    Left,
+    Measured,
+    MustReconnect,
+    Observed,
+    Origin,
+    ProtocolError,
+    Refused,
+    Rejected,
+    Replayed,
+    Request,
+    ServiceEvent,
+    TokenWanted,
+    UserSpec,
+)
+from ..threads.marks import runs_on_loop
+from . import send_accounting
 
 log = logging.getLogger(__name__)
 UNREADY = ("closed before ready", "not ready in time")  # failures after the WebSocket opened

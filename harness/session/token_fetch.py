@@ -24,11 +24,18 @@ from __future__ import annotations
 
 import asyncio
 
+from ..net.tls import app_context, certificate_failure
 from ..services.base import TokenWanted, UserSpec
-from ..services.token_endpoint import BadAnswer, IssuedToken, TokenEndpoint, read_answer, request_of, resolved_headers
+from ..services.token_endpoint import (
+    BadAnswer,
+    IssuedToken,
+    TokenEndpoint,
+    read_answer,
+    request_of,
+    resolved_headers,
+)
 from ..services.tokens import TokenFetchFailed, TokenProvider
 from ..threads import marks
-from ..net.tls import app_context, certificate_failure
 
 RETRIED_4XX = (408, 429)
 

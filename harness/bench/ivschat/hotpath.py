@@ -31,11 +31,11 @@ import orjson
 from ...metrics.histograms import LatencyHistogram, Recorder
 from ...metrics.ledger_record import DeliveryLedger
 from ...net.reconnect import SdkLike
-from ...session.chat_session import ChatSession
 from ...services import registry
 from ...services.base import UserSpec
 from ...services.ivschat import codec
 from ...services.ivschat.client import identity_attributes
+from ...session.chat_session import ChatSession
 
 ROOM = "arn:aws:ivschat:us-east-1:000000000000:room/bench"
 SENDER = "s1"

@@ -19,10 +19,9 @@ import re
 import urllib.request
 import uuid
 
+from ...files.toml_tables import DURATION, Key
 from ...net.tls import http_context
 from ...net.transport import ConnectParams
-from ...files.toml_tables import DURATION, Key
-from ..token_endpoint import answer_field
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,
@@ -33,6 +32,7 @@ from ..base import (
     Target,
     UserSpec,
 )
+from ..token_endpoint import answer_field
 from . import codec, verdicts
 from .client import ChimeProtocol, protocol_for
 

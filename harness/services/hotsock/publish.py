@@ -13,8 +13,8 @@ import orjson
 import urllib3
 
 from ...net.tls import http_context
-from ..tokens import KeySourceError, read_secret
 from ..base import PublishRejected, ServiceError, category_of_http_status
+from ..tokens import KeySourceError, read_secret
 
 
 class PublishApi:

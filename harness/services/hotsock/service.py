@@ -20,9 +20,8 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote, urlsplit
 
-from ...net.transport import ConnectParams
 from ...files.toml_tables import Key
-from ..tokens import KeySourceError, read_secret
+from ...net.transport import ConnectParams
 from ..base import (
     KIND_EMULATOR,
     KIND_RUNNING_EMULATOR,
@@ -33,6 +32,7 @@ from ..base import (
     Target,
     UserSpec,
 )
+from ..tokens import KeySourceError, read_secret
 from . import codec
 from .client import EVENT, PRESENCE_JOIN, PRESENCE_LEAVE, HotsockProtocol, identity_data, server_time_ns
 from .tokens import ALGORITHMS

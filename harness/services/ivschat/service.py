@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
+from ...files.toml_tables import Key
 from ...net.reconnect import SdkLike
 from ...net.transport import ConnectParams
-from ...files.toml_tables import Key
 from ..base import (
     ChatService,
     PopulationKind,

@@ -8,10 +8,10 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote
 
-from ...net.transport import ConnectParams
 from ...files.toml_tables import Key
-from ..tokens import TokenFetchFailed, TokenProvider
+from ...net.transport import ConnectParams
 from ..base import ChatService, PopulationKind, RoomSettings, ServiceError, Target, UserSpec
+from ..tokens import TokenFetchFailed, TokenProvider
 from .client import ToyProtocol
 
 USERS = "harness.services.toy.users"

@@ -19,8 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from ... import untrusted
 from ....emulation.memory import Expiring
+from ... import untrusted
 from ...tokens import KeySourceError
 from ..claims import Claims, ClaimsError
 from ..tokens import HMAC_ALGORITHMS
