@@ -48,7 +48,7 @@ class _Runtime:
     def report_gave_up(self, session, cause) -> None:
         self.times["gave_up"].append(time.time())
 
-    def next_connection_id(self) -> int:
+    def next_membership_id(self) -> int:
         return next(self.ids)
 
     def post_state(self, handle, state) -> None:

@@ -29,7 +29,7 @@ def test_a_replay_is_accounted_as_replayed_and_timed_apart_from_delivery():
     recorder.from_server = recorder.histogram("from_server")
     ids = iter(range(1, 10))
     runtime = SimpleNamespace(recorder=recorder, ledger=DeliveryLedger(), service=None, clock_offset_ns=0,
-                              spread=None, replay=(60_000 * MS, 10), next_connection_id=lambda: next(ids))
+                              spread=None, replay=(60_000 * MS, 10), next_membership_id=lambda: next(ids))
     session = ChatSession(runtime, handle=None, user=UserSpec("late", "late-user", ROOM), policy=SdkLike())
     session.protocol = _Protocol()
     for seq, accepted_ms in ((1, 100), (2, 200)):  # sent before the late member joined, seen by another

@@ -118,7 +118,7 @@ class StandInRuntime:
     def report_gave_up(self, session, cause: str) -> None:
         self.gave_up.append(cause)
 
-    def next_connection_id(self) -> int:
+    def next_membership_id(self) -> int:
         return next(self._ids)
 
     def note_protocol_error(self, message: str) -> None:

@@ -60,7 +60,7 @@ class _Runtime:
     async def fetch_token(self, session):
         return "token"
 
-    def next_connection_id(self):
+    def next_membership_id(self):
         return next(self.ids)
 
     def post_state(self, handle, state):

@@ -9,6 +9,11 @@ Times are integer nanoseconds on the shared wall clock. *Accept time* is the ser
 accepting a message (each service's protocol reads it from that service's frames), or the client's
 send time for a presumed-accepted message. A message is identified by (sender, seq).
 
+A "connection" here (the key `connections`, and `totals.connections` in results) is one membership
+of a receiver in a room: one WebSocket joined to one room, from when it was ready to when it ended.
+Its `id` is the session's `membership_id`, new for every join. The key keeps its name because
+results files and users' tools read it.
+
     {"format": FORMAT, "end_ns": int,
      "sent": int,                                    # sends recorded here
      "rejected": {"<code>": n},                      # by the service's own code
@@ -20,7 +25,7 @@ send time for a presumed-accepted message. A message is identified by (sender, s
      "rooms": {room: {"senders": [sender, ...],      # accepted messages known here, sorted by accept time
                       "t": [accept_ns, ...], "s": [sender index, ...], "q": [seq, ...]}},
      "receivers": {receiver: {"duplicates": n, "out_of_order": n, "unexpected": n, "during_handshake": n,
-                   "connections": [{"id": connection_id, "room": room, "start": ns, "end": ns,
+                   "connections": [{"id": membership_id, "room": room, "start": ns, "end": ns,
                                     "open": bool,        # still open at end_ns
                                     "last": ns | None,   # L: highest accept time received in the interval
                                     "own": {sender: n},  # distinct received on it, in its interval

@@ -144,13 +144,13 @@ class _Receiver:
 
 
 class _Connection:
-    __slots__ = ("connection_id", "receiver", "room", "start", "opening", "end", "last", "by_sender", "foreign",
+    __slots__ = ("membership_id", "receiver", "room", "start", "opening", "end", "last", "by_sender", "foreign",
                  "room_logs", "seen", "replay", "replayed")
 
-    def __init__(self, connection_id: int, receiver: _Receiver, room: str, start: int,
+    def __init__(self, membership_id: int, receiver: _Receiver, room: str, start: int,
                  room_logs: dict[str, _AcceptedLog], opening: int | None = None,
                  replay: tuple[int, int] | None = None) -> None:
-        self.connection_id = connection_id
+        self.membership_id = membership_id
         self.receiver = receiver
         self.room = room
         self.start = start
@@ -210,12 +210,12 @@ class DeliveryLedger:
             self._rejected_per_second[room][(at_ns // 1_000_000_000, code)] += 1
 
     # --- receivers --------------------------------------------------------------------------------------
-    def connected(self, receiver_id: str, connection_id: int, room: str, at_ns: int,
+    def connected(self, receiver_id: str, membership_id: int, room: str, at_ns: int,
                   opening_ns: int | None = None, replay: tuple[int, int] | None = None) -> _Connection:
         """A receiving connection's interval starts at `at_ns`; the attempt that opened it began at
         `opening_ns` (messages accepted in between arrive legitimately: `during_handshake`). Returns the
         connection, for `received_on`."""
-        key = (receiver_id, connection_id)
+        key = (receiver_id, membership_id)
         if key in self._connections:
             return self._connections[key]
         receiver = self._receivers.get(receiver_id)
@@ -227,21 +227,21 @@ class DeliveryLedger:
         room_logs = self._rooms.get(room)
         if room_logs is None:
             room_logs = self._rooms[room] = {}
-        connection = _Connection(connection_id, receiver, room, at_ns, room_logs, opening_ns, replay)
+        connection = _Connection(membership_id, receiver, room, at_ns, room_logs, opening_ns, replay)
         receiver.connections.append(connection)
         self._connections[key] = connection
         return connection
 
-    def disconnected(self, receiver_id: str, connection_id: int, at_ns: int) -> None:
-        connection = self._connections.get((receiver_id, connection_id))
+    def disconnected(self, receiver_id: str, membership_id: int, at_ns: int) -> None:
+        connection = self._connections.get((receiver_id, membership_id))
         if connection is not None and connection.end == _OPEN:
             connection.end = max(at_ns, connection.start)
 
-    def received(self, receiver_id: str, connection_id: int, room: str, sender_id: str, seq: int,
+    def received(self, receiver_id: str, membership_id: int, room: str, sender_id: str, seq: int,
                  accepted_ns: int) -> None:
-        conn = self._connections.get((receiver_id, connection_id))
+        conn = self._connections.get((receiver_id, membership_id))
         if conn is None or room != conn.room:
-            self._received_odd(receiver_id, connection_id, room, sender_id, seq, accepted_ns)
+            self._received_odd(receiver_id, membership_id, room, sender_id, seq, accepted_ns)
             return
         self.received_on(conn, sender_id, seq, accepted_ns)
 
@@ -351,7 +351,7 @@ class DeliveryLedger:
         else:
             log.add(seq, accepted_ns)
 
-    def _received_odd(self, receiver_id: str, connection_id: int, room: str, sender_id: str, seq: int,
+    def _received_odd(self, receiver_id: str, membership_id: int, room: str, sender_id: str, seq: int,
                       accepted_ns: int) -> None:
         """A receipt on a connection never `connected`, or of another room than its connection's."""
         self._accept(room, sender_id, seq, accepted_ns)
@@ -364,7 +364,7 @@ class DeliveryLedger:
         elif not seen.take(seq):
             receiver.duplicates += 1
             return
-        conn = self._connections.get((receiver_id, connection_id))
+        conn = self._connections.get((receiver_id, membership_id))
         if conn is not None:
             mine = conn.by_sender.get(sender_id)
             if mine is None:
@@ -403,7 +403,7 @@ def _export_connection(conn: _Connection, end_ns: int) -> dict:
     if last is not None and last >= end:
         end = last + 1  # clock uncertainty: what it received lies in its interval
     return {
-        "id": conn.connection_id,
+        "id": conn.membership_id,
         "room": conn.room,
         "start": conn.start,
         "end": end,

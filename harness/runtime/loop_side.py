@@ -76,7 +76,7 @@ class LoopSide:
         # user of the run, and not a failure to be connected at its end.
         self.left: set[str] = set()
         self.protocol_error_samples: collections.deque[str] = collections.deque(maxlen=20)
-        self._connection_ids = itertools.count(1)
+        self._membership_ids = itertools.count(1)
         self._loop_lag_max_us = 0
         self._loop_lag_sum_us = 0
         self._loop_lag_n = 0
@@ -192,8 +192,8 @@ class LoopSide:
         return self.token_provider.purposes
 
     @runs_on_loop
-    def next_connection_id(self) -> int:
-        return next(self._connection_ids)
+    def next_membership_id(self) -> int:
+        return next(self._membership_ids)
 
     @runs_on_loop
     async def fetch_token(self, session: ChatSession, wanted: TokenWanted | None = None) -> str | None:

@@ -75,7 +75,7 @@ class ChatSession:
     # One per connection: slots keep it ~1.2 KiB smaller than its instance dict grew to (measured,
     # `chatload bench memory`), and make the receive path's attribute reads cheaper.
     __slots__ = ("runtime", "handle", "recorder", "ledger", "service", "user", "sender_id", "room", "policy",
-                 "state", "ws", "protocol", "connection_id", "receiving", "memberships", "seq", "kicked",
+                 "state", "ws", "protocol", "membership_id", "receiving", "memberships", "seq", "kicked",
                  "was_kicked", "must_reconnect", "refused", "end_reason", "stopping", "_closed", "_ready",
                  "_ready_at_ns", "_attempt", "_task", "_keepalive", "connected_waiters", "offset_ns",
                  "ever_connected", "kick_requested_ns", "_close_code", "_close_clean", "_dropped_at_ns", "_tls_offer")
@@ -93,7 +93,7 @@ class ChatSession:
         self.state = SessionState.NEW
         self.ws: Transport | None = None
         self.protocol: ClientProtocol | None = None
-        self.connection_id = 0  # the ledger's id of this user's membership of its room (0: none now)
+        self.membership_id = 0  # the ledger's id of this user's membership of its room (0: none now)
         self.receiving = None  # the ledger's connection for that membership (None: none now)
         self.memberships: dict[str, int] = {}  # room → ledger id, while a member
         self.seq = 0
@@ -170,7 +170,7 @@ class ChatSession:
         """Fetch a token and connect (try number `tries` of this outage); None once the connection
         opened and then closed, else the failure."""
         reconnect = dropped_at_ns is not None
-        self.connection_id, self.receiving = 0, None  # until this connection is ready
+        self.membership_id, self.receiving = 0, None  # until this connection is ready
         token = await self.runtime.fetch_token(self)
         if token is None:
             return "token"
@@ -352,19 +352,19 @@ class ChatSession:
     # -- events → measurements --------------------------------------------------------------------
 
     def _joined(self, room: str, at_ns: int, opening_ns: int | None = None) -> None:
-        membership = self.runtime.next_connection_id()
+        membership = self.runtime.next_membership_id()
         self.memberships[room] = membership
         connection = self.ledger.connected(self.sender_id, membership, room, at_ns, opening_ns=opening_ns,
                                            replay=self.runtime.replay)
         if room == self.room:
-            self.connection_id, self.receiving = membership, connection
+            self.membership_id, self.receiving = membership, connection
 
     def _left(self, room: str, at_ns: int) -> None:
         membership = self.memberships.pop(room, None)
         if membership is not None:
             self.ledger.disconnected(self.sender_id, membership, at_ns)
         if room == self.room:
-            self.connection_id, self.receiving = 0, None
+            self.membership_id, self.receiving = 0, None
 
     def _on_delivered(self, message: Delivered, arrival_ns: int) -> None:
         # The hot path: once per delivery. Each attribute is read once; the ledger connection is held.
@@ -381,12 +381,12 @@ class ChatSession:
         if receiving is not None:
             self.ledger.received_on(receiving, message.sender, message.seq, server_ns)
         else:  # not a member of its room now (a frame before a join, after a leave): the ledger sorts it
-            self.ledger.received(self.sender_id, self.connection_id, self.room, message.sender, message.seq, server_ns)
+            self.ledger.received(self.sender_id, self.membership_id, self.room, message.sender, message.seq, server_ns)
         recorder.delivery.record(arrival_ns // 1000 - message.intended_us)
 
     def _on_replayed(self, message: Replayed, arrival_ns: int) -> None:
         server_ns = message.server_ns
-        self.ledger.received(self.sender_id, self.connection_id, self.room, message.sender, message.seq,
+        self.ledger.received(self.sender_id, self.membership_id, self.room, message.sender, message.seq,
                              server_ns if server_ns is not None else arrival_ns)
         self.recorder.record("replay", arrival_ns // 1000 - message.intended_us)
 
@@ -449,7 +449,7 @@ class ChatSession:
             server_ns = ack.server_ns if ack.server_ns is not None else arrival_ns
             if ack.server_ns is not None:
                 self.recorder.from_server.record((arrival_ns - server_ns) // 1000)
-            self.ledger.received(self.sender_id, self.connection_id, self.room, echo.sender, echo.seq, server_ns)
+            self.ledger.received(self.sender_id, self.membership_id, self.room, echo.sender, echo.seq, server_ns)
         if request.kind == "send":
             send_accounting.accepted(self.recorder, self.ledger, self.sender_id, request.seq, self.room,
                                      request.intended_ns, arrival_ns, ack.server_ns, request.sent_ns + self.offset_ns)

@@ -56,7 +56,7 @@ def sessions(n: int, recorder: Recorder, ledger: DeliveryLedger, now_ns: int) ->
     service = registry.get("ivschat")
     ids = itertools.count(1)
     runtime = SimpleNamespace(recorder=recorder, ledger=ledger, service=service, clock_offset_ns=0, spread=None,
-                              replay=None, next_connection_id=lambda: next(ids))
+                              replay=None, next_membership_id=lambda: next(ids))
     out = []
     for i in range(n):
         user = UserSpec(sender_id=f"r{i:x}", user_id=f"viewer-r{i:x}", room=ROOM)
@@ -110,16 +110,16 @@ def measure(connections: int, messages: int, repeat: int) -> list[tuple[str, flo
 
     def new_ledger() -> DeliveryLedger:
         book = DeliveryLedger()
-        for receiver_id, connection_id in receivers:
-            book.connected(receiver_id, connection_id, ROOM, now_ns - 10**12)
+        for receiver_id, membership_id in receivers:
+            book.connected(receiver_id, membership_id, ROOM, now_ns - 10**12)
         return book
 
     def ledger(book: DeliveryLedger) -> None:
         received = book.received
         for seq, message in zip(seqs, parsed, strict=True):
             server_ns = codec.parse_send_time(message.send_time)
-            for receiver_id, connection_id in receivers:
-                received(receiver_id, connection_id, ROOM, SENDER, seq, server_ns)
+            for receiver_id, membership_id in receivers:
+                received(receiver_id, membership_id, ROOM, SENDER, seq, server_ns)
 
     def histogram(_) -> None:
         record = LatencyHistogram().record
