@@ -2,15 +2,20 @@
 
 A data plane whose rooms deliver through `DeliveryLine`s mixes in `LineFaults` and supplies:
 
-    all_members()               every open connection (`delivery.Selectable`, with a `.transport`)
-    line_of(room)               the room's DeliveryLine (creating the room's live state if needed)
-    lines()                     every room's DeliveryLine
+    runtimes()                  every room's live state: `.members` (a dict of open connections,
+                                `delivery.Selectable` with a `.transport`) and `.line` (its DeliveryLine)
+    runtime(room)               one room's live state (creating it if needed)
     close_member(member, code, reason)   the service's clean close of one connection
     start(), stop()             listen, and stop listening while dropping every connection
 
-and gets `select`, `drop`, `set_delay`, `pause`, `resume` and `restart` that behave the same for
-every service. A service whose connections sit in several rooms at once (Hotsock's channels)
-overrides `room_members(room_id)`, which otherwise reads each member's `room_id`. What "expire" means stays the service's own. `close_soon` closes a member's
+From the first two come the defaults of the three fault hooks: `all_members()` (every open
+connection), `line_of(room)` and `lines()` (every room's DeliveryLine), so a service states only
+what differs. A service whose rooms are not shaped so overrides the hooks instead: Hotsock, whose
+connections sit in several channels at once, supplies `all_members`, `line_of`, `lines` and
+`room_members(room_id)`, which otherwise reads each member's `room_id`.
+
+It then gets `select`, `drop`, `set_delay`, `pause`, `resume` and `restart` that behave the same for
+every service. What "expire" means stays the service's own. `close_soon` closes a member's
 WebSocket from synchronous code without losing the task (a `close_member` can use it).
 """
 
@@ -20,11 +25,27 @@ import asyncio
 from collections.abc import Iterable
 
 from ..services.untrusted import close_reason
-from .delivery import select_members
+from .delivery import DeliveryLine, select_members
 
 
 class LineFaults:
     default_delay: tuple[float, float] = (0.0, 0.0)  # (delay_s, jitter_s) for rooms made later
+
+    def runtimes(self) -> Iterable:
+        raise NotImplementedError  # no silent default: a line left open keeps its timers running
+
+    def runtime(self, room):
+        raise NotImplementedError
+
+    def all_members(self) -> Iterable:
+        for runtime in self.runtimes():
+            yield from runtime.members.values()
+
+    def line_of(self, room) -> DeliveryLine:
+        return self.runtime(room).line
+
+    def lines(self) -> list[DeliveryLine]:
+        return [runtime.line for runtime in self.runtimes()]
 
     def close_soon(self, member, code: int, reason: str) -> None:
         """A clean close from synchronous code; the task is kept until it ends. The reason is cut to

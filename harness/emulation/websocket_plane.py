@@ -6,7 +6,8 @@ A data plane subclasses `WebSocketPlane` and supplies
     serve_options() -> dict     the `websockets.asyncio.server.serve` keywords that make it this
                                 service: handshake hooks, frame limit, pings, server header and
                                 connection class
-    lines()                     every room's `DeliveryLine` (as for `faults.LineFaults`)
+    lines()                     every room's `DeliveryLine`: `faults.LineFaults` gives it from
+                                the service's `runtimes()` (no default here, so that one comes first)
 
 and gets `start` (listen; port 0 picks a free one, which is then kept, so a `restart` fault listens
 again on the same port), `stop` (stop listening, close every connection and every room's delivery
@@ -59,9 +60,6 @@ class WebSocketPlane:
 
     def serve_options(self) -> dict:
         raise NotImplementedError
-
-    def lines(self):
-        raise NotImplementedError  # no silent default: a line left open keeps its timers running
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -411,15 +411,8 @@ class SignalingPlane(WebSocketPlane, LineFaults):
 
     # -- faults (the shared admin routes and tests; the rest comes from LineFaults) --------------
 
-    def all_members(self) -> Iterable[Member]:
-        for runtime in self.meetings.values():
-            yield from runtime.members.values()
-
-    def line_of(self, room: Meeting) -> DeliveryLine:
-        return self.runtime(room).line
-
-    def lines(self) -> Iterable[DeliveryLine]:
-        return [runtime.line for runtime in self.meetings.values()]
+    def runtimes(self) -> Iterable[MeetingRuntime]:  # with runtime(meeting): LineFaults' hooks
+        return self.meetings.values()
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
         self._close(self.meetings.get(member.meeting_id), member, code, reason)

@@ -361,9 +361,8 @@ class DataPlane(WebSocketPlane, LineFaults):
 
     # -- faults (loopback admin endpoints and tests) ----------------------------------------------
 
-    def all_members(self) -> Iterable[Member]:
-        for runtime in self.rooms.values():
-            yield from runtime.members.values()
+    def runtimes(self) -> Iterable[RoomRuntime]:
+        return self.rooms.values()
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
         for member in members:
@@ -372,13 +371,8 @@ class DataPlane(WebSocketPlane, LineFaults):
             self._expire(member)
         return [m.describe() for m in members]
 
-    # The rest of the shared faults (select, drop, delay, pause, resume, restart) come from LineFaults.
-
-    def line_of(self, room: Room) -> DeliveryLine:
-        return self.runtime(room).line
-
-    def lines(self) -> list[DeliveryLine]:
-        return [runtime.line for runtime in self.rooms.values()]
+    # The rest of the shared faults (select, drop, delay, pause, resume, restart) come from LineFaults,
+    # its hooks (all_members, line_of, lines) from `runtimes()` and `runtime(room)`.
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
         member.ended = True

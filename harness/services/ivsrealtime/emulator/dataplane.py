@@ -485,19 +485,12 @@ class DataPlane(WebSocketPlane, LineFaults):
 
     # -- faults: the shared ones come from LineFaults; expiry is this service's own -------------------------
 
-    def line_of(self, stage: Stage) -> DeliveryLine:
-        return self.runtime(stage).line
-
-    def lines(self) -> Iterable[DeliveryLine]:
-        return [runtime.line for runtime in self.stages.values()]
+    def runtimes(self) -> Iterable[StageRuntime]:  # with runtime(stage): LineFaults' hooks
+        return self.stages.values()
 
     def close_member(self, member: Member, code: int, reason: str) -> None:
         member.closing = True
         self.close_soon(member, code, reason)
-
-    def all_members(self) -> Iterable[Member]:
-        for runtime in self.stages.values():
-            yield from runtime.members.values()
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
         """JOIN_ERROR TOKEN_EXPIRED, then a close: the SDK's ERROR TOKEN_EXPIRED, then STAGE_LEFT "unknown"."""
