@@ -1,4 +1,4 @@
-"""The toy service's emulator: a websockets data plane and an aiohttp control plane."""
+"""The toy service's emulator: a data plane (`ToyPlane`) and a control app (`ToyEmulator`) on two ports."""
 
 from .server import ToyEmulator
 

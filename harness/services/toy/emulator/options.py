@@ -15,4 +15,4 @@ def build(args) -> ToyEmulator:
 
 
 def banner(emulator: ToyEmulator) -> list[str]:
-    return [f"data plane    : {emulator.endpoint}/?token=…", f"control plane : {emulator.control_endpoint}"]
+    return [f"data plane    : {emulator.messaging_endpoint}/?token=…", f"control plane : {emulator.control_endpoint}"]

@@ -1,10 +1,12 @@
 """The toy emulator: rooms, tokens, echo-broadcast fan-out, a per-room rate limit, kicks, and the
-shared fault and metrics routes (`harness.emulation.admin`). Its fan-out is every emulator's
-(`harness.emulation.fanout`): a message is framed once and written to each member, the sender too."""
+shared fault and metrics routes (`harness.emulation.admin`), in one short file built like the four
+real emulators: a data plane (`ToyPlane`: the shared `WebSocketPlane` and the shared fault methods,
+`LineFaults`) next to a control app (`ToyEmulator`, a `TwoPortEmulator`), so a restart fault restarts
+the data plane alone. Its fan-out is every emulator's (`harness.emulation.fanout`): a message is
+framed once and written to each member, the sender too."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import secrets
 import time
@@ -12,13 +14,16 @@ from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ....emulation.admin import BadRequest, add_admin_routes, json_response, read_body
-from ....emulation.delivery import DeliveryLine, select_members
+from ....emulation.admin import BadRequest, json_response, read_body
+from ....emulation.delivery import DeliveryLine
 from ....emulation.fanout import FanoutCounts, write_to_all
+from ....emulation.faults import LineFaults
 from ....emulation.frames import text_frame, write_framed
+from ....emulation.two_ports import TwoPortEmulator
+from ....emulation.websocket_plane import WebSocketPlane
 from .. import codec
 
 
@@ -51,94 +56,26 @@ class Room:
         return self.in_window <= self.rate
 
 
-class ToyEmulator:
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, control_port: int = 0) -> None:
-        self.host, self.port, self.control_port = host, port, control_port
+class ToyPlane(WebSocketPlane, LineFaults):
+    """Rooms, tokens and connections; the fault methods (select, drop, delay, pause, resume, restart)
+    are `LineFaults`', built on `runtimes()` and `runtime(room)`: a toy room is its own live state."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
         self.rooms: dict[str, Room] = {}
         self.tokens: dict[str, tuple[str, str]] = {}  # token → (user, room)
-        self.members: dict[int, Member] = {}
-        self.dataplane = self  # the shared fault routes talk to this object
         self.delivery_cost_s = 0.0
         self.handshakes_rejected = 0
         self._ids = itertools.count(1)
-        self._server = None
-        self._runner: web.AppRunner | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------------------
+    def serve_options(self) -> dict:
+        return dict(process_request=self._check_token, compression=None)
 
-    async def start(self) -> None:
-        await self._listen()
-        app = web.Application()
-        add_admin_routes(app, self)
-        app.router.add_post("/rooms", self._create_room)
-        app.router.add_get("/rooms/{room}", self._get_room)
-        app.router.add_post("/tokens", self._create_token)
-        app.router.add_post("/kick", self._kick)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.control_port).start()
-        self.control_port = self._runner.addresses[0][1]
-
-    async def _listen(self) -> None:
-        self._server = await serve(self._handler, self.host, self.port, process_request=self._check_token,
-                                   compression=None)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"ws://{self.host}:{self.port}"
-
-    messaging_endpoint = endpoint
-
-    @property
-    def control_endpoint(self) -> str:
-        return f"http://{self.host}:{self.control_port}"
-
-    def describe(self) -> dict:
-        return {"messaging_endpoint": self.endpoint, "control_endpoint": self.control_endpoint}
-
-    # -- control plane -----------------------------------------------------------------------------------
-
-    async def _create_room(self, request: web.Request) -> web.Response:
-        body = await read_body(request, {"name", "rate"})
-        rate = body.get("rate", 0)
-        if not isinstance(rate, int) or rate < 0:
-            raise BadRequest("rate must be a whole number >= 0")
-        room_id = f"{body.get('name', 'room')}-{secrets.token_hex(3)}"
-        self.rooms[room_id] = Room(room_id, rate, self._fanout)
-        return json_response({"room": room_id, "rate": rate})
-
-    async def _get_room(self, request: web.Request) -> web.Response:
-        room = self.find_room(request.match_info["room"])
-        if room is None:
-            raise LookupError("no such room")
-        return json_response({"room": room.id, "rate": room.rate})
-
-    async def _create_token(self, request: web.Request) -> web.Response:
-        body = await read_body(request, {"user", "room"})
-        if body.get("room") not in self.rooms or not isinstance(body.get("user"), str):
-            raise BadRequest("user (a string) and room (an existing room) are required")
-        token = secrets.token_urlsafe(16)
-        self.tokens[token] = (body["user"], body["room"])
-        return json_response({"token": token})
-
-    async def _kick(self, request: web.Request) -> web.Response:
-        body = await read_body(request, {"user", "room"})
-        kicked = select_members(self.members.values(), room_id=body.get("room"), user_ids=[body.get("user")])
-        for member in kicked:
-            self._close_with(member, "kicked", 4000)
-        return json_response({"kicked": len(kicked)})
-
-    # -- data plane --------------------------------------------------------------------------------------
+    def add_room(self, name: str, rate: int) -> Room:
+        room = Room(f"{name}-{secrets.token_hex(3)}", rate, self._fanout)
+        room.line.set_delay(*self.default_delay)  # a delay set for every room holds for later ones too
+        self.rooms[room.id] = room
+        return room
 
     def _check_token(self, connection: ServerConnection, request):
         token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
@@ -152,7 +89,7 @@ class ToyEmulator:
         user_id, room_id = connection.toy_grant
         room = self.rooms[room_id]
         member = Member(next(self._ids), connection, user_id, room_id)
-        room.members[member.id] = self.members[member.id] = member
+        room.members[member.id] = member
         try:
             async for data in connection:
                 self._on_frame(member, room, data)
@@ -160,7 +97,6 @@ class ToyEmulator:
             pass
         finally:
             room.members.pop(member.id, None)
-            self.members.pop(member.id, None)
 
     def _on_frame(self, member: Member, room: Room, data) -> None:
         try:
@@ -186,71 +122,91 @@ class ToyEmulator:
     def _send(member: Member, frame: bytes) -> None:
         write_framed(member, text_frame(frame))  # at once, as the fan-out writes: a member's frames stay in order
 
-    def _close_with(self, member: Member, notice: str, code: int) -> None:
-        async def close() -> None:
-            await _quietly(member.connection.send(codec.encode_notice(notice).decode()))
-            await _quietly(member.connection.close(code, notice))
-        asyncio.ensure_future(close())
+    def close_with(self, member: Member, notice: str, code: int) -> None:
+        """A kick or an expiry: a notice, then a clean close."""
+        self._send(member, codec.encode_notice(notice))
+        self.close_soon(member, code, notice)
 
-    # -- what the shared fault and metrics routes use ----------------------------------------------------
+    # -- what LineFaults builds on, and the faults that stay the toy's own -------------------------------
 
-    def find_room(self, identifier: str) -> Room | None:
-        return self.rooms.get(identifier)
+    def runtimes(self):
+        return self.rooms.values()
 
-    def select(self, **selection) -> list[Member]:
-        return select_members(self.members.values(), **selection)
+    def runtime(self, room: Room) -> Room:
+        return room
 
-    def drop(self, members: list[Member], *, mode: str = "abrupt", code: int = 1001, reason: str = "") -> list[dict]:
-        for member in members:
-            if mode == "abrupt":
-                member.connection.transport.abort()
-            else:
-                asyncio.ensure_future(_quietly(member.connection.close(code, reason or "dropped")))
-        return [m.describe() for m in members]
+    def close_member(self, member: Member, code: int, reason: str) -> None:
+        self.close_soon(member, code, reason)
 
     def expire_sessions(self, members: list[Member]) -> list[dict]:
         for member in members:
-            self._close_with(member, "expired", 4001)
+            self.close_with(member, "expired", 4001)
         return [m.describe() for m in members]
 
-    def set_delay(self, room: Room | None, delay_s: float, jitter_s: float = 0.0) -> None:
-        for each in [room] if room else self.rooms.values():
-            each.line.set_delay(delay_s, jitter_s)
-
-    def pause(self, room: Room, mode: str = "drop") -> None:
-        room.line.pause(mode)
-
-    def resume(self, room: Room) -> int:
-        return room.line.resume()
-
-    async def restart(self, downtime_s: float = 0.0, mode: str = "abrupt") -> int:
-        members = list(self.members.values())
-        self.drop(members, mode=mode)
-        self._server.close(close_connections=True)
-        await self._server.wait_closed()
-        await asyncio.sleep(downtime_s)
-        await self._listen()
-        return len(members)
-
     def connection_count(self) -> int:
-        return len(self.members)
+        return sum(len(room.members) for room in self.rooms.values())
+
+
+class ToyEmulator(TwoPortEmulator):
+    """The control app: rooms, tokens and kicks next to the shared fault and metrics routes."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, control_port: int = 0) -> None:
+        self.host, self.control_port = host, control_port
+        self.dataplane = ToyPlane(host, port)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/rooms", self._create_room)
+        app.router.add_get("/rooms/{room}", self._get_room)
+        app.router.add_post("/tokens", self._create_token)
+        app.router.add_post("/kick", self._kick)
+
+    def describe(self) -> dict:
+        return {"messaging_endpoint": self.messaging_endpoint, "control_endpoint": self.control_endpoint}
+
+    async def _create_room(self, request: web.Request) -> web.Response:
+        body = await read_body(request, {"name", "rate"})
+        rate = body.get("rate", 0)
+        if not isinstance(rate, int) or rate < 0:
+            raise BadRequest("rate must be a whole number >= 0")
+        room = self.dataplane.add_room(body.get("name", "room"), rate)
+        return json_response({"room": room.id, "rate": rate})
+
+    async def _get_room(self, request: web.Request) -> web.Response:
+        room = self.find_room(request.match_info["room"])
+        if room is None:
+            raise LookupError("no such room")
+        return json_response({"room": room.id, "rate": room.rate})
+
+    async def _create_token(self, request: web.Request) -> web.Response:
+        body = await read_body(request, {"user", "room"})
+        if body.get("room") not in self.dataplane.rooms or not isinstance(body.get("user"), str):
+            raise BadRequest("user (a string) and room (an existing room) are required")
+        token = secrets.token_urlsafe(16)
+        self.dataplane.tokens[token] = (body["user"], body["room"])
+        return json_response({"token": token})
+
+    async def _kick(self, request: web.Request) -> web.Response:
+        body = await read_body(request, {"user", "room"})
+        kicked = self.dataplane.select(room_id=body.get("room"), user_ids=[body.get("user")])
+        for member in kicked:
+            self.dataplane.close_with(member, "kicked", 4000)
+        return json_response({"kicked": len(kicked)})
+
+    # -- what the shared metrics routes use ---------------------------------------------------------------
+
+    def find_room(self, identifier: str) -> Room | None:
+        return self.dataplane.rooms.get(identifier)
 
     def standard_metrics(self):
         from ....emulation.standard_metrics import RoomFigures, StandardMetrics
 
-        rooms = {r.id: RoomFigures(len(r.members), r.accepted, r.counters.frames_delivered) for r in self.rooms.values()}
-        return StandardMetrics("toy", rooms,
-                               {401: self.handshakes_rejected} if self.handshakes_rejected else {})
+        plane = self.dataplane
+        rooms = {r.id: RoomFigures(len(r.members), r.accepted, r.counters.frames_delivered) for r in plane.rooms.values()}
+        return StandardMetrics("toy", rooms, {401: plane.handshakes_rejected} if plane.handshakes_rejected else {})
 
     def metrics_text(self) -> str:
+        plane = self.dataplane
         lines = ["# TYPE toy_messages_accepted_total counter"]
-        lines += [f'toy_messages_accepted_total{{room="{r.id}"}} {r.accepted}' for r in self.rooms.values()]
-        lines += ["# TYPE toy_handshakes_rejected_total counter", f"toy_handshakes_rejected_total {self.handshakes_rejected}"]
+        lines += [f'toy_messages_accepted_total{{room="{r.id}"}} {r.accepted}' for r in plane.rooms.values()]
+        lines += ["# TYPE toy_handshakes_rejected_total counter", f"toy_handshakes_rejected_total {plane.handshakes_rejected}"]
         return "\n".join(lines) + "\n"
-
-
-async def _quietly(awaitable) -> None:
-    try:
-        await awaitable
-    except (ConnectionClosed, OSError):
-        pass  # the member is already gone
