@@ -33,3 +33,44 @@ def test_named_quotas_beat_the_rate_for_every_operation_and_bad_ones_are_refused
     assert throttle.limit("GetRoom") == 1 and throttle.limit("ListRooms") == 5
     with pytest.raises(ValueError, match="GetRoom"):
         OperationThrottle({"GetRoom": -1})
+
+
+def test_ivschat_stamps_a_message_in_the_second_its_rate_limit_counted_it(monkeypatch):
+    """The limiter's window and the SendTime come from one clock reading. Read twice, a message let
+    through in the last nanoseconds of a second was stamped in the next, and that second's count by
+    SendTime (what the rate-limit verdicts read) came to limit + 1."""
+    import types
+
+    import orjson
+
+    from harness.services.ivschat import codec
+    from harness.services.ivschat.emulator import dataplane
+    from harness.services.ivschat.emulator.limits import make_limiter
+
+    readings = iter([1_999_999_999_999_999_999, 2_000_000_000_000_000_001])  # ns: a second ends between
+
+    class Clock:  # each read moves on, as a real clock would between two reads
+        @staticmethod
+        def time_ns():
+            return next(readings)
+
+        @staticmethod
+        def time():
+            return next(readings) / 1e9
+
+    monkeypatch.setattr(dataplane, "time", Clock)
+    monkeypatch.setattr(dataplane, "text_frame", lambda payload: payload)  # the payload, unframed
+    frames = []
+    runtime = types.SimpleNamespace(
+        room=types.SimpleNamespace(maximum_message_length=500, message_review_handler=None),
+        limiter=make_limiter("fixed-window", 1), counters=types.SimpleNamespace(messages_accepted=0))
+    member = types.SimpleNamespace(runtime=runtime, grant=types.SimpleNamespace(
+        capabilities={codec.SEND_MESSAGE}, user_id="u", attributes=None))
+    plane = types.SimpleNamespace(frame_ids=lambda: "id-1", _deliver=lambda rt, frame: frames.append(frame),
+                                  _reject=lambda *a: frames.append(("rejected", a)))
+    plane._accept = types.MethodType(dataplane.DataPlane._accept, plane)
+    dataplane.DataPlane._send_message(plane, member, codec.SendMessageRequest("r1", "hi", None))
+    assert len(frames) == 1 and not isinstance(frames[0], tuple), frames
+    payload = orjson.loads(frames[0])
+    stamped = codec.parse_send_time(payload["SendTime"])
+    assert stamped // 10**9 == 1_999_999_999, "stamped in the second the limiter counted it in"

@@ -235,11 +235,14 @@ class DataPlane(WebSocketPlane, LineFaults):
                                 f"Content exceeds maximumMessageLength ({room.maximum_message_length})")
         if request.attributes and _map_size(request.attributes) > ATTRIBUTES_LIMIT:
             return self._reject(member, request.request_id, 413, f"Attributes exceed {ATTRIBUTES_LIMIT} bytes")
-        if not runtime.limiter.allow(time.time()):
+        # One clock reading for the limit and the SendTime: read twice, a message let through in the
+        # last microseconds of a second was stamped in the next one, whose count then read limit + 1.
+        now_ns = time.time_ns()
+        if not runtime.limiter.allow(now_ns / 1e9):
             return self._reject(member, request.request_id, 429, "Message rate limit exceeded")
         if room.message_review_handler and room.message_review_handler.get("uri"):
             return self._review_then_accept(member, request)
-        self._accept(member, request.request_id, request.content, request.attributes)
+        self._accept(member, request.request_id, request.content, request.attributes, accepted_ns=now_ns)
         return None
 
     async def _review_then_accept(self, member: Member, request: ivschat.SendMessageRequest) -> None:
@@ -261,11 +264,12 @@ class DataPlane(WebSocketPlane, LineFaults):
             return
         self._accept(member, request.request_id, verdict.content, verdict.attributes, message_id)
 
-    def _accept(self, member: Member, request_id: str, content: str, attributes, message_id: str | None = None):
+    def _accept(self, member: Member, request_id: str, content: str, attributes, message_id: str | None = None,
+                accepted_ns: int | None = None):
         runtime = member.runtime
         runtime.counters.messages_accepted += 1
         payload = ivschat.encode_message(
-            message_id or self.frame_ids(), request_id, content, attributes, time.time_ns(),
+            message_id or self.frame_ids(), request_id, content, attributes, accepted_ns or time.time_ns(),
             member.grant.user_id, member.grant.attributes,
         )
         self._deliver(runtime, text_frame(payload))
