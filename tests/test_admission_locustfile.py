@@ -55,3 +55,17 @@ def test_with_a_secret_an_unadmitted_peer_gets_no_locustfile_and_is_told_why():
 def test_without_a_secret_the_locustfile_is_handed_out_as_plain_locust_does():
     answer = _ask_for_the_locustfile("")
     assert [f["filename"] for f in answer["locustfiles"]] == [Path(__file__).name]
+
+
+def test_admission_wraps_the_master_before_the_target_is_set_up():
+    """Locust calls init listeners in the order they were added, which is the order their modules
+    were imported. On a master, target_setup's init may start an emulator or provision rooms and
+    yield meanwhile; a worker's hello that lands then must already meet admission's secret check
+    (once, a top-level import of target_setup in progress.py put it first)."""
+    probe = ("import harness.services.ivschat.users\n"
+             "from locust import events\n"
+             "print(' '.join(h.__module__ for h in events.init._handlers))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    order = proc.stdout.split()
+    assert order.index("harness.locust.admission") < order.index("harness.locust.target_setup"), order

@@ -71,4 +71,6 @@ def test_the_writers_of_traces_results_reports_and_benchmarks_all_go_through_it(
     document.write_atomic(tmp_path / "report.html", lambda f: f.write("<html>"))
     common.write_json_atomically(tmp_path / "bench.json", {"b": 2})
     assert written == ["t.jsonl", "results.json", "report.html", "bench.json"]
-    assert stat.S_IMODE(os.stat(tmp_path / "results.json").st_mode) == 0o644
+    # results.json keeps servers' text verbatim (error samples may carry a token): its owner's only
+    assert stat.S_IMODE(os.stat(tmp_path / "results.json").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "report.html").st_mode) == 0o644

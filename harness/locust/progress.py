@@ -21,7 +21,6 @@ from locust.runners import MasterRunner, WorkerRunner
 from ..metrics.counters import error_total
 from .options import option
 from .state import state_of
-from .target_setup import service_of
 
 log = logging.getLogger("chatload")
 
@@ -47,6 +46,11 @@ def _write_progress(environment, state) -> None:
     started = time.monotonic()
     progress_line(environment, {"event": "start", "t_ns": time.time_ns()})
     commands_read = 0
+    # Imported here, not at the top: importing target_setup registers its init listener, and the
+    # listeners run in import order. Admission (which imports this module) must wrap the master's
+    # message handler before target_setup's init can yield to a worker's hello.
+    from .target_setup import service_of
+
     service = service_of(environment)
     own = tuple(service.histograms) if service is not None else ()  # join, ping, subscribe, replay, …
     while not state.stopping:

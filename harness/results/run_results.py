@@ -278,6 +278,11 @@ def build_results(stats: ChatStats, *, metadata: dict, complete: bool, lost: lis
     }
 
 
+RESULTS_MODE = 0o600  # raw server text (protocol_error_samples) is kept, unscanned for secrets as report.json is
+
+
 def write_json_atomic(path: Path, document: dict) -> Path:
-    """Write the document so that no half-written results survive a crash (`harness.files.atomic`)."""
-    return write_atomic(path, lambda f: (json.dump(document, f, indent=1, sort_keys=False), f.write("\n")))
+    """Write the document so that no half-written results survive a crash (`harness.files.atomic`).
+    Readable by its owner only: it holds what servers sent verbatim, which may carry a token."""
+    return write_atomic(path, lambda f: (json.dump(document, f, indent=1, sort_keys=False), f.write("\n")),
+                        mode=RESULTS_MODE)
