@@ -73,6 +73,8 @@ async def _handler(ws) -> None:
         return
     elif path == "/headers":
         await ws.send(f"{ws.subprotocol}|{ws.request.headers.get('X-Chatload-Test')}")
+    elif path == "/peer":
+        await ws.send(ws.remote_address[0])
     async for message in ws:  # /echo and the rest: echo each message as it came
         await ws.send(message)
 
@@ -191,6 +193,17 @@ def test_subprotocol_and_headers_reach_the_server(transport):
                                    headers=(("X-Chatload-Test", "yes"),))
         assert ws.subprotocol == "tok-en_1"
         assert [p for p, _, _, _ in await listener.frames_at_least(1)] == [b"tok-en_1|yes"]
+        ws.abort()
+    _run(case, transport)
+
+
+@pytest.mark.parametrize("source", ["127.0.0.2", "127.0.0.3"])
+def test_a_connection_comes_from_the_source_address_asked(transport, source):
+    """`source` (the run's rotation of local addresses): the server sees the connection come from it."""
+    async def case(base, transport):
+        listener = Recorder()
+        ws = await connect(ConnectParams(base + "/peer"), listener, timeout=5, transport=transport, source=source)
+        assert [p for p, _, _, _ in await listener.frames_at_least(1)] == [source.encode()]
         ws.abort()
     _run(case, transport)
 

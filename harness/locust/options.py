@@ -12,6 +12,7 @@ import functools
 
 from locust import argument_parser, events
 
+from ..net.source_addresses import parse_source_addresses
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from ..services import registry
 from ..services.token_endpoint import METHODS, TokenEndpoint, TokenEndpointError
@@ -52,6 +53,10 @@ def _add_options(parser) -> None:
     parser.add_argument("--chat-connect-timeout", type=float, default=10.0, help="seconds per connection attempt")
     parser.add_argument("--chat-transport", default=DEFAULT_TRANSPORT, choices=sorted(TRANSPORTS),
                         include_in_web_ui=False, help="WebSocket client implementation (default %(default)s)")
+    parser.add_argument("--chat-source-addresses", default="", include_in_web_ui=False, metavar="IP,IP…",
+                        help="local addresses to connect from, in turn (e.g. 127.0.0.1,127.0.0.2): each has its own "
+                             "~28k ephemeral ports to one endpoint, so more connections than that from one machine "
+                             "need more of them (default: the system chooses)")
     parser.add_argument("--chat-clock-sync", choices=("auto", "ping"), default="auto", include_in_web_ui=False,
                         help="workers' clock offset to the master: auto (exact on the master's machine, found by "
                              "the kernel's boot id; pings elsewhere) or ping (always estimate by min-RTT pings)")
@@ -162,3 +167,11 @@ def _compute_locust_defaults_once() -> None:
 
 
 _compute_locust_defaults_once()
+
+
+def source_addresses_of(environment) -> tuple[str, ...]:
+    """`--chat-source-addresses` as addresses; a bad one stops the run with the option named."""
+    try:
+        return parse_source_addresses(option(environment, "chat_source_addresses", ""))
+    except ValueError as exc:
+        raise SystemExit(f"--chat-source-addresses: {exc}") from None

@@ -13,7 +13,7 @@ from locust.runners import WorkerRunner
 
 from ..results.run_results import ChatStats
 from ..timing import clock
-from .options import option
+from .options import option, source_addresses_of
 from .target import resolved_target, token_provider
 
 
@@ -70,7 +70,8 @@ def runtime_for(environment):
                 runtime = ChatRuntime(environment, service, target, token_provider(environment, service, target),
                                       connect_timeout=option(environment, "chat_connect_timeout", 10.0),
                                       clock_offset_ns=state.clock.offset_ns,
-                                      transport=option(environment, "chat_transport", "websockets"))
+                                      transport=option(environment, "chat_transport", "websockets"),
+                                      source_addresses=source_addresses_of(environment))
                 if is_worker:
                     runtime.sink = lambda snapshot: ship_interval(environment, snapshot)
                 else:

@@ -198,7 +198,7 @@ class _StampedHeaders(list):
 
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
-                  ssl_context=None, tls: TlsPhase | None = None) -> PicowsClient:
+                  ssl_context=None, tls: TlsPhase | None = None, local_addr=None) -> PicowsClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
     headers = _StampedHeaders(params.headers)
     if params.subprotocols:
@@ -206,6 +206,8 @@ async def connect(params: ConnectParams, listener: FrameListener, *, timeout: fl
     client = PicowsClient(listener)
     client._tls = headers.tls = tls
     secure = {"ssl_context": ssl_context} if ssl_context is not None else {}
+    if local_addr is not None:
+        secure["local_addr"] = local_addr  # picows hands it on to loop.create_connection
     try:
         async with asyncio.timeout(timeout):
             await ws_connect(lambda: client, params.url, extra_headers=headers, websocket_handshake_timeout=None,

@@ -124,24 +124,29 @@ def load(transport: str = DEFAULT_TRANSPORT):
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
                   transport: str = DEFAULT_TRANSPORT, ssl_context: ssl.SSLContext | None = None,
-                  tls_session=None, tls: TlsPhase | None = None) -> Transport:
+                  tls_session=None, tls: TlsPhase | None = None, source: str | None = None) -> Transport:
     """Open a connection with the named transport within `timeout`; raise HandshakeFailed, OSError
     (ssl.SSLCertVerificationError for a rejected certificate) or TimeoutError when it cannot be
     opened. A wss:// URL uses `ssl_context`, else the process's default (system trust store), and
     offers `tls_session` (the user's previous connection's) for resumption. `tls`: a phase the
     caller already began (its place taken before its own clock started); else one is begun here,
-    before the timeout starts. The phase is ended here either way."""
+    before the timeout starts. The phase is ended here either way. `source`: the local address to
+    connect from (None: the system's choice); each (source, server address, port) has its own range of
+    ephemeral ports, ~28k on Linux by default, so a generator holding more connections than that to
+    one endpoint rotates its sources."""
     module = load(transport)
     ssl_context = context_for(params.url, ssl_context)
+    local = {"local_addr": (source, 0)} if source else {}
     if ssl_context is None:
-        return await module.connect(params, listener, timeout=timeout)
+        return await module.connect(params, listener, timeout=timeout, **local)
     phase = tls
     try:
         if phase is None:
             phase = TlsPhase(offer=tls_session)
             await phase.begin()  # a place among the loop's handshakes in flight: not part of the timeout
         async with asyncio.timeout(timeout):
-            return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context, tls=phase)
+            return await module.connect(params, listener, timeout=timeout, ssl_context=ssl_context, tls=phase,
+                                        **local)
     finally:
         if phase is not None:
             phase.end()  # a failed connect gives its place back too

@@ -177,13 +177,15 @@ class WebSocketClient(asyncio.Protocol, Transport):
 
 
 async def connect(params: ConnectParams, listener: FrameListener, *, timeout: float = 10.0,
-                  ssl_context=None, tls: TlsPhase | None = None) -> WebSocketClient:
+                  ssl_context=None, tls: TlsPhase | None = None, local_addr=None) -> WebSocketClient:
     """Connect and complete the opening handshake within `timeout`; raise on refusal or timeout."""
     loop = asyncio.get_running_loop()
     parsed = parse_uri(params.url)
     client = WebSocketClient(params, listener)
     client._tls = tls
     secure = {"ssl": ssl_context, "server_hostname": parsed.host} if ssl_context is not None else {}
+    if local_addr is not None:
+        secure["local_addr"] = local_addr
     async with asyncio.timeout(timeout):
         try:
             await loop.create_connection(lambda: client, parsed.host, parsed.port, **secure)

@@ -284,6 +284,8 @@ class Run:
                 "--chat-progress-file", str(progress), "--chat-command-file", str(self.raw / "commands.jsonl")]
         if scenario.token_endpoint is not None:
             argv += token_endpoint_args(scenario.token_endpoint)
+        if scenario.source_addresses:
+            argv += ["--chat-source-addresses", ",".join(scenario.source_addresses)]
         if scenario.metrics_port is not None:
             argv += ["--chat-metrics-port", str(scenario.metrics_port),
                      "--chat-metrics-linger", str(getattr(self.args, "metrics_linger", 15.0))]

@@ -45,7 +45,8 @@ class ChatRuntime:
     @runs_in_greenlet
     def __init__(self, environment, service: ChatService, target: Target, token_provider: TokenProvider, *,
                  connect_timeout: float = 10.0, ack_timeout: float = 15.0, clock_offset_ns: int = 0,
-                 process_tag: str | None = None, transport: str = DEFAULT_TRANSPORT) -> None:
+                 process_tag: str | None = None, transport: str = DEFAULT_TRANSPORT,
+                 source_addresses: tuple[str, ...] = ()) -> None:
         if not target.rooms:
             raise ValueError(f"no {service.room_noun}s to connect to")
         self.environment = environment
@@ -80,7 +81,7 @@ class ChatRuntime:
             LoopSide, self.loop_thread.inbox, service, target, token_provider, connect_timeout=connect_timeout,
             ack_timeout_ns=int(ack_timeout * 1e9), clock_offset_ns=clock_offset_ns, transport=transport,
             ssl_context=self.ssl_context, tell_locust=self._tell_locust, on_interval=self._on_interval,
-            on_state=self.state_posted))
+            on_state=self.state_posted, source_addresses=source_addresses))
         self.loop_thread.call(self.loop_side.start_ticker)
         # Everything allocated so far (Locust, boto3, botocore's models, plotly) lives for the whole
         # run; freezing it keeps gen-2 collections from rescanning it. Measured: a 323 ms collector

@@ -43,7 +43,8 @@ class LoopSide:
     @runs_on_loop
     def __init__(self, inbox: GeventInbox, service: ChatService, target: Target, token_provider: TokenProvider, *,
                  connect_timeout: float, ack_timeout_ns: int, clock_offset_ns: int, transport: str, ssl_context,
-                 tell_locust: Callable, on_interval: Callable, on_state: Callable) -> None:
+                 tell_locust: Callable, on_interval: Callable, on_state: Callable,
+                 source_addresses: tuple[str, ...] = ()) -> None:
         self.inbox = inbox
         self.loop = asyncio.get_running_loop()
         self.service = service
@@ -54,6 +55,8 @@ class LoopSide:
         self.clock_offset_ns = clock_offset_ns
         self.transport = transport
         self.ssl_context = ssl_context
+        # Local addresses connections are made from, in turn (empty: the system's choice each time).
+        self._sources = itertools.cycle(source_addresses) if source_addresses else None
         # The hub side's callables: posted through the inbox, never called here.
         self._tell_locust, self._on_interval, self._on_state = tell_locust, on_interval, on_state
         self.recorder = Recorder()
@@ -192,6 +195,11 @@ class LoopSide:
         return self.token_provider.purposes
 
     @runs_on_loop
+    @runs_on_loop
+    def next_source(self) -> str | None:
+        """The local address the next connection is made from (`--chat-source-addresses`), or None."""
+        return next(self._sources) if self._sources is not None else None
+
     def next_membership_id(self) -> int:
         return next(self._membership_ids)
 

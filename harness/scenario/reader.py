@@ -20,6 +20,7 @@ from pathlib import Path
 from ..files.toml_tables import DURATION, NUMBER, Key, Problems, TableError
 from ..files.toml_tables import TableReader as _TableReader
 from ..files.toml_tables import parse_duration as _parse_duration
+from ..net.source_addresses import parse_source_addresses
 from ..net.tls import ca_file_problem, ca_pem_of
 from ..net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from ..results.measured import DEFAULT_MIN_CONNECTED, DEFAULT_MIN_SPAWNED
@@ -113,6 +114,7 @@ class Scenario:
     tls: bool = False  # the embedded emulator serves TLS ([target] tls, `chatload run --tls`)
     token_endpoint: TokenEndpoint | None = None  # [target.token_endpoint]: the application's own tokens
     workers: int = 0  # Locust workers on other machines the run waits for ([run] workers; 0: none)
+    source_addresses: tuple[str, ...] = ()  # local addresses connections are made from, in turn ([run])
     emulator_bind: str | None = None  # the embedded emulator's address for remote workers ([target] bind)
     traffic: Traffic | None = None  # a trace replayed as the load ([traffic])
 
@@ -275,6 +277,9 @@ RUN_KEYS = (
         "`chatload bench` compares their cost)", '"websockets"', choices=tuple(sorted(TRANSPORTS))),
     Key("metrics_port", int, None, "serve live Prometheus /metrics on this port while the run goes "
         "(docs/live-metrics.md); 0 picks a free port", "9646", minimum=0, maximum=65535),
+    Key("source_addresses", list, [], "local addresses to connect from, in turn: each has its own ~28k "
+        "ephemeral ports to one endpoint, so a generator holding more connections than that needs more "
+        "(any 127.x.y.z on loopback); empty: the system chooses", '["127.0.0.1", "127.0.0.2"]'),
     Key("workers", int, 0, "Locust workers on other machines this run needs (`chatload worker`; "
         "docs/distributed.md); 0: none, the run uses [scenario] processes", "2", minimum=0, maximum=1000),
 )
@@ -335,9 +340,14 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     if scenario.duration_s <= 0:
         head.fail("duration", "must be longer than 0 s")
 
-    values = reader("run", data.get("run", {})).read_all(RUN_KEYS)
+    run_table = reader("run", data.get("run", {}))
+    values = run_table.read_all(RUN_KEYS)
     scenario.transport, scenario.metrics_port = values["transport"], values["metrics_port"]
     scenario.workers = values["workers"]
+    try:
+        scenario.source_addresses = parse_source_addresses(values["source_addresses"])
+    except ValueError as exc:
+        run_table.fail("source_addresses", str(exc))
 
     t.check_keys({key.name for key in (*TARGET_KEYS, *service.target_keys)} | {"token_endpoint"})
     kind = t.read(TARGET_KEYS[1], choices=(KIND_EMULATOR, KIND_RUNNING_EMULATOR, service.real_kind))

@@ -201,8 +201,12 @@ class ChatSession:
                 phase.end()  # connect, which ends it, is not reached
             raise
         try:
+            # The next local address of the run's rotation (a runtime without one connects from the
+            # system's choice): past ~28k connections to one endpoint one address runs out of ports.
+            next_source = getattr(runtime, "next_source", None)
             ws = await connect(params, self, timeout=runtime.connect_timeout, transport=runtime.transport,
-                               ssl_context=runtime.ssl_context, tls=phase)
+                               ssl_context=runtime.ssl_context, tls=phase,
+                               source=next_source() if next_source is not None else None)
         except HandshakeFailed as exc:
             cause = f"HTTP {exc.status}" if exc.status else "bad handshake"
             runtime.report_connect(self, started_ns, cause, str(exc), reconnect=reconnect)
