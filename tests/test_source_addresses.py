@@ -95,3 +95,13 @@ def test_two_source_addresses_open_what_one_address_has_no_ports_for(tmp_path):
     assert _opened(one) < CONNECTIONS and failures, (_opened(one), failures)
     assert _opened(two) == CONNECTIONS, (_opened(two), {k: v for k, v in two["counters"].items()
                                                          if k.startswith("connect_failures")})
+
+
+def test_locust_stops_at_start_naming_a_bad_source_address(tmp_path):
+    """A plain `locust -f` run: the option is checked in init, before an emulator starts or a user spawns."""
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "ivschat.py"),
+                           "--headless", "-u", "1", "-r", "1", "-t", "2s", "--chat-report-dir", str(tmp_path),
+                           "--chat-source-addresses", "127.0.0.2,bogus"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "--chat-source-addresses: 'bogus' is not an IP address" in proc.stderr, proc.stderr[-2000:]

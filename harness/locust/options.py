@@ -174,4 +174,4 @@ def source_addresses_of(environment) -> tuple[str, ...]:
     try:
         return parse_source_addresses(option(environment, "chat_source_addresses", ""))
     except ValueError as exc:
-        raise SystemExit(f"--chat-source-addresses: {exc}") from None
+        raise SystemExit(f"chatload: --chat-source-addresses: {exc}") from None

@@ -19,7 +19,7 @@ from ..net.tls import ca_file_problem, ca_pem_of
 from ..services import registry
 from ..services.base import KIND_EMULATOR, KIND_RUNNING_EMULATOR, ChatService, ServiceError, Target
 from ..services.target_resolution import resolve_target
-from .options import option
+from .options import option, source_addresses_of
 from .state import state_of
 from .target import token_endpoint_of
 from .users import ChatUser
@@ -43,6 +43,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     if service is None:
         return
     _apply_mix(environment)  # a bad option must stop us before anything is started
+    source_addresses_of(environment)
     token_endpoint_of(environment, service)
     _prepare_target(environment, service)
 
