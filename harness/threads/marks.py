@@ -17,6 +17,7 @@ the function itself: nothing is added to any call, the receive path's included.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import functools
 import inspect
@@ -26,8 +27,6 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from gevent import monkey
-
 CHECKING = os.environ.get("CHATLOAD_CHECK_THREADS", "") not in ("", "0")
 if CHECKING:  # said once per process, so that a run can show the checks were on
     sys.stderr.write(f"chatload: thread checks on (CHATLOAD_CHECK_THREADS) in process {os.getpid()}\n")
@@ -36,8 +35,12 @@ GREENLET = "greenlet"
 
 log = logging.getLogger(__name__)
 _F = TypeVar("_F", bound=Callable)
-# Monkey-patching makes `_thread.get_ident` a greenlet's id: the real thread's is wanted here.
-_get_ident = monkey.get_original("_thread", "get_ident")
+# Monkey-patching makes `_thread.get_ident` a greenlet's id: the real thread's is wanted here. Where
+# gevent is loaded, its saved original; elsewhere (an emulator, the CLI) the function as it is now,
+# which a later patch cannot change under us. Importing gevent only for this cost every process
+# that reads the service contract ~20 ms at start.
+_monkey = sys.modules.get("gevent.monkey")
+_get_ident = _monkey.get_original("_thread", "get_ident") if _monkey is not None else _thread.get_ident
 _main_ident = _get_ident()
 _loop_threads: dict[int, str] = {}  # thread id → name; written by each LoopThread when it starts
 
